@@ -1,0 +1,179 @@
+//! matmul rows: every supported variant and product at square sizes and the GPT layer shapes, beside
+//! `matrixmultiply`'s multithreaded sgemm on the CPU for the same product.
+
+use wgpt::kernels::matmul::{self, Variant};
+
+use crate::harness::{Bench, Row};
+
+/// (M, K, N): squares, then a GPT block at B·T = 768 rows: (128 → 384) attention in, (128 → 512) MLP
+/// up, (512 → 128) MLP down, (128 → 65) character-vocabulary head.
+const SHAPES: [(usize, usize, usize); 7] = [
+    (256, 256, 256),
+    (512, 512, 512),
+    (1024, 1024, 1024),
+    (768, 128, 384),
+    (768, 128, 512),
+    (768, 512, 128),
+    (768, 128, 65),
+];
+
+#[derive(Clone, Copy)]
+enum Product {
+    Forward,
+    InputGrad,
+    WeightGrad,
+}
+
+impl Product {
+    const ALL: [Product; 3] = [Product::Forward, Product::InputGrad, Product::WeightGrad];
+
+    /// Suffix of the row id; the forward product has none.
+    fn suffix(self) -> &'static str {
+        match self {
+            Product::Forward => "",
+            Product::InputGrad => "/dx",
+            Product::WeightGrad => "/dw",
+        }
+    }
+}
+
+pub fn run(bench: &mut Bench) {
+    for variant in Variant::ALL {
+        if !variant.supported(&bench.gpu) {
+            continue;
+        }
+        for product in Product::ALL {
+            let ids: Vec<String> = SHAPES
+                .iter()
+                .map(|&(m, k, n)| {
+                    format!("matmul/{}/{m}x{k}x{n}{}", variant.name(), product.suffix())
+                })
+                .filter(|id| bench.wants(id))
+                .collect();
+            if ids.is_empty() {
+                continue;
+            }
+            let compile_id = format!("matmul/{}{}", variant.name(), product.suffix());
+            bench.compile(&compile_id, || build(bench, variant, product, (1, 1, 1)));
+            for &(m, k, n) in &SHAPES {
+                let id = format!("matmul/{}/{m}x{k}x{n}{}", variant.name(), product.suffix());
+                if bench.wants(&id) {
+                    row(bench, id, variant, product, (m, k, n));
+                }
+            }
+        }
+    }
+}
+
+/// Operands for the product at `(m, k, n)` (forward sizes: `x [m, k]`, `w [k, n]`, `y [m, n]`) and the
+/// dispatch computing it.
+fn build(
+    bench: &Bench,
+    variant: Variant,
+    product: Product,
+    (m, k, n): (usize, usize, usize),
+) -> wgpt::Dispatch {
+    let gpu = &bench.gpu;
+    let fill = |shape: &[usize]| {
+        let len: usize = shape.iter().product();
+        let data: Vec<f32> = (0..len).map(|i| (i % 7) as f32 * 0.1).collect();
+        gpu.upload("bench", shape, &data).unwrap()
+    };
+    let (x, w, y) = (fill(&[m, k]), fill(&[k, n]), fill(&[m, n]));
+    match product {
+        Product::Forward => matmul::forward(gpu, variant, &x, &w, None, &y),
+        Product::InputGrad => matmul::backward_input(gpu, variant, &y, &w, &x),
+        Product::WeightGrad => matmul::backward_weight(gpu, variant, &x, &y, &w),
+    }
+    .unwrap()
+}
+
+fn row(
+    bench: &mut Bench,
+    id: String,
+    variant: Variant,
+    product: Product,
+    (m, k, n): (usize, usize, usize),
+) {
+    let dispatch = build(bench, variant, product, (m, k, n));
+    let median = bench.time_gpu(&[dispatch]);
+    let cpu = cpu_baseline(bench, product, (m, k, n));
+    bench.report(Row {
+        id,
+        median,
+        flops: Some(2.0 * (m * k * n) as f64),
+        bytes: None,
+        cpu: Some(cpu),
+    });
+}
+
+/// The same product with `matrixmultiply::sgemm` (all cores), reading the operands as stored through
+/// strides, as the kernel does.
+fn cpu_baseline(
+    bench: &Bench,
+    product: Product,
+    (m, k, n): (usize, usize, usize),
+) -> std::time::Duration {
+    let x = vec![0.5f32; m * k];
+    let w = vec![0.25f32; k * n];
+    let dy = vec![0.125f32; m * n];
+    let mut out = vec![0.0f32; (m * k).max(k * n).max(m * n)];
+    let (ki, ni) = (k as isize, n as isize);
+    let median = bench.time_cpu(|| unsafe {
+        match product {
+            // y[m,n] = x[m,k]·w[k,n]
+            Product::Forward => matrixmultiply::sgemm(
+                m,
+                k,
+                n,
+                1.0,
+                x.as_ptr(),
+                ki,
+                1,
+                w.as_ptr(),
+                ni,
+                1,
+                0.0,
+                out.as_mut_ptr(),
+                ni,
+                1,
+            ),
+            // dx[m,k] = dy[m,n]·wᵀ, w read through strides as [n,k]
+            Product::InputGrad => matrixmultiply::sgemm(
+                m,
+                n,
+                k,
+                1.0,
+                dy.as_ptr(),
+                ni,
+                1,
+                w.as_ptr(),
+                1,
+                ni,
+                0.0,
+                out.as_mut_ptr(),
+                ki,
+                1,
+            ),
+            // dw[k,n] += xᵀ·dy, x read through strides as [k,m]
+            Product::WeightGrad => matrixmultiply::sgemm(
+                k,
+                m,
+                n,
+                1.0,
+                x.as_ptr(),
+                1,
+                ki,
+                dy.as_ptr(),
+                ni,
+                1,
+                1.0,
+                out.as_mut_ptr(),
+                ni,
+                1,
+            ),
+        }
+    });
+    std::hint::black_box(&out);
+    median
+}

@@ -1,0 +1,170 @@
+//! matmul: every variant and product against `reference::matmul`, and the reference's backward against
+//! finite differences.
+
+use wgpt::kernels::matmul::{self, Variant};
+use wgpt::reference::matmul as reference;
+
+use crate::common::{assert_gradient, assert_within, gpu, project, random, F32_EPS};
+
+/// (M, K, N): single elements, primes, sizes that are not multiples of any tile, odd leftovers in every
+/// dimension, a GPT layer shape with a 65-character vocabulary, and GPT-2's 50257-token vocabulary.
+const SHAPES: [(usize, usize, usize); 11] = [
+    (1, 1, 1),
+    (1, 97, 65),
+    (65, 97, 1),
+    (97, 65, 97),
+    (64, 64, 64),
+    (33, 17, 130),
+    (130, 257, 67),
+    (128, 128, 128),
+    (256, 64, 384),
+    (768, 128, 65),
+    (3, 24, 50257),
+];
+
+/// Error bound for one element of a K-term dot product computed in f32 in any order: the standard
+/// `γ_K · Σ|a_i b_i|` with γ_K ≈ K·u (u = 2⁻²⁴), plus one rounding each for the bias and the
+/// accumulated value. `magnitude` is `Σ|a_i b_i| + |bias| + |previous|`, computed by the reference on
+/// absolute values.
+fn dot_bound(k: usize, magnitude: f32) -> f64 {
+    (k as f64 + 2.0) * F32_EPS * magnitude as f64 + f64::MIN_POSITIVE
+}
+
+fn abs(v: &[f32]) -> Vec<f32> {
+    v.iter().map(|x| x.abs()).collect()
+}
+
+fn variants() -> Vec<Variant> {
+    let gpu = gpu();
+    let supported: Vec<Variant> = Variant::ALL
+        .into_iter()
+        .filter(|v| v.supported(gpu))
+        .collect();
+    assert!(supported.contains(&Variant::best(gpu)));
+    supported
+}
+
+#[test]
+fn matmul_forward_matches_reference_for_every_variant_and_shape() {
+    let gpu = gpu();
+    for variant in variants() {
+        for (i, &(m, k, n)) in SHAPES.iter().enumerate() {
+            let seed = 100 + i as u64;
+            let (x, w, b) = (
+                random(seed, m * k),
+                random(seed + 1, k * n),
+                random(seed + 2, n),
+            );
+            let xt = gpu.upload("x", &[m, k], &x).unwrap();
+            let wt = gpu.upload("w", &[k, n], &w).unwrap();
+            let bt = gpu.upload("b", &[n], &b).unwrap();
+            let yt = gpu.zeros("y", &[m, n]).unwrap();
+            for bias in [false, true] {
+                let d = matmul::forward(gpu, variant, &xt, &wt, bias.then_some(&bt), &yt).unwrap();
+                gpu.run_dispatches(&[d]).unwrap();
+                let got: Vec<f32> = gpu.read(&yt).unwrap();
+                let bias_ref = bias.then_some(&b[..]);
+                let want = reference::forward(&x, &w, bias_ref, m, k, n);
+                let magnitude =
+                    reference::forward(&abs(&x), &abs(&w), bias.then_some(&abs(&b)[..]), m, k, n);
+                assert_within(
+                    &format!("forward {} {m}x{k}x{n} bias={bias}", variant.name()),
+                    &got,
+                    &want,
+                    |i| dot_bound(k, magnitude[i]),
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn matmul_backward_products_match_reference_for_every_variant_and_shape() {
+    let gpu = gpu();
+    for variant in variants() {
+        for (i, &(m, k, n)) in SHAPES.iter().enumerate() {
+            let seed = 200 + i as u64;
+            let (x, w, dy) = (
+                random(seed, m * k),
+                random(seed + 1, k * n),
+                random(seed + 2, m * n),
+            );
+            // dW starts non-zero: the kernel must add into it, not overwrite.
+            let dw0 = random(seed + 3, k * n);
+            let xt = gpu.upload("x", &[m, k], &x).unwrap();
+            let wt = gpu.upload("w", &[k, n], &w).unwrap();
+            let dyt = gpu.upload("dy", &[m, n], &dy).unwrap();
+            let dxt = gpu.zeros("dx", &[m, k]).unwrap();
+            let dwt = gpu.upload("dw", &[k, n], &dw0).unwrap();
+            let dispatches = [
+                matmul::backward_input(gpu, variant, &dyt, &wt, &dxt).unwrap(),
+                matmul::backward_weight(gpu, variant, &xt, &dyt, &dwt).unwrap(),
+            ];
+            gpu.run_dispatches(&dispatches).unwrap();
+
+            let case = format!("{} {m}x{k}x{n}", variant.name());
+            let want = reference::backward_input(&dy, &w, m, k, n);
+            let magnitude = reference::backward_input(&abs(&dy), &abs(&w), m, k, n);
+            assert_within(
+                &format!("dx {case}"),
+                &gpu.read(&dxt).unwrap(),
+                &want,
+                |i| dot_bound(n, magnitude[i]),
+            );
+
+            let increment = reference::backward_weight(&x, &dy, m, k, n);
+            let want: Vec<f32> = dw0.iter().zip(&increment).map(|(a, b)| a + b).collect();
+            let magnitude = reference::backward_weight(&abs(&x), &abs(&dy), m, k, n);
+            assert_within(
+                &format!("dw {case}"),
+                &gpu.read(&dwt).unwrap(),
+                &want,
+                |i| dot_bound(m, magnitude[i] + dw0[i].abs()),
+            );
+        }
+    }
+}
+
+#[test]
+fn matmul_bias_backward_adds_column_sums() {
+    let gpu = gpu();
+    for (i, &(m, _, n)) in SHAPES.iter().enumerate() {
+        let dy = random(300 + i as u64, m * n);
+        let db0 = random(400 + i as u64, n);
+        let dyt = gpu.upload("dy", &[m, n], &dy).unwrap();
+        let dbt = gpu.upload("db", &[n], &db0).unwrap();
+        gpu.run_dispatches(&[matmul::backward_bias(gpu, &dyt, &dbt).unwrap()])
+            .unwrap();
+        let sums = reference::backward_bias(&dy, m, n);
+        let want: Vec<f32> = db0.iter().zip(&sums).map(|(a, b)| a + b).collect();
+        let magnitude = reference::backward_bias(&abs(&dy), m, n);
+        assert_within(
+            &format!("db {m}x{n}"),
+            &gpu.read(&dbt).unwrap(),
+            &want,
+            |i| dot_bound(m, magnitude[i] + db0[i].abs()),
+        );
+    }
+}
+
+#[test]
+fn matmul_reference_backward_matches_finite_differences() {
+    let (m, k, n) = (3, 4, 5);
+    let (x, w, b, r) = (
+        random(1, m * k),
+        random(2, k * n),
+        random(3, n),
+        random(4, m * n),
+    );
+    // L = Σ y·r, so dL/dy = r. The product is linear, so central differences are exact up to the
+    // rounding of y to f32 (|y| ≲ 5, 2⁻²⁴ each) over 2h: 1e-4 is ample.
+    let loss =
+        |x: &[f32], w: &[f32], b: &[f32]| project(&reference::forward(x, w, Some(b), m, k, n), &r);
+    let h = 1e-2;
+    let dx = reference::backward_input(&r, &w, m, k, n);
+    assert_gradient("dx", |x| loss(x, &w, &b), &x, &dx, h, 1e-4);
+    let dw = reference::backward_weight(&x, &r, m, k, n);
+    assert_gradient("dw", |w| loss(&x, w, &b), &w, &dw, h, 1e-4);
+    let db = reference::backward_bias(&r, m, n);
+    assert_gradient("db", |b| loss(&x, &w, b), &b, &db, h, 1e-4);
+}

@@ -1,0 +1,122 @@
+//! GPU tensors: a storage buffer with a shape, plus upload and readback.
+
+use bytemuck::Pod;
+
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+
+/// A row-major array of 4-byte elements (f32, or u32 for token ids) in one GPU storage buffer.
+#[derive(Clone, Debug)]
+pub struct Tensor {
+    pub buffer: wgpu::Buffer,
+    pub shape: Vec<usize>,
+}
+
+impl Tensor {
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn bytes(&self) -> u64 {
+        4 * self.len() as u64
+    }
+
+    /// The tensor's label for error messages.
+    pub fn describe(&self) -> String {
+        format!("{:?}", self.shape)
+    }
+}
+
+impl Gpu {
+    /// A zero-filled tensor. Zero-sized shapes get a 4-byte buffer, since bindings cannot be empty.
+    pub fn zeros(&self, label: &str, shape: &[usize]) -> Result<Tensor> {
+        let len: usize = shape.iter().product();
+        let bytes = 4 * len.max(1) as u64;
+        self.check_binding_size(label, bytes)?;
+        let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: bytes,
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_SRC
+                | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        Ok(Tensor {
+            buffer,
+            shape: shape.to_vec(),
+        })
+    }
+
+    /// A tensor holding `data` (f32 or u32), which must have `shape`'s element count.
+    pub fn upload<T: Pod>(&self, label: &str, shape: &[usize], data: &[T]) -> Result<Tensor> {
+        let tensor = self.zeros(label, shape)?;
+        self.write(&tensor, data)?;
+        Ok(tensor)
+    }
+
+    /// Overwrites a tensor's contents (queued; visible to the next submit).
+    pub fn write<T: Pod>(&self, tensor: &Tensor, data: &[T]) -> Result<()> {
+        check_elements::<T>(tensor, data.len())?;
+        if !data.is_empty() {
+            self.queue
+                .write_buffer(&tensor.buffer, 0, bytemuck::cast_slice(data));
+        }
+        Ok(())
+    }
+
+    /// Copies a tensor back to the CPU (waits for all submitted work).
+    pub fn read<T: Pod>(&self, tensor: &Tensor) -> Result<Vec<T>> {
+        check_elements::<T>(tensor, tensor.len())?;
+        if tensor.is_empty() {
+            return Ok(Vec::new());
+        }
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size: tensor.bytes(),
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        self.run(|encoder| {
+            encoder.copy_buffer_to_buffer(&tensor.buffer, 0, &staging, 0, tensor.bytes())
+        })?;
+        let (sender, receiver) = std::sync::mpsc::channel();
+        staging.map_async(wgpu::MapMode::Read, .., move |result| {
+            let _ = sender.send(result);
+        });
+        self.wait()?;
+        receiver
+            .recv()
+            .map_err(|e| Error::gpu("reading a tensor back", e))?
+            .map_err(|e| Error::gpu("reading a tensor back", e))?;
+        let view = staging
+            .get_mapped_range(..)
+            .map_err(|e| Error::gpu("reading a tensor back", e))?;
+        let out = bytemuck::cast_slice(&view).to_vec();
+        drop(view);
+        staging.unmap();
+        Ok(out)
+    }
+}
+
+fn check_elements<T>(tensor: &Tensor, count: usize) -> Result<()> {
+    if std::mem::size_of::<T>() != 4 {
+        return Err(Error::shape(
+            "tensor transfer",
+            "tensors hold 4-byte elements (f32 or u32)",
+        ));
+    }
+    if count != tensor.len() {
+        return Err(Error::shape(
+            "tensor transfer",
+            format!(
+                "{count} elements for a tensor of shape {}",
+                tensor.describe()
+            ),
+        ));
+    }
+    Ok(())
+}

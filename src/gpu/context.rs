@@ -1,0 +1,225 @@
+//! Adapter selection (as wgpu's environment variables say), device creation with WebGPU's default limits
+//! raised only on request, and submit/wait helpers.
+
+use std::sync::Mutex;
+
+use crate::error::{Error, Result};
+use crate::gpu::pipelines::PipelineCache;
+
+/// The one GPU context of a program: adapter, device, queue and the pipeline cache.
+pub struct Gpu {
+    pub(crate) adapter: wgpu::Adapter,
+    pub(crate) device: wgpu::Device,
+    pub(crate) queue: wgpu::Queue,
+    pub(crate) pipelines: Mutex<PipelineCache>,
+    info: wgpu::AdapterInfo,
+    features: wgpu::Features,
+    limits: wgpu::Limits,
+}
+
+/// What a user wants to know about the adapter a program runs on.
+#[derive(Clone, Debug)]
+pub struct AdapterSummary {
+    pub name: String,
+    pub backend: String,
+    pub device_type: String,
+    pub driver: String,
+    pub subgroup_sizes: Option<(u32, u32)>,
+    pub timestamps: bool,
+}
+
+impl std::fmt::Display for AdapterSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({}, {}", self.name, self.backend, self.device_type)?;
+        if !self.driver.is_empty() {
+            write!(f, ", {}", self.driver)?;
+        }
+        if let Some((lo, hi)) = self.subgroup_sizes {
+            write!(f, ", subgroups {lo}..={hi}")?;
+        }
+        write!(f, ")")
+    }
+}
+
+/// Optional features wgpt uses when the adapter has them; nothing requires them.
+const WANTED_FEATURES: wgpu::Features = wgpu::Features::SUBGROUP
+    .union(wgpu::Features::TIMESTAMP_QUERY)
+    .union(wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS);
+
+impl Gpu {
+    /// Opens the adapter chosen by `WGPU_BACKEND` / `WGPU_ADAPTER_NAME` / `WGPU_POWER_PREF` with
+    /// WebGPU's default limits.
+    pub fn new() -> Result<Self> {
+        Self::with_limits(wgpu::Limits::default())
+    }
+
+    /// Like [`Gpu::new`], with limits raised to `required` (each checked against the adapter first, so a
+    /// shortfall is an error naming the limit rather than a failed device request).
+    pub fn with_limits(required: wgpu::Limits) -> Result<Self> {
+        pollster::block_on(Self::open(required))
+    }
+
+    async fn open(required: wgpu::Limits) -> Result<Self> {
+        let instance =
+            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let adapter = pick_adapter(&instance).await?;
+        let info = adapter.get_info();
+        let allowed = adapter.limits();
+        let mut shortfall = None;
+        required.check_limits_with_fail_fn(&allowed, true, |name, needed, allowed| {
+            shortfall.get_or_insert((name, needed, allowed));
+        });
+        if let Some((limit, needed, allowed)) = shortfall {
+            return Err(Error::Limit {
+                what: "this program".into(),
+                limit,
+                needed,
+                allowed,
+                adapter: info.name.clone(),
+            });
+        }
+        let features = adapter.features() & WANTED_FEATURES;
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("wgpt"),
+                required_features: features,
+                required_limits: required.clone(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| Error::Device {
+                adapter: info.name.clone(),
+                reason: e.to_string(),
+            })?;
+        Ok(Gpu {
+            adapter,
+            device,
+            queue,
+            pipelines: Mutex::new(PipelineCache::default()),
+            info,
+            features,
+            limits: required,
+        })
+    }
+
+    pub fn info(&self) -> &wgpu::AdapterInfo {
+        &self.info
+    }
+
+    pub fn features(&self) -> wgpu::Features {
+        self.features
+    }
+
+    /// The limits the device was created with (what kernels may rely on).
+    pub fn limits(&self) -> &wgpu::Limits {
+        &self.limits
+    }
+
+    /// The limits the adapter could give if asked (what a caller may raise to).
+    pub fn adapter_limits(&self) -> wgpu::Limits {
+        self.adapter.limits()
+    }
+
+    pub fn device(&self) -> &wgpu::Device {
+        &self.device
+    }
+
+    pub fn queue(&self) -> &wgpu::Queue {
+        &self.queue
+    }
+
+    /// True for software rasterizers such as lavapipe and llvmpipe, where kernels tuned for CPUs win.
+    pub fn is_cpu(&self) -> bool {
+        self.info.device_type == wgpu::DeviceType::Cpu
+    }
+
+    /// Subgroup operations are usable, with their size range, when the adapter has the feature.
+    pub fn subgroup_sizes(&self) -> Option<(u32, u32)> {
+        self.features
+            .contains(wgpu::Features::SUBGROUP)
+            .then_some((self.info.subgroup_min_size, self.info.subgroup_max_size))
+    }
+
+    pub fn summary(&self) -> AdapterSummary {
+        AdapterSummary {
+            name: self.info.name.clone(),
+            backend: self.info.backend.to_string(),
+            device_type: format!("{:?}", self.info.device_type),
+            driver: [self.info.driver.as_str(), self.info.driver_info.as_str()]
+                .iter()
+                .filter(|s| !s.is_empty())
+                .copied()
+                .collect::<Vec<_>>()
+                .join(" "),
+            subgroup_sizes: self.subgroup_sizes(),
+            timestamps: self.features.contains(wgpu::Features::TIMESTAMP_QUERY),
+        }
+    }
+
+    /// Checks that one buffer binding of `bytes` fits the device's limits, naming `what` when not.
+    pub fn check_binding_size(&self, what: &str, bytes: u64) -> Result<()> {
+        let allowed = self.limits.max_storage_buffer_binding_size;
+        if bytes > allowed {
+            return Err(Error::Limit {
+                what: what.into(),
+                limit: "max_storage_buffer_binding_size",
+                needed: bytes,
+                allowed,
+                adapter: self.info.name.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Records with `record` into a fresh encoder, submits it and waits until the GPU is done.
+    pub fn run(&self, record: impl FnOnce(&mut wgpu::CommandEncoder)) -> Result<()> {
+        let mut encoder = self
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
+        record(&mut encoder);
+        self.queue.submit([encoder.finish()]);
+        self.wait()
+    }
+
+    /// Blocks until every submitted command has finished.
+    pub fn wait(&self) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map(|_| ())
+            .map_err(|e| Error::gpu("waiting for the GPU", e))
+    }
+}
+
+/// Honors `WGPU_ADAPTER_NAME` (a case-insensitive substring of the adapter name) with an error instead
+/// of wgpu's panic when nothing matches; otherwise wgpu's default choice among `WGPU_BACKEND`'s backends.
+async fn pick_adapter(instance: &wgpu::Instance) -> Result<wgpu::Adapter> {
+    let backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all());
+    if let Ok(wanted) = std::env::var("WGPU_ADAPTER_NAME") {
+        let adapters = instance.enumerate_adapters(backends).await;
+        let names: Vec<String> = adapters.iter().map(|a| a.get_info().name).collect();
+        return adapters
+            .into_iter()
+            .find(|a| {
+                a.get_info()
+                    .name
+                    .to_lowercase()
+                    .contains(&wanted.to_lowercase())
+            })
+            .ok_or_else(|| {
+                Error::NoAdapter(format!(
+                    "WGPU_ADAPTER_NAME={wanted} matches none of [{}]",
+                    names.join(", ")
+                ))
+            });
+    }
+    instance
+        .request_adapter(&wgpu::RequestAdapterOptions {
+            power_preference: wgpu::PowerPreference::from_env().unwrap_or_default(),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| {
+            let env = std::env::var("WGPU_BACKEND").unwrap_or_else(|_| "all backends".into());
+            Error::NoAdapter(format!("{e}; searched {env}"))
+        })
+}

@@ -1,0 +1,15 @@
+//! The GPU context and everything kernels need from it: adapter and device, buffers, pipelines, timing.
+//!
+//! Kernels never talk to wgpu directly beyond this module's types: they allocate [`Tensor`]s, describe a
+//! [`Kernel`] (shader, entry point, override constants) and build [`Dispatch`]es once; recording a
+//! dispatch into a pass is the only thing that happens per step.
+
+mod buffers;
+mod context;
+mod pipelines;
+mod timing;
+
+pub use buffers::Tensor;
+pub use context::{AdapterSummary, Gpu};
+pub use pipelines::{Binding, Dispatch, Kernel, Shader};
+pub use timing::GpuTimer;

@@ -1,0 +1,211 @@
+//! Matrix products of a linear layer, weights stored `[in, out]` as GPT-2 stores them.
+//!
+//! - [`forward`]: `x: [M, K], w: [K, N], b: [N] -> y: [M, N]`, `y = x·w + b` (writes `y`).
+//! - [`backward_input`]: `dy: [M, N], w: [K, N] -> dx: [M, K]`, `dx = dy·wᵀ` (writes `dx`).
+//! - [`backward_weight`]: `x: [M, K], dy: [M, N] -> dw: [K, N]`, `dw += xᵀ·dy` (adds into `dw`).
+//! - [`backward_bias`]: `dy: [M, N] -> db: [N]`, `db += colsum(dy)` (adds into `db`).
+//!
+//! `x` and `dy` may have any leading shape (`[B, T, C]`): their last dimension is the feature axis and the
+//! rest are rows. Operands are read as stored; the transposes are in the indexing.
+
+use bytemuck::{Pod, Zeroable};
+
+use crate::error::{Error, Result};
+use crate::gpu::{Binding, Dispatch, Gpu, Kernel, Shader, Tensor};
+use crate::kernels::check::{expect_len, expect_shape, matrix_dims, rows, to_u32};
+
+const SHADER: Shader = crate::shader!("matmul");
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+struct Params {
+    m: u32,
+    k: u32,
+    n: u32,
+    _pad: u32,
+}
+
+/// How the product is computed; every variant gives the same result within rounding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Variant {
+    /// Workgroup-memory tiles, one output per invocation: the readable baseline, runs everywhere.
+    Tiled,
+}
+
+impl Variant {
+    pub const ALL: [Variant; 1] = [Variant::Tiled];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Variant::Tiled => "tiled",
+        }
+    }
+
+    /// Whether this adapter can run the variant.
+    pub fn supported(self, _gpu: &Gpu) -> bool {
+        match self {
+            Variant::Tiled => true,
+        }
+    }
+
+    /// The variant the launcher uses on this adapter.
+    pub fn best(_gpu: &Gpu) -> Variant {
+        Variant::Tiled
+    }
+}
+
+/// The three operand arrangements of a linear layer, as the shader's switches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Product {
+    Forward { bias: bool },
+    InputGrad,
+    WeightGrad,
+}
+
+/// `y = x·w (+ b)`; writes `y`.
+pub fn forward(
+    gpu: &Gpu,
+    variant: Variant,
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    y: &Tensor,
+) -> Result<Dispatch> {
+    let (k, n) = matrix_dims("matmul forward weight", w)?;
+    let m = rows("matmul forward input", x, k)?;
+    expect_shape("matmul forward output", y, m, n)?;
+    if let Some(b) = b {
+        expect_len("matmul forward bias", b, n)?;
+    }
+    let bias = b.unwrap_or(x);
+    launch(
+        gpu,
+        variant,
+        Product::Forward { bias: b.is_some() },
+        [m, k, n],
+        [x, w, bias],
+        y,
+    )
+}
+
+/// `dx = dy·wᵀ`; writes `dx`.
+pub fn backward_input(
+    gpu: &Gpu,
+    variant: Variant,
+    dy: &Tensor,
+    w: &Tensor,
+    dx: &Tensor,
+) -> Result<Dispatch> {
+    let (k, n) = matrix_dims("matmul backward weight", w)?;
+    let m = rows("matmul backward output gradient", dy, n)?;
+    expect_shape("matmul backward input gradient", dx, m, k)?;
+    // dX[M, K] = dY[M, N] · Wᵀ: the product's inner dimension is N.
+    launch(gpu, variant, Product::InputGrad, [m, n, k], [dy, w, dy], dx)
+}
+
+/// `dw += xᵀ·dy`; adds into `dw`.
+pub fn backward_weight(
+    gpu: &Gpu,
+    variant: Variant,
+    x: &Tensor,
+    dy: &Tensor,
+    dw: &Tensor,
+) -> Result<Dispatch> {
+    let (k, n) = matrix_dims("matmul weight gradient", dw)?;
+    let m = rows("matmul backward input", x, k)?;
+    let m_dy = rows("matmul backward output gradient", dy, n)?;
+    if m != m_dy {
+        return Err(Error::shape(
+            "matmul weight gradient",
+            format!("x has {m} rows but dy has {m_dy}"),
+        ));
+    }
+    // dW[K, N] = Xᵀ[K, M] · dY[M, N]: the product's inner dimension is M.
+    launch(gpu, variant, Product::WeightGrad, [k, m, n], [x, dy, x], dw)
+}
+
+/// `db += colsum(dy)`; adds into `db`.
+pub fn backward_bias(gpu: &Gpu, dy: &Tensor, db: &Tensor) -> Result<Dispatch> {
+    let n = db.len();
+    let m = rows("matmul bias gradient", dy, n)?;
+    let params = params([m, 0, n])?;
+    let kernel = Kernel {
+        shader: SHADER,
+        entry: "matmul_bias_backward",
+        constants: vec![],
+    };
+    Dispatch::new(
+        gpu,
+        &kernel,
+        &[
+            Binding::Read(dy),
+            Binding::Read(dy),
+            Binding::Read(dy),
+            Binding::ReadWrite(db),
+        ],
+        &params,
+        [n.div_ceil(64) as u32, 1, 1],
+    )
+}
+
+/// Builds the dispatch computing `c (+)= op(a)·op(b) (+ bias)` for the product's `[m, k, n]`.
+fn launch(
+    gpu: &Gpu,
+    variant: Variant,
+    product: Product,
+    [m, k, n]: [usize; 3],
+    [a, b, bias]: [&Tensor; 3],
+    c: &Tensor,
+) -> Result<Dispatch> {
+    if !variant.supported(gpu) {
+        return Err(Error::MissingFeature {
+            what: format!("matmul variant {}", variant.name()),
+            feature: "SUBGROUP",
+            adapter: gpu.info().name.clone(),
+        });
+    }
+    let switches = [
+        ("trans_a", product == Product::WeightGrad),
+        ("trans_b", product == Product::InputGrad),
+        ("accumulate", product == Product::WeightGrad),
+        ("has_bias", product == Product::Forward { bias: true }),
+    ];
+    let mut constants: Vec<(&'static str, f64)> = switches
+        .iter()
+        .map(|&(name, on)| (name, on as u32 as f64))
+        .collect();
+    let (entry, workgroups) = match variant {
+        Variant::Tiled => {
+            const TILE: usize = 16;
+            constants.push(("tile", TILE as f64));
+            ("matmul_tiled", [n.div_ceil(TILE), m.div_ceil(TILE), 1])
+        }
+    };
+    let kernel = Kernel {
+        shader: SHADER,
+        entry,
+        constants,
+    };
+    let workgroups = workgroups.map(|g| g as u32);
+    Dispatch::new(
+        gpu,
+        &kernel,
+        &[
+            Binding::Read(a),
+            Binding::Read(b),
+            Binding::Read(bias),
+            Binding::ReadWrite(c),
+        ],
+        &params([m, k, n])?,
+        workgroups,
+    )
+}
+
+fn params([m, k, n]: [usize; 3]) -> Result<Params> {
+    Ok(Params {
+        m: to_u32("matmul", m)?,
+        k: to_u32("matmul", k)?,
+        n: to_u32("matmul", n)?,
+        _pad: 0,
+    })
+}

@@ -1,0 +1,11 @@
+//! wgpt trains and runs GPT language models on any GPU through wgpu, with every kernel hand-written in
+//! WGSL. See `DESIGN.md` for the layers: `gpu` (context, buffers, pipelines, timing) under `kernels`
+//! (one module per shader), each with a plain CPU twin in `reference`.
+
+pub mod error;
+pub mod gpu;
+pub mod kernels;
+pub mod reference;
+
+pub use error::{Error, Result};
+pub use gpu::{Dispatch, Gpu, Tensor};

@@ -1,0 +1,54 @@
+//! `matmul` on the CPU: the products of a linear layer with weights stored `[in, out]`.
+//! `x: [m, k]`, `w: [k, n]`, `b: [n]`, `dy: [m, n]`, all row-major.
+
+/// `y = x·w + b`.
+pub fn forward(x: &[f32], w: &[f32], b: Option<&[f32]>, m: usize, k: usize, n: usize) -> Vec<f32> {
+    let mut y = vec![0.0; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            let mut sum = b.map_or(0.0, |b| b[j] as f64);
+            for p in 0..k {
+                sum += x[i * k + p] as f64 * w[p * n + j] as f64;
+            }
+            y[i * n + j] = sum as f32;
+        }
+    }
+    y
+}
+
+/// `dx = dy·wᵀ`.
+pub fn backward_input(dy: &[f32], w: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> {
+    let mut dx = vec![0.0; m * k];
+    for i in 0..m {
+        for p in 0..k {
+            let mut sum = 0.0f64;
+            for j in 0..n {
+                sum += dy[i * n + j] as f64 * w[p * n + j] as f64;
+            }
+            dx[i * k + p] = sum as f32;
+        }
+    }
+    dx
+}
+
+/// `xᵀ·dy`, the increment the kernel adds into `dw`.
+pub fn backward_weight(x: &[f32], dy: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> {
+    let mut dw = vec![0.0; k * n];
+    for p in 0..k {
+        for j in 0..n {
+            let mut sum = 0.0f64;
+            for i in 0..m {
+                sum += x[i * k + p] as f64 * dy[i * n + j] as f64;
+            }
+            dw[p * n + j] = sum as f32;
+        }
+    }
+    dw
+}
+
+/// `colsum(dy)`, the increment the kernel adds into `db`.
+pub fn backward_bias(dy: &[f32], m: usize, n: usize) -> Vec<f32> {
+    (0..n)
+        .map(|j| (0..m).map(|i| dy[i * n + j] as f64).sum::<f64>() as f32)
+        .collect()
+}
