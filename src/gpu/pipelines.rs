@@ -9,25 +9,34 @@ use wgpu::util::DeviceExt;
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Tensor};
 
-/// One WGSL file, embedded in the binary.
+/// One shader module, embedded in the binary: `shaders/<name>.wgsl`, after the files it uses.
+///
+/// WGSL has no includes, so a helper shared by several kernels (the dropout hash) lives in a file of its
+/// own that [`shader!`](crate::shader) places before each file that uses it.
 #[derive(Clone, Copy, Debug)]
 pub struct Shader {
     pub name: &'static str,
+    /// The module's full source: the used files, then `shaders/<name>.wgsl`.
     pub source: &'static str,
+    /// Stems of the files the source is made of, in order (the last is `name`).
+    pub files: &'static [&'static str],
 }
 
-/// Embeds `shaders/<stem>.wgsl` as a [`Shader`] named `<stem>`.
+/// Embeds `shaders/<stem>.wgsl` as a [`Shader`] named `<stem>`, preceded by `shaders/<used>.wgsl` for each
+/// stem in the optional list: `shader!("dropout", ["random"])`.
 #[macro_export]
 macro_rules! shader {
     ($stem:literal) => {
+        $crate::shader!($stem, [])
+    };
+    ($stem:literal, [$($used:literal),*]) => {
         $crate::gpu::Shader {
             name: $stem,
-            source: include_str!(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/shaders/",
-                $stem,
-                ".wgsl"
-            )),
+            source: concat!(
+                $(include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/", $used, ".wgsl")), "\n",)*
+                include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/", $stem, ".wgsl"))
+            ),
+            files: &[$($used,)* $stem],
         }
     };
 }

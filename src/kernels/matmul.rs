@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::gpu::{Binding, Dispatch, Gpu, Kernel, Shader, Tensor};
 use crate::kernels::check::{expect_len, expect_shape, matrix_dims, rows, to_u32};
 
-const SHADER: Shader = crate::shader!("matmul");
+pub const SHADER: Shader = crate::shader!("matmul");
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]

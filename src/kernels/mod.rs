@@ -3,3 +3,8 @@
 
 pub(crate) mod check;
 pub mod matmul;
+
+use crate::gpu::Shader;
+
+/// Every shader module the kernels compile (the naga translation test checks each of them).
+pub const SHADERS: &[Shader] = &[matmul::SHADER];

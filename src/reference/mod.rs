@@ -2,3 +2,4 @@
 //! accumulating in f64; never used on a hot path.
 
 pub mod matmul;
+pub mod random;
