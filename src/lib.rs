@@ -5,6 +5,7 @@
 pub mod error;
 pub mod gpu;
 pub mod kernels;
+pub mod model;
 pub mod reference;
 
 pub use error::{Error, Result};

@@ -16,14 +16,22 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Print the GPU adapter wgpt would use (WGPU_BACKEND / WGPU_ADAPTER_NAME choose it) and its limits.
-    Info,
+    /// Print the GPU adapter wgpt would use (WGPU_BACKEND / WGPU_ADAPTER_NAME choose it) and its limits,
+    /// or with --preset the model's parameter table.
+    Info {
+        /// A model preset (gpt2, gpt2-medium, gpt2-large, gpt2-xl, shakespeare-char, baby, anatomy).
+        #[arg(long)]
+        preset: Option<String>,
+    },
 }
 
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Info => info(),
+        Command::Info { preset: None } => info(),
+        Command::Info { preset: Some(name) } => {
+            wgpt::model::GptConfig::preset(&name).map(|c| print_parameters(&name, &c))
+        }
     };
     if let Err(e) = result {
         eprintln!("error: {e}");
@@ -59,4 +67,76 @@ fn info() -> wgpt::Result<()> {
         wgpt::kernels::matmul::Variant::best(&gpu).name()
     );
     Ok(())
+}
+
+/// The parameter table: one row per tensor, the blocks' tensors shown once as `h.*` with their layer count.
+fn print_parameters(name: &str, config: &wgpt::model::GptConfig) {
+    let mut rows: Vec<(String, Vec<usize>, usize, usize)> = Vec::new();
+    for p in config.params() {
+        let generic = match p.name.strip_prefix("transformer.h.") {
+            Some(rest) => format!(
+                "transformer.h.*.{}",
+                rest.split_once('.').map_or(rest, |(_, r)| r)
+            ),
+            None => p.name.clone(),
+        };
+        match rows.iter_mut().find(|r| r.0 == generic) {
+            Some(row) => row.3 += 1,
+            None => rows.push((generic, p.shape.clone(), p.len(), 1)),
+        }
+    }
+    println!(
+        "{name}: {} layers, {} heads ({} key/value), width {}, MLP {}, context {}, vocabulary {}, {:?}, bias {}",
+        config.n_layer,
+        config.n_head,
+        config.n_kv_head,
+        config.n_embd,
+        config.n_inner,
+        config.n_positions,
+        config.vocab_size,
+        config.norm,
+        config.bias
+    );
+    println!(
+        "{:<40} {:>14} {:>8} {:>16}",
+        "tensor", "shape", "count", "parameters"
+    );
+    for (tensor, shape, len, count) in &rows {
+        let shape = shape
+            .iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join("x");
+        println!(
+            "{tensor:<40} {shape:>14} {count:>8} {:>16}",
+            group(len * count)
+        );
+    }
+    let total = config.parameter_count();
+    println!("{:<40} {:>14} {:>8} {:>16}", "total", "", "", group(total));
+    println!("f32 size: {:.2} MiB", total as f64 * 4.0 / (1 << 20) as f64);
+    if config.tie_word_embeddings {
+        let untied = wgpt::model::GptConfig {
+            tie_word_embeddings: false,
+            ..config.clone()
+        };
+        println!(
+            "head tied to the token embedding; untied it would be {} parameters ({:.2} MiB)",
+            group(untied.parameter_count()),
+            untied.parameter_count() as f64 * 4.0 / (1 << 20) as f64
+        );
+    }
+}
+
+/// `124439808` as `124,439,808`.
+fn group(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
 }
