@@ -131,13 +131,13 @@ impl GptConfig {
         if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return fail(format!("{key} must be positive"));
         }
-        if self.n_embd % self.n_head != 0 {
+        if !self.n_embd.is_multiple_of(self.n_head) {
             return fail(format!(
                 "n_embd {} is not a multiple of n_head {}",
                 self.n_embd, self.n_head
             ));
         }
-        if self.n_head % self.n_kv_head != 0 {
+        if !self.n_head.is_multiple_of(self.n_kv_head) {
             return fail(format!(
                 "n_head {} is not a multiple of n_kv_head {}",
                 self.n_head, self.n_kv_head
