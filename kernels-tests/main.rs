@@ -6,3 +6,4 @@
 mod common;
 mod matmul;
 mod shaders;
+mod tensors;

@@ -5,14 +5,51 @@ use bytemuck::Pod;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 
-/// A row-major array of 4-byte elements (f32, or u32 for token ids) in one GPU storage buffer.
+/// A row-major array of 4-byte elements (f32, or u32 for token ids) in a GPU storage buffer: a whole
+/// buffer, or a view of part of one (an arena of parameters, gradients or activations).
 #[derive(Clone, Debug)]
 pub struct Tensor {
     pub buffer: wgpu::Buffer,
+    /// Where the tensor starts in `buffer`, in bytes; a multiple of [`Tensor::ALIGN`] elements.
+    pub offset: u64,
     pub shape: Vec<usize>,
 }
 
 impl Tensor {
+    /// Views start at multiples of this many elements: 256 bytes, the largest storage-buffer offset
+    /// alignment WebGPU lets an adapter require, so every view binds on every adapter.
+    pub const ALIGN: usize = 64;
+
+    /// A view of `shape` starting `start` elements into this tensor. `start` must be a multiple of
+    /// [`Tensor::ALIGN`] and the view must fit.
+    pub fn view(&self, start: usize, shape: &[usize]) -> Result<Tensor> {
+        let len: usize = shape.iter().product();
+        if !start.is_multiple_of(Self::ALIGN) || start + len > self.len() {
+            return Err(Error::shape(
+                "tensor view",
+                format!(
+                    "{shape:?} at element {start} of {} (views start at multiples of {})",
+                    self.describe(),
+                    Self::ALIGN
+                ),
+            ));
+        }
+        Ok(Tensor {
+            buffer: self.buffer.clone(),
+            offset: self.offset + 4 * start as u64,
+            shape: shape.to_vec(),
+        })
+    }
+
+    /// The tensor's bytes as a binding (at least 4 bytes: bindings cannot be empty).
+    pub fn binding(&self) -> wgpu::BindingResource<'_> {
+        wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+            buffer: &self.buffer,
+            offset: self.offset,
+            size: std::num::NonZeroU64::new(self.bytes().max(4)),
+        })
+    }
+
     pub fn len(&self) -> usize {
         self.shape.iter().product()
     }
@@ -47,6 +84,7 @@ impl Gpu {
         });
         Ok(Tensor {
             buffer,
+            offset: 0,
             shape: shape.to_vec(),
         })
     }
@@ -63,7 +101,7 @@ impl Gpu {
         check_elements::<T>(tensor, data.len())?;
         if !data.is_empty() {
             self.queue
-                .write_buffer(&tensor.buffer, 0, bytemuck::cast_slice(data));
+                .write_buffer(&tensor.buffer, tensor.offset, bytemuck::cast_slice(data));
         }
         Ok(())
     }
@@ -81,7 +119,13 @@ impl Gpu {
             mapped_at_creation: false,
         });
         self.run(|encoder| {
-            encoder.copy_buffer_to_buffer(&tensor.buffer, 0, &staging, 0, tensor.bytes())
+            encoder.copy_buffer_to_buffer(
+                &tensor.buffer,
+                tensor.offset,
+                &staging,
+                0,
+                tensor.bytes(),
+            )
         })?;
         let (sender, receiver) = std::sync::mpsc::channel();
         staging.map_async(wgpu::MapMode::Read, .., move |result| {

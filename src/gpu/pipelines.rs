@@ -104,6 +104,7 @@ impl Dispatch {
             .iter()
             .map(|b| matches!(b, Binding::ReadWrite(_)))
             .collect();
+        check_usage(&label, bindings)?;
         let (pipeline, layout) = gpu.pipeline(kernel, &writable)?;
         let uniform = gpu
             .device
@@ -119,7 +120,7 @@ impl Dispatch {
                 let (Binding::Read(t) | Binding::ReadWrite(t)) = b;
                 wgpu::BindGroupEntry {
                     binding: i as u32,
-                    resource: t.buffer.as_entire_binding(),
+                    resource: t.binding(),
                 }
             })
             .collect();
@@ -157,6 +158,30 @@ impl Dispatch {
             d.record(&mut pass);
         }
     }
+}
+
+/// WebGPU forbids binding one buffer both read-only and writable in a dispatch, even at disjoint ranges:
+/// a kernel may not read one view of an arena while writing another view of the same arena.
+fn check_usage(label: &str, bindings: &[Binding]) -> Result<()> {
+    for (i, b) in bindings.iter().enumerate() {
+        let Binding::ReadWrite(written) = b else {
+            continue;
+        };
+        for (j, other) in bindings.iter().enumerate() {
+            if let Binding::Read(read) = other {
+                if read.buffer == written.buffer {
+                    return Err(Error::gpu(
+                        label,
+                        format!(
+                            "binding {j} reads and binding {i} writes the same buffer; \
+                             WebGPU needs them in different buffers"
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 impl Gpu {
