@@ -5,6 +5,7 @@
 pub mod data;
 pub mod error;
 pub mod gpu;
+pub mod graph;
 pub mod kernels;
 pub mod model;
 pub mod reference;
