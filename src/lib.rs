@@ -2,6 +2,7 @@
 //! WGSL. See `DESIGN.md` for the layers: `gpu` (context, buffers, pipelines, timing) under `kernels`
 //! (one module per shader), each with a plain CPU twin in `reference`.
 
+pub mod checkpoint;
 pub mod data;
 pub mod error;
 pub mod gpu;
