@@ -30,9 +30,11 @@ fn gradnorm_matches_f64_reference_over_arenas_and_sub_ranges() {
     for range in ranges {
         let (norm, scale) = run(&grads, range.clone(), None);
         let want = reference::norm(&grads[range.clone()]);
-        // A sum of n positive squares in f32 in any order has relative error ≤ (depth)·u, where the
-        // depth here is a thread's sequential terms (n / (1024 groups · 256) / 4 + 4 per accumulator),
-        // plus 8 + 8 tree levels and the products; the square root halves it and adds 1 ulp.
+        // A sum of n positive squares in f32 in any order has relative error ≤ depth·u, where depth
+        // counts the roundings on any term's way to the total: its square, the sequential terms of one
+        // accumulator (at most 8, or n / (1024 workgroups · 256 invocations) for larger arenas), the
+        // 2 adds merging the four accumulators, and 8 + 10 tree levels; 32 covers the constant part. The
+        // square root halves the relative error and adds 1 ulp.
         let depth = range.len() as f64 / (1024.0 * 256.0) + 32.0;
         let bound = (depth / 2.0 + 2.0) * F32_EPS * want + f64::MIN_POSITIVE;
         assert!(

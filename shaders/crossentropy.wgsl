@@ -43,32 +43,46 @@ fn merge(a: Stats, b: Stats) -> Stats {
     return Stats(m, a.s * exp(a.m - m) + b.s * exp(b.m - m));
 }
 
-// Folds x[i..i+4) of the row starting at `base` into `st` (elements at or past `end` are skipped).
-fn fold4(st: Stats, base: u32, i: u32, end: u32) -> Stats {
-    let lane = vec4<u32>(i, i + 1u, i + 2u, i + 3u);
-    let ok = lane < vec4<u32>(end);
-    let x = select(vec4<f32>(LOWEST), vec4<f32>(
-        logits[base + min(i, end - 1u)],
-        logits[base + min(i + 1u, end - 1u)],
-        logits[base + min(i + 2u, end - 1u)],
-        logits[base + min(i + 3u, end - 1u)],
-    ), ok);
-    let m = max(st.m, max(max(x.x, x.y), max(x.z, x.w)));
-    let e = select(vec4<f32>(0.0), exp(x - m), ok);
-    return Stats(m, st.s * exp(st.m - m) + (e.x + e.y) + (e.z + e.w));
+fn load4(i: u32) -> vec4<f32> {
+    return vec4<f32>(logits[i], logits[i + 1u], logits[i + 2u], logits[i + 3u]);
 }
 
-// dlogits for x[i..i+4) of row `row` (elements at or past the row's end are skipped).
-fn grad4(row: u32, st: Stats, i: u32) {
+// One invocation's share of a row: the quads starting at 4·lane, 4·(lane + lanes), ... of the row's
+// whole quads, then the last V mod 4 elements lane, lane + lanes, ... (no masks on the hot path).
+fn row_stats(row: u32, lane: u32, lanes: u32) -> Stats {
     let base = row * params.vocab;
+    let full = params.vocab & ~3u;
+    var st = Stats(LOWEST, 0.0);
+    for (var i = 4u * lane; i < full; i += 4u * lanes) {
+        let x = load4(base + i);
+        let m = max(st.m, max(max(x.x, x.y), max(x.z, x.w)));
+        let e = exp(x - m);
+        st = Stats(m, st.s * exp(st.m - m) + ((e.x + e.y) + (e.z + e.w)));
+    }
+    for (var j = full + lane; j < params.vocab; j += lanes) {
+        st = merge(st, Stats(logits[base + j], 1.0));
+    }
+    return st;
+}
+
+// Writes dlogits for the same share of the row, given the row's merged stats.
+fn row_grad(row: u32, lane: u32, lanes: u32, st: Stats) {
+    let base = row * params.vocab;
+    let full = params.vocab & ~3u;
     let tgt = targets[row];
     let inv_s = 1.0 / st.s;
-    for (var j = 0u; j < 4u; j++) {
-        let c = i + j;
-        if c < params.vocab {
-            let p = exp(logits[base + c] - st.m) * inv_s;
-            dlogits[base + c] = (p - select(0.0, 1.0, c == tgt)) * params.inv_rows;
-        }
+    for (var i = 4u * lane; i < full; i += 4u * lanes) {
+        let p = exp(load4(base + i) - st.m) * inv_s;
+        let onehot = select(vec4<f32>(0.0), vec4<f32>(1.0), vec4<u32>(i, i + 1u, i + 2u, i + 3u) == vec4<u32>(tgt));
+        let d = (p - onehot) * params.inv_rows;
+        dlogits[base + i] = d.x;
+        dlogits[base + i + 1u] = d.y;
+        dlogits[base + i + 2u] = d.z;
+        dlogits[base + i + 3u] = d.w;
+    }
+    for (var j = full + lane; j < params.vocab; j += lanes) {
+        let p = exp(logits[base + j] - st.m) * inv_s;
+        dlogits[base + j] = (p - select(0.0, 1.0, j == tgt)) * params.inv_rows;
     }
 }
 
@@ -85,16 +99,10 @@ fn crossentropy_row(@builtin(global_invocation_id) id: vec3<u32>) {
     if row >= params.rows {
         return;
     }
-    let base = row * params.vocab;
-    var st = Stats(LOWEST, 0.0);
-    for (var i = 0u; i < params.vocab; i += 4u) {
-        st = fold4(st, base, i, params.vocab);
-    }
+    let st = row_stats(row, 0u, 1u);
     finish(row, st);
     if write_grad {
-        for (var i = 0u; i < params.vocab; i += 4u) {
-            grad4(row, st, i);
-        }
+        row_grad(row, 0u, 1u, st);
     }
 }
 
@@ -116,11 +124,7 @@ fn crossentropy_workgroup(
     if row >= params.rows {
         return;
     }
-    let base = row * params.vocab;
-    var st = Stats(LOWEST, 0.0);
-    for (var i = 4u * t; i < params.vocab; i += 4u * wg) {
-        st = fold4(st, base, i, params.vocab);
-    }
+    var st = row_stats(row, t, wg);
     partial[t] = st;
     workgroupBarrier();
     for (var half = wg / 2u; half > 0u; half /= 2u) {
@@ -134,9 +138,7 @@ fn crossentropy_workgroup(
         finish(row, st);
     }
     if write_grad {
-        for (var i = 4u * t; i < params.vocab; i += 4u * wg) {
-            grad4(row, st, i);
-        }
+        row_grad(row, t, wg, st);
     }
 }
 

@@ -49,18 +49,17 @@ fn workgroup_total(t: u32, sum: f32) -> f32 {
 fn gradnorm_partials(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_index) t: u32) {
     let begin = group.x * params.chunk;
     let end = min(begin + params.chunk, params.len);
+    let first = params.offset + begin + t;
+    let last = params.offset + end;
     var acc = vec4<f32>(0.0);
-    for (var i = begin + t; i < end; i += 4u * wg) {
-        let idx = vec4<u32>(i, i + wg, i + 2u * wg, i + 3u * wg);
-        let ok = idx < vec4<u32>(end);
-        let last = params.offset + end - 1u;
-        let g = vec4<f32>(
-            grads[min(params.offset + idx.x, last)],
-            grads[min(params.offset + idx.y, last)],
-            grads[min(params.offset + idx.z, last)],
-            grads[min(params.offset + idx.w, last)],
-        );
-        acc += select(vec4<f32>(0.0), g * g, ok);
+    var i = first;
+    // Whole steps of four loads with no masks (every chunk but the last is made of them), then the rest.
+    for (; i + 3u * wg < last; i += 4u * wg) {
+        let g = vec4<f32>(grads[i], grads[i + wg], grads[i + 2u * wg], grads[i + 3u * wg]);
+        acc += g * g;
+    }
+    for (; i < last; i += wg) {
+        acc.x += grads[i] * grads[i];
     }
     let total = workgroup_total(t, (acc.x + acc.y) + (acc.z + acc.w));
     if t == 0u {

@@ -146,13 +146,15 @@ struct Params {
 
 /// Invocations per workgroup.
 const WG: usize = 256;
-/// WebGPU's default `max_compute_workgroups_per_dimension`.
-const MAX_GROUPS: usize = 65535;
+/// Workgroups at most: enough to fill any GPU, and well under the 65535 dispatch limit; larger arenas give
+/// each invocation more elements, which amortizes its setup (the run search, the per-step loads).
+const MAX_GROUPS: usize = 4096;
 
 /// The launch geometry for a span of `len` elements: `(workgroups, elements per workgroup)`, within
 /// the dispatch limit for any arena that fits in u32 indices.
 pub fn grid(len: usize) -> (usize, usize) {
-    chunks(len, WG, MAX_GROUPS)
+    // At least 8 elements per invocation.
+    chunks(len, 8 * WG, MAX_GROUPS)
 }
 
 /// One AdamW step over `segments` of the arenas; writes `params`, `m`, `v` (reads `grads`, `hyper` and,

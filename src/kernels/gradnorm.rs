@@ -68,8 +68,9 @@ pub fn norm(
             )))
         }
     };
-    // Four loads in flight per invocation: chunks are whole multiples of 4·WG.
-    let (groups, chunk) = chunks(range.len(), 4 * WG, MAX_PARTIALS);
+    // Chunks are whole multiples of 4·WG (four loads in flight per invocation), and at least 8 of them,
+    // so the tree merge of a workgroup (costly where barriers are, as on CPUs) amortizes.
+    let (groups, chunk) = chunks(range.len(), 32 * WG, MAX_PARTIALS);
     let params = Params {
         offset: to_u32("gradnorm offset", range.start)?,
         len: to_u32("gradnorm length", range.len())?,
