@@ -5,6 +5,12 @@
 //! run. Pipeline compile times are rows of their own (`compile/...`), apart from steady state.
 
 // Row groups live in benches/kernels/, one file per kernel stem.
+#[path = "kernels/adamw.rs"]
+mod adamw;
+#[path = "kernels/crossentropy.rs"]
+mod crossentropy;
+#[path = "kernels/gradnorm.rs"]
+mod gradnorm;
 #[path = "kernels/harness.rs"]
 mod harness;
 #[path = "kernels/matmul.rs"]
@@ -13,5 +19,8 @@ mod matmul;
 fn main() {
     let mut bench = harness::Bench::from_args();
     matmul::run(&mut bench);
+    crossentropy::run(&mut bench);
+    gradnorm::run(&mut bench);
+    adamw::run(&mut bench);
     bench.finish();
 }

@@ -3,7 +3,10 @@
 //! Every test runs on the adapter wgpu picks from the environment (`WGPU_BACKEND=vulkan|gl`, ...). A
 //! machine without any adapter fails these tests loudly: a GPU test never skips.
 
+mod adamw;
 mod common;
+mod crossentropy;
+mod gradnorm;
 mod matmul;
 mod shaders;
 mod tensors;

@@ -43,10 +43,20 @@ impl Bench {
                 a => filters.push(a.to_string()),
             }
         }
-        let gpu = Gpu::new().unwrap_or_else(|e| {
-            eprintln!("error: {e}");
-            std::process::exit(1)
-        });
+        // Rows with a GPT-2 vocabulary bind more than WebGPU's default 128 MiB where the adapter allows.
+        let gpu = Gpu::new()
+            .and_then(|probe| {
+                let allowed = probe.adapter_limits();
+                Gpu::with_limits(wgpu::Limits {
+                    max_storage_buffer_binding_size: allowed.max_storage_buffer_binding_size,
+                    max_buffer_size: allowed.max_buffer_size,
+                    ..Default::default()
+                })
+            })
+            .unwrap_or_else(|e| {
+                eprintln!("error: {e}");
+                std::process::exit(1)
+            });
         let timer = GpuTimer::new(&gpu);
         if !json {
             println!(

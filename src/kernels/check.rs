@@ -54,3 +54,12 @@ pub(crate) fn expect_len(what: &str, t: &Tensor, n: usize) -> Result<()> {
 pub(crate) fn to_u32(what: &str, v: usize) -> Result<u32> {
     u32::try_from(v).map_err(|_| Error::shape(what, format!("size {v} exceeds u32")))
 }
+
+/// Splits `len` elements into contiguous chunks, one per workgroup: at most `max_groups` workgroups
+/// (the dispatch limit, or a scratch size), each chunk a multiple of `step` elements. Returns
+/// `(workgroups, chunk)`; the last chunk may be short, and `len = 0` gives no workgroups.
+pub(crate) fn chunks(len: usize, step: usize, max_groups: usize) -> (usize, usize) {
+    let steps = len.div_ceil(step);
+    let chunk = steps.div_ceil(max_groups).max(1) * step;
+    (len.div_ceil(chunk), chunk)
+}

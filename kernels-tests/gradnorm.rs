@@ -1,0 +1,76 @@
+//! gradnorm: the GPU norm and clip scale against the f64 reference, over whole arenas and sub-ranges.
+
+use wgpt::kernels::gradnorm::{self, NORM, OUT_LEN, SCALE};
+use wgpt::reference::gradnorm as reference;
+
+use crate::common::{gpu, random, F32_EPS};
+
+/// Runs gradnorm on `grads[range]` and returns (norm, scale).
+fn run(grads: &[f32], range: std::ops::Range<usize>, max_norm: Option<f32>) -> (f32, f32) {
+    let gpu = gpu();
+    let gt = gpu.upload("grads", &[grads.len()], grads).unwrap();
+    let out = gpu.zeros("gradnorm", &[OUT_LEN]).unwrap();
+    gpu.run_dispatches(&gradnorm::norm(gpu, &gt, range, max_norm, &out).unwrap())
+        .unwrap();
+    let got: Vec<f32> = gpu.read(&out).unwrap();
+    (got[NORM], got[SCALE])
+}
+
+#[test]
+fn gradnorm_matches_f64_reference_over_arenas_and_sub_ranges() {
+    let grads = random(42, 1_000_003);
+    let ranges = [
+        0..1,
+        0..1000,
+        3..1027,
+        0..1_000_003,
+        12_345..999_999,
+        500..500,
+    ];
+    for range in ranges {
+        let (norm, scale) = run(&grads, range.clone(), None);
+        let want = reference::norm(&grads[range.clone()]);
+        // A sum of n positive squares in f32 in any order has relative error ≤ depth·u, where depth
+        // counts the roundings on any term's way to the total: its square, the sequential terms of one
+        // accumulator (at most 8, or n / (1024 workgroups · 256 invocations) for larger arenas), the
+        // 2 adds merging the four accumulators, and 8 + 10 tree levels; 32 covers the constant part. The
+        // square root halves the relative error and adds 1 ulp.
+        let depth = range.len() as f64 / (1024.0 * 256.0) + 32.0;
+        let bound = (depth / 2.0 + 2.0) * F32_EPS * want + f64::MIN_POSITIVE;
+        assert!(
+            (norm as f64 - want).abs() <= bound,
+            "norm of {range:?}: got {norm}, want {want}, bound {bound:.3e}"
+        );
+        assert_eq!(scale, 1.0, "scale of {range:?} without clipping");
+    }
+}
+
+#[test]
+fn gradnorm_clips_exactly_when_the_norm_exceeds_max_norm() {
+    let grads = random(43, 100_003);
+    let norm = reference::norm(&grads);
+    // 1e-4 relative is far above the GPU norm's error (≈1e-6 by the bound above), so the GPU sees the
+    // same side of max_norm as the f64 reference.
+    for (factor, clips) in [(1.0 - 1e-4, true), (1.0 + 1e-4, false)] {
+        let max_norm = (norm * factor) as f32;
+        let (got_norm, scale) = run(&grads, 0..grads.len(), Some(max_norm));
+        if clips {
+            // One division, correctly rounded or within 2.5 ulp (Vulkan).
+            let want = max_norm / got_norm;
+            assert!(
+                scale < 1.0 && (scale - want).abs() <= 3.0 * f32::EPSILON * want,
+                "norm {got_norm} > max_norm {max_norm}: scale {scale}, want {want}"
+            );
+            let want_ref = reference::scale(norm, Some(max_norm));
+            assert!(
+                (scale as f64 - want_ref).abs() < 1e-5,
+                "scale {scale} vs {want_ref}"
+            );
+        } else {
+            assert_eq!(scale, 1.0, "norm {got_norm} <= max_norm {max_norm}");
+        }
+    }
+    // A zero gradient has norm 0 and must not divide.
+    let (norm, scale) = run(&vec![0.0; 1000], 0..1000, Some(1.0));
+    assert_eq!((norm, scale), (0.0, 1.0));
+}
