@@ -4,5 +4,8 @@
 //! machine without any adapter fails these tests loudly: a GPU test never skips.
 
 mod common;
+mod copy;
+mod gelu;
 mod matmul;
+mod residual;
 mod shaders;

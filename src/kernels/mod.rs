@@ -2,9 +2,18 @@
 //! shapes, then return a [`crate::gpu::Dispatch`] built once and recorded by every step.
 
 pub(crate) mod check;
+pub mod copy;
+pub mod gelu;
+pub(crate) mod grid;
 pub mod matmul;
+pub mod residual;
 
 use crate::gpu::Shader;
 
 /// Every shader module the kernels compile (the naga translation test checks each of them).
-pub const SHADERS: &[Shader] = &[matmul::SHADER];
+pub const SHADERS: &[Shader] = &[
+    copy::SHADER,
+    gelu::SHADER,
+    matmul::SHADER,
+    residual::SHADER,
+];

@@ -1,5 +1,8 @@
 //! Plain CPU twins of every kernel: the specification the GPU is tested against. Written for clarity,
 //! accumulating in f64; never used on a hot path.
 
+pub mod copy;
+pub mod gelu;
 pub mod matmul;
 pub mod random;
+pub mod residual;
