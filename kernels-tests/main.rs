@@ -5,6 +5,7 @@
 
 mod common;
 mod copy;
+mod dropout;
 mod gelu;
 mod matmul;
 mod residual;

@@ -3,6 +3,7 @@
 
 pub(crate) mod check;
 pub mod copy;
+pub mod dropout;
 pub mod gelu;
 pub(crate) mod grid;
 pub mod matmul;
@@ -13,6 +14,7 @@ use crate::gpu::Shader;
 /// Every shader module the kernels compile (the naga translation test checks each of them).
 pub const SHADERS: &[Shader] = &[
     copy::SHADER,
+    dropout::SHADER,
     gelu::SHADER,
     matmul::SHADER,
     residual::SHADER,

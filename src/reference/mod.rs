@@ -2,6 +2,7 @@
 //! accumulating in f64; never used on a hot path.
 
 pub mod copy;
+pub mod dropout;
 pub mod gelu;
 pub mod matmul;
 pub mod random;
