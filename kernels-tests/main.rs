@@ -6,6 +6,7 @@
 mod common;
 mod copy;
 mod dropout;
+mod embedding;
 mod gelu;
 mod matmul;
 mod residual;

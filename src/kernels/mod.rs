@@ -4,6 +4,7 @@
 pub(crate) mod check;
 pub mod copy;
 pub mod dropout;
+pub mod embedding;
 pub mod gelu;
 pub(crate) mod grid;
 pub mod matmul;
@@ -15,6 +16,7 @@ use crate::gpu::Shader;
 pub const SHADERS: &[Shader] = &[
     copy::SHADER,
     dropout::SHADER,
+    embedding::SHADER,
     gelu::SHADER,
     matmul::SHADER,
     residual::SHADER,

@@ -3,6 +3,7 @@
 
 pub mod copy;
 pub mod dropout;
+pub mod embedding;
 pub mod gelu;
 pub mod matmul;
 pub mod random;
