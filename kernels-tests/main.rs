@@ -8,6 +8,7 @@ mod copy;
 mod dropout;
 mod embedding;
 mod gelu;
+mod layernorm;
 mod matmul;
 mod residual;
 mod shaders;

@@ -14,6 +14,16 @@ pub(crate) fn groups(gpu: &Gpu, items: usize, per_group: usize) -> u32 {
     items.div_ceil(per_group).min(max) as u32
 }
 
+/// Invocations per row for the row kernels (`rowsum.wgsl`'s `wg`): on CPU adapters one SIMD row, since
+/// every workgroup barrier costs a context switch per SIMD row there; a few warps elsewhere.
+pub(crate) fn row_workgroup(gpu: &Gpu) -> u32 {
+    if gpu.is_cpu() {
+        8
+    } else {
+        64
+    }
+}
+
 /// Invocations per workgroup of the elementwise shaders (their `WG`).
 pub(crate) const ELEMENTWISE_WG: usize = 256;
 
@@ -43,5 +53,57 @@ pub(crate) fn elementwise(
         _pad: [0; 3],
     };
     let workgroups = [groups(gpu, n, ELEMENTWISE_WG), 1, 1];
+    Dispatch::new(gpu, &kernel, bindings, &params, workgroups)
+}
+
+/// The uniform of the row kernels (layernorm, rmsnorm): matrix shape and epsilon, padded to 16 bytes.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+struct RowShape {
+    rows: u32,
+    cols: u32,
+    eps: f32,
+    _pad: u32,
+}
+
+/// How a row kernel's entry point spreads over a `[rows, cols]` matrix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Spread {
+    /// One workgroup of [`row_workgroup`] invocations per row (`rowsum.wgsl`).
+    Rows,
+    /// One invocation per column, summing over rows, `COLUMNS` = 64 per workgroup.
+    Columns,
+}
+
+/// The dispatch of a row kernel's entry point over `[rows, cols]` with the given override constants.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn per_row(
+    gpu: &Gpu,
+    shader: Shader,
+    entry: &'static str,
+    spread: Spread,
+    mut constants: Vec<(&'static str, f64)>,
+    bindings: &[Binding],
+    (rows, cols): (usize, usize),
+    eps: f32,
+) -> Result<Dispatch> {
+    let workgroups = match spread {
+        Spread::Rows => {
+            constants.push(("wg", row_workgroup(gpu) as f64));
+            [groups(gpu, rows, 1), 1, 1]
+        }
+        Spread::Columns => [groups(gpu, cols, 64), 1, 1],
+    };
+    let kernel = Kernel {
+        shader,
+        entry,
+        constants,
+    };
+    let params = RowShape {
+        rows: to_u32(entry, rows)?,
+        cols: to_u32(entry, cols)?,
+        eps,
+        _pad: 0,
+    };
     Dispatch::new(gpu, &kernel, bindings, &params, workgroups)
 }

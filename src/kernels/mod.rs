@@ -7,6 +7,7 @@ pub mod dropout;
 pub mod embedding;
 pub mod gelu;
 pub(crate) mod grid;
+pub mod layernorm;
 pub mod matmul;
 pub mod residual;
 
@@ -18,6 +19,7 @@ pub const SHADERS: &[Shader] = &[
     dropout::SHADER,
     embedding::SHADER,
     gelu::SHADER,
+    layernorm::SHADER,
     matmul::SHADER,
     residual::SHADER,
 ];

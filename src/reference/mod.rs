@@ -5,6 +5,7 @@ pub mod copy;
 pub mod dropout;
 pub mod embedding;
 pub mod gelu;
+pub mod layernorm;
 pub mod matmul;
 pub mod random;
 pub mod residual;
