@@ -11,4 +11,5 @@ mod gelu;
 mod layernorm;
 mod matmul;
 mod residual;
+mod rmsnorm;
 mod shaders;

@@ -10,6 +10,7 @@ pub(crate) mod grid;
 pub mod layernorm;
 pub mod matmul;
 pub mod residual;
+pub mod rmsnorm;
 
 use crate::gpu::Shader;
 
@@ -22,4 +23,5 @@ pub const SHADERS: &[Shader] = &[
     layernorm::SHADER,
     matmul::SHADER,
     residual::SHADER,
+    rmsnorm::SHADER,
 ];

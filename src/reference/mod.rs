@@ -9,3 +9,4 @@ pub mod layernorm;
 pub mod matmul;
 pub mod random;
 pub mod residual;
+pub mod rmsnorm;

@@ -1,0 +1,97 @@
+// rmsnorm over each row of `cols` features (rowsum.wgsl is the prelude):
+//
+//   forward   rstd = 1/√(Σx²/C + eps),  x̂ = x·rstd,  y = x̂·gain        (writes y, rstd)
+//   backward  g = dy·gain,  dx = rstd · (g - x̂·mean(g·x̂))               (writes dx)
+//   params    dgain += Σ_rows dy·x̂                                     (adds)
+//
+// x, y, dy: [rows, cols]; gain: [cols]; rstd: [rows]. Forward and backward give each row to one
+// workgroup of `wg` invocations; the gain gradient gives each column to one invocation summing over
+// rows in order (deterministic, no atomics).
+
+struct Params {
+    rows: u32,
+    cols: u32,
+    eps: f32,
+    _pad: u32,
+}
+
+// ---- forward. Bindings: x, gain, y, rstd, params.
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> gain: array<f32>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+@group(0) @binding(3) var<storage, read_write> rstd_out: array<f32>;
+@group(0) @binding(4) var<uniform> params: Params;
+
+@compute @workgroup_size(wg)
+fn rmsnorm_forward(
+    @builtin(local_invocation_id) local: vec3<u32>,
+    @builtin(workgroup_id) group: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+) {
+    let lane = local.x;
+    for (var row = group.x; row < params.rows; row += groups.x) {
+        let base = row * params.cols;
+        var s = 0.0;
+        for (var j = lane; j < params.cols; j += wg) {
+            let v = x[base + j];
+            s += v * v;
+        }
+        let rstd = 1.0 / sqrt(rowsum(vec2(s, 0.0), lane).x / f32(params.cols) + params.eps);
+        for (var j = lane; j < params.cols; j += wg) {
+            y[base + j] = x[base + j] * rstd * gain[j];
+        }
+        if lane == 0u {
+            rstd_out[row] = rstd;
+        }
+    }
+}
+
+// ---- backward (dx). Bindings: x, gain, rstd, dy, dx, params.
+@group(0) @binding(2) var<storage, read> rstd_in: array<f32>;
+@group(0) @binding(3) var<storage, read> dy: array<f32>;
+@group(0) @binding(4) var<storage, read_write> dx: array<f32>;
+@group(0) @binding(5) var<uniform> backward_params: Params;
+
+@compute @workgroup_size(wg)
+fn rmsnorm_backward(
+    @builtin(local_invocation_id) local: vec3<u32>,
+    @builtin(workgroup_id) group: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+) {
+    let lane = local.x;
+    let cols = backward_params.cols;
+    for (var row = group.x; row < backward_params.rows; row += groups.x) {
+        let base = row * cols;
+        let rstd = rstd_in[row];
+        var s = 0.0;
+        for (var j = lane; j < cols; j += wg) {
+            s += dy[base + j] * gain[j] * x[base + j] * rstd;
+        }
+        let m = rowsum(vec2(s, 0.0), lane).x / f32(cols);
+        for (var j = lane; j < cols; j += wg) {
+            let xhat = x[base + j] * rstd;
+            dx[base + j] = rstd * (dy[base + j] * gain[j] - xhat * m);
+        }
+    }
+}
+
+// ---- gain gradient. Bindings: x, rstd, dy, dgain, params.
+@group(0) @binding(1) var<storage, read> p_rstd: array<f32>;
+@group(0) @binding(2) var<storage, read> p_dy: array<f32>;
+@group(0) @binding(3) var<storage, read_write> dgain: array<f32>;
+
+const COLUMNS: u32 = 64u;
+
+@compute @workgroup_size(COLUMNS)
+fn rmsnorm_backward_params(@builtin(global_invocation_id) id: vec3<u32>) {
+    let col = id.x;
+    if col >= params.cols {
+        return;
+    }
+    var sg = 0.0;
+    for (var row = 0u; row < params.rows; row++) {
+        let i = row * params.cols + col;
+        sg += p_dy[i] * x[i] * p_rstd[row];
+    }
+    dgain[col] += sg;
+}
