@@ -8,9 +8,9 @@ use crate::common::{assert_within, gpu, random};
 #[test]
 fn copy_is_exact_for_awkward_sizes_and_past_the_dispatch_limit() {
     let gpu = gpu();
-    // 65535 · 256 + 5 elements need the shader's grid-stride loop (one dispatch dimension holds 65535
+    // Multiples of 4 take the vec4 entry point. 65535 · 256 + 5 elements need the shader's grid-stride loop (one dispatch dimension holds 65535
     // workgroups of 256).
-    for (i, n) in [1, 5, 97, 65 * 97, 255, 257, 65535 * 256 + 5]
+    for (i, n) in [1, 4, 5, 97, 65 * 97, 255, 257, 97 * 768, 65535 * 256 + 5]
         .into_iter()
         .enumerate()
     {

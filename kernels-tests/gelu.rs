@@ -6,8 +6,9 @@ use wgpt::reference::gelu as reference;
 
 use crate::common::{assert_gradient, assert_within, gpu, project, random, F32_EPS};
 
-/// Sizes: one element, primes, around the 256-wide workgroup, a [97, 768] MLP activation.
-const SIZES: [usize; 6] = [1, 5, 97, 255, 257, 97 * 768];
+/// Sizes: one element, one vec4, primes, around the 256-wide workgroup in elements and in vec4s, a
+/// [97, 768] MLP activation. Multiples of 4 take the vec4 entry points, the rest the scalar ones.
+const SIZES: [usize; 8] = [1, 4, 5, 97, 255, 257, 260, 97 * 768];
 
 /// Absolute error allowed in the GPU's tanh. Vulkan specifies tanh through exp ((3 + 2|u|) ulp with
 /// |u| ≤ 10 after the clamp), which cancels to an absolute error of about 2⁻¹⁹ around 0 and less

@@ -5,8 +5,9 @@ use wgpt::reference::residual as reference;
 
 use crate::common::{assert_within, gpu, random};
 
-/// Sizes: one element, primes, around the 256-wide workgroup, a C = 768 activation of 97 rows.
-const SIZES: [usize; 6] = [1, 5, 97, 255, 257, 97 * 768];
+/// Sizes: one element, one vec4, primes, around the 256-wide workgroup in elements and in vec4s, a
+/// C = 768 activation of 97 rows. Multiples of 4 take the vec4 entry points, the rest the scalar ones.
+const SIZES: [usize; 8] = [1, 4, 5, 97, 255, 257, 260, 97 * 768];
 
 // Both sides do one correctly rounded f32 addition per element (IEEE, required of Vulkan and GLES
 // highp for +), so the results are identical: the bound is zero.

@@ -6,7 +6,7 @@
 use crate::error::Result;
 use crate::gpu::{Binding, Dispatch, Gpu, Shader, Tensor};
 use crate::kernels::check::expect_len;
-use crate::kernels::grid::elementwise;
+use crate::kernels::grid::{count, elementwise};
 
 pub const SHADER: Shader = crate::shader!("copy");
 
@@ -14,5 +14,12 @@ pub const SHADER: Shader = crate::shader!("copy");
 pub fn forward(gpu: &Gpu, x: &Tensor, y: &Tensor) -> Result<Dispatch> {
     expect_len("copy output", y, x.len())?;
     let bindings = [Binding::Read(x), Binding::ReadWrite(y)];
-    elementwise(gpu, SHADER, "copy_forward", &bindings, x.len())
+    elementwise(
+        gpu,
+        SHADER,
+        ["copy_forward", "copy_forward_vec4"],
+        &bindings,
+        x.len(),
+        count,
+    )
 }

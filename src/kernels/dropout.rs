@@ -15,10 +15,10 @@
 use bytemuck::{Pod, Zeroable};
 
 use crate::error::{Error, Result};
-use crate::gpu::{Binding, Dispatch, Gpu, Kernel, Shader, Tensor};
-use crate::kernels::check::{expect_len, to_u32};
+use crate::gpu::{Binding, Dispatch, Gpu, Shader, Tensor};
+use crate::kernels::check::expect_len;
 use crate::kernels::copy;
-use crate::kernels::grid::{groups, ELEMENTWISE_WG};
+use crate::kernels::grid::elementwise;
 use crate::reference::random::threshold;
 
 pub const SHADER: Shader = crate::shader!("dropout", ["random"]);
@@ -56,24 +56,24 @@ pub fn forward(
     if is_identity(p) {
         return copy::forward(gpu, x, y);
     }
-    let kernel = Kernel {
-        shader: SHADER,
-        entry: "dropout_apply",
-        constants: vec![],
-    };
-    let params = Params {
-        n: to_u32("dropout", x.len())?,
-        site,
-        threshold: threshold(p),
-        scale: 1.0 / (1.0 - p),
-    };
-    let workgroups = [groups(gpu, x.len(), ELEMENTWISE_WG), 1, 1];
     let bindings = [
         Binding::Read(x),
         Binding::Read(state),
         Binding::ReadWrite(y),
     ];
-    Dispatch::new(gpu, &kernel, &bindings, &params, workgroups)
+    elementwise(
+        gpu,
+        SHADER,
+        ["dropout_apply", "dropout_apply_vec4"],
+        &bindings,
+        x.len(),
+        |n| Params {
+            n,
+            site,
+            threshold: threshold(p),
+            scale: 1.0 / (1.0 - p),
+        },
+    )
 }
 
 /// `dx = dropout(dy)` with the forward's mask (same `state` contents, `site` and `p`); writes `dx`.

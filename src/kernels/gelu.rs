@@ -6,7 +6,7 @@
 use crate::error::Result;
 use crate::gpu::{Binding, Dispatch, Gpu, Shader, Tensor};
 use crate::kernels::check::expect_len;
-use crate::kernels::grid::elementwise;
+use crate::kernels::grid::{count, elementwise};
 
 pub const SHADER: Shader = crate::shader!("gelu");
 
@@ -14,7 +14,14 @@ pub const SHADER: Shader = crate::shader!("gelu");
 pub fn forward(gpu: &Gpu, x: &Tensor, y: &Tensor) -> Result<Dispatch> {
     expect_len("gelu output", y, x.len())?;
     let bindings = [Binding::Read(x), Binding::ReadWrite(y)];
-    elementwise(gpu, SHADER, "gelu_forward", &bindings, x.len())
+    elementwise(
+        gpu,
+        SHADER,
+        ["gelu_forward", "gelu_forward_vec4"],
+        &bindings,
+        x.len(),
+        count,
+    )
 }
 
 /// `dx = dy · gelu'(x)`; writes `dx`.
@@ -23,5 +30,12 @@ pub fn backward(gpu: &Gpu, x: &Tensor, dy: &Tensor, dx: &Tensor) -> Result<Dispa
     expect_len("gelu output gradient", dy, n)?;
     expect_len("gelu input gradient", dx, n)?;
     let bindings = [Binding::Read(x), Binding::Read(dy), Binding::ReadWrite(dx)];
-    elementwise(gpu, SHADER, "gelu_backward", &bindings, n)
+    elementwise(
+        gpu,
+        SHADER,
+        ["gelu_backward", "gelu_backward_vec4"],
+        &bindings,
+        n,
+        count,
+    )
 }

@@ -25,34 +25,45 @@ pub(crate) fn row_workgroup(gpu: &Gpu) -> u32 {
 }
 
 /// Invocations per workgroup of the elementwise shaders (their `WG`).
-pub(crate) const ELEMENTWISE_WG: usize = 256;
+const ELEMENTWISE_WG: usize = 256;
 
-/// The uniform of the elementwise shaders: the element count, padded to 16 bytes.
+/// The uniform of the elementwise shaders whose only parameter is the count they loop over, padded to
+/// 16 bytes.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
-struct Count {
+pub(crate) struct Count {
     n: u32,
     _pad: [u32; 3],
 }
 
-/// The dispatch of an elementwise entry point over `n` elements whose only parameter is `n`.
-pub(crate) fn elementwise(
+pub(crate) fn count(n: u32) -> Count {
+    Count { n, _pad: [0; 3] }
+}
+
+/// The dispatch of an elementwise kernel over `n` elements. `[scalar, vec4]` name its two entry
+/// points: the vec4 one (loads and stores of 16 bytes, several times faster on CPU adapters and never
+/// slower elsewhere) when `n` is a multiple of 4, else the element-by-element one. `params` builds the
+/// uniform from the count the entry point loops over (vec4s or elements).
+pub(crate) fn elementwise<P: Pod>(
     gpu: &Gpu,
     shader: Shader,
-    entry: &'static str,
+    [scalar, vec4]: [&'static str; 2],
     bindings: &[Binding],
     n: usize,
+    params: impl FnOnce(u32) -> P,
 ) -> Result<Dispatch> {
+    let (entry, items) = if n % 4 == 0 {
+        (vec4, n / 4)
+    } else {
+        (scalar, n)
+    };
     let kernel = Kernel {
         shader,
         entry,
         constants: vec![],
     };
-    let params = Count {
-        n: to_u32(entry, n)?,
-        _pad: [0; 3],
-    };
-    let workgroups = [groups(gpu, n, ELEMENTWISE_WG), 1, 1];
+    let workgroups = [groups(gpu, items, ELEMENTWISE_WG), 1, 1];
+    let params = params(to_u32(entry, items)?);
     Dispatch::new(gpu, &kernel, bindings, &params, workgroups)
 }
 

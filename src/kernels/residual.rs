@@ -6,7 +6,7 @@
 use crate::error::Result;
 use crate::gpu::{Binding, Dispatch, Gpu, Shader, Tensor};
 use crate::kernels::check::expect_len;
-use crate::kernels::grid::elementwise;
+use crate::kernels::grid::{count, elementwise};
 
 pub const SHADER: Shader = crate::shader!("residual");
 
@@ -16,12 +16,26 @@ pub fn forward(gpu: &Gpu, a: &Tensor, b: &Tensor, y: &Tensor) -> Result<Dispatch
     expect_len("residual second operand", b, n)?;
     expect_len("residual output", y, n)?;
     let bindings = [Binding::Read(a), Binding::Read(b), Binding::ReadWrite(y)];
-    elementwise(gpu, SHADER, "residual_forward", &bindings, n)
+    elementwise(
+        gpu,
+        SHADER,
+        ["residual_forward", "residual_forward_vec4"],
+        &bindings,
+        n,
+        count,
+    )
 }
 
 /// `acc += x`; adds into `acc`.
 pub fn accumulate(gpu: &Gpu, x: &Tensor, acc: &Tensor) -> Result<Dispatch> {
     expect_len("residual accumulator", acc, x.len())?;
     let bindings = [Binding::Read(x), Binding::ReadWrite(acc)];
-    elementwise(gpu, SHADER, "residual_accumulate", &bindings, x.len())
+    elementwise(
+        gpu,
+        SHADER,
+        ["residual_accumulate", "residual_accumulate_vec4"],
+        &bindings,
+        x.len(),
+        count,
+    )
 }
