@@ -52,7 +52,7 @@ pub(crate) fn elementwise<P: Pod>(
     n: usize,
     params: impl FnOnce(u32) -> P,
 ) -> Result<Dispatch> {
-    let (entry, items) = if n % 4 == 0 {
+    let (entry, items) = if n.is_multiple_of(4) {
         (vec4, n / 4)
     } else {
         (scalar, n)
