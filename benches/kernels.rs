@@ -5,13 +5,34 @@
 //! run. Pipeline compile times are rows of their own (`compile/...`), apart from steady state.
 
 // Row groups live in benches/kernels/, one file per kernel stem.
+#[path = "kernels/copy.rs"]
+mod copy;
+#[path = "kernels/dropout.rs"]
+mod dropout;
+#[path = "kernels/embedding.rs"]
+mod embedding;
+#[path = "kernels/gelu.rs"]
+mod gelu;
 #[path = "kernels/harness.rs"]
 mod harness;
+#[path = "kernels/layernorm.rs"]
+mod layernorm;
 #[path = "kernels/matmul.rs"]
 mod matmul;
+#[path = "kernels/residual.rs"]
+mod residual;
+#[path = "kernels/rmsnorm.rs"]
+mod rmsnorm;
 
 fn main() {
     let mut bench = harness::Bench::from_args();
+    copy::run(&mut bench);
     matmul::run(&mut bench);
+    embedding::run(&mut bench);
+    layernorm::run(&mut bench);
+    rmsnorm::run(&mut bench);
+    gelu::run(&mut bench);
+    residual::run(&mut bench);
+    dropout::run(&mut bench);
     bench.finish();
 }
