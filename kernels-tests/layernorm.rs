@@ -7,7 +7,8 @@ use wgpt::reference::layernorm as reference;
 use crate::common::{assert_gradient, assert_within, gpu, project, random, F32_EPS};
 
 /// Row counts (one, a few, a prime) and widths (primes, a power of two, GPT-2's 768): none is a
-/// multiple of every workgroup size.
+/// multiple of every workgroup size. Widths that are multiples of 4 take the vec4 entry points, the
+/// primes the scalar ones.
 pub const ROWS: [usize; 3] = [1, 5, 97];
 pub const COLS: [usize; 4] = [65, 97, 128, 768];
 pub const EPS: f32 = 1e-5;

@@ -82,28 +82,35 @@ struct RowShape {
 pub(crate) enum Spread {
     /// One workgroup of [`row_workgroup`] invocations per row (`rowsum.wgsl`).
     Rows,
-    /// One invocation per column, summing over rows, `COLUMNS` = 64 per workgroup.
+    /// One invocation per column (or vec4 of columns), summing over rows, `COLUMNS` = 64 per workgroup.
     Columns,
 }
 
-/// The dispatch of a row kernel's entry point over `[rows, cols]` with the given override constants.
+/// The dispatch of a row kernel over `[rows, cols]` with the given override constants. `[scalar, vec4]`
+/// name its two entry points: the vec4 one (rows read as vec4s) when `cols` is a multiple of 4, else the
+/// element-by-element one.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn per_row(
     gpu: &Gpu,
     shader: Shader,
-    entry: &'static str,
+    [scalar, vec4]: [&'static str; 2],
     spread: Spread,
     mut constants: Vec<(&'static str, f64)>,
     bindings: &[Binding],
     (rows, cols): (usize, usize),
     eps: f32,
 ) -> Result<Dispatch> {
+    let (entry, lanes) = if cols.is_multiple_of(4) {
+        (vec4, cols / 4)
+    } else {
+        (scalar, cols)
+    };
     let workgroups = match spread {
         Spread::Rows => {
             constants.push(("wg", row_workgroup(gpu) as f64));
             [groups(gpu, rows, 1), 1, 1]
         }
-        Spread::Columns => [groups(gpu, cols, 64), 1, 1],
+        Spread::Columns => [groups(gpu, lanes, 64), 1, 1],
     };
     let kernel = Kernel {
         shader,

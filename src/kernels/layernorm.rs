@@ -56,7 +56,7 @@ pub fn forward(
     per_row(
         gpu,
         SHADER,
-        "layernorm_forward",
+        ["layernorm_forward", "layernorm_forward_vec4"],
         Spread::Rows,
         constants,
         &bindings,
@@ -89,7 +89,7 @@ pub fn backward(
     per_row(
         gpu,
         SHADER,
-        "layernorm_backward",
+        ["layernorm_backward", "layernorm_backward_vec4"],
         Spread::Rows,
         vec![],
         &bindings,
@@ -121,9 +121,12 @@ pub fn backward_params(
         Some(dbias) => {
             expect_len("layernorm bias gradient", dbias, c)?;
             bindings.push(Binding::ReadWrite(dbias));
-            "layernorm_backward_params"
+            [
+                "layernorm_backward_params",
+                "layernorm_backward_params_vec4",
+            ]
         }
-        None => "layernorm_backward_gain",
+        None => ["layernorm_backward_gain", "layernorm_backward_gain_vec4"],
     };
     per_row(
         gpu,

@@ -42,7 +42,7 @@ pub fn forward(
     per_row(
         gpu,
         SHADER,
-        "rmsnorm_forward",
+        ["rmsnorm_forward", "rmsnorm_forward_vec4"],
         Spread::Rows,
         vec![],
         &bindings,
@@ -73,7 +73,7 @@ pub fn backward(
     per_row(
         gpu,
         SHADER,
-        "rmsnorm_backward",
+        ["rmsnorm_backward", "rmsnorm_backward_vec4"],
         Spread::Rows,
         vec![],
         &bindings,
@@ -101,7 +101,7 @@ pub fn backward_params(
     per_row(
         gpu,
         SHADER,
-        "rmsnorm_backward_params",
+        ["rmsnorm_backward_params", "rmsnorm_backward_params_vec4"],
         Spread::Columns,
         vec![],
         &bindings,
