@@ -10,7 +10,8 @@ use wgpt::Tensor;
 use crate::common::{assert_gradient, assert_within, gpu, project, random, F32_EPS};
 
 /// (B, T, ctx, V, C): a single token, T = 1, T < ctx, T = ctx, widths not multiples of the 64-column
-/// workgroup, V = 50257, and a GPT block's B·T = 768 rows at C = 768.
+/// workgroup, V = 50257, and a GPT block's B·T = 768 rows at C = 768. C = 128 and 768 take the vec4
+/// entry points, the primes the scalar ones.
 const SHAPES: [(usize, usize, usize, usize, usize); 6] = [
     (1, 1, 1, 65, 65),
     (3, 1, 4, 50257, 97),
@@ -141,19 +142,22 @@ fn embedding_backward_adds_token_and_position_sums() {
 #[test]
 fn embedding_backward_is_bit_identical_across_runs() {
     let gpu = gpu();
-    let shape = (8, 64, 64, 50257, 97);
-    let s = batch(1600, shape);
-    let d = embedding::backward(gpu, &s.dxt, &s.positions, &s.buckets, &s.dwte, &s.dwpe).unwrap();
-    let mut runs = Vec::new();
-    for _ in 0..2 {
-        gpu.write(&s.dwte, &s.dwte0).unwrap();
-        gpu.write(&s.dwpe, &s.dwpe0).unwrap();
-        gpu.run_dispatches(std::slice::from_ref(&d)).unwrap();
-        let te: Vec<u32> = gpu.read(&s.dwte).unwrap();
-        let pe: Vec<u32> = gpu.read(&s.dwpe).unwrap();
-        runs.push((te, pe));
+    // Both entry points: C = 97 (scalar) and C = 128 (vec4).
+    for c in [97, 128] {
+        let s = batch(1600, (8, 64, 64, 50257, c));
+        let d =
+            embedding::backward(gpu, &s.dxt, &s.positions, &s.buckets, &s.dwte, &s.dwpe).unwrap();
+        let mut runs = Vec::new();
+        for _ in 0..2 {
+            gpu.write(&s.dwte, &s.dwte0).unwrap();
+            gpu.write(&s.dwpe, &s.dwpe0).unwrap();
+            gpu.run_dispatches(std::slice::from_ref(&d)).unwrap();
+            let te: Vec<u32> = gpu.read(&s.dwte).unwrap();
+            let pe: Vec<u32> = gpu.read(&s.dwpe).unwrap();
+            runs.push((te, pe));
+        }
+        assert!(runs[0] == runs[1], "C={c}: two runs of the backward differ");
     }
-    assert!(runs[0] == runs[1], "two runs of the backward differ");
 }
 
 #[test]

@@ -18,8 +18,18 @@ use crate::kernels::grid::groups;
 
 pub const SHADER: Shader = crate::shader!("embedding");
 
-/// Columns per workgroup (`COLUMNS` in the shader).
+/// Invocations per workgroup of the forward and of the backward (`WG` and `COLUMNS` in the shader).
+const WG: usize = 256;
 const COLUMNS: usize = 64;
+
+/// The entry point for width `c` (its vec4 twin when `c` is a multiple of 4) and the lanes per row.
+fn entry([scalar, vec4]: [&'static str; 2], c: usize) -> (&'static str, usize) {
+    if c.is_multiple_of(4) {
+        (vec4, c / 4)
+    } else {
+        (scalar, c)
+    }
+}
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
@@ -110,9 +120,10 @@ pub fn forward(
     let (vocab, c) = matrix_dims("embedding wte", wte)?;
     check_positions(wpe, t, c)?;
     expect_shape("embedding output", out, b * t, c)?;
+    let (entry, lanes) = entry(["embedding_forward", "embedding_forward_vec4"], c);
     let kernel = Kernel {
         shader: SHADER,
-        entry: "embedding_forward",
+        entry,
         constants: vec![],
     };
     let bindings = [
@@ -121,7 +132,7 @@ pub fn forward(
         Binding::Read(wpe),
         Binding::ReadWrite(out),
     ];
-    let workgroups = [groups(gpu, c, COLUMNS), groups(gpu, b * t, 1), 1];
+    let workgroups = [groups(gpu, b * t * lanes, WG), 1, 1];
     Dispatch::new(
         gpu,
         &kernel,
@@ -158,9 +169,10 @@ pub fn backward(
     check_positions(dwpe, t, c)?;
     expect_len("embedding positions", positions, rows)?;
     expect_shape("embedding buckets", buckets, rows, 3)?;
+    let (entry, lanes) = entry(["embedding_backward", "embedding_backward_vec4"], c);
     let kernel = Kernel {
         shader: SHADER,
-        entry: "embedding_backward",
+        entry,
         constants: vec![],
     };
     let bindings = [
@@ -171,7 +183,7 @@ pub fn backward(
         Binding::ReadWrite(dwpe),
     ];
     // One workgroup row per bucket slot, then one per position.
-    let workgroups = [groups(gpu, c, COLUMNS), groups(gpu, rows + t, 1), 1];
+    let workgroups = [groups(gpu, lanes, COLUMNS), groups(gpu, rows + t, 1), 1];
     Dispatch::new(
         gpu,
         &kernel,
