@@ -14,8 +14,8 @@ pub(crate) fn groups(gpu: &Gpu, items: usize, per_group: usize) -> u32 {
     items.div_ceil(per_group).min(max) as u32
 }
 
-/// Invocations per row for the row kernels (`rowsum.wgsl`'s `wg`): on CPU adapters one SIMD row, since
-/// every workgroup barrier costs a context switch per SIMD row there; a few warps elsewhere.
+/// Invocations per row for the row kernels (`rowsum.wgsl`'s `wg`): on CPU adapters one SIMD row (8 beat
+/// 1, 4, 32, 64 and 128 on lavapipe, where barriers are expensive); a few warps elsewhere.
 pub(crate) fn row_workgroup(gpu: &Gpu) -> u32 {
     if gpu.is_cpu() {
         8
@@ -41,8 +41,8 @@ pub(crate) fn count(n: u32) -> Count {
 }
 
 /// The dispatch of an elementwise kernel over `n` elements. `[scalar, vec4]` name its two entry
-/// points: the vec4 one (loads and stores of 16 bytes, several times faster on CPU adapters and never
-/// slower elsewhere) when `n` is a multiple of 4, else the element-by-element one. `params` builds the
+/// points: the vec4 one (16-byte loads and stores: 3-5x faster on lavapipe, the usual wide accesses on
+/// GPUs) when `n` is a multiple of 4, else the element-by-element one. `params` builds the
 /// uniform from the count the entry point loops over (vec4s or elements).
 pub(crate) fn elementwise<P: Pod>(
     gpu: &Gpu,
