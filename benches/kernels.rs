@@ -7,18 +7,39 @@
 // Row groups live in benches/kernels/, one file per kernel stem.
 #[path = "kernels/adamw.rs"]
 mod adamw;
+#[path = "kernels/copy.rs"]
+mod copy;
 #[path = "kernels/crossentropy.rs"]
 mod crossentropy;
+#[path = "kernels/dropout.rs"]
+mod dropout;
+#[path = "kernels/embedding.rs"]
+mod embedding;
+#[path = "kernels/gelu.rs"]
+mod gelu;
 #[path = "kernels/gradnorm.rs"]
 mod gradnorm;
 #[path = "kernels/harness.rs"]
 mod harness;
+#[path = "kernels/layernorm.rs"]
+mod layernorm;
 #[path = "kernels/matmul.rs"]
 mod matmul;
+#[path = "kernels/residual.rs"]
+mod residual;
+#[path = "kernels/rmsnorm.rs"]
+mod rmsnorm;
 
 fn main() {
     let mut bench = harness::Bench::from_args();
+    copy::run(&mut bench);
     matmul::run(&mut bench);
+    embedding::run(&mut bench);
+    layernorm::run(&mut bench);
+    rmsnorm::run(&mut bench);
+    gelu::run(&mut bench);
+    residual::run(&mut bench);
+    dropout::run(&mut bench);
     crossentropy::run(&mut bench);
     gradnorm::run(&mut bench);
     adamw::run(&mut bench);

@@ -5,8 +5,15 @@
 
 mod adamw;
 mod common;
+mod copy;
 mod crossentropy;
+mod dropout;
+mod embedding;
+mod gelu;
 mod gradnorm;
+mod layernorm;
 mod matmul;
+mod residual;
+mod rmsnorm;
 mod shaders;
 mod tensors;

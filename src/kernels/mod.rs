@@ -3,16 +3,31 @@
 
 pub mod adamw;
 pub(crate) mod check;
+pub mod copy;
 pub mod crossentropy;
+pub mod dropout;
+pub mod embedding;
+pub mod gelu;
 pub mod gradnorm;
+pub(crate) mod grid;
+pub mod layernorm;
 pub mod matmul;
+pub mod residual;
+pub mod rmsnorm;
 
 use crate::gpu::Shader;
 
 /// Every shader module the kernels compile (the naga translation test checks each of them).
 pub const SHADERS: &[Shader] = &[
-    matmul::SHADER,
-    crossentropy::SHADER,
-    gradnorm::SHADER,
     adamw::SHADER,
+    copy::SHADER,
+    crossentropy::SHADER,
+    dropout::SHADER,
+    embedding::SHADER,
+    gelu::SHADER,
+    gradnorm::SHADER,
+    layernorm::SHADER,
+    matmul::SHADER,
+    residual::SHADER,
+    rmsnorm::SHADER,
 ];

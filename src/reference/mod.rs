@@ -2,7 +2,14 @@
 //! accumulating in f64; never used on a hot path.
 
 pub mod adamw;
+pub mod copy;
 pub mod crossentropy;
+pub mod dropout;
+pub mod embedding;
+pub mod gelu;
 pub mod gradnorm;
+pub mod layernorm;
 pub mod matmul;
 pub mod random;
+pub mod residual;
+pub mod rmsnorm;

@@ -1,0 +1,66 @@
+//! copy rows: the adapter's achievable bandwidth, the yardstick for every memory-bound row (which read as
+//! a fraction of it). Also the helpers the other memory-bound row groups share.
+
+use std::time::Duration;
+
+use wgpt::kernels::copy;
+use wgpt::reference::copy as reference;
+use wgpt::{Dispatch, Gpu, Tensor};
+
+use crate::harness::{Bench, Row};
+
+/// The activation shapes of the memory-bound rows: B·T = 768 rows (B = 12, T = 64) at C = 128 and 768.
+pub const ACTIVATIONS: [(usize, usize); 2] = [(768, 128), (768, 768)];
+
+/// Deterministic data in [-1, 1) and the tensor holding it.
+pub fn fill(gpu: &Gpu, shape: &[usize]) -> (Vec<f32>, Tensor) {
+    let len: usize = shape.iter().product();
+    let data: Vec<f32> = (0..len).map(|i| (i % 17) as f32 / 8.5 - 1.0).collect();
+    let tensor = gpu.upload("bench", shape, &data).unwrap();
+    (data, tensor)
+}
+
+/// Reports a memory-bound row: `dispatches` moving `bytes` (read + written) against `cpu`, the
+/// reference doing the same work, timed in the same run.
+pub fn memory_row(
+    bench: &mut Bench,
+    id: String,
+    dispatches: &[Dispatch],
+    bytes: usize,
+    cpu: Duration,
+) {
+    let median = bench.time_gpu(dispatches);
+    bench.report(Row {
+        id,
+        median,
+        flops: None,
+        bytes: Some(bytes as f64),
+        cpu: Some(cpu),
+    });
+}
+
+pub fn run(bench: &mut Bench) {
+    // The activation shapes, then 64 MiB, far past any cache: the memory's own bandwidth.
+    let sizes = ACTIVATIONS
+        .iter()
+        .map(|&(r, c)| (format!("{r}x{c}"), r * c))
+        .chain([("16777216".to_string(), 1 << 24)]);
+    for (i, (shape, n)) in sizes.enumerate() {
+        let id = format!("copy/{shape}");
+        if !bench.wants(&id) {
+            continue;
+        }
+        let (x, xt) = fill(&bench.gpu, &[n]);
+        let yt = bench.gpu.zeros("y", &[n]).unwrap();
+        let build = || copy::forward(&bench.gpu, &xt, &yt).unwrap();
+        let d = if i == 0 {
+            bench.compile("copy", build)
+        } else {
+            build()
+        };
+        let cpu = bench.time_cpu(|| {
+            std::hint::black_box(reference::forward(&x));
+        });
+        memory_row(bench, id, &[d], 8 * n, cpu);
+    }
+}

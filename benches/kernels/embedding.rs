@@ -1,0 +1,78 @@
+//! embedding rows: forward and backward for a B = 12, T = 64 batch at V = 65 (C = 128 and 768) and
+//! V = 50257 (C = 128; at C = 768 GPT-2's wte is 154 MB, past WebGPU's default 128 MiB binding limit),
+//! beside the CPU reference. The backward's token bucketing is CPU work done when a batch is prepared,
+//! not part of the row.
+
+use wgpt::kernels::embedding::{self, TokenBuckets};
+use wgpt::reference::embedding as reference;
+
+use crate::copy::{fill, memory_row};
+use crate::harness::Bench;
+
+/// (V, C) at B = 12, T = 64 (= ctx).
+const SHAPES: [(usize, usize); 3] = [(65, 128), (65, 768), (50257, 128)];
+const B: usize = 12;
+const T: usize = 64;
+
+pub fn run(bench: &mut Bench) {
+    for (i, &(vocab, c)) in SHAPES.iter().enumerate() {
+        let rows = B * T;
+        let shape = format!("{B}x{T}x{c}/V{vocab}");
+        let (fwd_id, bwd_id) = (
+            format!("embedding/forward/{shape}"),
+            format!("embedding/backward/{shape}"),
+        );
+        if !bench.wants(&fwd_id) && !bench.wants(&bwd_id) {
+            continue;
+        }
+        let gpu = &bench.gpu;
+        // Token ids spread over the vocabulary, with the repeats of text.
+        let tokens: Vec<u32> = (0..rows)
+            .map(|i| ((i * 7919) % vocab.min(rows / 3)) as u32)
+            .collect();
+        let tt = gpu.upload("tokens", &[B, T], &tokens).unwrap();
+        let (wte, wtet) = fill(gpu, &[vocab, c]);
+        let (wpe, wpet) = fill(gpu, &[T, c]);
+        let (dx, dxt) = fill(gpu, &[B, T, c]);
+        let out = gpu.zeros("out", &[B, T, c]).unwrap();
+        let prepared = TokenBuckets::new(&tokens, vocab).unwrap();
+        let positions = gpu
+            .upload("positions", &[rows], &prepared.positions)
+            .unwrap();
+        let buckets = gpu
+            .upload("buckets", &[rows, 3], &prepared.buckets)
+            .unwrap();
+        let distinct = prepared.buckets.chunks(3).filter(|b| b[1] > 0).count();
+
+        if bench.wants(&fwd_id) {
+            let build = || embedding::forward(&bench.gpu, &tt, &wtet, &wpet, &out).unwrap();
+            let d = if i == 0 {
+                bench.compile("embedding/forward", build)
+            } else {
+                build()
+            };
+            let cpu = bench.time_cpu(|| {
+                std::hint::black_box(reference::forward(&tokens, &wte, &wpe, T, c));
+            });
+            // Token ids, the rows of wte and wpe read, the output written.
+            let bytes = 4 * (rows + distinct * c + T * c + rows * c);
+            memory_row(bench, fwd_id, &[d], bytes, cpu);
+        }
+        if bench.wants(&bwd_id) {
+            let build = || {
+                embedding::backward(&bench.gpu, &dxt, &positions, &buckets, &wtet, &wpet).unwrap()
+            };
+            let d = if i == 0 {
+                bench.compile("embedding/backward", build)
+            } else {
+                build()
+            };
+            let cpu = bench.time_cpu(|| {
+                std::hint::black_box(reference::backward(&tokens, &dx, (vocab, T), T, c));
+            });
+            // dx, the bucket arrays, and the touched rows of dwte and dwpe read and written.
+            let bytes = 4 * (rows * c + 4 * rows + 2 * distinct * c + 2 * T * c);
+            memory_row(bench, bwd_id, &[d], bytes, cpu);
+        }
+    }
+}

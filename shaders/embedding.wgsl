@@ -1,0 +1,147 @@
+// embedding: token plus position embeddings.
+//
+//   forward   out[b, t, :] = wte[tokens[b, t], :] + wpe[t, :]                        (writes out)
+//   backward  dwte[v, :] += Σ_{(b,t): tokens[b,t] = v} dx[b, t, :]
+//             dwpe[t, :] += Σ_b dx[b, t, :]                                        (adds)
+//
+// tokens: [B, T] u32; wte: [V, C]; wpe: [ctx, C] (T ≤ ctx); out, dx: [B, T, C]. Rows are the B·T
+// positions. The backward is deterministic without atomics: the CPU groups positions by token when the
+// batch is prepared (kernels::embedding::TokenBuckets), so each token's rows are summed by one
+// invocation per column in a fixed order, and so are each position's B rows.
+//
+// Each entry point has a `_vec4` twin over vec4s of columns, used when C is a multiple of 4.
+
+struct Params {
+    rows: u32,
+    seq: u32,
+    cols: u32,
+    vocab: u32,
+}
+
+// Invocations per workgroup of the forward, a grid-stride loop over all B·T·C outputs (or vec4s of
+// them); columns per workgroup of the backward, whose workgroup_id.y walks buckets and positions.
+const WG: u32 = 256u;
+const COLUMNS: u32 = 64u;
+
+// ---- forward. Bindings: tokens, wte, wpe, out, params.
+@group(0) @binding(0) var<storage, read> tokens: array<u32>;
+@group(0) @binding(1) var<storage, read> wte: array<f32>;
+@group(0) @binding(2) var<storage, read> wpe: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+@group(0) @binding(4) var<uniform> params: Params;
+
+@compute @workgroup_size(WG)
+fn embedding_forward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let cols = params.cols;
+    for (var i = id.x; i < params.rows * cols; i += groups.x * WG) {
+        let row = i / cols;
+        let col = i - row * cols;
+        let token = tokens[row];
+        var v = wpe[(row % params.seq) * cols + col];
+        // An id outside the vocabulary (a corrupt batch) reads no memory it does not own.
+        if token < params.vocab {
+            v += wte[token * cols + col];
+        }
+        out[i] = v;
+    }
+}
+
+// The same over vec4s, when C is a multiple of 4.
+@group(0) @binding(1) var<storage, read> wte4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> wpe4: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> out4: array<vec4<f32>>;
+
+@compute @workgroup_size(WG)
+fn embedding_forward_vec4(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let cols4 = params.cols / 4u;
+    for (var i = id.x; i < params.rows * cols4; i += groups.x * WG) {
+        let row = i / cols4;
+        let col = i - row * cols4;
+        let token = tokens[row];
+        var v = wpe4[(row % params.seq) * cols4 + col];
+        if token < params.vocab {
+            v += wte4[token * cols4 + col];
+        }
+        out4[i] = v;
+    }
+}
+
+// ---- backward. Bindings: dx, positions, buckets, dwte, dwpe, params.
+// positions: [rows] row indices grouped by token; buckets: [rows, 3] (start, count, token) for each
+// distinct token, then unused slots with count 0. workgroup_id.y < rows is a bucket, the next T are
+// positions.
+@group(0) @binding(0) var<storage, read> dx: array<f32>;
+@group(0) @binding(1) var<storage, read> positions: array<u32>;
+@group(0) @binding(2) var<storage, read> buckets: array<u32>;
+@group(0) @binding(3) var<storage, read_write> dwte: array<f32>;
+@group(0) @binding(4) var<storage, read_write> dwpe: array<f32>;
+@group(0) @binding(5) var<uniform> backward_params: Params;
+
+@compute @workgroup_size(COLUMNS)
+fn embedding_backward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let col = id.x;
+    let cols = backward_params.cols;
+    let rows = backward_params.rows;
+    let seq = backward_params.seq;
+    if col >= cols {
+        return;
+    }
+    for (var y = id.y; y < rows + seq; y += groups.y) {
+        var sum = 0.0;
+        if y < rows {
+            let start = buckets[3u * y];
+            let count = buckets[3u * y + 1u];
+            let token = buckets[3u * y + 2u];
+            if count == 0u || token >= backward_params.vocab {
+                continue;
+            }
+            for (var k = 0u; k < count; k++) {
+                sum += dx[positions[start + k] * cols + col];
+            }
+            dwte[token * cols + col] += sum;
+        } else {
+            let t = y - rows;
+            for (var row = t; row < rows; row += seq) {
+                sum += dx[row * cols + col];
+            }
+            dwpe[t * cols + col] += sum;
+        }
+    }
+}
+
+// The same over vec4s of columns, when C is a multiple of 4.
+@group(0) @binding(0) var<storage, read> dx4: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> dwte4: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> dwpe4: array<vec4<f32>>;
+
+@compute @workgroup_size(COLUMNS)
+fn embedding_backward_vec4(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let col = id.x;
+    let cols4 = backward_params.cols / 4u;
+    let rows = backward_params.rows;
+    let seq = backward_params.seq;
+    if col >= cols4 {
+        return;
+    }
+    for (var y = id.y; y < rows + seq; y += groups.y) {
+        var sum = vec4(0.0);
+        if y < rows {
+            let start = buckets[3u * y];
+            let count = buckets[3u * y + 1u];
+            let token = buckets[3u * y + 2u];
+            if count == 0u || token >= backward_params.vocab {
+                continue;
+            }
+            for (var k = 0u; k < count; k++) {
+                sum += dx4[positions[start + k] * cols4 + col];
+            }
+            dwte4[token * cols4 + col] += sum;
+        } else {
+            let t = y - rows;
+            for (var row = t; row < rows; row += seq) {
+                sum += dx4[row * cols4 + col];
+            }
+            dwpe4[t * cols4 + col] += sum;
+        }
+    }
+}

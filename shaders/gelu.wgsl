@@ -1,0 +1,78 @@
+// gelu: GPT-2's tanh approximation ("gelu_new"), elementwise.
+//
+//   forward    y  = x/2 · (1 + tanh(u)),  u = √(2/π) · (x + 0.044715 x³)                 (writes y)
+//   backward   dx = dy · (½(1 + tanh u) + ½x (1 - tanh²u) · √(2/π)(1 + 3·0.044715 x²))   (writes dx)
+//
+// Each has a `_vec4` twin over vec4s (params.n counts vec4s), used when the element count is a multiple
+// of 4; the plain ones go element by element through the same vec4 math. Grid-stride loops.
+
+struct Params {
+    n: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+const WG: u32 = 256u;
+const SQRT_2_OVER_PI: f32 = 0.7978845608028654;
+const CUBIC: f32 = 0.044715;
+
+// tanh(u), with u clamped first: some drivers compute tanh through exp and return NaN once it overflows;
+// tanh(±10) already rounds to ±1 in f32.
+fn gelu_tanh(x: vec4<f32>) -> vec4<f32> {
+    return tanh(clamp(SQRT_2_OVER_PI * (x + CUBIC * x * x * x), vec4(-10.0), vec4(10.0)));
+}
+
+fn gelu(x: vec4<f32>) -> vec4<f32> {
+    return 0.5 * x * (1.0 + gelu_tanh(x));
+}
+
+fn gelu_grad(x: vec4<f32>, dy: vec4<f32>) -> vec4<f32> {
+    let t = gelu_tanh(x);
+    let du = SQRT_2_OVER_PI * (1.0 + 3.0 * CUBIC * x * x);
+    return dy * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du);
+}
+
+// ---- forward. Bindings: x, y, params.
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> y: array<f32>;
+@group(0) @binding(2) var<uniform> params: Params;
+
+@compute @workgroup_size(WG)
+fn gelu_forward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    for (var i = id.x; i < params.n; i += groups.x * WG) {
+        y[i] = gelu(vec4(x[i])).x;
+    }
+}
+
+@group(0) @binding(0) var<storage, read> x4: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read_write> y4: array<vec4<f32>>;
+
+@compute @workgroup_size(WG)
+fn gelu_forward_vec4(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    for (var i = id.x; i < params.n; i += groups.x * WG) {
+        y4[i] = gelu(x4[i]);
+    }
+}
+
+// ---- backward. Bindings: x, dy, dx, params.
+@group(0) @binding(1) var<storage, read> dy: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dx: array<f32>;
+@group(0) @binding(3) var<uniform> backward_params: Params;
+
+@compute @workgroup_size(WG)
+fn gelu_backward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    for (var i = id.x; i < backward_params.n; i += groups.x * WG) {
+        dx[i] = gelu_grad(vec4(x[i]), vec4(dy[i])).x;
+    }
+}
+
+@group(0) @binding(1) var<storage, read> dy4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> dx4: array<vec4<f32>>;
+
+@compute @workgroup_size(WG)
+fn gelu_backward_vec4(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    for (var i = id.x; i < backward_params.n; i += groups.x * WG) {
+        dx4[i] = gelu_grad(x4[i], dy4[i]);
+    }
+}

@@ -1,0 +1,89 @@
+//! Dropout for embeddings and residual branches, over any shape: `y = keep ? x / (1 - p) : 0` with
+//! `keep = random_keep(seed, step, site, element, threshold(p))` (`shaders/random.wgsl`, CPU twin
+//! [`crate::reference::random`]); `element` is the flat index.
+//!
+//! - [`forward`]: `x -> y` (writes `y`).
+//! - [`backward`]: `dy -> dx`, the same map with the mask regenerated from the same state (writes `dx`).
+//!
+//! `state` is a `[2]` u32 tensor `[seed, step]` that the trainer writes once per step (`gpu.write`); the
+//! dispatch reads it when it runs, so one dispatch built with the plan serves every step. `site` (which
+//! dropout of the model this is) and `p` are fixed when the dispatch is built, in its uniform.
+//!
+//! `p = 0` dispatches a plain [`crate::kernels::copy`], no hashing; a caller that can alias `y` to `x`
+//! skips it (see [`is_identity`]).
+
+use bytemuck::{Pod, Zeroable};
+
+use crate::error::{Error, Result};
+use crate::gpu::{Binding, Dispatch, Gpu, Shader, Tensor};
+use crate::kernels::check::expect_len;
+use crate::kernels::copy;
+use crate::kernels::grid::elementwise;
+use crate::reference::random::threshold;
+
+pub const SHADER: Shader = crate::shader!("dropout", ["random"]);
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+struct Params {
+    n: u32,
+    site: u32,
+    threshold: u32,
+    scale: f32,
+}
+
+/// Whether dropout with probability `p` is the identity, so the caller may use `x` as `y`.
+pub fn is_identity(p: f32) -> bool {
+    p == 0.0
+}
+
+/// `y = dropout(x)`; writes `y`.
+pub fn forward(
+    gpu: &Gpu,
+    x: &Tensor,
+    state: &Tensor,
+    site: u32,
+    p: f32,
+    y: &Tensor,
+) -> Result<Dispatch> {
+    expect_len("dropout output", y, x.len())?;
+    expect_len("dropout state [seed, step]", state, 2)?;
+    if !(0.0..1.0).contains(&p) {
+        return Err(Error::Invalid(format!(
+            "dropout probability {p} is outside [0, 1)"
+        )));
+    }
+    if is_identity(p) {
+        return copy::forward(gpu, x, y);
+    }
+    let bindings = [
+        Binding::Read(x),
+        Binding::Read(state),
+        Binding::ReadWrite(y),
+    ];
+    elementwise(
+        gpu,
+        SHADER,
+        ["dropout_apply", "dropout_apply_vec4"],
+        &bindings,
+        x.len(),
+        |n| Params {
+            n,
+            site,
+            threshold: threshold(p),
+            scale: 1.0 / (1.0 - p),
+        },
+    )
+}
+
+/// `dx = dropout(dy)` with the forward's mask (same `state` contents, `site` and `p`); writes `dx`.
+pub fn backward(
+    gpu: &Gpu,
+    dy: &Tensor,
+    state: &Tensor,
+    site: u32,
+    p: f32,
+    dx: &Tensor,
+) -> Result<Dispatch> {
+    forward(gpu, dy, state, site, p, dx)
+}

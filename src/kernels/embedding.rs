@@ -1,0 +1,194 @@
+//! Token plus position embeddings.
+//!
+//! - [`forward`]: `tokens: [B, T] u32, wte: [V, C], wpe: [ctx, C] -> out: [B, T, C]`,
+//!   `out[b, t] = wte[tokens[b, t]] + wpe[t]` (writes `out`).
+//! - [`backward`]: `dx: [B, T, C] -> dwte: [V, C], dwpe: [ctx, C]`, `dwte[v] += Σ_{tokens[b,t] = v} dx[b, t]`
+//!   and `dwpe[t] += Σ_b dx[b, t]` (adds into both).
+//!
+//! The backward is deterministic (bit-identical run to run) without float atomics: when a batch is
+//! prepared, [`TokenBuckets::new`] groups its positions by token on the CPU, and the trainer uploads
+//! its two arrays with the batch; the kernel then sums each token's rows in a fixed order.
+
+use bytemuck::{Pod, Zeroable};
+
+use crate::error::{Error, Result};
+use crate::gpu::{Binding, Dispatch, Gpu, Kernel, Shader, Tensor};
+use crate::kernels::check::{expect_len, expect_shape, matrix_dims, to_u32};
+use crate::kernels::grid::groups;
+
+pub const SHADER: Shader = crate::shader!("embedding");
+
+/// Invocations per workgroup of the forward and of the backward (`WG` and `COLUMNS` in the shader).
+const WG: usize = 256;
+const COLUMNS: usize = 64;
+
+/// The entry point for width `c` (its vec4 twin when `c` is a multiple of 4) and the lanes per row.
+fn entry([scalar, vec4]: [&'static str; 2], c: usize) -> (&'static str, usize) {
+    if c.is_multiple_of(4) {
+        (vec4, c / 4)
+    } else {
+        (scalar, c)
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+struct Params {
+    rows: u32,
+    seq: u32,
+    cols: u32,
+    vocab: u32,
+}
+
+/// A batch's positions grouped by token id, the input of [`backward`]. Upload `positions` as a `[B·T]`
+/// u32 tensor and `buckets` as `[B·T, 3]`; both have fixed sizes for a given batch shape, so the same
+/// tensors and dispatch serve every batch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenBuckets {
+    /// Row indices `b·T + t`, ordered by token id, then by row.
+    pub positions: Vec<u32>,
+    /// `(start, count, token)` per distinct token: its rows are `positions[start .. start + count]`.
+    /// Then zeros (empty buckets) up to `B·T` entries.
+    pub buckets: Vec<u32>,
+}
+
+impl TokenBuckets {
+    /// Groups the rows of `tokens` (`[B, T]` row-major) by id; an id outside `0..vocab` is an error.
+    pub fn new(tokens: &[u32], vocab: usize) -> Result<Self> {
+        let rows = to_u32("embedding batch", tokens.len())?;
+        if let Some((i, &t)) = tokens
+            .iter()
+            .enumerate()
+            .find(|&(_, &t)| t as usize >= vocab)
+        {
+            return Err(Error::Invalid(format!(
+                "token id {t} at position {i} is outside the vocabulary of {vocab} tokens"
+            )));
+        }
+        let mut positions: Vec<u32> = (0..rows).collect();
+        positions.sort_by_key(|&r| tokens[r as usize]);
+        let mut buckets = vec![0; 3 * tokens.len()];
+        let mut start = 0;
+        for (slot, run) in positions
+            .chunk_by(|&a, &b| tokens[a as usize] == tokens[b as usize])
+            .enumerate()
+        {
+            let token = tokens[run[0] as usize];
+            buckets[3 * slot..3 * slot + 3].copy_from_slice(&[start, run.len() as u32, token]);
+            start += run.len() as u32;
+        }
+        Ok(TokenBuckets { positions, buckets })
+    }
+}
+
+/// `[B, T]` of a token batch.
+fn batch_dims(tokens: &Tensor) -> Result<(usize, usize)> {
+    matrix_dims("embedding tokens [B, T]", tokens)
+}
+
+fn params(rows: usize, seq: usize, cols: usize, vocab: usize) -> Result<Params> {
+    Ok(Params {
+        rows: to_u32("embedding rows", rows)?,
+        seq: to_u32("embedding sequence", seq)?,
+        cols: to_u32("embedding width", cols)?,
+        vocab: to_u32("embedding vocabulary", vocab)?,
+    })
+}
+
+/// Checks `wpe: [ctx, C]` against the sequence length and width; returns `ctx`.
+fn check_positions(wpe: &Tensor, seq: usize, cols: usize) -> Result<usize> {
+    let (ctx, c) = matrix_dims("embedding wpe", wpe)?;
+    if c != cols || seq > ctx {
+        return Err(Error::shape(
+            "embedding wpe",
+            format!("need [ctx >= {seq}, {cols}], got {}", wpe.describe()),
+        ));
+    }
+    Ok(ctx)
+}
+
+/// `out[b, t] = wte[tokens[b, t]] + wpe[t]`; writes `out`. An id outside the vocabulary contributes
+/// zeros instead of reading out of bounds.
+pub fn forward(
+    gpu: &Gpu,
+    tokens: &Tensor,
+    wte: &Tensor,
+    wpe: &Tensor,
+    out: &Tensor,
+) -> Result<Dispatch> {
+    let (b, t) = batch_dims(tokens)?;
+    let (vocab, c) = matrix_dims("embedding wte", wte)?;
+    check_positions(wpe, t, c)?;
+    expect_shape("embedding output", out, b * t, c)?;
+    let (entry, lanes) = entry(["embedding_forward", "embedding_forward_vec4"], c);
+    let kernel = Kernel {
+        shader: SHADER,
+        entry,
+        constants: vec![],
+    };
+    let bindings = [
+        Binding::Read(tokens),
+        Binding::Read(wte),
+        Binding::Read(wpe),
+        Binding::ReadWrite(out),
+    ];
+    let workgroups = [groups(gpu, b * t * lanes, WG), 1, 1];
+    Dispatch::new(
+        gpu,
+        &kernel,
+        &bindings,
+        &params(b * t, t, c, vocab)?,
+        workgroups,
+    )
+}
+
+/// `dwte[v] += Σ_{tokens[b,t] = v} dx[b, t]`, `dwpe[t] += Σ_b dx[b, t]`; adds into both.
+/// `positions` and `buckets` hold [`TokenBuckets`] of the batch (`[B·T]` and `[B·T, 3]` u32).
+pub fn backward(
+    gpu: &Gpu,
+    dx: &Tensor,
+    positions: &Tensor,
+    buckets: &Tensor,
+    dwte: &Tensor,
+    dwpe: &Tensor,
+) -> Result<Dispatch> {
+    let [b, t, c] = dx.shape[..] else {
+        return Err(Error::shape(
+            "embedding output gradient",
+            format!("expected [B, T, C], got {}", dx.describe()),
+        ));
+    };
+    let rows = b * t;
+    let (vocab, cw) = matrix_dims("embedding dwte", dwte)?;
+    if cw != c {
+        return Err(Error::shape(
+            "embedding dwte",
+            format!("expected width {c}, got {}", dwte.describe()),
+        ));
+    }
+    check_positions(dwpe, t, c)?;
+    expect_len("embedding positions", positions, rows)?;
+    expect_shape("embedding buckets", buckets, rows, 3)?;
+    let (entry, lanes) = entry(["embedding_backward", "embedding_backward_vec4"], c);
+    let kernel = Kernel {
+        shader: SHADER,
+        entry,
+        constants: vec![],
+    };
+    let bindings = [
+        Binding::Read(dx),
+        Binding::Read(positions),
+        Binding::Read(buckets),
+        Binding::ReadWrite(dwte),
+        Binding::ReadWrite(dwpe),
+    ];
+    // One workgroup row per bucket slot, then one per position.
+    let workgroups = [groups(gpu, lanes, COLUMNS), groups(gpu, rows + t, 1), 1];
+    Dispatch::new(
+        gpu,
+        &kernel,
+        &bindings,
+        &params(rows, t, c, vocab)?,
+        workgroups,
+    )
+}

@@ -1,0 +1,141 @@
+//! LayerNorm over the last dimension (`x: [rows, C]`, any leading shape; `gain, bias: [C]`;
+//! `mean, rstd: [rows]`), eps inside the square root:
+//!
+//! - [`forward`]: `y = (x - mean)·rstd·gain (+ bias)`, `rstd = 1/√(var + eps)` (writes `y`, `mean`,
+//!   `rstd`; the backward reads the last two).
+//! - [`backward`]: `dx = rstd·(g - mean(g) - x̂·mean(g·x̂))`, `g = dy·gain`, `x̂ = (x - mean)·rstd`
+//!   (writes `dx`).
+//! - [`backward_params`]: `dgain += Σ_rows dy·x̂`, `dbias += Σ_rows dy` (adds into both), one invocation
+//!   per column summing rows in order: deterministic without atomics.
+//!
+//! The bias is optional (the modern variant has none).
+
+use crate::error::Result;
+use crate::gpu::{Binding, Dispatch, Gpu, Shader, Tensor};
+use crate::kernels::check::{expect_len, expect_shape, rows};
+use crate::kernels::grid::{per_row, Spread};
+
+pub const SHADER: Shader = crate::shader!("layernorm", ["rowsum"]);
+
+/// Checks the shapes shared by every entry point; returns `(rows, C)`.
+fn dims(x: &Tensor, gain: &Tensor, mean: &Tensor, rstd: &Tensor) -> Result<(usize, usize)> {
+    let c = gain.len();
+    let r = rows("layernorm input", x, c)?;
+    expect_len("layernorm mean", mean, r)?;
+    expect_len("layernorm rstd", rstd, r)?;
+    Ok((r, c))
+}
+
+/// `y = (x - mean)·rstd·gain (+ bias)`; writes `y`, `mean` and `rstd`.
+#[allow(clippy::too_many_arguments)]
+pub fn forward(
+    gpu: &Gpu,
+    x: &Tensor,
+    gain: &Tensor,
+    bias: Option<&Tensor>,
+    y: &Tensor,
+    mean: &Tensor,
+    rstd: &Tensor,
+    eps: f32,
+) -> Result<Dispatch> {
+    let (r, c) = dims(x, gain, mean, rstd)?;
+    expect_shape("layernorm output", y, r, c)?;
+    if let Some(bias) = bias {
+        expect_len("layernorm bias", bias, c)?;
+    }
+    let bindings = [
+        Binding::Read(x),
+        Binding::Read(gain),
+        // Without a bias the shader never reads this binding; any read-only tensor fills it.
+        Binding::Read(bias.unwrap_or(gain)),
+        Binding::ReadWrite(y),
+        Binding::ReadWrite(mean),
+        Binding::ReadWrite(rstd),
+    ];
+    let constants = vec![("has_bias", bias.is_some() as u32 as f64)];
+    per_row(
+        gpu,
+        SHADER,
+        ["layernorm_forward", "layernorm_forward_vec4"],
+        Spread::Rows,
+        constants,
+        &bindings,
+        (r, c),
+        eps,
+    )
+}
+
+/// `dx = rstd·(g - mean(g) - x̂·mean(g·x̂))` with `g = dy·gain`; writes `dx`.
+pub fn backward(
+    gpu: &Gpu,
+    x: &Tensor,
+    gain: &Tensor,
+    mean: &Tensor,
+    rstd: &Tensor,
+    dy: &Tensor,
+    dx: &Tensor,
+) -> Result<Dispatch> {
+    let (r, c) = dims(x, gain, mean, rstd)?;
+    expect_shape("layernorm output gradient", dy, r, c)?;
+    expect_shape("layernorm input gradient", dx, r, c)?;
+    let bindings = [
+        Binding::Read(x),
+        Binding::Read(gain),
+        Binding::Read(mean),
+        Binding::Read(rstd),
+        Binding::Read(dy),
+        Binding::ReadWrite(dx),
+    ];
+    per_row(
+        gpu,
+        SHADER,
+        ["layernorm_backward", "layernorm_backward_vec4"],
+        Spread::Rows,
+        vec![],
+        &bindings,
+        (r, c),
+        0.0,
+    )
+}
+
+/// `dgain += Σ_rows dy·x̂` and, with a bias, `dbias += Σ_rows dy`; adds into both.
+pub fn backward_params(
+    gpu: &Gpu,
+    x: &Tensor,
+    mean: &Tensor,
+    rstd: &Tensor,
+    dy: &Tensor,
+    dgain: &Tensor,
+    dbias: Option<&Tensor>,
+) -> Result<Dispatch> {
+    let (r, c) = dims(x, dgain, mean, rstd)?;
+    expect_shape("layernorm output gradient", dy, r, c)?;
+    let mut bindings = vec![
+        Binding::Read(x),
+        Binding::Read(mean),
+        Binding::Read(rstd),
+        Binding::Read(dy),
+        Binding::ReadWrite(dgain),
+    ];
+    let entry = match dbias {
+        Some(dbias) => {
+            expect_len("layernorm bias gradient", dbias, c)?;
+            bindings.push(Binding::ReadWrite(dbias));
+            [
+                "layernorm_backward_params",
+                "layernorm_backward_params_vec4",
+            ]
+        }
+        None => ["layernorm_backward_gain", "layernorm_backward_gain_vec4"],
+    };
+    per_row(
+        gpu,
+        SHADER,
+        entry,
+        Spread::Columns,
+        vec![],
+        &bindings,
+        (r, c),
+        0.0,
+    )
+}
