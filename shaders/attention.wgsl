@@ -1,0 +1,462 @@
+// attention: causal multi-head / grouped-query attention, fused (flash-style) and unfused (baseline).
+//
+//   qkv [B, T, (H + 2·Hkv)·D]: per token q (H heads), then k (Hkv heads), then v (Hkv heads)
+//   query head h reads kv head g = h / (H / Hkv)
+//   S_ts = scale · q_t·k_s (s ≤ t), scale = 1/sqrt(D);  P_t = softmax(S_t);  lse_t = log Σ_s exp(S_ts)
+//   A_ts = P_ts · Z_ts, Z_ts = keep_ts / (1 - p) (attention dropout; Z = 1 without it)
+//   O_t = Σ_s A_ts v_s                                   o [B, T, H·D], lse [B, H, T]
+// Backward, with dA_ts = dO_t·v_s and delta_t = Σ_s A_ts dA_ts = dO_t·O_t:
+//   dS_ts = P_ts (Z_ts dA_ts - delta_t) = A_ts dA_ts - P_ts delta_t
+//   dq_t = scale Σ_s dS_ts k_s,  dk_s = scale Σ_{h in group, t ≥ s} dS_ts q_t,  dv_s = Σ_{h, t ≥ s} A_ts dO_t
+//
+// Dropout element index (mod 2³²): ((b·H + h)·T + t)·T + s, with the step read from `step[0]`, a
+// one-element buffer the trainer writes once per step (so dispatches are built once).
+//
+// Fused kernels give each invocation one row (a query for the forward and dq, a key for dk/dv) held in
+// private vec4 arrays: no workgroup memory and no barriers, which suits lavapipe (registers cheap,
+// barriers expensive). All lanes of a workgroup walk the other axis in the same order, so their loads of
+// k/v (or q/dO) hit the same addresses at the same time (broadcasts on GPUs, cache hits on CPUs).
+//
+// The loops over the head dimension take 4 vec4s (16 floats) per iteration: llvmpipe (lavapipe, Mesa
+// 22) stops any invocation after 65535 loop iterations in total, so the per-key work must stay a few
+// iterations. With D = 128 a fused invocation affords about 65535 / 17 ≈ 3800 keys (forward, dq) or
+// query rows (dk/dv: (H/Hkv)·T) there; real GPUs have no such cap.
+//
+// Bindings (same order in every entry point): qkv, step, o, lse, d_o, delta, dqkv, scores, params.
+// Entry points that do not use a binding still get one bound (the launcher repeats a tensor).
+
+struct Params {
+    batch: u32,
+    seq: u32,
+    heads: u32,
+    kv_heads: u32,
+    scale: f32,
+    seed: u32,
+    site: u32,
+    threshold: u32,
+    keep_scale: f32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+@group(0) @binding(0) var<storage, read> qkv: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> step: array<u32>;
+@group(0) @binding(2) var<storage, read_write> o: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> lse: array<f32>;
+@group(0) @binding(4) var<storage, read> d_o: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read_write> delta: array<f32>;
+@group(0) @binding(6) var<storage, read_write> dqkv: array<vec4<f32>>;
+@group(0) @binding(7) var<storage, read_write> scores: array<f32>;
+@group(0) @binding(8) var<uniform> params: Params;
+
+// Head dimension D (a multiple of 16, at most 4·MAX_D4); its vec4 count bounds every inner loop.
+override head_dim: u32 = 64u;
+// Compiles the dropout mask in; false makes p = 0 cost nothing.
+override dropout: bool = false;
+override block: u32 = 64u;
+
+const MAX_D4: u32 = 32u;
+
+fn d4() -> u32 {
+    return head_dim / 4u;
+}
+
+// vec4 offset of a token's row in qkv (and dqkv).
+fn token_row(b: u32, t: u32) -> u32 {
+    return (b * params.seq + t) * (params.heads + 2u * params.kv_heads) * d4();
+}
+
+fn q_at(b: u32, t: u32, h: u32) -> u32 {
+    return token_row(b, t) + h * d4();
+}
+
+fn k_at(b: u32, s: u32, g: u32) -> u32 {
+    return token_row(b, s) + (params.heads + g) * d4();
+}
+
+fn v_at(b: u32, s: u32, g: u32) -> u32 {
+    return token_row(b, s) + (params.heads + params.kv_heads + g) * d4();
+}
+
+// vec4 offset of (b, t, h) in o and d_o.
+fn o_at(b: u32, t: u32, h: u32) -> u32 {
+    return ((b * params.seq + t) * params.heads + h) * d4();
+}
+
+// Index of query row (b, h, t) in lse and delta.
+fn row_at(b: u32, h: u32, t: u32) -> u32 {
+    return (b * params.heads + h) * params.seq + t;
+}
+
+fn kv_head(h: u32) -> u32 {
+    return h / (params.heads / params.kv_heads);
+}
+
+// A_ts from P_ts: the probability with the dropout mask of (row, s) applied and rescaled.
+fn dropped(p: f32, row: u32, s: u32) -> f32 {
+    if dropout {
+        let keep = random_keep(params.seed, step[0], params.site, row * params.seq + s, params.threshold);
+        return select(0.0, p * params.keep_scale, keep);
+    }
+    return p;
+}
+
+// ---- fused forward: one invocation per query row (b, h, t); online softmax over keys s = 0..t.
+// Grid: (ceil(T / block), B·H).
+
+@compute @workgroup_size(block)
+fn attention_forward(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_id) local: vec3<u32>) {
+    let t = group.x * block + local.x;
+    let b = group.y / params.heads;
+    let h = group.y % params.heads;
+    if t >= params.seq {
+        return;
+    }
+    let g = kv_head(h);
+    let qi = q_at(b, t, h);
+    var q: array<vec4<f32>, MAX_D4>;
+    var acc: array<vec4<f32>, MAX_D4>;
+    for (var i = 0u; i < d4(); i++) {
+        q[i] = qkv[qi + i] * params.scale;
+        acc[i] = vec4<f32>(0.0);
+    }
+    let row = row_at(b, h, t);
+    // A finite start, so the first rescale is exp(-huge) = 0 rather than exp(-inf + inf) = NaN.
+    var m = -3.0e38;
+    var l = 0.0;
+    for (var s = 0u; s <= t; s++) {
+        let ki = k_at(b, s, g);
+        var score = 0.0;
+        for (var i = 0u; i < d4(); i += 4u) {
+            score += dot(q[i], qkv[ki + i]);
+            score += dot(q[i + 1u], qkv[ki + i + 1u]);
+            score += dot(q[i + 2u], qkv[ki + i + 2u]);
+            score += dot(q[i + 3u], qkv[ki + i + 3u]);
+        }
+        // Rescale only when the running max moves (rare after the first keys).
+        if score > m {
+            let c = exp(m - score);
+            l *= c;
+            for (var i = 0u; i < d4(); i += 4u) {
+                acc[i] *= c;
+                acc[i + 1u] *= c;
+                acc[i + 2u] *= c;
+                acc[i + 3u] *= c;
+            }
+            m = score;
+        }
+        let e = exp(score - m);
+        l += e;
+        let a = dropped(e, row, s);
+        let vi = v_at(b, s, g);
+        for (var i = 0u; i < d4(); i += 4u) {
+            acc[i] += a * qkv[vi + i];
+            acc[i + 1u] += a * qkv[vi + i + 1u];
+            acc[i + 2u] += a * qkv[vi + i + 2u];
+            acc[i + 3u] += a * qkv[vi + i + 3u];
+        }
+    }
+    let oi = o_at(b, t, h);
+    let inv = 1.0 / l;
+    for (var i = 0u; i < d4(); i++) {
+        o[oi + i] = acc[i] * inv;
+    }
+    lse[row] = m + log(l);
+}
+
+// ---- backward, step 1: delta_t = dO_t·O_t per query row. Grid as the forward.
+
+@compute @workgroup_size(block)
+fn attention_backward_delta(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_id) local: vec3<u32>) {
+    let t = group.x * block + local.x;
+    let b = group.y / params.heads;
+    let h = group.y % params.heads;
+    if t >= params.seq {
+        return;
+    }
+    let oi = o_at(b, t, h);
+    var sum = 0.0;
+    for (var i = 0u; i < d4(); i++) {
+        sum += dot(d_o[oi + i], o[oi + i]);
+    }
+    delta[row_at(b, h, t)] = sum;
+}
+
+// ---- backward, step 2: dk, dv for one key row (b, g, s), over the query heads of group g and the
+// queries t ≥ s, walked from T - 1 down so that every lane reads the same query at once.
+// Grid: (ceil(T / block), B·Hkv).
+
+@compute @workgroup_size(block)
+fn attention_backward_key_value(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_id) local: vec3<u32>) {
+    let s = group.x * block + local.x;
+    let b = group.y / params.kv_heads;
+    let g = group.y % params.kv_heads;
+    if s >= params.seq {
+        return;
+    }
+    let ki = k_at(b, s, g);
+    let vi = v_at(b, s, g);
+    var k: array<vec4<f32>, MAX_D4>;
+    var v: array<vec4<f32>, MAX_D4>;
+    var dk: array<vec4<f32>, MAX_D4>;
+    var dv: array<vec4<f32>, MAX_D4>;
+    for (var i = 0u; i < d4(); i++) {
+        k[i] = qkv[ki + i] * params.scale;
+        v[i] = qkv[vi + i];
+        dk[i] = vec4<f32>(0.0);
+        dv[i] = vec4<f32>(0.0);
+    }
+    let group_size = params.heads / params.kv_heads;
+    for (var r = 0u; r < group_size; r++) {
+        let h = g * group_size + r;
+        for (var t = params.seq; t > s; t--) {
+            let tq = t - 1u;
+            let qi = q_at(b, tq, h);
+            let oi = o_at(b, tq, h);
+            var score = 0.0;
+            var da = 0.0;
+            for (var i = 0u; i < d4(); i += 4u) {
+                score += dot(qkv[qi + i], k[i]);
+                da += dot(d_o[oi + i], v[i]);
+                score += dot(qkv[qi + i + 1u], k[i + 1u]);
+                da += dot(d_o[oi + i + 1u], v[i + 1u]);
+                score += dot(qkv[qi + i + 2u], k[i + 2u]);
+                da += dot(d_o[oi + i + 2u], v[i + 2u]);
+                score += dot(qkv[qi + i + 3u], k[i + 3u]);
+                da += dot(d_o[oi + i + 3u], v[i + 3u]);
+            }
+            let row = row_at(b, h, tq);
+            let p = exp(score - lse[row]);
+            let a = dropped(p, row, s);
+            let ds = a * da - p * delta[row];
+            for (var i = 0u; i < d4(); i += 4u) {
+                dk[i] += ds * qkv[qi + i];
+                dv[i] += a * d_o[oi + i];
+                dk[i + 1u] += ds * qkv[qi + i + 1u];
+                dv[i + 1u] += a * d_o[oi + i + 1u];
+                dk[i + 2u] += ds * qkv[qi + i + 2u];
+                dv[i + 2u] += a * d_o[oi + i + 2u];
+                dk[i + 3u] += ds * qkv[qi + i + 3u];
+                dv[i + 3u] += a * d_o[oi + i + 3u];
+            }
+        }
+    }
+    let dki = k_at(b, s, g);
+    let dvi = v_at(b, s, g);
+    for (var i = 0u; i < d4(); i++) {
+        dqkv[dki + i] = dk[i] * params.scale;
+        dqkv[dvi + i] = dv[i];
+    }
+}
+
+// ---- backward, step 3: dq for one query row (b, h, t) over keys s = 0..t. Grid as the forward.
+
+@compute @workgroup_size(block)
+fn attention_backward_query(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_id) local: vec3<u32>) {
+    let t = group.x * block + local.x;
+    let b = group.y / params.heads;
+    let h = group.y % params.heads;
+    if t >= params.seq {
+        return;
+    }
+    let g = kv_head(h);
+    let qi = q_at(b, t, h);
+    let oi = o_at(b, t, h);
+    var q: array<vec4<f32>, MAX_D4>;
+    var dout: array<vec4<f32>, MAX_D4>;
+    var dq: array<vec4<f32>, MAX_D4>;
+    for (var i = 0u; i < d4(); i++) {
+        q[i] = qkv[qi + i] * params.scale;
+        dout[i] = d_o[oi + i];
+        dq[i] = vec4<f32>(0.0);
+    }
+    let row = row_at(b, h, t);
+    let lse_t = lse[row];
+    let delta_t = delta[row];
+    for (var s = 0u; s <= t; s++) {
+        let ki = k_at(b, s, g);
+        let vi = v_at(b, s, g);
+        var score = 0.0;
+        var da = 0.0;
+        for (var i = 0u; i < d4(); i += 4u) {
+            score += dot(q[i], qkv[ki + i]);
+            da += dot(dout[i], qkv[vi + i]);
+            score += dot(q[i + 1u], qkv[ki + i + 1u]);
+            da += dot(dout[i + 1u], qkv[vi + i + 1u]);
+            score += dot(q[i + 2u], qkv[ki + i + 2u]);
+            da += dot(dout[i + 2u], qkv[vi + i + 2u]);
+            score += dot(q[i + 3u], qkv[ki + i + 3u]);
+            da += dot(dout[i + 3u], qkv[vi + i + 3u]);
+        }
+        let p = exp(score - lse_t);
+        let ds = dropped(p, row, s) * da - p * delta_t;
+        for (var i = 0u; i < d4(); i += 4u) {
+            dq[i] += ds * qkv[ki + i];
+            dq[i + 1u] += ds * qkv[ki + i + 1u];
+            dq[i + 2u] += ds * qkv[ki + i + 2u];
+            dq[i + 3u] += ds * qkv[ki + i + 3u];
+        }
+    }
+    for (var i = 0u; i < d4(); i++) {
+        dqkv[qi + i] = dq[i] * params.scale;
+    }
+}
+
+// ---- unfused baseline: the T×T probabilities materialized in `scores` [B, H, T, T], one invocation
+// per output element and plain loops (what fusing is measured against). Forward: scores, softmax,
+// output. Backward (after attention_backward_delta): value_grad, score_grad (overwrites the
+// probabilities with dS), query_grad, key_grad.
+
+// Element (t, s) of the score matrix of head (b, h); grid (ceil(T² / block), B·H).
+@compute @workgroup_size(block)
+fn attention_unfused_scores(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_id) local: vec3<u32>) {
+    let e = group.x * block + local.x;
+    let t = e / params.seq;
+    let s = e % params.seq;
+    let b = group.y / params.heads;
+    let h = group.y % params.heads;
+    if t >= params.seq {
+        return;
+    }
+    var score = 0.0;
+    if s <= t {
+        let qi = q_at(b, t, h);
+        let ki = k_at(b, s, kv_head(h));
+        for (var i = 0u; i < d4(); i++) {
+            score += dot(qkv[qi + i], qkv[ki + i]);
+        }
+    }
+    scores[row_at(b, h, t) * params.seq + s] = score * params.scale;
+}
+
+// Row t of head (b, h): scores → probabilities in place, and lse. Grid as the forward.
+@compute @workgroup_size(block)
+fn attention_unfused_softmax(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_id) local: vec3<u32>) {
+    let t = group.x * block + local.x;
+    let b = group.y / params.heads;
+    let h = group.y % params.heads;
+    if t >= params.seq {
+        return;
+    }
+    let row = row_at(b, h, t);
+    let base = row * params.seq;
+    var m = scores[base];
+    for (var s = 1u; s <= t; s++) {
+        m = max(m, scores[base + s]);
+    }
+    var l = 0.0;
+    for (var s = 0u; s <= t; s++) {
+        l += exp(scores[base + s] - m);
+    }
+    let lse_t = m + log(l);
+    for (var s = 0u; s <= t; s++) {
+        scores[base + s] = exp(scores[base + s] - lse_t);
+    }
+    lse[row] = lse_t;
+}
+
+// One vec4 of O: (b, h, t, column block c); grid (ceil(T·D/4 / block), B·H).
+@compute @workgroup_size(block)
+fn attention_unfused_output(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_id) local: vec3<u32>) {
+    let e = group.x * block + local.x;
+    let t = e / d4();
+    let c = e % d4();
+    let b = group.y / params.heads;
+    let h = group.y % params.heads;
+    if t >= params.seq {
+        return;
+    }
+    let g = kv_head(h);
+    let row = row_at(b, h, t);
+    var acc = vec4<f32>(0.0);
+    for (var s = 0u; s <= t; s++) {
+        acc += dropped(scores[row * params.seq + s], row, s) * qkv[v_at(b, s, g) + c];
+    }
+    o[o_at(b, t, h) + c] = acc;
+}
+
+// One vec4 of dv: (b, g, s, column block c); grid (ceil(T·D/4 / block), B·Hkv).
+@compute @workgroup_size(block)
+fn attention_unfused_value_grad(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_id) local: vec3<u32>) {
+    let e = group.x * block + local.x;
+    let s = e / d4();
+    let c = e % d4();
+    let b = group.y / params.kv_heads;
+    let g = group.y % params.kv_heads;
+    if s >= params.seq {
+        return;
+    }
+    let group_size = params.heads / params.kv_heads;
+    var acc = vec4<f32>(0.0);
+    for (var h = g * group_size; h < (g + 1u) * group_size; h++) {
+        for (var t = s; t < params.seq; t++) {
+            let row = row_at(b, h, t);
+            acc += dropped(scores[row * params.seq + s], row, s) * d_o[o_at(b, t, h) + c];
+        }
+    }
+    dqkv[v_at(b, s, g) + c] = acc;
+}
+
+// Element (t, s ≤ t) of head (b, h): P → dS in place. Grid as attention_unfused_scores.
+@compute @workgroup_size(block)
+fn attention_unfused_score_grad(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_id) local: vec3<u32>) {
+    let e = group.x * block + local.x;
+    let t = e / params.seq;
+    let s = e % params.seq;
+    let b = group.y / params.heads;
+    let h = group.y % params.heads;
+    if t >= params.seq || s > t {
+        return;
+    }
+    let oi = o_at(b, t, h);
+    let vi = v_at(b, s, kv_head(h));
+    var da = 0.0;
+    for (var i = 0u; i < d4(); i++) {
+        da += dot(d_o[oi + i], qkv[vi + i]);
+    }
+    let row = row_at(b, h, t);
+    let p = scores[row * params.seq + s];
+    scores[row * params.seq + s] = dropped(p, row, s) * da - p * delta[row];
+}
+
+// One vec4 of dq: (b, h, t, column block c); grid as attention_unfused_output.
+@compute @workgroup_size(block)
+fn attention_unfused_query_grad(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_id) local: vec3<u32>) {
+    let e = group.x * block + local.x;
+    let t = e / d4();
+    let c = e % d4();
+    let b = group.y / params.heads;
+    let h = group.y % params.heads;
+    if t >= params.seq {
+        return;
+    }
+    let g = kv_head(h);
+    let row = row_at(b, h, t);
+    var acc = vec4<f32>(0.0);
+    for (var s = 0u; s <= t; s++) {
+        acc += scores[row * params.seq + s] * qkv[k_at(b, s, g) + c];
+    }
+    dqkv[q_at(b, t, h) + c] = acc * params.scale;
+}
+
+// One vec4 of dk: (b, g, s, column block c); grid as attention_unfused_value_grad.
+@compute @workgroup_size(block)
+fn attention_unfused_key_grad(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_id) local: vec3<u32>) {
+    let e = group.x * block + local.x;
+    let s = e / d4();
+    let c = e % d4();
+    let b = group.y / params.kv_heads;
+    let g = group.y % params.kv_heads;
+    if s >= params.seq {
+        return;
+    }
+    let group_size = params.heads / params.kv_heads;
+    var acc = vec4<f32>(0.0);
+    for (var h = g * group_size; h < (g + 1u) * group_size; h++) {
+        for (var t = s; t < params.seq; t++) {
+            acc += scores[row_at(b, h, t) * params.seq + s] * qkv[q_at(b, t, h) + c];
+        }
+    }
+    dqkv[k_at(b, s, g) + c] = acc * params.scale;
+}
