@@ -5,6 +5,8 @@
 //! run. Pipeline compile times are rows of their own (`compile/...`), apart from steady state.
 
 // Row groups live in benches/kernels/, one file per kernel stem.
+#[path = "kernels/attention.rs"]
+mod attention;
 #[path = "kernels/harness.rs"]
 mod harness;
 #[path = "kernels/matmul.rs"]
@@ -12,6 +14,7 @@ mod matmul;
 
 fn main() {
     let mut bench = harness::Bench::from_args();
+    attention::run(&mut bench);
     matmul::run(&mut bench);
     bench.finish();
 }

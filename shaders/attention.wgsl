@@ -12,9 +12,8 @@
 // Dropout element index (mod 2³²): ((b·H + h)·T + t)·T + s, with the step read from `step[0]`, a
 // one-element buffer the trainer writes once per step (so dispatches are built once).
 //
-// Fused kernels give each invocation one row (a query for the forward and dq, a key for dk/dv) held in
-// private vec4 arrays: no workgroup memory and no barriers, which suits lavapipe (registers cheap,
-// barriers expensive). All lanes of a workgroup walk the other axis in the same order, so their loads of
+// Fused kernels give each invocation one row (a query for the forward and dq, a key for dk/dv) and walk
+// the other axis: no barriers and no T×T storage, which suits lavapipe (barriers expensive). All lanes of a workgroup walk the other axis in the same order, so their loads of
 // k/v (or q/dO) hit the same addresses at the same time (broadcasts on GPUs, cache hits on CPUs).
 //
 // The loops over the head dimension take 4 vec4s (16 floats) per iteration: llvmpipe (lavapipe, Mesa
@@ -35,7 +34,7 @@ struct Params {
     site: u32,
     threshold: u32,
     keep_scale: f32,
-    _pad0: u32,
+    head_dim: u32,
     _pad1: u32,
     _pad2: u32,
 }
@@ -50,16 +49,17 @@ struct Params {
 @group(0) @binding(7) var<storage, read_write> scores: array<f32>;
 @group(0) @binding(8) var<uniform> params: Params;
 
-// Head dimension D (a multiple of 16, at most 4·MAX_D4); its vec4 count bounds every inner loop.
-override head_dim: u32 = 64u;
 // Compiles the dropout mask in; false makes p = 0 cost nothing.
 override dropout: bool = false;
+// Invocations per workgroup of the unfused element-wise kernels.
 override block: u32 = 64u;
 
+// Head dimension D is a runtime parameter (a multiple of 16, at most 4·MAX_D4), so one pipeline serves
+// every D: fewer slow first-use compiles on llvmpipe.
 const MAX_D4: u32 = 32u;
 
 fn d4() -> u32 {
-    return head_dim / 4u;
+    return params.head_dim / 4u;
 }
 
 // vec4 offset of a token's row in qkv (and dqkv).
@@ -102,12 +102,29 @@ fn dropped(p: f32, row: u32, s: u32) -> f32 {
     return p;
 }
 
-// ---- fused forward: one invocation per query row (b, h, t); online softmax over keys s = 0..t.
-// Grid: (ceil(T / block), B·H).
+// ---- fused kernels. An invocation's accumulators live in its own slice of workgroup memory, never
+// shared, so no barrier is needed. (Private vec4 arrays indexed by the loop counter took llvmpipe's GL
+// path 10-18 s per pipeline to compile and ran slower; workgroup memory indexes natively everywhere.) Slices are interleaved (vec4 i of lane j at i·lanes + j), so the lanes' accesses are
+// consecutive (no bank conflicts on GPUs, contiguous vectors on CPUs).
 
-@compute @workgroup_size(block)
+// Query rows per workgroup (forward, dq: one accumulator) and key rows (dk/dv: two), so that
+// lanes · MAX_D4 vec4s per accumulator fill STATE = 16 KiB, WebGPU's default limit.
+const ROWS: u32 = 32u;
+const KEYS: u32 = 16u;
+const STATE: u32 = 1024u;
+
+var<workgroup> state: array<vec4<f32>, STATE>;
+
+fn row_slot(i: u32, lane: u32) -> u32 {
+    return i * ROWS + lane;
+}
+
+// Forward: one invocation per query row (b, h, t); online softmax over keys s = 0..t.
+// Grid: (ceil(T / ROWS), B·H).
+@compute @workgroup_size(ROWS)
 fn attention_forward(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_id) local: vec3<u32>) {
-    let t = group.x * block + local.x;
+    let lane = local.x;
+    let t = group.x * ROWS + lane;
     let b = group.y / params.heads;
     let h = group.y % params.heads;
     if t >= params.seq {
@@ -115,11 +132,8 @@ fn attention_forward(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_inv
     }
     let g = kv_head(h);
     let qi = q_at(b, t, h);
-    var q: array<vec4<f32>, MAX_D4>;
-    var acc: array<vec4<f32>, MAX_D4>;
     for (var i = 0u; i < d4(); i++) {
-        q[i] = qkv[qi + i] * params.scale;
-        acc[i] = vec4<f32>(0.0);
+        state[row_slot(i, lane)] = vec4<f32>(0.0);
     }
     let row = row_at(b, h, t);
     // A finite start, so the first rescale is exp(-huge) = 0 rather than exp(-inf + inf) = NaN.
@@ -129,20 +143,21 @@ fn attention_forward(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_inv
         let ki = k_at(b, s, g);
         var score = 0.0;
         for (var i = 0u; i < d4(); i += 4u) {
-            score += dot(q[i], qkv[ki + i]);
-            score += dot(q[i + 1u], qkv[ki + i + 1u]);
-            score += dot(q[i + 2u], qkv[ki + i + 2u]);
-            score += dot(q[i + 3u], qkv[ki + i + 3u]);
+            score += dot(qkv[qi + i], qkv[ki + i]);
+            score += dot(qkv[qi + i + 1u], qkv[ki + i + 1u]);
+            score += dot(qkv[qi + i + 2u], qkv[ki + i + 2u]);
+            score += dot(qkv[qi + i + 3u], qkv[ki + i + 3u]);
         }
+        score *= params.scale;
         // Rescale only when the running max moves (rare after the first keys).
         if score > m {
             let c = exp(m - score);
             l *= c;
             for (var i = 0u; i < d4(); i += 4u) {
-                acc[i] *= c;
-                acc[i + 1u] *= c;
-                acc[i + 2u] *= c;
-                acc[i + 3u] *= c;
+                state[row_slot(i, lane)] *= c;
+                state[row_slot(i + 1u, lane)] *= c;
+                state[row_slot(i + 2u, lane)] *= c;
+                state[row_slot(i + 3u, lane)] *= c;
             }
             m = score;
         }
@@ -151,25 +166,24 @@ fn attention_forward(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_inv
         let a = dropped(e, row, s);
         let vi = v_at(b, s, g);
         for (var i = 0u; i < d4(); i += 4u) {
-            acc[i] += a * qkv[vi + i];
-            acc[i + 1u] += a * qkv[vi + i + 1u];
-            acc[i + 2u] += a * qkv[vi + i + 2u];
-            acc[i + 3u] += a * qkv[vi + i + 3u];
+            state[row_slot(i, lane)] += a * qkv[vi + i];
+            state[row_slot(i + 1u, lane)] += a * qkv[vi + i + 1u];
+            state[row_slot(i + 2u, lane)] += a * qkv[vi + i + 2u];
+            state[row_slot(i + 3u, lane)] += a * qkv[vi + i + 3u];
         }
     }
     let oi = o_at(b, t, h);
     let inv = 1.0 / l;
     for (var i = 0u; i < d4(); i++) {
-        o[oi + i] = acc[i] * inv;
+        o[oi + i] = state[row_slot(i, lane)] * inv;
     }
     lse[row] = m + log(l);
 }
 
-// ---- backward, step 1: delta_t = dO_t·O_t per query row. Grid as the forward.
-
-@compute @workgroup_size(block)
+// Backward, step 1: delta_t = dO_t·O_t per query row. Grid as the forward.
+@compute @workgroup_size(ROWS)
 fn attention_backward_delta(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_id) local: vec3<u32>) {
-    let t = group.x * block + local.x;
+    let t = group.x * ROWS + local.x;
     let b = group.y / params.heads;
     let h = group.y % params.heads;
     if t >= params.seq {
@@ -183,13 +197,22 @@ fn attention_backward_delta(@builtin(workgroup_id) group: vec3<u32>, @builtin(lo
     delta[row_at(b, h, t)] = sum;
 }
 
-// ---- backward, step 2: dk, dv for one key row (b, g, s), over the query heads of group g and the
-// queries t ≥ s, walked from T - 1 down so that every lane reads the same query at once.
-// Grid: (ceil(T / block), B·Hkv).
+// dk (first MAX_D4 vec4s of the slice) and dv (the rest) of a key lane.
+fn dk_slot(i: u32, lane: u32) -> u32 {
+    return i * KEYS + lane;
+}
 
-@compute @workgroup_size(block)
+fn dv_slot(i: u32, lane: u32) -> u32 {
+    return (MAX_D4 + i) * KEYS + lane;
+}
+
+// Backward, step 2: dk, dv for one key row (b, g, s), over the query heads of group g and the queries
+// t ≥ s, walked from T - 1 down so that every lane reads the same query at once.
+// Grid: (ceil(T / KEYS), B·Hkv).
+@compute @workgroup_size(KEYS)
 fn attention_backward_key_value(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_id) local: vec3<u32>) {
-    let s = group.x * block + local.x;
+    let lane = local.x;
+    let s = group.x * KEYS + lane;
     let b = group.y / params.kv_heads;
     let g = group.y % params.kv_heads;
     if s >= params.seq {
@@ -197,15 +220,9 @@ fn attention_backward_key_value(@builtin(workgroup_id) group: vec3<u32>, @builti
     }
     let ki = k_at(b, s, g);
     let vi = v_at(b, s, g);
-    var k: array<vec4<f32>, MAX_D4>;
-    var v: array<vec4<f32>, MAX_D4>;
-    var dk: array<vec4<f32>, MAX_D4>;
-    var dv: array<vec4<f32>, MAX_D4>;
     for (var i = 0u; i < d4(); i++) {
-        k[i] = qkv[ki + i] * params.scale;
-        v[i] = qkv[vi + i];
-        dk[i] = vec4<f32>(0.0);
-        dv[i] = vec4<f32>(0.0);
+        state[dk_slot(i, lane)] = vec4<f32>(0.0);
+        state[dv_slot(i, lane)] = vec4<f32>(0.0);
     }
     let group_size = params.heads / params.kv_heads;
     for (var r = 0u; r < group_size; r++) {
@@ -217,44 +234,42 @@ fn attention_backward_key_value(@builtin(workgroup_id) group: vec3<u32>, @builti
             var score = 0.0;
             var da = 0.0;
             for (var i = 0u; i < d4(); i += 4u) {
-                score += dot(qkv[qi + i], k[i]);
-                da += dot(d_o[oi + i], v[i]);
-                score += dot(qkv[qi + i + 1u], k[i + 1u]);
-                da += dot(d_o[oi + i + 1u], v[i + 1u]);
-                score += dot(qkv[qi + i + 2u], k[i + 2u]);
-                da += dot(d_o[oi + i + 2u], v[i + 2u]);
-                score += dot(qkv[qi + i + 3u], k[i + 3u]);
-                da += dot(d_o[oi + i + 3u], v[i + 3u]);
+                score += dot(qkv[qi + i], qkv[ki + i]);
+                da += dot(d_o[oi + i], qkv[vi + i]);
+                score += dot(qkv[qi + i + 1u], qkv[ki + i + 1u]);
+                da += dot(d_o[oi + i + 1u], qkv[vi + i + 1u]);
+                score += dot(qkv[qi + i + 2u], qkv[ki + i + 2u]);
+                da += dot(d_o[oi + i + 2u], qkv[vi + i + 2u]);
+                score += dot(qkv[qi + i + 3u], qkv[ki + i + 3u]);
+                da += dot(d_o[oi + i + 3u], qkv[vi + i + 3u]);
             }
             let row = row_at(b, h, tq);
-            let p = exp(score - lse[row]);
+            let p = exp(score * params.scale - lse[row]);
             let a = dropped(p, row, s);
             let ds = a * da - p * delta[row];
             for (var i = 0u; i < d4(); i += 4u) {
-                dk[i] += ds * qkv[qi + i];
-                dv[i] += a * d_o[oi + i];
-                dk[i + 1u] += ds * qkv[qi + i + 1u];
-                dv[i + 1u] += a * d_o[oi + i + 1u];
-                dk[i + 2u] += ds * qkv[qi + i + 2u];
-                dv[i + 2u] += a * d_o[oi + i + 2u];
-                dk[i + 3u] += ds * qkv[qi + i + 3u];
-                dv[i + 3u] += a * d_o[oi + i + 3u];
+                state[dk_slot(i, lane)] += ds * qkv[qi + i];
+                state[dv_slot(i, lane)] += a * d_o[oi + i];
+                state[dk_slot(i + 1u, lane)] += ds * qkv[qi + i + 1u];
+                state[dv_slot(i + 1u, lane)] += a * d_o[oi + i + 1u];
+                state[dk_slot(i + 2u, lane)] += ds * qkv[qi + i + 2u];
+                state[dv_slot(i + 2u, lane)] += a * d_o[oi + i + 2u];
+                state[dk_slot(i + 3u, lane)] += ds * qkv[qi + i + 3u];
+                state[dv_slot(i + 3u, lane)] += a * d_o[oi + i + 3u];
             }
         }
     }
-    let dki = k_at(b, s, g);
-    let dvi = v_at(b, s, g);
     for (var i = 0u; i < d4(); i++) {
-        dqkv[dki + i] = dk[i] * params.scale;
-        dqkv[dvi + i] = dv[i];
+        dqkv[ki + i] = state[dk_slot(i, lane)] * params.scale;
+        dqkv[vi + i] = state[dv_slot(i, lane)];
     }
 }
 
-// ---- backward, step 3: dq for one query row (b, h, t) over keys s = 0..t. Grid as the forward.
-
-@compute @workgroup_size(block)
+// Backward, step 3: dq for one query row (b, h, t) over keys s = 0..t. Grid as the forward.
+@compute @workgroup_size(ROWS)
 fn attention_backward_query(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_id) local: vec3<u32>) {
-    let t = group.x * block + local.x;
+    let lane = local.x;
+    let t = group.x * ROWS + lane;
     let b = group.y / params.heads;
     let h = group.y % params.heads;
     if t >= params.seq {
@@ -263,13 +278,8 @@ fn attention_backward_query(@builtin(workgroup_id) group: vec3<u32>, @builtin(lo
     let g = kv_head(h);
     let qi = q_at(b, t, h);
     let oi = o_at(b, t, h);
-    var q: array<vec4<f32>, MAX_D4>;
-    var dout: array<vec4<f32>, MAX_D4>;
-    var dq: array<vec4<f32>, MAX_D4>;
     for (var i = 0u; i < d4(); i++) {
-        q[i] = qkv[qi + i] * params.scale;
-        dout[i] = d_o[oi + i];
-        dq[i] = vec4<f32>(0.0);
+        state[row_slot(i, lane)] = vec4<f32>(0.0);
     }
     let row = row_at(b, h, t);
     let lse_t = lse[row];
@@ -280,26 +290,26 @@ fn attention_backward_query(@builtin(workgroup_id) group: vec3<u32>, @builtin(lo
         var score = 0.0;
         var da = 0.0;
         for (var i = 0u; i < d4(); i += 4u) {
-            score += dot(q[i], qkv[ki + i]);
-            da += dot(dout[i], qkv[vi + i]);
-            score += dot(q[i + 1u], qkv[ki + i + 1u]);
-            da += dot(dout[i + 1u], qkv[vi + i + 1u]);
-            score += dot(q[i + 2u], qkv[ki + i + 2u]);
-            da += dot(dout[i + 2u], qkv[vi + i + 2u]);
-            score += dot(q[i + 3u], qkv[ki + i + 3u]);
-            da += dot(dout[i + 3u], qkv[vi + i + 3u]);
+            score += dot(qkv[qi + i], qkv[ki + i]);
+            da += dot(d_o[oi + i], qkv[vi + i]);
+            score += dot(qkv[qi + i + 1u], qkv[ki + i + 1u]);
+            da += dot(d_o[oi + i + 1u], qkv[vi + i + 1u]);
+            score += dot(qkv[qi + i + 2u], qkv[ki + i + 2u]);
+            da += dot(d_o[oi + i + 2u], qkv[vi + i + 2u]);
+            score += dot(qkv[qi + i + 3u], qkv[ki + i + 3u]);
+            da += dot(d_o[oi + i + 3u], qkv[vi + i + 3u]);
         }
-        let p = exp(score - lse_t);
+        let p = exp(score * params.scale - lse_t);
         let ds = dropped(p, row, s) * da - p * delta_t;
         for (var i = 0u; i < d4(); i += 4u) {
-            dq[i] += ds * qkv[ki + i];
-            dq[i + 1u] += ds * qkv[ki + i + 1u];
-            dq[i + 2u] += ds * qkv[ki + i + 2u];
-            dq[i + 3u] += ds * qkv[ki + i + 3u];
+            state[row_slot(i, lane)] += ds * qkv[ki + i];
+            state[row_slot(i + 1u, lane)] += ds * qkv[ki + i + 1u];
+            state[row_slot(i + 2u, lane)] += ds * qkv[ki + i + 2u];
+            state[row_slot(i + 3u, lane)] += ds * qkv[ki + i + 3u];
         }
     }
     for (var i = 0u; i < d4(); i++) {
-        dqkv[qi + i] = dq[i] * params.scale;
+        dqkv[qi + i] = state[row_slot(i, lane)] * params.scale;
     }
 }
 
@@ -331,9 +341,9 @@ fn attention_unfused_scores(@builtin(workgroup_id) group: vec3<u32>, @builtin(lo
 }
 
 // Row t of head (b, h): scores → probabilities in place, and lse. Grid as the forward.
-@compute @workgroup_size(block)
+@compute @workgroup_size(ROWS)
 fn attention_unfused_softmax(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_id) local: vec3<u32>) {
-    let t = group.x * block + local.x;
+    let t = group.x * ROWS + local.x;
     let b = group.y / params.heads;
     let h = group.y % params.heads;
     if t >= params.seq {

@@ -25,9 +25,12 @@ use crate::reference::random;
 
 pub const SHADER: Shader = crate::shader!("attention", ["random"]);
 
-/// Largest head dimension the kernels hold in registers (`MAX_D4 · 4` in the shader).
+/// Largest head dimension (`4·MAX_D4` in the shader, sized so the accumulators fill 16 KiB).
 pub const MAX_HEAD_DIM: usize = 128;
-/// Invocations per workgroup.
+/// Invocations per workgroup: query rows (`ROWS` in the shader), key rows (`KEYS`), and elements or vec4
+/// columns (the unfused kernels' `block`).
+const ROWS: usize = 32;
+const KEYS: usize = 16;
 const BLOCK: usize = 64;
 
 /// The attention problem: batch, sequence, query heads, key/value heads and head dimension.
@@ -80,7 +83,8 @@ struct Params {
     site: u32,
     threshold: u32,
     keep_scale: f32,
-    _pad: [u32; 3],
+    head_dim: u32,
+    _pad: [u32; 2],
 }
 
 /// The tensors of one attention layer, checked against a [`Shape`] by [`Tensors::check`].
@@ -155,15 +159,15 @@ impl Tensors<'_> {
 /// Which axis one invocation (or one vec4 column block of it) covers, giving the grid.
 #[derive(Clone, Copy)]
 enum Grid {
-    /// One invocation per query row: `(ceil(T / block), B·H)`.
+    /// One invocation per query row: `(ceil(T / ROWS), B·H)`.
     QueryRows,
-    /// One invocation per key row: `(ceil(T / block), B·Hkv)`.
+    /// One invocation per key row: `(ceil(T / KEYS), B·Hkv)`.
     KeyRows,
-    /// One invocation per vec4 of a query row: `(ceil(T·D/4 / block), B·H)`.
+    /// One invocation per vec4 of a query row: `(ceil(T·D/4 / BLOCK), B·H)`.
     QueryColumns,
-    /// One invocation per vec4 of a key row: `(ceil(T·D/4 / block), B·Hkv)`.
+    /// One invocation per vec4 of a key row: `(ceil(T·D/4 / BLOCK), B·Hkv)`.
     KeyColumns,
-    /// One invocation per score element: `(ceil(T² / block), B·H)`.
+    /// One invocation per score element: `(ceil(T² / BLOCK), B·H)`.
     Scores,
 }
 
@@ -183,12 +187,12 @@ fn dispatch(
         )));
     }
     let (t, d4) = (shape.seq, shape.head_dim / 4);
-    let (per_group, groups) = match grid {
-        Grid::QueryRows => (t, shape.batch * shape.heads),
-        Grid::KeyRows => (t, shape.batch * shape.kv_heads),
-        Grid::QueryColumns => (t * d4, shape.batch * shape.heads),
-        Grid::KeyColumns => (t * d4, shape.batch * shape.kv_heads),
-        Grid::Scores => (t * t, shape.batch * shape.heads),
+    let (items, lanes, groups) = match grid {
+        Grid::QueryRows => (t, ROWS, shape.batch * shape.heads),
+        Grid::KeyRows => (t, KEYS, shape.batch * shape.kv_heads),
+        Grid::QueryColumns => (t * d4, BLOCK, shape.batch * shape.heads),
+        Grid::KeyColumns => (t * d4, BLOCK, shape.batch * shape.kv_heads),
+        Grid::Scores => (t * t, BLOCK, shape.batch * shape.heads),
     };
     let what = "attention";
     let params = Params {
@@ -201,19 +205,19 @@ fn dispatch(
         site: dropout.site,
         threshold: random::threshold(dropout.p),
         keep_scale: 1.0 / (1.0 - dropout.p),
-        _pad: [0; 3],
+        head_dim: to_u32(what, shape.head_dim)?,
+        _pad: [0; 2],
     };
     let kernel = Kernel {
         shader: SHADER,
         entry,
         constants: vec![
-            ("head_dim", shape.head_dim as f64),
             ("dropout", (dropout.p > 0.0) as u32 as f64),
             ("block", BLOCK as f64),
         ],
     };
     let workgroups = [
-        to_u32(what, per_group.div_ceil(BLOCK))?,
+        to_u32(what, items.div_ceil(lanes))?,
         to_u32(what, groups)?,
         1,
     ];
@@ -346,15 +350,13 @@ pub fn unfused_forward(
         dqkv: None,
         scores: Some(scores),
     };
+    // (entry, grid, whether it applies the mask); the others get no dropout, so no second pipeline.
     let steps = [
-        ("attention_unfused_scores", Grid::Scores),
-        ("attention_unfused_softmax", Grid::QueryRows),
-        ("attention_unfused_output", Grid::QueryColumns),
+        ("attention_unfused_scores", Grid::Scores, false),
+        ("attention_unfused_softmax", Grid::QueryRows, false),
+        ("attention_unfused_output", Grid::QueryColumns, true),
     ];
-    steps
-        .iter()
-        .map(|&(entry, grid)| dispatch(gpu, entry, grid, shape, dropout, &tensors))
-        .collect()
+    unfused(gpu, shape, dropout, &tensors, &steps)
 }
 
 /// Unfused backward (the baseline): delta, dv, dS (overwriting the probabilities in `scores`), dq, dk.
@@ -368,14 +370,27 @@ pub fn unfused_backward(
 ) -> Result<Vec<Dispatch>> {
     let tensors = t.tensors(Some(scores));
     let steps = [
-        ("attention_backward_delta", Grid::QueryRows),
-        ("attention_unfused_value_grad", Grid::KeyColumns),
-        ("attention_unfused_score_grad", Grid::Scores),
-        ("attention_unfused_query_grad", Grid::QueryColumns),
-        ("attention_unfused_key_grad", Grid::KeyColumns),
+        ("attention_backward_delta", Grid::QueryRows, false),
+        ("attention_unfused_value_grad", Grid::KeyColumns, true),
+        ("attention_unfused_score_grad", Grid::Scores, true),
+        ("attention_unfused_query_grad", Grid::QueryColumns, false),
+        ("attention_unfused_key_grad", Grid::KeyColumns, false),
     ];
+    unfused(gpu, shape, dropout, &tensors, &steps)
+}
+
+fn unfused(
+    gpu: &Gpu,
+    shape: Shape,
+    dropout: Dropout,
+    tensors: &Tensors,
+    steps: &[(&'static str, Grid, bool)],
+) -> Result<Vec<Dispatch>> {
     steps
         .iter()
-        .map(|&(entry, grid)| dispatch(gpu, entry, grid, shape, dropout, &tensors))
+        .map(|&(entry, grid, masks)| {
+            let p = if masks { dropout } else { Dropout::NONE };
+            dispatch(gpu, entry, grid, shape, p, tensors)
+        })
         .collect()
 }
