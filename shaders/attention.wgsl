@@ -16,10 +16,11 @@
 // the other axis: no barriers and no T×T storage, which suits lavapipe (barriers expensive). All lanes of a workgroup walk the other axis in the same order, so their loads of
 // k/v (or q/dO) hit the same addresses at the same time (broadcasts on GPUs, cache hits on CPUs).
 //
-// The loops over the head dimension take 4 vec4s (16 floats) per iteration: llvmpipe (lavapipe, Mesa
-// 22) stops any invocation after 65535 loop iterations in total, so the per-key work must stay a few
-// iterations. With D = 128 a fused invocation affords about 65535 / 17 ≈ 3800 keys (forward, dq) or
-// query rows (dk/dv: (H/Hkv)·T) there; real GPUs have no such cap.
+// Fused kernels take four keys (or queries) per step, so each load of the invocation's own row and each
+// accumulator update serves four. That also matters because llvmpipe (lavapipe, Mesa 22) stops an
+// invocation after 65535 loop iterations in total: with D = 128 a step costs 1 + 2·32 iterations, so an
+// invocation affords about 4000 keys (forward, dq) or query rows (dk/dv: (H/Hkv)·T) there; real GPUs
+// have no such cap.
 //
 // Bindings (same order in every entry point): qkv, step, o, lse, d_o, delta, dqkv, scores, params.
 // Entry points that do not use a binding still get one bound (the launcher repeats a tensor).
@@ -54,7 +55,7 @@ override dropout: bool = false;
 // Invocations per workgroup of the unfused element-wise kernels.
 override block: u32 = 64u;
 
-// Head dimension D is a runtime parameter (a multiple of 16, at most 4·MAX_D4), so one pipeline serves
+// Head dimension D is a runtime parameter (a multiple of 4, at most 4·MAX_D4), so one pipeline serves
 // every D: fewer slow first-use compiles on llvmpipe.
 const MAX_D4: u32 = 32u;
 
@@ -139,37 +140,40 @@ fn attention_forward(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_inv
     // A finite start, so the first rescale is exp(-huge) = 0 rather than exp(-inf + inf) = NaN.
     var m = -3.0e38;
     var l = 0.0;
-    for (var s = 0u; s <= t; s++) {
-        let ki = k_at(b, s, g);
-        var score = 0.0;
-        for (var i = 0u; i < d4(); i += 4u) {
-            score += dot(qkv[qi + i], qkv[ki + i]);
-            score += dot(qkv[qi + i + 1u], qkv[ki + i + 1u]);
-            score += dot(qkv[qi + i + 2u], qkv[ki + i + 2u]);
-            score += dot(qkv[qi + i + 3u], qkv[ki + i + 3u]);
+    // Four keys per step: each q load and accumulator update serves four keys. Keys past t (the last
+    // block's tail) read key t again and get score -3e38, so their weight is exp(-huge) = 0.
+    for (var s = 0u; s <= t; s += 4u) {
+        let keys = min(vec4<u32>(s) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(t));
+        let k0 = k_at(b, keys.x, g);
+        let k1 = k_at(b, keys.y, g);
+        let k2 = k_at(b, keys.z, g);
+        let k3 = k_at(b, keys.w, g);
+        var score = vec4<f32>(0.0);
+        for (var i = 0u; i < d4(); i++) {
+            let qv = qkv[qi + i];
+            score += vec4<f32>(dot(qv, qkv[k0 + i]), dot(qv, qkv[k1 + i]), dot(qv, qkv[k2 + i]), dot(qv, qkv[k3 + i]));
         }
-        score *= params.scale;
+        let valid = vec4<u32>(s) + vec4<u32>(0u, 1u, 2u, 3u) <= vec4<u32>(t);
+        score = select(vec4<f32>(-3.0e38), score * params.scale, valid);
+        let top = max(max(score.x, score.y), max(score.z, score.w));
         // Rescale only when the running max moves (rare after the first keys).
-        if score > m {
-            let c = exp(m - score);
+        if top > m {
+            let c = exp(m - top);
             l *= c;
-            for (var i = 0u; i < d4(); i += 4u) {
+            for (var i = 0u; i < d4(); i++) {
                 state[row_slot(i, lane)] *= c;
-                state[row_slot(i + 1u, lane)] *= c;
-                state[row_slot(i + 2u, lane)] *= c;
-                state[row_slot(i + 3u, lane)] *= c;
             }
-            m = score;
+            m = top;
         }
         let e = exp(score - m);
-        l += e;
-        let a = dropped(e, row, s);
-        let vi = v_at(b, s, g);
-        for (var i = 0u; i < d4(); i += 4u) {
-            state[row_slot(i, lane)] += a * qkv[vi + i];
-            state[row_slot(i + 1u, lane)] += a * qkv[vi + i + 1u];
-            state[row_slot(i + 2u, lane)] += a * qkv[vi + i + 2u];
-            state[row_slot(i + 3u, lane)] += a * qkv[vi + i + 3u];
+        l += e.x + e.y + e.z + e.w;
+        let a = vec4<f32>(dropped(e.x, row, s), dropped(e.y, row, s + 1u), dropped(e.z, row, s + 2u), dropped(e.w, row, s + 3u));
+        let v0 = v_at(b, keys.x, g);
+        let v1 = v_at(b, keys.y, g);
+        let v2 = v_at(b, keys.z, g);
+        let v3 = v_at(b, keys.w, g);
+        for (var i = 0u; i < d4(); i++) {
+            state[row_slot(i, lane)] += a.x * qkv[v0 + i] + a.y * qkv[v1 + i] + a.z * qkv[v2 + i] + a.w * qkv[v3 + i];
         }
     }
     let oi = o_at(b, t, h);
@@ -227,35 +231,35 @@ fn attention_backward_key_value(@builtin(workgroup_id) group: vec3<u32>, @builti
     let group_size = params.heads / params.kv_heads;
     for (var r = 0u; r < group_size; r++) {
         let h = g * group_size + r;
-        for (var t = params.seq; t > s; t--) {
-            let tq = t - 1u;
-            let qi = q_at(b, tq, h);
-            let oi = o_at(b, tq, h);
-            var score = 0.0;
-            var da = 0.0;
-            for (var i = 0u; i < d4(); i += 4u) {
-                score += dot(qkv[qi + i], qkv[ki + i]);
-                da += dot(d_o[oi + i], qkv[vi + i]);
-                score += dot(qkv[qi + i + 1u], qkv[ki + i + 1u]);
-                da += dot(d_o[oi + i + 1u], qkv[vi + i + 1u]);
-                score += dot(qkv[qi + i + 2u], qkv[ki + i + 2u]);
-                da += dot(d_o[oi + i + 2u], qkv[vi + i + 2u]);
-                score += dot(qkv[qi + i + 3u], qkv[ki + i + 3u]);
-                da += dot(d_o[oi + i + 3u], qkv[vi + i + 3u]);
+        // Four queries per step (t - 1 down to t - 4); those below s get weight 0 and reread query s.
+        for (var t = params.seq; t > s; t -= min(4u, t - s)) {
+            let valid = vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(t - s);
+            let rows = select(vec4<u32>(s), vec4<u32>(t - 1u) - vec4<u32>(0u, 1u, 2u, 3u), valid);
+            let q0 = q_at(b, rows.x, h);
+            let q1 = q_at(b, rows.y, h);
+            let q2 = q_at(b, rows.z, h);
+            let q3 = q_at(b, rows.w, h);
+            let o0 = o_at(b, rows.x, h);
+            let o1 = o_at(b, rows.y, h);
+            let o2 = o_at(b, rows.z, h);
+            let o3 = o_at(b, rows.w, h);
+            var score = vec4<f32>(0.0);
+            var da = vec4<f32>(0.0);
+            for (var i = 0u; i < d4(); i++) {
+                let kv = qkv[ki + i];
+                let vv = qkv[vi + i];
+                score += vec4<f32>(dot(qkv[q0 + i], kv), dot(qkv[q1 + i], kv), dot(qkv[q2 + i], kv), dot(qkv[q3 + i], kv));
+                da += vec4<f32>(dot(d_o[o0 + i], vv), dot(d_o[o1 + i], vv), dot(d_o[o2 + i], vv), dot(d_o[o3 + i], vv));
             }
-            let row = row_at(b, h, tq);
-            let p = exp(score * params.scale - lse[row]);
-            let a = dropped(p, row, s);
-            let ds = a * da - p * delta[row];
-            for (var i = 0u; i < d4(); i += 4u) {
-                state[dk_slot(i, lane)] += ds * qkv[qi + i];
-                state[dv_slot(i, lane)] += a * d_o[oi + i];
-                state[dk_slot(i + 1u, lane)] += ds * qkv[qi + i + 1u];
-                state[dv_slot(i + 1u, lane)] += a * d_o[oi + i + 1u];
-                state[dk_slot(i + 2u, lane)] += ds * qkv[qi + i + 2u];
-                state[dv_slot(i + 2u, lane)] += a * d_o[oi + i + 2u];
-                state[dk_slot(i + 3u, lane)] += ds * qkv[qi + i + 3u];
-                state[dv_slot(i + 3u, lane)] += a * d_o[oi + i + 3u];
+            let r = vec4<u32>(row_at(b, h, rows.x), row_at(b, h, rows.y), row_at(b, h, rows.z), row_at(b, h, rows.w));
+            let lse4 = vec4<f32>(lse[r.x], lse[r.y], lse[r.z], lse[r.w]);
+            let delta4 = vec4<f32>(delta[r.x], delta[r.y], delta[r.z], delta[r.w]);
+            let p = select(vec4<f32>(0.0), exp(score * params.scale - lse4), valid);
+            let a = vec4<f32>(dropped(p.x, r.x, s), dropped(p.y, r.y, s), dropped(p.z, r.z, s), dropped(p.w, r.w, s));
+            let ds = a * da - p * delta4;
+            for (var i = 0u; i < d4(); i++) {
+                state[dk_slot(i, lane)] += ds.x * qkv[q0 + i] + ds.y * qkv[q1 + i] + ds.z * qkv[q2 + i] + ds.w * qkv[q3 + i];
+                state[dv_slot(i, lane)] += a.x * d_o[o0 + i] + a.y * d_o[o1 + i] + a.z * d_o[o2 + i] + a.w * d_o[o3 + i];
             }
         }
     }
@@ -284,28 +288,31 @@ fn attention_backward_query(@builtin(workgroup_id) group: vec3<u32>, @builtin(lo
     let row = row_at(b, h, t);
     let lse_t = lse[row];
     let delta_t = delta[row];
-    for (var s = 0u; s <= t; s++) {
-        let ki = k_at(b, s, g);
-        let vi = v_at(b, s, g);
-        var score = 0.0;
-        var da = 0.0;
-        for (var i = 0u; i < d4(); i += 4u) {
-            score += dot(qkv[qi + i], qkv[ki + i]);
-            da += dot(d_o[oi + i], qkv[vi + i]);
-            score += dot(qkv[qi + i + 1u], qkv[ki + i + 1u]);
-            da += dot(d_o[oi + i + 1u], qkv[vi + i + 1u]);
-            score += dot(qkv[qi + i + 2u], qkv[ki + i + 2u]);
-            da += dot(d_o[oi + i + 2u], qkv[vi + i + 2u]);
-            score += dot(qkv[qi + i + 3u], qkv[ki + i + 3u]);
-            da += dot(d_o[oi + i + 3u], qkv[vi + i + 3u]);
+    // Four keys per step, as in the forward: keys past t reread key t with weight 0.
+    for (var s = 0u; s <= t; s += 4u) {
+        let valid = vec4<u32>(s) + vec4<u32>(0u, 1u, 2u, 3u) <= vec4<u32>(t);
+        let keys = min(vec4<u32>(s) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(t));
+        let k0 = k_at(b, keys.x, g);
+        let k1 = k_at(b, keys.y, g);
+        let k2 = k_at(b, keys.z, g);
+        let k3 = k_at(b, keys.w, g);
+        let v0 = v_at(b, keys.x, g);
+        let v1 = v_at(b, keys.y, g);
+        let v2 = v_at(b, keys.z, g);
+        let v3 = v_at(b, keys.w, g);
+        var score = vec4<f32>(0.0);
+        var da = vec4<f32>(0.0);
+        for (var i = 0u; i < d4(); i++) {
+            let qv = qkv[qi + i];
+            let dv = d_o[oi + i];
+            score += vec4<f32>(dot(qv, qkv[k0 + i]), dot(qv, qkv[k1 + i]), dot(qv, qkv[k2 + i]), dot(qv, qkv[k3 + i]));
+            da += vec4<f32>(dot(dv, qkv[v0 + i]), dot(dv, qkv[v1 + i]), dot(dv, qkv[v2 + i]), dot(dv, qkv[v3 + i]));
         }
-        let p = exp(score * params.scale - lse_t);
-        let ds = dropped(p, row, s) * da - p * delta_t;
-        for (var i = 0u; i < d4(); i += 4u) {
-            state[row_slot(i, lane)] += ds * qkv[ki + i];
-            state[row_slot(i + 1u, lane)] += ds * qkv[ki + i + 1u];
-            state[row_slot(i + 2u, lane)] += ds * qkv[ki + i + 2u];
-            state[row_slot(i + 3u, lane)] += ds * qkv[ki + i + 3u];
+        let p = select(vec4<f32>(0.0), exp(score * params.scale - lse_t), valid);
+        let a = vec4<f32>(dropped(p.x, row, s), dropped(p.y, row, s + 1u), dropped(p.z, row, s + 2u), dropped(p.w, row, s + 3u));
+        let ds = a * da - p * delta_t;
+        for (var i = 0u; i < d4(); i++) {
+            state[row_slot(i, lane)] += ds.x * qkv[k0 + i] + ds.y * qkv[k1 + i] + ds.z * qkv[k2 + i] + ds.w * qkv[k3 + i];
         }
     }
     for (var i = 0u; i < d4(); i++) {

@@ -108,11 +108,11 @@ impl Tensors<'_> {
             kv_heads: hkv,
             head_dim: d,
         } = shape;
-        // The shader walks D in steps of 16 floats (4 vec4s).
-        if d == 0 || d % 16 != 0 || d > MAX_HEAD_DIM {
+        // The shader reads D as vec4s.
+        if d == 0 || d % 4 != 0 || d > MAX_HEAD_DIM {
             return Err(Error::shape(
                 "attention",
-                format!("head_dim {d} must be a positive multiple of 16 up to {MAX_HEAD_DIM}"),
+                format!("head_dim {d} must be a positive multiple of 4 up to {MAX_HEAD_DIM}"),
             ));
         }
         if hkv == 0 || h % hkv != 0 {
