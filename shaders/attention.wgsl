@@ -17,10 +17,10 @@
 // k/v (or q/dO) hit the same addresses at the same time (broadcasts on GPUs, cache hits on CPUs).
 //
 // Fused kernels take four keys (or queries) per step, so each load of the invocation's own row and each
-// accumulator update serves four. That also matters because llvmpipe (lavapipe, Mesa 22) stops an
-// invocation after 65535 loop iterations in total: with D = 128 a step costs 1 + 2·32 iterations, so an
-// invocation affords about 4000 keys (forward, dq) or query rows (dk/dv: (H/Hkv)·T) there; real GPUs
-// have no such cap.
+// accumulator update serves four. That also matters because llvmpipe (lavapipe, Mesa 22) silently stops
+// an invocation after 65535 loop iterations in total: at D = 128 a step of the forward or dq costs
+// 1 + 2·32 iterations (T up to about 4000 there), one of dk/dv 1 + 2·16 ((H/Hkv)·T up to about 7900).
+// Real GPUs have no such cap.
 //
 // Bindings (same order in every entry point): qkv, step, o, lse, d_o, delta, dqkv, scores, params.
 // Entry points that do not use a binding still get one bound (the launcher repeats a tensor).
@@ -55,7 +55,7 @@ override dropout: bool = false;
 // Invocations per workgroup of the unfused element-wise kernels.
 override block: u32 = 64u;
 
-// Head dimension D is a runtime parameter (a multiple of 4, at most 4·MAX_D4), so one pipeline serves
+// Head dimension D is a runtime parameter (a multiple of 8, at most 4·MAX_D4), so one pipeline serves
 // every D: fewer slow first-use compiles on llvmpipe.
 const MAX_D4: u32 = 32u;
 
@@ -245,11 +245,17 @@ fn attention_backward_key_value(@builtin(workgroup_id) group: vec3<u32>, @builti
             let o3 = o_at(b, rows.w, h);
             var score = vec4<f32>(0.0);
             var da = vec4<f32>(0.0);
-            for (var i = 0u; i < d4(); i++) {
+            // Two vec4 columns per iteration: this kernel's loops are the longest ((H/Hkv)·T queries).
+            for (var i = 0u; i < d4(); i += 2u) {
+                let j = i + 1u;
                 let kv = qkv[ki + i];
                 let vv = qkv[vi + i];
+                let kw = qkv[ki + j];
+                let vw = qkv[vi + j];
                 score += vec4<f32>(dot(qkv[q0 + i], kv), dot(qkv[q1 + i], kv), dot(qkv[q2 + i], kv), dot(qkv[q3 + i], kv));
                 da += vec4<f32>(dot(d_o[o0 + i], vv), dot(d_o[o1 + i], vv), dot(d_o[o2 + i], vv), dot(d_o[o3 + i], vv));
+                score += vec4<f32>(dot(qkv[q0 + j], kw), dot(qkv[q1 + j], kw), dot(qkv[q2 + j], kw), dot(qkv[q3 + j], kw));
+                da += vec4<f32>(dot(d_o[o0 + j], vw), dot(d_o[o1 + j], vw), dot(d_o[o2 + j], vw), dot(d_o[o3 + j], vw));
             }
             let r = vec4<u32>(row_at(b, h, rows.x), row_at(b, h, rows.y), row_at(b, h, rows.z), row_at(b, h, rows.w));
             let lse4 = vec4<f32>(lse[r.x], lse[r.y], lse[r.z], lse[r.w]);
@@ -257,9 +263,12 @@ fn attention_backward_key_value(@builtin(workgroup_id) group: vec3<u32>, @builti
             let p = select(vec4<f32>(0.0), exp(score * params.scale - lse4), valid);
             let a = vec4<f32>(dropped(p.x, r.x, s), dropped(p.y, r.y, s), dropped(p.z, r.z, s), dropped(p.w, r.w, s));
             let ds = a * da - p * delta4;
-            for (var i = 0u; i < d4(); i++) {
+            for (var i = 0u; i < d4(); i += 2u) {
+                let j = i + 1u;
                 state[dk_slot(i, lane)] += ds.x * qkv[q0 + i] + ds.y * qkv[q1 + i] + ds.z * qkv[q2 + i] + ds.w * qkv[q3 + i];
                 state[dv_slot(i, lane)] += a.x * d_o[o0 + i] + a.y * d_o[o1 + i] + a.z * d_o[o2 + i] + a.w * d_o[o3 + i];
+                state[dk_slot(j, lane)] += ds.x * qkv[q0 + j] + ds.y * qkv[q1 + j] + ds.z * qkv[q2 + j] + ds.w * qkv[q3 + j];
+                state[dv_slot(j, lane)] += a.x * d_o[o0 + j] + a.y * d_o[o1 + j] + a.z * d_o[o2 + j] + a.w * d_o[o3 + j];
             }
         }
     }

@@ -108,11 +108,11 @@ impl Tensors<'_> {
             kv_heads: hkv,
             head_dim: d,
         } = shape;
-        // The shader reads D as vec4s.
-        if d == 0 || d % 4 != 0 || d > MAX_HEAD_DIM {
+        // The shader reads D as vec4s, two at a time in dk/dv.
+        if d == 0 || d % 8 != 0 || d > MAX_HEAD_DIM {
             return Err(Error::shape(
                 "attention",
-                format!("head_dim {d} must be a positive multiple of 4 up to {MAX_HEAD_DIM}"),
+                format!("head_dim {d} must be a positive multiple of 8 up to {MAX_HEAD_DIM}"),
             ));
         }
         if hkv == 0 || h % hkv != 0 {
@@ -328,7 +328,8 @@ pub fn backward(gpu: &Gpu, shape: Shape, dropout: Dropout, t: &Backward) -> Resu
 }
 
 /// Unfused forward (the baseline): scores, softmax, output through `scores: [B, H, T, T]`, which then
-/// holds the probabilities the unfused backward needs. Writes `scores`, `o` and `lse`.
+/// holds the probabilities the unfused backward needs. Writes `scores`, `o` and `lse`. Its grid of T²/64
+/// workgroups limits it to T ≤ 2047 (`max_compute_workgroups_per_dimension`).
 #[allow(clippy::too_many_arguments)]
 pub fn unfused_forward(
     gpu: &Gpu,
