@@ -7,6 +7,8 @@
 // Row groups live in benches/kernels/, one file per kernel stem.
 #[path = "kernels/adamw.rs"]
 mod adamw;
+#[path = "kernels/attention.rs"]
+mod attention;
 #[path = "kernels/copy.rs"]
 mod copy;
 #[path = "kernels/crossentropy.rs"]
@@ -40,6 +42,7 @@ fn main() {
     gelu::run(&mut bench);
     residual::run(&mut bench);
     dropout::run(&mut bench);
+    attention::run(&mut bench);
     crossentropy::run(&mut bench);
     gradnorm::run(&mut bench);
     adamw::run(&mut bench);

@@ -4,6 +4,7 @@
 //! machine without any adapter fails these tests loudly: a GPU test never skips.
 
 mod adamw;
+mod attention;
 mod common;
 mod copy;
 mod crossentropy;

@@ -2,6 +2,7 @@
 //! shapes, then return a [`crate::gpu::Dispatch`] built once and recorded by every step.
 
 pub mod adamw;
+pub mod attention;
 pub(crate) mod check;
 pub mod copy;
 pub mod crossentropy;
@@ -20,6 +21,7 @@ use crate::gpu::Shader;
 /// Every shader module the kernels compile (the naga translation test checks each of them).
 pub const SHADERS: &[Shader] = &[
     adamw::SHADER,
+    attention::SHADER,
     copy::SHADER,
     crossentropy::SHADER,
     dropout::SHADER,

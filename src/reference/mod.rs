@@ -2,6 +2,7 @@
 //! accumulating in f64; never used on a hot path.
 
 pub mod adamw;
+pub mod attention;
 pub mod copy;
 pub mod crossentropy;
 pub mod dropout;

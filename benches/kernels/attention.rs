@@ -1,0 +1,147 @@
+//! attention rows: fused and unfused forward and backward at B = 1, 6 heads of 64 (Hkv = H), no dropout,
+//! T = 64, 256, 1024, beside the CPU reference (`reference::attention`, f64, one thread) for the same
+//! work, timed only up to T = 256 (it takes seconds beyond).
+//!
+//! FLOPs count the useful products over the causal half: the forward's two (`q·kᵀ`, `P·v`) are
+//! `4·B·H·T²·D/2`, the backward's four (`dO·vᵀ`, `dS·k`, `dSᵀ·q`, `Aᵀ·dO`) `8·B·H·T²·D/2`; the fused
+//! backward's recomputed scores are not counted, so fused and unfused rows compare by time.
+//! The unfused backward overwrites the stored probabilities with dS, so its repeated runs compute on
+//! stale values: the same work, values that do not matter.
+
+use wgpt::kernels::attention::{self, Backward, Dropout, Shape};
+use wgpt::reference::attention as reference;
+use wgpt::{Dispatch, Tensor};
+
+use crate::harness::{Bench, Row};
+
+const SEQS: [usize; 3] = [64, 256, 1024];
+/// Longest sequence whose CPU reference is timed.
+const MAX_CPU_SEQ: usize = 256;
+
+fn shape(seq: usize) -> Shape {
+    Shape {
+        batch: 1,
+        seq,
+        heads: 6,
+        kv_heads: 6,
+        head_dim: 64,
+    }
+}
+
+struct Operands {
+    qkv: Tensor,
+    step: Tensor,
+    o: Tensor,
+    lse: Tensor,
+    d_o: Tensor,
+    delta: Tensor,
+    dqkv: Tensor,
+    scores: Tensor,
+}
+
+impl Operands {
+    fn new(bench: &Bench, sh: Shape) -> Operands {
+        let gpu = &bench.gpu;
+        let (b, t, h) = (sh.batch, sh.seq, sh.heads);
+        let fill = |shape: &[usize]| {
+            let len: usize = shape.iter().product();
+            let data: Vec<f32> = (0..len).map(|i| (i % 7) as f32 * 0.1 - 0.3).collect();
+            gpu.upload("bench", shape, &data).unwrap()
+        };
+        let width = h * sh.head_dim;
+        Operands {
+            qkv: fill(&[b, t, sh.qkv_width()]),
+            step: gpu.upload("step", &[1], &[0u32]).unwrap(),
+            o: fill(&[b, t, width]),
+            lse: fill(&[b, h, t]),
+            d_o: fill(&[b, t, width]),
+            delta: fill(&[b, h, t]),
+            dqkv: fill(&[b, t, sh.qkv_width()]),
+            scores: fill(&[b, h, t, t]),
+        }
+    }
+
+    fn backward(&self) -> Backward<'_> {
+        Backward {
+            qkv: &self.qkv,
+            step: &self.step,
+            o: &self.o,
+            lse: &self.lse,
+            d_o: &self.d_o,
+            delta: &self.delta,
+            dqkv: &self.dqkv,
+        }
+    }
+
+    fn dispatches(&self, bench: &Bench, sh: Shape, fused: bool, forward: bool) -> Vec<Dispatch> {
+        let (gpu, p) = (&bench.gpu, Dropout::NONE);
+        let (qkv, step, o, lse) = (&self.qkv, &self.step, &self.o, &self.lse);
+        match (fused, forward) {
+            (true, true) => vec![attention::forward(gpu, sh, p, qkv, step, o, lse).unwrap()],
+            (true, false) => attention::backward(gpu, sh, p, &self.backward()).unwrap(),
+            (false, true) => {
+                attention::unfused_forward(gpu, sh, p, qkv, step, o, lse, &self.scores).unwrap()
+            }
+            (false, false) => {
+                attention::unfused_backward(gpu, sh, p, &self.backward(), &self.scores).unwrap()
+            }
+        }
+    }
+}
+
+pub fn run(bench: &mut Bench) {
+    for forward in [true, false] {
+        let direction = if forward { "forward" } else { "backward" };
+        for fused in [true, false] {
+            let kind = if fused { "fused" } else { "unfused" };
+            let ids: Vec<String> = SEQS
+                .iter()
+                .map(|t| format!("attention/{kind}/{direction}/b1h6d64t{t}"))
+                .filter(|id| bench.wants(id))
+                .collect();
+            if ids.is_empty() {
+                continue;
+            }
+            bench.compile(&format!("attention/{kind}/{direction}"), || {
+                Operands::new(bench, shape(1)).dispatches(bench, shape(1), fused, forward)
+            });
+            for (t, id) in SEQS
+                .iter()
+                .map(|&t| (t, format!("attention/{kind}/{direction}/b1h6d64t{t}")))
+            {
+                if bench.wants(&id) {
+                    row(bench, id, shape(t), fused, forward);
+                }
+            }
+        }
+    }
+}
+
+fn row(bench: &mut Bench, id: String, sh: Shape, fused: bool, forward: bool) {
+    let operands = Operands::new(bench, sh);
+    let median = bench.time_gpu(&operands.dispatches(bench, sh, fused, forward));
+    let cpu = (sh.seq <= MAX_CPU_SEQ).then(|| cpu_baseline(bench, sh, forward));
+    let products = if forward { 2.0 } else { 4.0 };
+    let (b, h, t, d) = (sh.batch, sh.heads, sh.seq, sh.head_dim);
+    bench.report(Row {
+        id,
+        median,
+        flops: Some(products * 2.0 * (b * h * t * t * d) as f64 / 2.0),
+        bytes: None,
+        cpu,
+    });
+}
+
+fn cpu_baseline(bench: &Bench, sh: Shape, forward: bool) -> std::time::Duration {
+    let qkv: Vec<f32> = (0..sh.batch * sh.seq * sh.qkv_width())
+        .map(|i| (i % 7) as f32 * 0.1 - 0.3)
+        .collect();
+    let d_o = vec![0.1f32; sh.batch * sh.seq * sh.heads * sh.head_dim];
+    bench.time_cpu(|| {
+        if forward {
+            std::hint::black_box(reference::forward(&qkv, &sh, Dropout::NONE, 0));
+        } else {
+            std::hint::black_box(reference::backward(&qkv, &d_o, &sh, Dropout::NONE, 0));
+        }
+    })
+}

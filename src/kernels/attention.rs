@@ -1,0 +1,397 @@
+//! Causal multi-head and grouped-query attention on the `c_attn` output, fused (flash-style: online
+//! softmax, the T×T matrix never stored) and unfused (the baseline that stores it).
+//!
+//! Shapes, with `W = (H + 2·Hkv)·D`: `qkv: [B, T, W]` holds per token q (H heads), k (Hkv heads), v (Hkv
+//! heads); query head h uses kv head `h / (H / Hkv)`. `o: [B, T, H·D]`, `lse: [B, H, T]` (row
+//! log-sum-exp of the scaled scores, saved for the backward), `delta: [B, H, T]`, `dqkv` as `qkv`.
+//! `scale = 1/sqrt(D)`.
+//!
+//! - [`forward`]: `o = softmax(scale·q·kᵀ, causal)·v` with dropout on the probabilities; writes `o`, `lse`.
+//! - [`backward_delta`]: `delta = rowsum(dO∘O)`; writes `delta`.
+//! - [`backward_key_value`]: the dk and dv parts of `dqkv`; writes them.
+//! - [`backward_query`]: the dq part of `dqkv`; writes it. After both, every element of `dqkv` is written.
+//! - [`unfused_forward`], [`unfused_backward`]: the same results through `scores: [B, H, T, T]`.
+//!
+//! Dropout: element `((b·H + h)·T + t)·T + s` (mod 2³²) of site `dropout.site`, with the step read from
+//! `step: [1]` (u32), which the trainer writes once per step; the dispatches never change. `p = 0`
+//! compiles the mask out.
+
+use bytemuck::{Pod, Zeroable};
+
+use crate::error::{Error, Result};
+use crate::gpu::{Binding, Dispatch, Gpu, Kernel, Shader, Tensor};
+use crate::kernels::check::{expect_len, expect_shape, to_u32};
+use crate::reference::random;
+
+pub const SHADER: Shader = crate::shader!("attention", ["random"]);
+
+/// Largest head dimension (`4·MAX_D4` in the shader, sized so the accumulators fill 16 KiB).
+pub const MAX_HEAD_DIM: usize = 128;
+/// Invocations per workgroup: query rows (`ROWS` in the shader), key rows (`KEYS`), and elements or vec4
+/// columns (the unfused kernels' `block`).
+const ROWS: usize = 32;
+const KEYS: usize = 16;
+const BLOCK: usize = 64;
+
+/// The attention problem: batch, sequence, query heads, key/value heads and head dimension.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shape {
+    pub batch: usize,
+    pub seq: usize,
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub head_dim: usize,
+}
+
+impl Shape {
+    /// Width of one token's `qkv` row: `(H + 2·Hkv)·D`.
+    pub fn qkv_width(&self) -> usize {
+        (self.heads + 2 * self.kv_heads) * self.head_dim
+    }
+
+    /// `1/sqrt(D)`.
+    pub fn scale(&self) -> f32 {
+        1.0 / (self.head_dim as f32).sqrt()
+    }
+}
+
+/// Dropout on the attention probabilities: drop probability `p`, the hash's seed and this layer's site.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Dropout {
+    pub p: f32,
+    pub seed: u32,
+    pub site: u32,
+}
+
+impl Dropout {
+    pub const NONE: Dropout = Dropout {
+        p: 0.0,
+        seed: 0,
+        site: 0,
+    };
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+struct Params {
+    batch: u32,
+    seq: u32,
+    heads: u32,
+    kv_heads: u32,
+    scale: f32,
+    seed: u32,
+    site: u32,
+    threshold: u32,
+    keep_scale: f32,
+    head_dim: u32,
+    _pad: [u32; 2],
+}
+
+/// The tensors of one attention layer, checked against a [`Shape`] by [`Tensors::check`].
+struct Tensors<'a> {
+    qkv: &'a Tensor,
+    step: &'a Tensor,
+    o: &'a Tensor,
+    lse: &'a Tensor,
+    d_o: Option<&'a Tensor>,
+    delta: Option<&'a Tensor>,
+    dqkv: Option<&'a Tensor>,
+    scores: Option<&'a Tensor>,
+}
+
+impl Tensors<'_> {
+    fn check(&self, shape: Shape) -> Result<()> {
+        let Shape {
+            batch: b,
+            seq: t,
+            heads: h,
+            kv_heads: hkv,
+            head_dim: d,
+        } = shape;
+        // The shader reads D as vec4s, two at a time in dk/dv.
+        if d == 0 || d % 8 != 0 || d > MAX_HEAD_DIM {
+            return Err(Error::shape(
+                "attention",
+                format!("head_dim {d} must be a positive multiple of 8 up to {MAX_HEAD_DIM}"),
+            ));
+        }
+        if hkv == 0 || h % hkv != 0 {
+            return Err(Error::shape(
+                "attention",
+                format!("{hkv} kv heads must divide {h} query heads"),
+            ));
+        }
+        let rows = b * t;
+        expect_shape("attention qkv", self.qkv, rows, shape.qkv_width())?;
+        expect_len("attention step", self.step, 1)?;
+        expect_shape("attention output", self.o, rows, h * d)?;
+        expect_len("attention lse", self.lse, b * h * t)?;
+        if let Some(d_o) = self.d_o {
+            expect_shape("attention output gradient", d_o, rows, h * d)?;
+        }
+        if let Some(delta) = self.delta {
+            expect_len("attention delta", delta, b * h * t)?;
+        }
+        if let Some(dqkv) = self.dqkv {
+            expect_shape("attention qkv gradient", dqkv, rows, shape.qkv_width())?;
+        }
+        if let Some(scores) = self.scores {
+            expect_len("attention scores", scores, b * h * t * t)?;
+        }
+        Ok(())
+    }
+
+    /// The shader's bindings in order; an unused slot repeats a tensor of the same access.
+    fn bindings(&self) -> [Binding<'_>; 8] {
+        [
+            Binding::Read(self.qkv),
+            Binding::Read(self.step),
+            Binding::ReadWrite(self.o),
+            Binding::ReadWrite(self.lse),
+            Binding::Read(self.d_o.unwrap_or(self.qkv)),
+            Binding::ReadWrite(self.delta.unwrap_or(self.lse)),
+            Binding::ReadWrite(self.dqkv.unwrap_or(self.o)),
+            Binding::ReadWrite(self.scores.or(self.dqkv).unwrap_or(self.o)),
+        ]
+    }
+}
+
+/// Which axis one invocation (or one vec4 column block of it) covers, giving the grid.
+#[derive(Clone, Copy)]
+enum Grid {
+    /// One invocation per query row: `(ceil(T / ROWS), B·H)`.
+    QueryRows,
+    /// One invocation per key row: `(ceil(T / KEYS), B·Hkv)`.
+    KeyRows,
+    /// One invocation per vec4 of a query row: `(ceil(T·D/4 / BLOCK), B·H)`.
+    QueryColumns,
+    /// One invocation per vec4 of a key row: `(ceil(T·D/4 / BLOCK), B·Hkv)`.
+    KeyColumns,
+    /// One invocation per score element: `(ceil(T² / BLOCK), B·H)`.
+    Scores,
+}
+
+fn dispatch(
+    gpu: &Gpu,
+    entry: &'static str,
+    grid: Grid,
+    shape: Shape,
+    dropout: Dropout,
+    tensors: &Tensors,
+) -> Result<Dispatch> {
+    tensors.check(shape)?;
+    if !(0.0..1.0).contains(&dropout.p) {
+        return Err(Error::Invalid(format!(
+            "attention dropout probability {} is not in [0, 1)",
+            dropout.p
+        )));
+    }
+    let (t, d4) = (shape.seq, shape.head_dim / 4);
+    let (items, lanes, groups) = match grid {
+        Grid::QueryRows => (t, ROWS, shape.batch * shape.heads),
+        Grid::KeyRows => (t, KEYS, shape.batch * shape.kv_heads),
+        Grid::QueryColumns => (t * d4, BLOCK, shape.batch * shape.heads),
+        Grid::KeyColumns => (t * d4, BLOCK, shape.batch * shape.kv_heads),
+        Grid::Scores => (t * t, BLOCK, shape.batch * shape.heads),
+    };
+    let what = "attention";
+    let params = Params {
+        batch: to_u32(what, shape.batch)?,
+        seq: to_u32(what, t)?,
+        heads: to_u32(what, shape.heads)?,
+        kv_heads: to_u32(what, shape.kv_heads)?,
+        scale: shape.scale(),
+        seed: dropout.seed,
+        site: dropout.site,
+        threshold: random::threshold(dropout.p),
+        keep_scale: 1.0 / (1.0 - dropout.p),
+        head_dim: to_u32(what, shape.head_dim)?,
+        _pad: [0; 2],
+    };
+    let kernel = Kernel {
+        shader: SHADER,
+        entry,
+        constants: vec![
+            ("dropout", (dropout.p > 0.0) as u32 as f64),
+            ("block", BLOCK as f64),
+        ],
+    };
+    let workgroups = [
+        to_u32(what, items.div_ceil(lanes))?,
+        to_u32(what, groups)?,
+        1,
+    ];
+    Dispatch::new(gpu, &kernel, &tensors.bindings(), &params, workgroups)
+}
+
+/// Fused forward: writes `o` and `lse`.
+pub fn forward(
+    gpu: &Gpu,
+    shape: Shape,
+    dropout: Dropout,
+    qkv: &Tensor,
+    step: &Tensor,
+    o: &Tensor,
+    lse: &Tensor,
+) -> Result<Dispatch> {
+    let tensors = Tensors {
+        qkv,
+        step,
+        o,
+        lse,
+        d_o: None,
+        delta: None,
+        dqkv: None,
+        scores: None,
+    };
+    dispatch(
+        gpu,
+        "attention_forward",
+        Grid::QueryRows,
+        shape,
+        dropout,
+        &tensors,
+    )
+}
+
+/// The backward's operands: the forward's inputs and saved outputs, the output gradient, and the
+/// `delta: [B, H, T]` scratch.
+pub struct Backward<'a> {
+    pub qkv: &'a Tensor,
+    pub step: &'a Tensor,
+    pub o: &'a Tensor,
+    pub lse: &'a Tensor,
+    pub d_o: &'a Tensor,
+    pub delta: &'a Tensor,
+    pub dqkv: &'a Tensor,
+}
+
+impl<'a> Backward<'a> {
+    fn tensors(&self, scores: Option<&'a Tensor>) -> Tensors<'a> {
+        Tensors {
+            qkv: self.qkv,
+            step: self.step,
+            o: self.o,
+            lse: self.lse,
+            d_o: Some(self.d_o),
+            delta: Some(self.delta),
+            dqkv: Some(self.dqkv),
+            scores,
+        }
+    }
+}
+
+/// `delta = rowsum(dO∘O)`; writes `delta`. Runs before the other backward kernels.
+pub fn backward_delta(gpu: &Gpu, shape: Shape, t: &Backward) -> Result<Dispatch> {
+    let entry = "attention_backward_delta";
+    dispatch(
+        gpu,
+        entry,
+        Grid::QueryRows,
+        shape,
+        Dropout::NONE,
+        &t.tensors(None),
+    )
+}
+
+/// dk and dv, per kv head and key, over the query heads of its group; writes their part of `dqkv`.
+pub fn backward_key_value(
+    gpu: &Gpu,
+    shape: Shape,
+    dropout: Dropout,
+    t: &Backward,
+) -> Result<Dispatch> {
+    let entry = "attention_backward_key_value";
+    dispatch(gpu, entry, Grid::KeyRows, shape, dropout, &t.tensors(None))
+}
+
+/// dq, per query row; writes its part of `dqkv`.
+pub fn backward_query(gpu: &Gpu, shape: Shape, dropout: Dropout, t: &Backward) -> Result<Dispatch> {
+    let entry = "attention_backward_query";
+    dispatch(
+        gpu,
+        entry,
+        Grid::QueryRows,
+        shape,
+        dropout,
+        &t.tensors(None),
+    )
+}
+
+/// The fused backward in order: delta, dk/dv, dq. Writes `delta` and all of `dqkv`.
+pub fn backward(gpu: &Gpu, shape: Shape, dropout: Dropout, t: &Backward) -> Result<Vec<Dispatch>> {
+    Ok(vec![
+        backward_delta(gpu, shape, t)?,
+        backward_key_value(gpu, shape, dropout, t)?,
+        backward_query(gpu, shape, dropout, t)?,
+    ])
+}
+
+/// Unfused forward (the baseline): scores, softmax, output through `scores: [B, H, T, T]`, which then
+/// holds the probabilities the unfused backward needs. Writes `scores`, `o` and `lse`. Its grid of T²/64
+/// workgroups limits it to T ≤ 2047 (`max_compute_workgroups_per_dimension`).
+#[allow(clippy::too_many_arguments)]
+pub fn unfused_forward(
+    gpu: &Gpu,
+    shape: Shape,
+    dropout: Dropout,
+    qkv: &Tensor,
+    step: &Tensor,
+    o: &Tensor,
+    lse: &Tensor,
+    scores: &Tensor,
+) -> Result<Vec<Dispatch>> {
+    let tensors = Tensors {
+        qkv,
+        step,
+        o,
+        lse,
+        d_o: None,
+        delta: None,
+        dqkv: None,
+        scores: Some(scores),
+    };
+    // (entry, grid, whether it applies the mask); the others get no dropout, so no second pipeline.
+    let steps = [
+        ("attention_unfused_scores", Grid::Scores, false),
+        ("attention_unfused_softmax", Grid::QueryRows, false),
+        ("attention_unfused_output", Grid::QueryColumns, true),
+    ];
+    unfused(gpu, shape, dropout, &tensors, &steps)
+}
+
+/// Unfused backward (the baseline): delta, dv, dS (overwriting the probabilities in `scores`), dq, dk.
+/// Writes `delta`, `scores` and all of `dqkv`; run it once per [`unfused_forward`].
+pub fn unfused_backward(
+    gpu: &Gpu,
+    shape: Shape,
+    dropout: Dropout,
+    t: &Backward,
+    scores: &Tensor,
+) -> Result<Vec<Dispatch>> {
+    let tensors = t.tensors(Some(scores));
+    let steps = [
+        ("attention_backward_delta", Grid::QueryRows, false),
+        ("attention_unfused_value_grad", Grid::KeyColumns, true),
+        ("attention_unfused_score_grad", Grid::Scores, true),
+        ("attention_unfused_query_grad", Grid::QueryColumns, false),
+        ("attention_unfused_key_grad", Grid::KeyColumns, false),
+    ];
+    unfused(gpu, shape, dropout, &tensors, &steps)
+}
+
+fn unfused(
+    gpu: &Gpu,
+    shape: Shape,
+    dropout: Dropout,
+    tensors: &Tensors,
+    steps: &[(&'static str, Grid, bool)],
+) -> Result<Vec<Dispatch>> {
+    steps
+        .iter()
+        .map(|&(entry, grid, masks)| {
+            let p = if masks { dropout } else { Dropout::NONE };
+            dispatch(gpu, entry, grid, shape, p, tensors)
+        })
+        .collect()
+}
