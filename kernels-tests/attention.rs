@@ -27,6 +27,8 @@ const CASES: [Case; 11] = [
 ];
 
 const STEP: u32 = 7;
+/// The dropout state `[seed, step]` of most cases.
+const STATE: [u32; 2] = [1234, STEP];
 
 fn shape_of(
     (batch, seq, heads, kv_heads, head_dim, _): (usize, usize, usize, usize, usize, f32),
@@ -41,11 +43,7 @@ fn shape_of(
 }
 
 fn dropout_of(p: f32) -> Dropout {
-    Dropout {
-        p,
-        seed: 1234,
-        site: 3,
-    }
+    Dropout { p, site: 3 }
 }
 
 /// Largest Euclidean norm of a D-element head vector in `x` (q, k, v or dO).
@@ -139,10 +137,10 @@ fn dqkv_bound(b: &Bounds, sh: &Shape, i: usize) -> f64 {
     }
 }
 
-/// GPU tensors of one case, with `step` holding [`STEP`].
+/// GPU tensors of one case, with `state` holding [`STATE`].
 struct Setup {
     qkv: Tensor,
-    step: Tensor,
+    state: Tensor,
     o: Tensor,
     lse: Tensor,
     d_o: Tensor,
@@ -157,7 +155,7 @@ impl Setup {
         let garbage = vec![f32::NAN; qkv.len()];
         Setup {
             qkv: gpu.upload("qkv", &[b, t, sh.qkv_width()], qkv).unwrap(),
-            step: gpu.upload("step", &[1], &[STEP]).unwrap(),
+            state: gpu.upload("state", &[2], &STATE).unwrap(),
             o: gpu.zeros("o", &[b, t, h * sh.head_dim]).unwrap(),
             lse: gpu.zeros("lse", &[b, h, t]).unwrap(),
             d_o: gpu.upload("d_o", &[b, t, h * sh.head_dim], d_o).unwrap(),
@@ -171,7 +169,7 @@ impl Setup {
     fn backward(&self) -> Backward<'_> {
         Backward {
             qkv: &self.qkv,
-            step: &self.step,
+            state: &self.state,
             o: &self.o,
             lse: &self.lse,
             d_o: &self.d_o,
@@ -194,7 +192,7 @@ fn check_cases(name: &str, cases: &[Case], run: impl Fn(&Gpu, &Shape, Dropout, &
 
         let label = format!("{name} {sh:?} p={}", dropout.p);
         let bound = bounds(&qkv, &d_o, &sh, dropout.p);
-        let (o, lse) = reference::forward(&qkv, &sh, dropout, STEP);
+        let (o, lse) = reference::forward(&qkv, &sh, dropout, STATE);
         assert_within(
             &format!("o {label}"),
             &gpu.read(&setup.o).unwrap(),
@@ -207,7 +205,7 @@ fn check_cases(name: &str, cases: &[Case], run: impl Fn(&Gpu, &Shape, Dropout, &
             &lse,
             |i| bound.lse_abs + bound.lse_rel * (1.0 + lse[i].abs() as f64),
         );
-        let dqkv = reference::backward(&qkv, &d_o, &sh, dropout, STEP);
+        let dqkv = reference::backward(&qkv, &d_o, &sh, dropout, STATE);
         let got: Vec<f32> = gpu.read(&setup.dqkv).unwrap();
         assert_within(&format!("dqkv {label}"), &got, &dqkv, |i| {
             dqkv_bound(&bound, &sh, i)
@@ -230,7 +228,7 @@ fn attention_fused_handles_a_long_context_with_grouped_heads() {
 /// Records the fused forward and backward of one case.
 fn fused(gpu: &Gpu, sh: &Shape, dropout: Dropout, s: &Setup) {
     let mut dispatches =
-        vec![attention::forward(gpu, *sh, dropout, &s.qkv, &s.step, &s.o, &s.lse).unwrap()];
+        vec![attention::forward(gpu, *sh, dropout, &s.qkv, &s.state, &s.o, &s.lse).unwrap()];
     dispatches.extend(attention::backward(gpu, *sh, dropout, &s.backward()).unwrap());
     gpu.run_dispatches(&dispatches).unwrap();
 }
@@ -241,7 +239,7 @@ fn attention_unfused_forward_and_backward_match_reference() {
         let (b, h, t) = (sh.batch, sh.heads, sh.seq);
         let scores = gpu.zeros("scores", &[b, h, t, t]).unwrap();
         let mut dispatches =
-            attention::unfused_forward(gpu, *sh, dropout, &s.qkv, &s.step, &s.o, &s.lse, &scores)
+            attention::unfused_forward(gpu, *sh, dropout, &s.qkv, &s.state, &s.o, &s.lse, &scores)
                 .unwrap();
         dispatches.extend(
             attention::unfused_backward(gpu, *sh, dropout, &s.backward(), &scores).unwrap(),
@@ -258,14 +256,14 @@ fn attention_dropout_mask_follows_the_step_buffer_without_rebuilding() {
     let qkv = random(700, sh.batch * sh.seq * sh.qkv_width());
     let d_o = random(701, sh.batch * sh.seq * sh.heads * sh.head_dim);
     let s = Setup::new(gpu, &sh, &qkv, &d_o);
-    let forward = attention::forward(gpu, sh, dropout, &s.qkv, &s.step, &s.o, &s.lse).unwrap();
+    let forward = attention::forward(gpu, sh, dropout, &s.qkv, &s.state, &s.o, &s.lse).unwrap();
     let bound = bounds(&qkv, &d_o, &sh, dropout.p);
     let mut previous = None;
     for step in [STEP, 8] {
-        gpu.write(&s.step, &[step]).unwrap();
+        gpu.write(&s.state, &[STATE[0], step]).unwrap();
         gpu.run_dispatches(std::slice::from_ref(&forward)).unwrap();
         let got: Vec<f32> = gpu.read(&s.o).unwrap();
-        let (want, _) = reference::forward(&qkv, &sh, dropout, step);
+        let (want, _) = reference::forward(&qkv, &sh, dropout, [STATE[0], step]);
         assert_within(&format!("o at step {step}"), &got, &want, |_| bound.o);
         assert_ne!(
             previous.as_ref(),
@@ -286,12 +284,12 @@ fn attention_rejects_shapes_it_cannot_run() {
     ];
     for sh in bad {
         let qkv = gpu.zeros("qkv", &[1, sh.seq, sh.qkv_width()]).unwrap();
-        let step = gpu.zeros("step", &[1]).unwrap();
+        let state = gpu.zeros("state", &[2]).unwrap();
         let o = gpu
             .zeros("o", &[1, sh.seq, sh.heads * sh.head_dim])
             .unwrap();
         let lse = gpu.zeros("lse", &[1, sh.heads, sh.seq]).unwrap();
-        let result = attention::forward(gpu, sh, Dropout::NONE, &qkv, &step, &o, &lse);
+        let result = attention::forward(gpu, sh, Dropout::NONE, &qkv, &state, &o, &lse);
         assert!(result.is_err(), "{sh:?} was accepted");
     }
 }
@@ -304,10 +302,10 @@ fn attention_reference_backward_matches_finite_differences() {
     let dropout = dropout_of(0.3);
     let qkv = random(800, sh.batch * sh.seq * sh.qkv_width());
     let r = random(801, sh.batch * sh.seq * sh.heads * sh.head_dim);
-    let dqkv = reference::backward(&qkv, &r, &sh, dropout, STEP);
+    let dqkv = reference::backward(&qkv, &r, &sh, dropout, STATE);
     // L = Σ o·r, so dL/do = r. The reference computes in f64 and rounds o to f32 (≤ 2⁻²⁴·|o| each,
     // |o| ≤ 1/(1-p)), so over 32 outputs and 2h = 2e-2 rounding adds ≲ 32·1.4·6e-8/2e-2 ≈ 1.4e-4;
     // the central difference's truncation h²/6·|L'''| is ≲ 1e-4 for these O(1) smooth functions.
-    let loss = |x: &[f32]| project(&reference::forward(x, &sh, dropout, STEP).0, &r);
+    let loss = |x: &[f32]| project(&reference::forward(x, &sh, dropout, STATE).0, &r);
     assert_gradient("dqkv", loss, &qkv, &dqkv, 1e-2, 1e-3);
 }

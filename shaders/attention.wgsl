@@ -9,8 +9,9 @@
 //   dS_ts = P_ts (Z_ts dA_ts - delta_t) = A_ts dA_ts - P_ts delta_t
 //   dq_t = scale Σ_s dS_ts k_s,  dk_s = scale Σ_{h in group, t ≥ s} dS_ts q_t,  dv_s = Σ_{h, t ≥ s} A_ts dO_t
 //
-// Dropout element index (mod 2³²): ((b·H + h)·T + t)·T + s, with the step read from `step[0]`, a
-// one-element buffer the trainer writes once per step (so dispatches are built once).
+// Dropout element index (mod 2³²): ((b·H + h)·T + t)·T + s, with seed and step read from `random_state`
+// ([seed, step], the buffer dropout reads too), which the trainer writes once per step (so dispatches
+// are built once).
 //
 // Fused kernels give each invocation one row (a query for the forward and dq, a key for dk/dv) and walk
 // the other axis: no barriers and no T×T storage, which suits lavapipe (barriers expensive). All lanes of a workgroup walk the other axis in the same order, so their loads of
@@ -22,7 +23,7 @@
 // 1 + 2·32 iterations (T up to about 4000 there), one of dk/dv 1 + 2·16 ((H/Hkv)·T up to about 7900).
 // Real GPUs have no such cap.
 //
-// Bindings (same order in every entry point): qkv, step, o, lse, d_o, delta, dqkv, scores, params.
+// Bindings (same order in every entry point): qkv, random_state, o, lse, d_o, delta, dqkv, scores, params.
 // Entry points that do not use a binding still get one bound (the launcher repeats a tensor).
 
 struct Params {
@@ -31,7 +32,7 @@ struct Params {
     heads: u32,
     kv_heads: u32,
     scale: f32,
-    seed: u32,
+    _pad0: u32,
     site: u32,
     threshold: u32,
     keep_scale: f32,
@@ -41,7 +42,7 @@ struct Params {
 }
 
 @group(0) @binding(0) var<storage, read> qkv: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read> step: array<u32>;
+@group(0) @binding(1) var<storage, read> random_state: array<u32>;
 @group(0) @binding(2) var<storage, read_write> o: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> lse: array<f32>;
 @group(0) @binding(4) var<storage, read> d_o: array<vec4<f32>>;
@@ -97,7 +98,7 @@ fn kv_head(h: u32) -> u32 {
 // A_ts from P_ts: the probability with the dropout mask of (row, s) applied and rescaled.
 fn dropped(p: f32, row: u32, s: u32) -> f32 {
     if dropout {
-        let keep = random_keep(params.seed, step[0], params.site, row * params.seq + s, params.threshold);
+        let keep = random_keep(random_state[0], random_state[1], params.site, row * params.seq + s, params.threshold);
         return select(0.0, p * params.keep_scale, keep);
     }
     return p;

@@ -30,7 +30,7 @@ fn shape(seq: usize) -> Shape {
 
 struct Operands {
     qkv: Tensor,
-    step: Tensor,
+    state: Tensor,
     o: Tensor,
     lse: Tensor,
     d_o: Tensor,
@@ -51,7 +51,7 @@ impl Operands {
         let width = h * sh.head_dim;
         Operands {
             qkv: fill(&[b, t, sh.qkv_width()]),
-            step: gpu.upload("step", &[1], &[0u32]).unwrap(),
+            state: gpu.upload("state", &[2], &[0u32, 0]).unwrap(),
             o: fill(&[b, t, width]),
             lse: fill(&[b, h, t]),
             d_o: fill(&[b, t, width]),
@@ -64,7 +64,7 @@ impl Operands {
     fn backward(&self) -> Backward<'_> {
         Backward {
             qkv: &self.qkv,
-            step: &self.step,
+            state: &self.state,
             o: &self.o,
             lse: &self.lse,
             d_o: &self.d_o,
@@ -75,12 +75,12 @@ impl Operands {
 
     fn dispatches(&self, bench: &Bench, sh: Shape, fused: bool, forward: bool) -> Vec<Dispatch> {
         let (gpu, p) = (&bench.gpu, Dropout::NONE);
-        let (qkv, step, o, lse) = (&self.qkv, &self.step, &self.o, &self.lse);
+        let (qkv, state, o, lse) = (&self.qkv, &self.state, &self.o, &self.lse);
         match (fused, forward) {
-            (true, true) => vec![attention::forward(gpu, sh, p, qkv, step, o, lse).unwrap()],
+            (true, true) => vec![attention::forward(gpu, sh, p, qkv, state, o, lse).unwrap()],
             (true, false) => attention::backward(gpu, sh, p, &self.backward()).unwrap(),
             (false, true) => {
-                attention::unfused_forward(gpu, sh, p, qkv, step, o, lse, &self.scores).unwrap()
+                attention::unfused_forward(gpu, sh, p, qkv, state, o, lse, &self.scores).unwrap()
             }
             (false, false) => {
                 attention::unfused_backward(gpu, sh, p, &self.backward(), &self.scores).unwrap()
@@ -139,9 +139,9 @@ fn cpu_baseline(bench: &Bench, sh: Shape, forward: bool) -> std::time::Duration 
     let d_o = vec![0.1f32; sh.batch * sh.seq * sh.heads * sh.head_dim];
     bench.time_cpu(|| {
         if forward {
-            std::hint::black_box(reference::forward(&qkv, &sh, Dropout::NONE, 0));
+            std::hint::black_box(reference::forward(&qkv, &sh, Dropout::NONE, [0, 0]));
         } else {
-            std::hint::black_box(reference::backward(&qkv, &d_o, &sh, Dropout::NONE, 0));
+            std::hint::black_box(reference::backward(&qkv, &d_o, &sh, Dropout::NONE, [0, 0]));
         }
     })
 }

@@ -12,8 +12,9 @@
 //! - [`backward_query`]: the dq part of `dqkv`; writes it. After both, every element of `dqkv` is written.
 //! - [`unfused_forward`], [`unfused_backward`]: the same results through `scores: [B, H, T, T]`.
 //!
-//! Dropout: element `((b·H + h)·T + t)·T + s` (mod 2³²) of site `dropout.site`, with the step read from
-//! `step: [1]` (u32), which the trainer writes once per step; the dispatches never change. `p = 0`
+//! Dropout: element `((b·H + h)·T + t)·T + s` (mod 2³²) of site `dropout.site`, with seed and step read
+//! from `state: [seed, step]` (u32, the tensor [`crate::kernels::dropout`] reads too), which the trainer
+//! writes once per step; the dispatches never change. `p = 0`
 //! compiles the mask out.
 
 use bytemuck::{Pod, Zeroable};
@@ -55,20 +56,16 @@ impl Shape {
     }
 }
 
-/// Dropout on the attention probabilities: drop probability `p`, the hash's seed and this layer's site.
+/// Dropout on the attention probabilities: drop probability `p` and this layer's site (the seed comes
+/// from the state tensor).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Dropout {
     pub p: f32,
-    pub seed: u32,
     pub site: u32,
 }
 
 impl Dropout {
-    pub const NONE: Dropout = Dropout {
-        p: 0.0,
-        seed: 0,
-        site: 0,
-    };
+    pub const NONE: Dropout = Dropout { p: 0.0, site: 0 };
 }
 
 #[repr(C)]
@@ -79,7 +76,7 @@ struct Params {
     heads: u32,
     kv_heads: u32,
     scale: f32,
-    seed: u32,
+    _pad0: u32,
     site: u32,
     threshold: u32,
     keep_scale: f32,
@@ -90,7 +87,7 @@ struct Params {
 /// The tensors of one attention layer, checked against a [`Shape`] by [`Tensors::check`].
 struct Tensors<'a> {
     qkv: &'a Tensor,
-    step: &'a Tensor,
+    state: &'a Tensor,
     o: &'a Tensor,
     lse: &'a Tensor,
     d_o: Option<&'a Tensor>,
@@ -123,7 +120,7 @@ impl Tensors<'_> {
         }
         let rows = b * t;
         expect_shape("attention qkv", self.qkv, rows, shape.qkv_width())?;
-        expect_len("attention step", self.step, 1)?;
+        expect_len("attention state [seed, step]", self.state, 2)?;
         expect_shape("attention output", self.o, rows, h * d)?;
         expect_len("attention lse", self.lse, b * h * t)?;
         if let Some(d_o) = self.d_o {
@@ -145,7 +142,7 @@ impl Tensors<'_> {
     fn bindings(&self) -> [Binding<'_>; 8] {
         [
             Binding::Read(self.qkv),
-            Binding::Read(self.step),
+            Binding::Read(self.state),
             Binding::ReadWrite(self.o),
             Binding::ReadWrite(self.lse),
             Binding::Read(self.d_o.unwrap_or(self.qkv)),
@@ -201,7 +198,7 @@ fn dispatch(
         heads: to_u32(what, shape.heads)?,
         kv_heads: to_u32(what, shape.kv_heads)?,
         scale: shape.scale(),
-        seed: dropout.seed,
+        _pad0: 0,
         site: dropout.site,
         threshold: random::threshold(dropout.p),
         keep_scale: 1.0 / (1.0 - dropout.p),
@@ -230,13 +227,13 @@ pub fn forward(
     shape: Shape,
     dropout: Dropout,
     qkv: &Tensor,
-    step: &Tensor,
+    state: &Tensor,
     o: &Tensor,
     lse: &Tensor,
 ) -> Result<Dispatch> {
     let tensors = Tensors {
         qkv,
-        step,
+        state,
         o,
         lse,
         d_o: None,
@@ -258,7 +255,7 @@ pub fn forward(
 /// `delta: [B, H, T]` scratch.
 pub struct Backward<'a> {
     pub qkv: &'a Tensor,
-    pub step: &'a Tensor,
+    pub state: &'a Tensor,
     pub o: &'a Tensor,
     pub lse: &'a Tensor,
     pub d_o: &'a Tensor,
@@ -270,7 +267,7 @@ impl<'a> Backward<'a> {
     fn tensors(&self, scores: Option<&'a Tensor>) -> Tensors<'a> {
         Tensors {
             qkv: self.qkv,
-            step: self.step,
+            state: self.state,
             o: self.o,
             lse: self.lse,
             d_o: Some(self.d_o),
@@ -336,14 +333,14 @@ pub fn unfused_forward(
     shape: Shape,
     dropout: Dropout,
     qkv: &Tensor,
-    step: &Tensor,
+    state: &Tensor,
     o: &Tensor,
     lse: &Tensor,
     scores: &Tensor,
 ) -> Result<Vec<Dispatch>> {
     let tensors = Tensors {
         qkv,
-        step,
+        state,
         o,
         lse,
         d_o: None,

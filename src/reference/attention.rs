@@ -30,7 +30,7 @@ fn dot(x: &[f32], i: usize, y: &[f32], j: usize, d: usize) -> f64 {
 fn dropout_factor(
     sh: &Shape,
     dropout: Dropout,
-    step: u32,
+    state: [u32; 2],
     b: usize,
     h: usize,
     t: usize,
@@ -41,7 +41,7 @@ fn dropout_factor(
     }
     let row = ((b * sh.heads + h) * sh.seq + t) as u32;
     let element = row.wrapping_mul(sh.seq as u32).wrapping_add(s as u32);
-    if random::keep(dropout.seed, step, dropout.site, element, dropout.p) {
+    if random::keep(state[0], state[1], dropout.site, element, dropout.p) {
         1.0 / (1.0 - dropout.p as f64)
     } else {
         0.0
@@ -61,7 +61,7 @@ pub fn probabilities(qkv: &[f32], sh: &Shape, b: usize, h: usize, t: usize) -> (
 }
 
 /// `(o, lse)`.
-pub fn forward(qkv: &[f32], sh: &Shape, dropout: Dropout, step: u32) -> (Vec<f32>, Vec<f32>) {
+pub fn forward(qkv: &[f32], sh: &Shape, dropout: Dropout, state: [u32; 2]) -> (Vec<f32>, Vec<f32>) {
     let d = sh.head_dim;
     let mut o = vec![0.0; sh.batch * sh.seq * sh.heads * d];
     let mut lse = vec![0.0; sh.batch * sh.heads * sh.seq];
@@ -74,7 +74,7 @@ pub fn forward(qkv: &[f32], sh: &Shape, dropout: Dropout, step: u32) -> (Vec<f32
                 for c in 0..d {
                     let sum: f64 = (0..=t)
                         .map(|s| {
-                            let a = p[s] * dropout_factor(sh, dropout, step, b, h, t, s);
+                            let a = p[s] * dropout_factor(sh, dropout, state, b, h, t, s);
                             a * qkv[v_at(sh, b, s, g) + c] as f64
                         })
                         .sum();
@@ -87,7 +87,13 @@ pub fn forward(qkv: &[f32], sh: &Shape, dropout: Dropout, step: u32) -> (Vec<f32
 }
 
 /// `dqkv` for the output gradient `d_o: [B, T, H·D]`, recomputing the probabilities.
-pub fn backward(qkv: &[f32], d_o: &[f32], sh: &Shape, dropout: Dropout, step: u32) -> Vec<f32> {
+pub fn backward(
+    qkv: &[f32],
+    d_o: &[f32],
+    sh: &Shape,
+    dropout: Dropout,
+    state: [u32; 2],
+) -> Vec<f32> {
     let d = sh.head_dim;
     let scale = 1.0 / (d as f64).sqrt();
     let mut grad = vec![0.0f64; qkv.len()];
@@ -99,7 +105,7 @@ pub fn backward(qkv: &[f32], d_o: &[f32], sh: &Shape, dropout: Dropout, step: u3
                 let (qi, oi) = (q_at(sh, b, t, h), o_at(sh, b, t, h));
                 // dA_ts = dO_t·v_s; A = P·Z; dS = P·(Z·dA - Σ_s' P Z dA).
                 let z: Vec<f64> = (0..=t)
-                    .map(|s| dropout_factor(sh, dropout, step, b, h, t, s))
+                    .map(|s| dropout_factor(sh, dropout, state, b, h, t, s))
                     .collect();
                 let da: Vec<f64> = (0..=t)
                     .map(|s| dot(d_o, oi, qkv, v_at(sh, b, s, g), d))
