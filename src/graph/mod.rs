@@ -1,4 +1,87 @@
-//! The graph executor: ops over tensor ids, the backward derived from them, a buffer plan, and the
-//! compiled `Plan` a step records.
+//! The graph executor: a model is a list of [`Op`]s over tensor ids whose shapes are known when the graph
+//! is built; [`Graph::backward`] derives the backward ops by walking the forward ops in reverse, each op
+//! supplying its own backward; [`Plan`] places every tensor (see [`planner`]), builds every dispatch once
+//! and runs a step as one submit.
 
+mod autodiff;
+mod ops;
+mod plan;
 pub mod planner;
+pub mod reference;
+
+pub use ops::{Arenas, Op};
+pub use plan::{MemoryReport, Plan, Shared, StepInputs, TARGETS, TOKENS};
+
+/// A tensor of a graph.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TensorId(pub usize);
+
+/// Where a tensor lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Storage {
+    /// Parameter `i` of the model: a view of the parameter arena, shared by every plan of the model.
+    Param(usize),
+    /// The gradient of parameter `i`: a view of the gradient arena, zeroed at the start of each step.
+    Grad(usize),
+    /// Uploaded per step by the trainer (token ids, targets, embedding buckets): u32.
+    Input,
+    /// Written by one op and read by later ones; placed by lifetime.
+    Activation,
+}
+
+#[derive(Clone, Debug)]
+pub struct TensorDef {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub storage: Storage,
+}
+
+impl TensorDef {
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Ops over tensors. Forward ops come first; [`Graph::backward`] appends the rest.
+#[derive(Clone, Debug, Default)]
+pub struct Graph {
+    pub tensors: Vec<TensorDef>,
+    pub ops: Vec<Op>,
+}
+
+impl Graph {
+    pub fn tensor(
+        &mut self,
+        name: impl Into<String>,
+        shape: &[usize],
+        storage: Storage,
+    ) -> TensorId {
+        self.tensors.push(TensorDef {
+            name: name.into(),
+            shape: shape.to_vec(),
+            storage,
+        });
+        TensorId(self.tensors.len() - 1)
+    }
+
+    /// A new activation named `name`.
+    pub fn activation(&mut self, name: impl Into<String>, shape: &[usize]) -> TensorId {
+        self.tensor(name, shape, Storage::Activation)
+    }
+
+    pub fn def(&self, id: TensorId) -> &TensorDef {
+        &self.tensors[id.0]
+    }
+
+    pub fn shape(&self, id: TensorId) -> &[usize] {
+        &self.tensors[id.0].shape
+    }
+
+    pub fn push(&mut self, op: Op) {
+        self.ops.push(op);
+    }
+}

@@ -1,0 +1,189 @@
+//! Reverse-mode differentiation of a graph: walk the forward ops backwards, each op supplying its own
+//! backward op. Activation gradients are written into fresh tensors, never updated in place, so one
+//! gradient may serve several tensors (the two inputs of a residual add) without copies; where two
+//! paths meet, an `Add` sums them into a new tensor. Parameter gradients are views of the gradient arena
+//! that backward ops add into (the tied embedding receives two contributions that way).
+
+use std::collections::HashMap;
+
+use crate::graph::{Graph, Op, Storage, TensorId};
+
+/// The batch inputs the embedding's backward needs, named for the plan's uploads.
+pub const POSITIONS: &str = "positions";
+pub const BUCKETS: &str = "buckets";
+
+impl Graph {
+    /// Appends the backward of every forward op, starting from the cross-entropy's `dlogits`.
+    pub fn backward(&mut self) {
+        let forward = self.ops.clone();
+        let mut grads: HashMap<TensorId, TensorId> = HashMap::new();
+        for op in forward.iter().rev() {
+            self.backward_op(op, &mut grads);
+        }
+    }
+
+    fn backward_op(&mut self, op: &Op, grads: &mut HashMap<TensorId, TensorId>) {
+        let grad_out = |out: &TensorId| grads.get(out).copied();
+        match *op {
+            Op::CrossEntropy {
+                logits,
+                dlogits: Some(d),
+                ..
+            } => {
+                grads.insert(logits, d);
+            }
+            Op::CrossEntropy { dlogits: None, .. } => {}
+            Op::Head { x, w, out } => {
+                let Some(dy) = grad_out(&out) else { return };
+                let dx = self.grad_tensor(x);
+                let dw = self.param_grad(w);
+                self.push(Op::HeadBackward { x, w, dy, dx, dw });
+                self.contribute(grads, x, dx);
+            }
+            Op::Norm {
+                kind,
+                x,
+                gain,
+                bias,
+                out,
+                mean,
+                rstd,
+                ..
+            } => {
+                let Some(dy) = grad_out(&out) else { return };
+                let dx = self.grad_tensor(x);
+                let dgain = self.param_grad(gain);
+                let dbias = bias.map(|b| self.param_grad(b));
+                self.push(Op::NormBackward {
+                    kind,
+                    x,
+                    gain,
+                    mean,
+                    rstd,
+                    dy,
+                    dx,
+                    dgain,
+                    dbias,
+                });
+                self.contribute(grads, x, dx);
+            }
+            Op::Linear { x, w, b, out } => {
+                let Some(dy) = grad_out(&out) else { return };
+                let dx = self.grad_tensor(x);
+                let dw = self.param_grad(w);
+                let db = b.map(|b| self.param_grad(b));
+                self.push(Op::LinearBackward {
+                    x,
+                    w,
+                    dy,
+                    dx,
+                    dw,
+                    db,
+                });
+                self.contribute(grads, x, dx);
+            }
+            Op::Attention {
+                shape,
+                p,
+                site,
+                qkv,
+                out,
+                lse,
+            } => {
+                let Some(dout) = grad_out(&out) else { return };
+                let delta = self.activation("attention delta", self.shape(lse).to_vec().as_slice());
+                let dqkv = self.grad_tensor(qkv);
+                self.push(Op::AttentionBackward {
+                    shape,
+                    p,
+                    site,
+                    qkv,
+                    out,
+                    lse,
+                    dout,
+                    delta,
+                    dqkv,
+                });
+                self.contribute(grads, qkv, dqkv);
+            }
+            Op::Gelu { x, out } => {
+                let Some(dy) = grad_out(&out) else { return };
+                let dx = self.grad_tensor(x);
+                self.push(Op::GeluBackward { x, dy, dx });
+                self.contribute(grads, x, dx);
+            }
+            Op::Add { a, b, out } => {
+                let Some(g) = grad_out(&out) else { return };
+                self.contribute(grads, a, g);
+                self.contribute(grads, b, g);
+            }
+            Op::Dropout { p, site, x, out } => {
+                let Some(dy) = grad_out(&out) else { return };
+                let dx = self.grad_tensor(x);
+                self.push(Op::DropoutBackward { p, site, dy, dx });
+                self.contribute(grads, x, dx);
+            }
+            Op::Embedding {
+                tokens,
+                wte,
+                wpe,
+                out,
+            } => {
+                let Some(dout) = grad_out(&out) else { return };
+                let rows = self.def(tokens).len();
+                let positions = self.tensor(POSITIONS, &[rows], Storage::Input);
+                let buckets = self.tensor(BUCKETS, &[rows, 3], Storage::Input);
+                let dwte = self.param_grad(wte);
+                let dwpe = self.param_grad(wpe);
+                self.push(Op::EmbeddingBackward {
+                    dout,
+                    positions,
+                    buckets,
+                    dwte,
+                    dwpe,
+                });
+            }
+            // Backward and optimizer ops have no backward.
+            _ => {}
+        }
+    }
+
+    /// A new activation to hold the gradient of `x`.
+    fn grad_tensor(&mut self, x: TensorId) -> TensorId {
+        let def = self.def(x).clone();
+        self.activation(format!("d {}", def.name), &def.shape)
+    }
+
+    /// The gradient-arena tensor of parameter tensor `p` (made on first use).
+    fn param_grad(&mut self, p: TensorId) -> TensorId {
+        let Storage::Param(i) = self.def(p).storage else {
+            panic!("{} is not a parameter", self.def(p).name)
+        };
+        if let Some(found) = self
+            .tensors
+            .iter()
+            .position(|t| t.storage == Storage::Grad(i))
+        {
+            return TensorId(found);
+        }
+        let def = self.def(p).clone();
+        self.tensor(format!("d {}", def.name), &def.shape, Storage::Grad(i))
+    }
+
+    /// Records `g` as (part of) the gradient of `x`, summing with what is already there.
+    fn contribute(&mut self, grads: &mut HashMap<TensorId, TensorId>, x: TensorId, g: TensorId) {
+        let total = match grads.get(&x) {
+            None => g,
+            Some(&before) => {
+                let sum = self.grad_tensor(x);
+                self.push(Op::Add {
+                    a: before,
+                    b: g,
+                    out: sum,
+                });
+                sum
+            }
+        };
+        grads.insert(x, total);
+    }
+}

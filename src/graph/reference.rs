@@ -1,0 +1,320 @@
+//! The graph run on the CPU with nothing but the `reference` twins of the kernels: the specification a
+//! GPU step is tested against (loss, every gradient, the parameters and moments after AdamW). Slow and
+//! plain; for tests and small models only.
+
+use crate::graph::{Graph, Op, Storage, TensorId, TOKENS};
+use crate::kernels::adamw;
+use crate::model::Norm;
+use crate::reference::{
+    adamw as ref_adamw, attention, crossentropy, dropout, embedding, gelu, gradnorm, layernorm,
+    matmul, residual, rmsnorm,
+};
+
+/// A model's state on the CPU, in [`crate::model::GptConfig::params`] order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CpuModel {
+    pub params: Vec<Vec<f32>>,
+    pub m: Vec<Vec<f32>>,
+    pub v: Vec<Vec<f32>>,
+    /// Whether weight decay applies to each parameter.
+    pub decays: Vec<bool>,
+}
+
+/// What one step computes.
+pub struct CpuStep {
+    pub loss: f32,
+    /// Gradients in parameter order (before clipping).
+    pub grads: Vec<Vec<f32>>,
+    /// Every tensor's value (empty for tensors the step never wrote).
+    pub values: Vec<Vec<f32>>,
+}
+
+/// The per-step inputs: the batch, the dropout state and AdamW's per-step hyperparameters.
+pub struct CpuInputs<'a> {
+    pub tokens: &'a [u32],
+    pub targets: &'a [u32],
+    pub random_state: [u32; 2],
+    pub hyper: [f32; adamw::HYPER_LEN],
+}
+
+/// Runs every op of `graph` in order, updating `model` when the graph ends with AdamW.
+pub fn run(graph: &Graph, model: &mut CpuModel, inputs: &CpuInputs) -> CpuStep {
+    let mut values: Vec<Vec<f32>> = graph
+        .tensors
+        .iter()
+        .map(|t| match t.storage {
+            Storage::Param(i) => model.params[i].clone(),
+            Storage::Grad(_) => vec![0.0; t.len()],
+            _ => Vec::new(),
+        })
+        .collect();
+    let mut clip_scale = 1.0f32;
+    let mut loss = f32::NAN;
+    let [seed, step] = inputs.random_state;
+    for op in &graph.ops {
+        let shape = |id: TensorId| graph.shape(id).to_vec();
+        let last = |id: TensorId| *graph.shape(id).last().unwrap_or(&1);
+        let v = |values: &Vec<Vec<f32>>, id: TensorId| values[id.0].clone();
+        match *op {
+            Op::Embedding { wte, wpe, out, .. } => {
+                let seq = shape(out)[1];
+                values[out.0] = embedding::forward(
+                    inputs.tokens,
+                    &values[wte.0],
+                    &values[wpe.0],
+                    seq,
+                    last(wte),
+                );
+            }
+            Op::EmbeddingBackward {
+                dout, dwte, dwpe, ..
+            } => {
+                let tokens_shape = graph
+                    .tensors
+                    .iter()
+                    .find(|t| t.name == TOKENS)
+                    .map(|t| t.shape.clone())
+                    .unwrap_or_default();
+                let (vocab, ctx) = (shape(dwte)[0], shape(dwpe)[0]);
+                let (dte, dpe) = embedding::backward(
+                    inputs.tokens,
+                    &values[dout.0],
+                    (vocab, ctx),
+                    tokens_shape[1],
+                    last(dwte),
+                );
+                add_into(&mut values[dwte.0], &dte);
+                add_into(&mut values[dwpe.0], &dpe);
+            }
+            Op::Norm {
+                kind,
+                x,
+                gain,
+                bias,
+                out,
+                mean,
+                rstd,
+                eps,
+            } => {
+                let c = last(x);
+                match kind {
+                    Norm::LayerNorm => {
+                        let bias = bias.map(|b| v(&values, b));
+                        let f = layernorm::forward(
+                            &values[x.0],
+                            &values[gain.0],
+                            bias.as_deref(),
+                            c,
+                            eps,
+                        );
+                        values[out.0] = f.y;
+                        values[mean.expect("layernorm saves its mean").0] = f.mean;
+                        values[rstd.0] = f.rstd;
+                    }
+                    Norm::RmsNorm => {
+                        let (y, r) = rmsnorm::forward(&values[x.0], &values[gain.0], c, eps);
+                        values[out.0] = y;
+                        values[rstd.0] = r;
+                    }
+                }
+            }
+            Op::NormBackward {
+                kind,
+                x,
+                gain,
+                mean,
+                rstd,
+                dy,
+                dx,
+                dgain,
+                dbias,
+            } => {
+                let c = last(x);
+                match kind {
+                    Norm::LayerNorm => {
+                        let mean = mean.expect("layernorm saves its mean");
+                        let b = layernorm::backward(
+                            &values[x.0],
+                            &values[gain.0],
+                            &values[mean.0],
+                            &values[rstd.0],
+                            &values[dy.0],
+                            c,
+                        );
+                        values[dx.0] = b.dx;
+                        add_into(&mut values[dgain.0], &b.dgain);
+                        if let Some(db) = dbias {
+                            add_into(&mut values[db.0], &b.dbias);
+                        }
+                    }
+                    Norm::RmsNorm => {
+                        let (d, dg) = rmsnorm::backward(
+                            &values[x.0],
+                            &values[gain.0],
+                            &values[rstd.0],
+                            &values[dy.0],
+                            c,
+                        );
+                        values[dx.0] = d;
+                        add_into(&mut values[dgain.0], &dg);
+                    }
+                }
+            }
+            Op::Linear { x, w, b, out } => {
+                let (k, n) = (shape(w)[0], shape(w)[1]);
+                let m = values[x.0].len() / k;
+                let bias = b.map(|b| v(&values, b));
+                values[out.0] =
+                    matmul::forward(&values[x.0], &values[w.0], bias.as_deref(), m, k, n);
+            }
+            Op::LinearBackward {
+                x,
+                w,
+                dy,
+                dx,
+                dw,
+                db,
+            } => {
+                let (k, n) = (shape(w)[0], shape(w)[1]);
+                let m = values[x.0].len() / k;
+                values[dx.0] = matmul::backward_input(&values[dy.0], &values[w.0], m, k, n);
+                let inc = matmul::backward_weight(&values[x.0], &values[dy.0], m, k, n);
+                add_into(&mut values[dw.0], &inc);
+                if let Some(db) = db {
+                    let inc = matmul::backward_bias(&values[dy.0], m, n);
+                    add_into(&mut values[db.0], &inc);
+                }
+            }
+            Op::Head { x, w, out } => {
+                let (vocab, c) = (shape(w)[0], shape(w)[1]);
+                let m = values[x.0].len() / c;
+                values[out.0] = matmul::backward_input(&values[x.0], &values[w.0], m, vocab, c);
+            }
+            Op::HeadBackward { x, w, dy, dx, dw } => {
+                let (vocab, c) = (shape(w)[0], shape(w)[1]);
+                let m = values[x.0].len() / c;
+                values[dx.0] = matmul::forward(&values[dy.0], &values[w.0], None, m, vocab, c);
+                let inc = matmul::backward_weight(&values[dy.0], &values[x.0], m, vocab, c);
+                add_into(&mut values[dw.0], &inc);
+            }
+            Op::Attention {
+                shape: sh,
+                p,
+                site,
+                qkv,
+                out,
+                lse,
+            } => {
+                let (o, l) = attention::forward(
+                    &values[qkv.0],
+                    &sh,
+                    attention::Dropout { p, site },
+                    [seed, step],
+                );
+                values[out.0] = o;
+                values[lse.0] = l;
+            }
+            Op::AttentionBackward {
+                shape: sh,
+                p,
+                site,
+                qkv,
+                dout,
+                dqkv,
+                ..
+            } => {
+                values[dqkv.0] = attention::backward(
+                    &values[qkv.0],
+                    &values[dout.0],
+                    &sh,
+                    attention::Dropout { p, site },
+                    [seed, step],
+                );
+            }
+            Op::Gelu { x, out } => values[out.0] = gelu::forward(&values[x.0]),
+            Op::GeluBackward { x, dy, dx } => {
+                values[dx.0] = gelu::backward(&values[x.0], &values[dy.0])
+            }
+            Op::Add { a, b, out } => values[out.0] = residual::forward(&values[a.0], &values[b.0]),
+            Op::Dropout { p, site, x, out } => {
+                values[out.0] = dropout::forward(&values[x.0], seed, step, site, p)
+            }
+            Op::DropoutBackward { p, site, dy, dx } => {
+                values[dx.0] = dropout::backward(&values[dy.0], seed, step, site, p)
+            }
+            Op::CrossEntropy {
+                logits,
+                losses,
+                loss: mean,
+                dlogits,
+                ..
+            } => {
+                let vocab = last(logits);
+                let l = crossentropy::forward(&values[logits.0], inputs.targets, vocab);
+                loss = crossentropy::mean(&l);
+                values[losses.0] = l;
+                values[mean.0] = vec![loss];
+                if let Some(d) = dlogits {
+                    values[d.0] = crossentropy::backward(&values[logits.0], inputs.targets, vocab);
+                }
+            }
+            Op::GradNorm { max_norm } => {
+                let all: Vec<f32> = grads(graph, &values, model.params.len()).concat();
+                clip_scale = gradnorm::scale(gradnorm::norm(&all), max_norm) as f32;
+            }
+            Op::AdamW { config, clip } => {
+                let grads = grads(graph, &values, model.params.len());
+                let scale = if clip { clip_scale } else { 1.0 };
+                for (i, g) in grads.iter().enumerate() {
+                    let segment = adamw::Segment {
+                        offset: 0,
+                        len: g.len(),
+                        decay: model.decays[i],
+                    };
+                    ref_adamw::step(
+                        &config,
+                        &mut model.params[i],
+                        g,
+                        &mut model.m[i],
+                        &mut model.v[i],
+                        &[segment],
+                        &inputs.hyper,
+                        scale,
+                    );
+                }
+            }
+        }
+    }
+    CpuStep {
+        loss,
+        grads: grads(graph, &values, model.params.len()),
+        values,
+    }
+}
+
+/// The gradient-arena tensors' values in parameter order (zeros for parameters with none).
+fn grads(graph: &Graph, values: &[Vec<f32>], count: usize) -> Vec<Vec<f32>> {
+    (0..count)
+        .map(|i| {
+            graph
+                .tensors
+                .iter()
+                .position(|t| t.storage == Storage::Grad(i))
+                .map(|id| values[id].clone())
+                .unwrap_or_else(|| {
+                    let p = graph
+                        .tensors
+                        .iter()
+                        .find(|t| t.storage == Storage::Param(i))
+                        .map_or(0, |t| t.len());
+                    vec![0.0; p]
+                })
+        })
+        .collect()
+}
+
+fn add_into(acc: &mut [f32], inc: &[f32]) {
+    for (a, b) in acc.iter_mut().zip(inc) {
+        *a += b;
+    }
+}

@@ -1,0 +1,193 @@
+//! The GPT as a graph: embeddings, pre-norm blocks (attention and MLP on a residual stream), the final
+//! norm, the output head and the cross-entropy loss.
+
+use crate::graph::{Graph, Op, Storage, TensorId};
+use crate::kernels::attention;
+use crate::model::{GptConfig, Norm};
+
+/// What a graph is built for.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Mode {
+    /// Forward, backward and the optimizer; dropout as configured.
+    Train,
+    /// Forward and loss only, no dropout.
+    Eval,
+}
+
+/// A model graph and the tensors a caller needs by name.
+pub struct ModelGraph {
+    pub graph: Graph,
+    pub loss: TensorId,
+    pub logits: TensorId,
+    /// Per layer and head-major: the attention op's `lse` (what capture needs).
+    pub blocks: Vec<BlockTensors>,
+}
+
+/// Tensors of one block a caller may want to look at.
+#[derive(Clone, Copy, Debug)]
+pub struct BlockTensors {
+    pub input: TensorId,
+    pub qkv: TensorId,
+    pub attention: TensorId,
+    pub mlp: TensorId,
+}
+
+/// Builds the forward graph for batches of `[batch, seq]` tokens (and, in training, appends the
+/// backward). `params` are the graph ids of the model's parameters, in [`GptConfig::params`] order.
+pub fn build(config: &GptConfig, batch: usize, seq: usize, mode: Mode) -> ModelGraph {
+    let mut g = Graph::default();
+    let specs = config.params();
+    let params: Vec<TensorId> = specs
+        .iter()
+        .enumerate()
+        .map(|(i, spec)| g.tensor(spec.name.clone(), &spec.shape, Storage::Param(i)))
+        .collect();
+    let param = |name: &str| -> TensorId {
+        let i = specs
+            .iter()
+            .position(|s| s.name == name)
+            .unwrap_or_else(|| panic!("no parameter {name}"));
+        params[i]
+    };
+    let maybe = |name: &str| specs.iter().position(|s| s.name == name).map(|i| params[i]);
+    let (c, rows) = (config.n_embd, batch * seq);
+    let p = if mode == Mode::Train {
+        config.dropout
+    } else {
+        0.0
+    };
+    let eps = config.layer_norm_epsilon;
+    // Dropout sites: 0 the embedding, then per layer 1 + 3l (attention probabilities), 2 + 3l
+    // (attention output), 3 + 3l (MLP output).
+    let dropout = |g: &mut Graph, x: TensorId, site: u32, name: String| -> TensorId {
+        if p == 0.0 {
+            return x;
+        }
+        let out = g.activation(name, &[batch, seq, c]);
+        g.push(Op::Dropout { p, site, x, out });
+        out
+    };
+    let norm = |g: &mut Graph, x: TensorId, prefix: &str| -> TensorId {
+        let out = g.activation(format!("{prefix} out"), &[batch, seq, c]);
+        let rstd = g.activation(format!("{prefix} rstd"), &[rows]);
+        let mean = (config.norm == Norm::LayerNorm)
+            .then(|| g.activation(format!("{prefix} mean"), &[rows]));
+        g.push(Op::Norm {
+            kind: config.norm,
+            x,
+            gain: param(&format!("{prefix}.weight")),
+            bias: maybe(&format!("{prefix}.bias")),
+            out,
+            mean,
+            rstd,
+            eps,
+        });
+        out
+    };
+    let linear = |g: &mut Graph, x: TensorId, prefix: &str, width: usize| -> TensorId {
+        let out = g.activation(format!("{prefix} out"), &[batch, seq, width]);
+        g.push(Op::Linear {
+            x,
+            w: param(&format!("{prefix}.weight")),
+            b: maybe(&format!("{prefix}.bias")),
+            out,
+        });
+        out
+    };
+
+    let tokens = g.tensor(crate::graph::TOKENS, &[batch, seq], Storage::Input);
+    let targets = g.tensor(crate::graph::TARGETS, &[rows], Storage::Input);
+    let wte = param("transformer.wte.weight");
+    let embedded = g.activation("embedding", &[batch, seq, c]);
+    g.push(Op::Embedding {
+        tokens,
+        wte,
+        wpe: param("transformer.wpe.weight"),
+        out: embedded,
+    });
+    let mut x = dropout(&mut g, embedded, 0, "embedding dropout".into());
+    let shape = attention::Shape {
+        batch,
+        seq,
+        heads: config.n_head,
+        kv_heads: config.n_kv_head,
+        head_dim: config.head_dim(),
+    };
+    let mut blocks = Vec::new();
+    for l in 0..config.n_layer {
+        let h = format!("transformer.h.{l}");
+        let site = 1 + 3 * l as u32;
+        let input = x;
+        let ln1 = norm(&mut g, x, &format!("{h}.ln_1"));
+        let qkv = linear(&mut g, ln1, &format!("{h}.attn.c_attn"), config.qkv_width());
+        let attended = g.activation(format!("{h}.attn out"), &[batch, seq, c]);
+        let lse = g.activation(format!("{h}.attn lse"), &[batch, config.n_head, seq]);
+        g.push(Op::Attention {
+            shape,
+            p,
+            site,
+            qkv,
+            out: attended,
+            lse,
+        });
+        let projected = linear(&mut g, attended, &format!("{h}.attn.c_proj"), c);
+        let projected = dropout(&mut g, projected, site + 1, format!("{h}.attn dropout"));
+        let after_attention = g.activation(format!("{h} residual 1"), &[batch, seq, c]);
+        g.push(Op::Add {
+            a: x,
+            b: projected,
+            out: after_attention,
+        });
+        x = after_attention;
+        let ln2 = norm(&mut g, x, &format!("{h}.ln_2"));
+        let up = linear(&mut g, ln2, &format!("{h}.mlp.c_fc"), config.n_inner);
+        let activated = g.activation(format!("{h}.mlp gelu"), &[batch, seq, config.n_inner]);
+        g.push(Op::Gelu {
+            x: up,
+            out: activated,
+        });
+        let down = linear(&mut g, activated, &format!("{h}.mlp.c_proj"), c);
+        let down = dropout(&mut g, down, site + 2, format!("{h}.mlp dropout"));
+        let after_mlp = g.activation(format!("{h} residual 2"), &[batch, seq, c]);
+        g.push(Op::Add {
+            a: x,
+            b: down,
+            out: after_mlp,
+        });
+        x = after_mlp;
+        blocks.push(BlockTensors {
+            input,
+            qkv,
+            attention: attended,
+            mlp: down,
+        });
+    }
+    let final_norm = norm(&mut g, x, "transformer.ln_f");
+    let head = maybe("lm_head.weight").unwrap_or(wte);
+    let logits = g.activation("logits", &[batch, seq, config.vocab_size]);
+    g.push(Op::Head {
+        x: final_norm,
+        w: head,
+        out: logits,
+    });
+    let losses = g.activation("losses", &[rows]);
+    let loss = g.activation("loss", &[1]);
+    let dlogits =
+        (mode == Mode::Train).then(|| g.activation("d logits", &[batch, seq, config.vocab_size]));
+    g.push(Op::CrossEntropy {
+        logits,
+        targets,
+        losses,
+        loss,
+        dlogits,
+    });
+    if mode == Mode::Train {
+        g.backward();
+    }
+    ModelGraph {
+        graph: g,
+        loss,
+        logits,
+        blocks,
+    }
+}

@@ -1,0 +1,227 @@
+//! A GPU training step against the same model run on the CPU by `graph::reference` (nothing but the
+//! kernels' reference twins): loss, every gradient, the parameters and moments after AdamW.
+
+use wgpt::data::BatchSampler;
+use wgpt::graph::reference::{self, CpuInputs, CpuModel};
+use wgpt::graph::StepInputs;
+use wgpt::kernels::adamw;
+use wgpt::model::{Gpt, GptConfig, Norm, Optimizer};
+use wgpt::Gpu;
+
+fn tiny(modern: bool) -> GptConfig {
+    GptConfig {
+        vocab_size: 97,
+        n_positions: 32,
+        n_embd: 64,
+        n_layer: 2,
+        n_head: 4,
+        n_kv_head: if modern { 2 } else { 4 },
+        n_inner: 256,
+        norm: if modern {
+            Norm::RmsNorm
+        } else {
+            Norm::LayerNorm
+        },
+        bias: !modern,
+        tie_word_embeddings: true,
+        layer_norm_epsilon: 1e-5,
+        dropout: 0.1,
+    }
+}
+
+/// Largest |a - b| relative to the largest |b| of a tensor.
+fn rel_err(a: &[f32], b: &[f32]) -> f64 {
+    let scale = b
+        .iter()
+        .fold(0.0f64, |m, &x| m.max(x.abs() as f64))
+        .max(1e-30);
+    a.iter()
+        .zip(b)
+        .map(|(&x, &y)| (x as f64 - y as f64).abs())
+        .fold(0.0, f64::max)
+        / scale
+}
+
+/// Gradients may differ by 2e-5 of a tensor's largest element. Each is a chain of about 20 f32 ops
+/// (sums of at most 256 terms, error up to K·u ≈ 1.5e-5 each in the worst case, typically √K·u)
+/// against f64 sums in the reference; measured: at most 6e-6.
+const GRAD_TOL: f64 = 2e-5;
+
+/// After AdamW a parameter may differ by 4 ulps plus lr times the relative error of its gradient: the
+/// update is lr·m̂/(√v̂ + eps), a ratio of moments made of the gradients, so an element's update is as
+/// accurate, relatively, as its own gradient, whose error is at most GRAD_TOL of the tensor's largest
+/// (a factor 10 covers the history m and v carry). Elements whose gradient is below 1e-3 of the tensor's
+/// largest at any step so far (a key bias's gradient is exactly zero in exact arithmetic) are exempt:
+/// AdamW divides their rounding noise by its own size and may step ±lr either way; `noisy` remembers
+/// them across steps.
+fn check_params(name: &str, got: &[f32], want: &[f32], grad: &[f32], noisy: &mut [bool], lr: f64) {
+    let largest = grad.iter().fold(0.0f32, |m, &g| m.max(g.abs()));
+    for (i, ((&g, &w), &d)) in got.iter().zip(want).zip(grad).enumerate() {
+        noisy[i] |= d.abs() < 1e-3 * largest;
+        if noisy[i] {
+            continue;
+        }
+        let relative = 10.0 * GRAD_TOL * largest as f64 / d.abs() as f64;
+        let bound = lr * relative + 4.0 * f32::EPSILON as f64 * w.abs() as f64;
+        assert!(
+            (g as f64 - w as f64).abs() <= bound,
+            "{name}[{i}]: GPU {g}, reference {w}, bound {bound:.2e}"
+        );
+    }
+}
+
+fn check_step_matches_reference(modern: bool) {
+    let gpu = Gpu::new().expect("model tests need a GPU adapter");
+    let config = tiny(modern);
+    let (batch, seq) = (4, 32);
+    let optimizer = Optimizer {
+        adamw: adamw::Config {
+            beta1: 0.9,
+            beta2: 0.99,
+            eps: 1e-8,
+            weight_decay: 0.1,
+        },
+        max_norm: Some(1.0),
+    };
+    let model = Gpt::init(&gpu, &config, 7).unwrap();
+    let (plan, graph) = model.train_plan(&gpu, batch, seq, &optimizer).unwrap();
+    let specs = config.params();
+    let mut cpu = CpuModel {
+        params: model.read_params(&gpu).unwrap(),
+        m: specs.iter().map(|s| vec![0.0; s.len()]).collect(),
+        v: specs.iter().map(|s| vec![0.0; s.len()]).collect(),
+        decays: specs.iter().map(|s| s.decays()).collect(),
+    };
+    let tokens: Vec<u32> = (0..5000u32).map(|i| (i * 7919 + i / 3) % 97).collect();
+    let mut sampler = BatchSampler::new(&tokens, batch, seq, 3).unwrap();
+    let lr = 1e-3;
+    let mut noisy: Vec<Vec<bool>> = specs.iter().map(|s| vec![false; s.len()]).collect();
+    for step in 1..=3u32 {
+        let b = sampler.next_batch();
+        let inputs = StepInputs {
+            tokens: &b.inputs,
+            targets: &b.targets,
+        };
+        plan.set_batch(&gpu, &inputs).unwrap();
+        model
+            .set_step(&gpu, 11, step, lr, &optimizer.adamw)
+            .unwrap();
+        let loss = plan.run(&gpu, true).unwrap().unwrap();
+        let want = reference::run(
+            &graph.graph,
+            &mut cpu,
+            &CpuInputs {
+                tokens: &b.inputs,
+                targets: &b.targets,
+                random_state: [11, step],
+                hyper: adamw::hyper(&optimizer.adamw, lr, step),
+            },
+        );
+        let loss_err = (loss as f64 - want.loss as f64).abs() / want.loss as f64;
+        assert!(
+            loss_err <= 1e-5,
+            "step {step}: loss {loss} vs reference {}",
+            want.loss
+        );
+        let grads = model.read_grads(&gpu).unwrap();
+        let params = model.read_params(&gpu).unwrap();
+        for (i, spec) in specs.iter().enumerate() {
+            let err = rel_err(&grads[i], &want.grads[i]);
+            assert!(
+                err <= GRAD_TOL,
+                "step {step}: gradient of {}: relative error {err:.2e}",
+                spec.name
+            );
+            let noisy = &mut noisy[i];
+            check_params(
+                &spec.name,
+                &params[i],
+                &cpu.params[i],
+                &want.grads[i],
+                noisy,
+                lr,
+            );
+        }
+    }
+    // The exemption must leave the check with something to check.
+    let exempt = noisy.iter().flatten().filter(|&&n| n).count();
+    let total = config.parameter_count();
+    assert!(exempt * 10 < total, "{exempt} of {total} parameters exempt");
+    println!("{exempt} of {total} parameters exempt from the update check");
+}
+
+#[test]
+fn gpt2_training_step_matches_the_cpu_reference() {
+    check_step_matches_reference(false);
+}
+
+#[test]
+fn modern_variant_training_step_matches_the_cpu_reference() {
+    check_step_matches_reference(true);
+}
+
+/// The CPU reference model's gradients are right: they match central finite differences of its own loss
+/// (with dropout on; the masks are a fixed function of the random state) at the largest-gradient
+/// elements of every parameter tensor.
+#[test]
+fn reference_model_gradients_match_finite_differences() {
+    use wgpt::model::graph::{build, Mode};
+    for modern in [false, true] {
+        let config = GptConfig {
+            n_embd: 16,
+            n_head: 2,
+            n_kv_head: if modern { 1 } else { 2 },
+            n_inner: 32,
+            n_positions: 8,
+            vocab_size: 11,
+            ..tiny(modern)
+        };
+        let (batch, seq) = (2, 8);
+        let graph = build(&config, batch, seq, Mode::Train).graph;
+        let tokens: Vec<u32> = (0..16).map(|i| (i * 5 + 3) % 11).collect();
+        let targets: Vec<u32> = (0..16).map(|i| (i * 7 + 1) % 11).collect();
+        let inputs = CpuInputs {
+            tokens: &tokens,
+            targets: &targets,
+            random_state: [5, 1],
+            hyper: [0.0; adamw::HYPER_LEN],
+        };
+        let specs = config.params();
+        let model = CpuModel {
+            params: specs
+                .iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    (0..s.len())
+                        .map(|j| ((i * 31 + j * 17) % 23) as f32 / 23.0 - 0.5)
+                        .collect()
+                })
+                .collect(),
+            m: vec![],
+            v: vec![],
+            decays: specs.iter().map(|s| s.decays()).collect(),
+        };
+        let grads = reference::run(&graph, &mut model.clone(), &inputs).grads;
+        let loss_at = |i: usize, e: usize, delta: f32| {
+            let mut m = model.clone();
+            m.params[i][e] += delta;
+            reference::run(&graph, &mut m, &inputs).loss as f64
+        };
+        for (i, spec) in specs.iter().enumerate() {
+            let mut order: Vec<usize> = (0..spec.len()).collect();
+            order.sort_by(|&a, &b| grads[i][b].abs().total_cmp(&grads[i][a].abs()));
+            for &e in order.iter().take(3) {
+                // h = 1e-2: the loss (≈ 2.4) is f32, so rounding adds ≈ 2.4·6e-8 / 2h ≈ 7e-6; the
+                // truncation error h²/6·f''' stays near 1e-5 for these smooth functions.
+                let h = 1e-2;
+                let fd = (loss_at(i, e, h) - loss_at(i, e, -h)) / (2.0 * h as f64);
+                let g = grads[i][e] as f64;
+                assert!(
+                    (fd - g).abs() <= 1e-4 + 1e-2 * g.abs(),
+                    "modern={modern} {}[{e}]: finite difference {fd}, reference gradient {g}",
+                    spec.name
+                );
+            }
+        }
+    }
+}
