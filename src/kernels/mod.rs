@@ -7,4 +7,4 @@ pub mod matmul;
 use crate::gpu::Shader;
 
 /// Every shader module the kernels compile (the naga translation test checks each of them).
-pub const SHADERS: &[Shader] = &[matmul::SHADER];
+pub const SHADERS: &[Shader] = &[matmul::SHADER, matmul::SUBGROUP_SHADER];
