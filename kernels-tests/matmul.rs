@@ -7,8 +7,9 @@ use wgpt::reference::matmul as reference;
 use crate::common::{assert_gradient, assert_within, gpu, project, random, F32_EPS};
 
 /// (M, K, N): single elements, primes, sizes that are not multiples of any tile, odd leftovers in every
-/// dimension, a GPT layer shape with a 65-character vocabulary, and GPT-2's 50257-token vocabulary.
-const SHAPES: [(usize, usize, usize); 11] = [
+/// dimension, a GPT layer shape with a 65-character vocabulary, GPT-2's 50257-token vocabulary, and more
+/// than 4096 rows (B·T of a real batch; the weight gradient's inner dimension).
+const SHAPES: [(usize, usize, usize); 12] = [
     (1, 1, 1),
     (1, 97, 65),
     (65, 97, 1),
@@ -20,6 +21,7 @@ const SHAPES: [(usize, usize, usize); 11] = [
     (256, 64, 384),
     (768, 128, 65),
     (3, 24, 50257),
+    (4099, 8, 12),
 ];
 
 /// Error bound for one element of a K-term dot product computed in f32 in any order: the standard
@@ -42,6 +44,23 @@ fn variants() -> Vec<Variant> {
         .collect();
     assert!(supported.contains(&Variant::best(gpu)));
     supported
+}
+
+#[test]
+fn matmul_best_variant_is_cpu_on_cpu_adapters_with_the_widest_fitting_subgroup_sharing() {
+    let gpu = gpu();
+    let best = Variant::best(gpu);
+    if !gpu.is_cpu() {
+        assert_eq!(best, Variant::Gpu);
+        return;
+    }
+    // Subgroup sharing needs every subgroup to have at least `lanes` lanes.
+    let lanes = match gpu.subgroup_sizes() {
+        Some((min, _)) if min >= 8 => 8,
+        Some((min, _)) if min >= 4 => 4,
+        _ => 1,
+    };
+    assert_eq!(best, Variant::Cpu { lanes }, "{}", gpu.summary());
 }
 
 #[test]

@@ -217,10 +217,12 @@ fn launch(
             )
         }
         Variant::Cpu { lanes } => {
-            // Must match CPU_ROWS in the shader; an invocation covers 4 columns.
+            // Must match the shader: an invocation covers 32 rows and 4 columns.
             const ROWS: usize = 32;
-            const WIDTH: usize = 64;
-            constants.push(("cpu_width", WIDTH as f64));
+            // Up to 64 invocations of 4 columns per workgroup, spread evenly over the column blocks in
+            // whole 8-lane SIMD vectors: idle lanes cost as much as busy ones on a CPU.
+            let width = n.div_ceil(4 * n.div_ceil(256)).next_multiple_of(8);
+            constants.push(("cpu_width", width as f64));
             // The vec4 views need the contiguous axes of op(A), op(B) and C in fours.
             let a_axis = if product == Product::WeightGrad { m } else { k };
             let b_axis = if product == Product::InputGrad { k } else { n };
@@ -234,7 +236,7 @@ fn launch(
             if lanes > 1 {
                 constants.push(("cpu_lanes", lanes as f64));
             }
-            (shader, entry, [m.div_ceil(ROWS), n.div_ceil(4 * WIDTH), 1])
+            (shader, entry, [m.div_ceil(ROWS), n.div_ceil(4 * width), 1])
         }
         Variant::Gpu => {
             const THREADS: usize = 16;
