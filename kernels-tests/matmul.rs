@@ -187,3 +187,23 @@ fn matmul_reference_backward_matches_finite_differences() {
     let db = reference::backward_bias(&r, m, n);
     assert_gradient("db", |b| loss(&x, &w, b), &b, &db, h, 1e-4);
 }
+
+#[test]
+fn matmul_cpu_variant_refuses_inner_dimensions_past_the_cpu_adapter_loop_limit() {
+    let gpu = gpu();
+    if !gpu.is_cpu() {
+        return; // the limit is llvmpipe's; other adapters run any K
+    }
+    // 4·65535 columns of x: more loop iterations than llvmpipe runs in one invocation.
+    let k = 4 * 65535;
+    let x = gpu.zeros("x", &[1, k]).unwrap();
+    let w = gpu.zeros("w", &[k, 1]).unwrap();
+    let y = gpu.zeros("y", &[1, 1]).unwrap();
+    for lanes in [1, 4, 8] {
+        let variant = Variant::Cpu { lanes };
+        if variant.supported(gpu) {
+            let err = matmul::forward(gpu, variant, &x, &w, None, &y).unwrap_err();
+            assert!(matches!(err, wgpt::Error::Limit { .. }), "{err}");
+        }
+    }
+}

@@ -35,7 +35,8 @@ pub enum Variant {
     Tiled,
     /// For CPU adapters: register blocks, vec4 loads, no workgroup memory or barriers. `lanes` lanes
     /// share the loads of A through `subgroupBroadcast` (4 or 8, on adapters whose subgroups all have at
-    /// least that many lanes); 1 is the path without subgroup operations.
+    /// least that many lanes); 1 is the path without subgroup operations. On CPU adapters it refuses an
+    /// inner dimension past about 262000, where llvmpipe would silently cut its loop short.
     Cpu { lanes: u32 },
     /// For real GPUs: workgroup-memory tiles of A and B, a 4×4 register block per invocation.
     Gpu,
@@ -219,6 +220,18 @@ fn launch(
         Variant::Cpu { lanes } => {
             // Must match the shader: an invocation covers 32 rows and 4 columns.
             const ROWS: usize = 32;
+            // llvmpipe ends an invocation after 65535 loop iterations in all, silently; this kernel
+            // makes one per 4 of K, plus a few hundred in its epilogue.
+            const CPU_LOOP_LIMIT: usize = 65535 - 512;
+            if gpu.is_cpu() && k.div_ceil(4) > CPU_LOOP_LIMIT {
+                return Err(Error::Limit {
+                    what: format!("matmul variant {} (inner dimension {k})", variant.name()),
+                    limit: "loop iterations per invocation",
+                    needed: k.div_ceil(4) as u64,
+                    allowed: CPU_LOOP_LIMIT as u64,
+                    adapter: gpu.info().name.clone(),
+                });
+            }
             // Up to 64 invocations of 4 columns per workgroup, spread evenly over the column blocks in
             // whole 8-lane SIMD vectors: idle lanes cost as much as busy ones on a CPU.
             let width = n.div_ceil(4 * n.div_ceil(256)).next_multiple_of(8);
