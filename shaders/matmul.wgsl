@@ -11,7 +11,8 @@
 // and `matmul_bias_backward` adds colsum(dY) into db.
 //
 // Bindings (same order in every entry point): a, b, bias, c, params. Entry points whose names end in
-// a variant (`_tiled`, `_gpu`, `_cpu`) compute the same thing; src/kernels/matmul.rs picks one.
+// a variant (`_tiled`, `_gpu`, `_cpu`, `_cpu_vec4`, and `_cpu_subgroup*` in matmul_subgroup.wgsl) compute
+// the same thing; src/kernels/matmul.rs picks one.
 
 struct Params {
     m: u32,
@@ -300,10 +301,13 @@ fn matmul_cpu_vec4(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invoc
 
 override gpu_threads: u32 = 16u;
 override gpu_tile_k: u32 = 16u;
+// Workgroup arrays are sized for the largest settings: gpu_threads ≤ 16 (256 invocations, WebGPU's default
+// limit) and gpu_tile_k ≤ 32 (16 KiB of workgroup memory, its default limit).
 const GPU_MAX_TILE: u32 = 64u; // 4 · gpu_threads
 const GPU_MAX_TILE_K: u32 = 32u;
 
-// tile_a_t[k][m / 4]: op(A)'s tile stored K-major, four rows per vec4; tile_b[k][n / 4] likewise for op(B).
+// gpu_tile_a[k][m / 4]: op(A)'s tile stored K-major, four rows per vec4; gpu_tile_b[k][n / 4] likewise for
+// op(B)'s four columns.
 var<workgroup> gpu_tile_a: array<vec4<f32>, GPU_MAX_TILE_K * GPU_MAX_TILE / 4u>;
 var<workgroup> gpu_tile_b: array<vec4<f32>, GPU_MAX_TILE_K * GPU_MAX_TILE / 4u>;
 
