@@ -7,8 +7,9 @@ use wgpt::reference::matmul as reference;
 use crate::common::{assert_gradient, assert_within, gpu, project, random, F32_EPS};
 
 /// (M, K, N): single elements, primes, sizes that are not multiples of any tile, odd leftovers in every
-/// dimension, a GPT layer shape with a 65-character vocabulary, and GPT-2's 50257-token vocabulary.
-const SHAPES: [(usize, usize, usize); 11] = [
+/// dimension, a GPT layer shape with a 65-character vocabulary, GPT-2's 50257-token vocabulary, and more
+/// than 4096 rows (B·T of a real batch; the weight gradient's inner dimension).
+const SHAPES: [(usize, usize, usize); 12] = [
     (1, 1, 1),
     (1, 97, 65),
     (65, 97, 1),
@@ -20,6 +21,7 @@ const SHAPES: [(usize, usize, usize); 11] = [
     (256, 64, 384),
     (768, 128, 65),
     (3, 24, 50257),
+    (4099, 8, 12),
 ];
 
 /// Error bound for one element of a K-term dot product computed in f32 in any order: the standard
@@ -42,6 +44,23 @@ fn variants() -> Vec<Variant> {
         .collect();
     assert!(supported.contains(&Variant::best(gpu)));
     supported
+}
+
+#[test]
+fn matmul_best_variant_is_cpu_on_cpu_adapters_with_the_widest_fitting_subgroup_sharing() {
+    let gpu = gpu();
+    let best = Variant::best(gpu);
+    if !gpu.is_cpu() {
+        assert_eq!(best, Variant::Gpu);
+        return;
+    }
+    // Subgroup sharing needs every subgroup to have at least `lanes` lanes.
+    let lanes = match gpu.subgroup_sizes() {
+        Some((min, _)) if min >= 8 => 8,
+        Some((min, _)) if min >= 4 => 4,
+        _ => 1,
+    };
+    assert_eq!(best, Variant::Cpu { lanes }, "{}", gpu.summary());
 }
 
 #[test]
@@ -167,4 +186,24 @@ fn matmul_reference_backward_matches_finite_differences() {
     assert_gradient("dw", |w| loss(&x, w, &b), &w, &dw, h, 1e-4);
     let db = reference::backward_bias(&r, m, n);
     assert_gradient("db", |b| loss(&x, &w, b), &b, &db, h, 1e-4);
+}
+
+#[test]
+fn matmul_cpu_variant_refuses_inner_dimensions_past_the_cpu_adapter_loop_limit() {
+    let gpu = gpu();
+    if !gpu.is_cpu() {
+        return; // the limit is llvmpipe's; other adapters run any K
+    }
+    // 4·65535 columns of x: more loop iterations than llvmpipe runs in one invocation.
+    let k = 4 * 65535;
+    let x = gpu.zeros("x", &[1, k]).unwrap();
+    let w = gpu.zeros("w", &[k, 1]).unwrap();
+    let y = gpu.zeros("y", &[1, 1]).unwrap();
+    for lanes in [1, 4, 8] {
+        let variant = Variant::Cpu { lanes };
+        if variant.supported(gpu) {
+            let err = matmul::forward(gpu, variant, &x, &w, None, &y).unwrap_err();
+            assert!(matches!(err, wgpt::Error::Limit { .. }), "{err}");
+        }
+    }
 }

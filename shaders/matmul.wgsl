@@ -11,7 +11,8 @@
 // and `matmul_bias_backward` adds colsum(dY) into db.
 //
 // Bindings (same order in every entry point): a, b, bias, c, params. Entry points whose names end in
-// a variant (`_tiled`, `_gpu`, `_cpu`) compute the same thing; src/kernels/matmul.rs picks one.
+// a variant (`_tiled`, `_gpu`, `_cpu`, `_cpu_vec4`, and `_cpu_subgroup*` in matmul_subgroup.wgsl) compute
+// the same thing; src/kernels/matmul.rs picks one.
 
 struct Params {
     m: u32,
@@ -86,6 +87,301 @@ fn matmul_tiled(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocati
     }
     if row < params.m && col < params.n {
         store_c(row, col, sum);
+    }
+}
+
+// ---- cpu: for CPU adapters (lavapipe, llvmpipe), where an invocation is one SIMD lane, every load of a
+// storage buffer costs a loop over the lanes, and workgroup memory and barriers are slow. An invocation
+// keeps 32 rows × 4 adjacent columns of C in registers (four blocks of 8 rows) and walks K four steps at a
+// time, so each vec4 of op(B) it loads feeds 128 multiply-adds. No workgroup memory, no barriers.
+// Workgroup x walks row blocks so that neighbouring workgroups share B's columns in cache.
+//
+// Everything inside the K loop is written out, not looped: lavapipe keeps only fully unrolled code in
+// registers, and it stops any invocation after 65535 loop iterations in all (so K < 262140 here).
+//
+// op(A)'s values for a k step come in "pieces" of four: piece i of the rows from row0, k from kk, is
+//   without trans_a: row row0 + i at k = kk..kk+3 (contiguous in A [M, K]);
+//   with trans_a:    rows row0 + 4(i/4) .. +3 at k = kk + i % 4 (contiguous in A stored [K, M]),
+//                    so four pieces are a transposed 4×4 block.
+// Here every invocation loads all pieces itself; matmul_subgroup.wgsl shares them across lanes.
+//
+// Entry points ending in `_vec4` read a, b and c through vec4 views; the launcher picks them when op(A)'s,
+// op(B)'s and C's contiguous axes are multiples of 4. No entry point uses both views of one buffer.
+
+override cpu_width: u32 = 64u;
+
+@group(0) @binding(0) var<storage, read> a4: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> b4: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> c4: array<vec4<f32>>;
+
+alias Block = array<vec4<f32>, 8>;
+alias Rows4 = array<vec4<f32>, 4>;
+
+// Piece i of op(A) (see above). Rows past M and k past K are clamped in range: those sums are never
+// stored, and op(B) is zero past K.
+fn cpu_piece(row0: u32, kk: u32, i: u32) -> vec4<f32> {
+    let last_row = params.m - 1u;
+    let last_k = params.k - 1u;
+    if trans_a {
+        let r = row0 + 4u * (i / 4u);
+        let k = min(kk + i % 4u, last_k);
+        return vec4(load_a(min(r, last_row), k), load_a(min(r + 1u, last_row), k), load_a(min(r + 2u, last_row), k), load_a(min(r + 3u, last_row), k));
+    }
+    let r = min(row0 + i, last_row);
+    return vec4(load_a(r, kk), load_a(r, min(kk + 1u, last_k)), load_a(r, min(kk + 2u, last_k)), load_a(r, min(kk + 3u, last_k)));
+}
+
+// cpu_piece through the vec4 view: K % 4 == 0 without trans_a, M % 4 == 0 with it.
+fn cpu_piece_vec4(row0: u32, kk: u32, i: u32) -> vec4<f32> {
+    if trans_a {
+        let r = min(row0 + 4u * (i / 4u), params.m - 4u);
+        return a4[(min(kk + i % 4u, params.k - 1u) * params.m + r) / 4u];
+    }
+    return a4[(min(row0 + i, params.m - 1u) * params.k + kk) / 4u];
+}
+
+fn cpu_pieces(row0: u32, kk: u32, first: u32) -> Block {
+    return Block(cpu_piece(row0, kk, first), cpu_piece(row0, kk, first + 1u), cpu_piece(row0, kk, first + 2u), cpu_piece(row0, kk, first + 3u), cpu_piece(row0, kk, first + 4u), cpu_piece(row0, kk, first + 5u), cpu_piece(row0, kk, first + 6u), cpu_piece(row0, kk, first + 7u));
+}
+
+fn cpu_pieces_vec4(row0: u32, kk: u32, first: u32) -> Block {
+    return Block(cpu_piece_vec4(row0, kk, first), cpu_piece_vec4(row0, kk, first + 1u), cpu_piece_vec4(row0, kk, first + 2u), cpu_piece_vec4(row0, kk, first + 3u), cpu_piece_vec4(row0, kk, first + 4u), cpu_piece_vec4(row0, kk, first + 5u), cpu_piece_vec4(row0, kk, first + 6u), cpu_piece_vec4(row0, kk, first + 7u));
+}
+
+// Row kj of op(B) at columns col..col+3: zero past K, so the K tail adds nothing; columns past N are
+// clamped in range (their sums are never stored).
+fn cpu_b_row(kj: u32, col: u32) -> vec4<f32> {
+    let k = min(kj, params.k - 1u);
+    let last = params.n - 1u;
+    let v = vec4(load_b(k, min(col, last)), load_b(k, min(col + 1u, last)), load_b(k, min(col + 2u, last)), load_b(k, min(col + 3u, last)));
+    return select(vec4(0.0), v, kj < params.k);
+}
+
+fn cpu_b(kk: u32, col: u32) -> Rows4 {
+    return Rows4(cpu_b_row(kk, col), cpu_b_row(kk + 1u, col), cpu_b_row(kk + 2u, col), cpu_b_row(kk + 3u, col));
+}
+
+// cpu_b through the vec4 view: N % 4 == 0, and K % 4 == 0 with trans_b (read along K, transposed).
+fn cpu_b_vec4(kk: u32, col: u32) -> Rows4 {
+    let c = min(col, params.n - 4u);
+    if trans_b {
+        let k = params.k;
+        let t = transpose(mat4x4<f32>(b4[(c * k + kk) / 4u], b4[((c + 1u) * k + kk) / 4u], b4[((c + 2u) * k + kk) / 4u], b4[((c + 3u) * k + kk) / 4u]));
+        return Rows4(t[0], t[1], t[2], t[3]);
+    }
+    return Rows4(cpu_b_row_vec4(kk, c), cpu_b_row_vec4(kk + 1u, c), cpu_b_row_vec4(kk + 2u, c), cpu_b_row_vec4(kk + 3u, c));
+}
+
+fn cpu_b_row_vec4(kj: u32, c: u32) -> vec4<f32> {
+    return select(vec4(0.0), b4[(min(kj, params.k - 1u) * params.n + c) / 4u], kj < params.k);
+}
+
+// acc + Σ_j a[j]·bb[j]: one row of C, four k steps.
+fn cpu_fma(acc: vec4<f32>, a: vec4<f32>, bb: Rows4) -> vec4<f32> {
+    return fma(vec4(a.w), bb[3], fma(vec4(a.z), bb[2], fma(vec4(a.y), bb[1], fma(vec4(a.x), bb[0], acc))));
+}
+
+// Adds eight pieces of op(A) (rows row0+first.. +7) times op(B)'s four rows into a block of accumulators.
+fn cpu_apply(acc: ptr<function, Block>, pieces: Block, bb: Rows4) {
+    var p = pieces;
+    if trans_a {
+        // Each four pieces hold a 4×4 block k-major; make them row-major.
+        let lo = transpose(mat4x4<f32>(p[0], p[1], p[2], p[3]));
+        let hi = transpose(mat4x4<f32>(p[4], p[5], p[6], p[7]));
+        p = Block(lo[0], lo[1], lo[2], lo[3], hi[0], hi[1], hi[2], hi[3]);
+    }
+    (*acc)[0] = cpu_fma((*acc)[0], p[0], bb);
+    (*acc)[1] = cpu_fma((*acc)[1], p[1], bb);
+    (*acc)[2] = cpu_fma((*acc)[2], p[2], bb);
+    (*acc)[3] = cpu_fma((*acc)[3], p[3], bb);
+    (*acc)[4] = cpu_fma((*acc)[4], p[4], bb);
+    (*acc)[5] = cpu_fma((*acc)[5], p[5], bb);
+    (*acc)[6] = cpu_fma((*acc)[6], p[6], bb);
+    (*acc)[7] = cpu_fma((*acc)[7], p[7], bb);
+}
+
+fn cpu_store_row(row: u32, col: u32, v: vec4<f32>) {
+    if row >= params.m {
+        return;
+    }
+    for (var i = 0u; i < 4u; i++) {
+        if col + i < params.n {
+            store_c(row, col + i, v[i]);
+        }
+    }
+}
+
+fn cpu_store(acc: Block, row0: u32, col: u32) {
+    cpu_store_row(row0, col, acc[0]);
+    cpu_store_row(row0 + 1u, col, acc[1]);
+    cpu_store_row(row0 + 2u, col, acc[2]);
+    cpu_store_row(row0 + 3u, col, acc[3]);
+    cpu_store_row(row0 + 4u, col, acc[4]);
+    cpu_store_row(row0 + 5u, col, acc[5]);
+    cpu_store_row(row0 + 6u, col, acc[6]);
+    cpu_store_row(row0 + 7u, col, acc[7]);
+}
+
+// cpu_store_row through the vec4 view (N % 4 == 0).
+fn cpu_store_row_vec4(row: u32, col: u32, v: vec4<f32>) {
+    if row >= params.m || col >= params.n {
+        return;
+    }
+    let i = (row * params.n + col) / 4u;
+    var out = v;
+    if has_bias {
+        out += vec4(bias[col], bias[col + 1u], bias[col + 2u], bias[col + 3u]);
+    }
+    if accumulate {
+        out += c4[i];
+    }
+    c4[i] = out;
+}
+
+fn cpu_store_vec4(acc: Block, row0: u32, col: u32) {
+    cpu_store_row_vec4(row0, col, acc[0]);
+    cpu_store_row_vec4(row0 + 1u, col, acc[1]);
+    cpu_store_row_vec4(row0 + 2u, col, acc[2]);
+    cpu_store_row_vec4(row0 + 3u, col, acc[3]);
+    cpu_store_row_vec4(row0 + 4u, col, acc[4]);
+    cpu_store_row_vec4(row0 + 5u, col, acc[5]);
+    cpu_store_row_vec4(row0 + 6u, col, acc[6]);
+    cpu_store_row_vec4(row0 + 7u, col, acc[7]);
+}
+
+@compute @workgroup_size(cpu_width)
+fn matmul_cpu(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
+    let row0 = group.x * 32u;
+    let col = (group.y * cpu_width + lane) * 4u;
+    var acc0: Block;
+    var acc1: Block;
+    var acc2: Block;
+    var acc3: Block;
+    for (var kk = 0u; kk < params.k; kk += 4u) {
+        let bb = cpu_b(kk, col);
+        cpu_apply(&acc0, cpu_pieces(row0, kk, 0u), bb);
+        cpu_apply(&acc1, cpu_pieces(row0, kk, 8u), bb);
+        cpu_apply(&acc2, cpu_pieces(row0, kk, 16u), bb);
+        cpu_apply(&acc3, cpu_pieces(row0, kk, 24u), bb);
+    }
+    cpu_store(acc0, row0, col);
+    cpu_store(acc1, row0 + 8u, col);
+    cpu_store(acc2, row0 + 16u, col);
+    cpu_store(acc3, row0 + 24u, col);
+}
+
+// matmul_cpu through the vec4 views.
+@compute @workgroup_size(cpu_width)
+fn matmul_cpu_vec4(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
+    let row0 = group.x * 32u;
+    let col = (group.y * cpu_width + lane) * 4u;
+    var acc0: Block;
+    var acc1: Block;
+    var acc2: Block;
+    var acc3: Block;
+    for (var kk = 0u; kk < params.k; kk += 4u) {
+        let bb = cpu_b_vec4(kk, col);
+        cpu_apply(&acc0, cpu_pieces_vec4(row0, kk, 0u), bb);
+        cpu_apply(&acc1, cpu_pieces_vec4(row0, kk, 8u), bb);
+        cpu_apply(&acc2, cpu_pieces_vec4(row0, kk, 16u), bb);
+        cpu_apply(&acc3, cpu_pieces_vec4(row0, kk, 24u), bb);
+    }
+    cpu_store_vec4(acc0, row0, col);
+    cpu_store_vec4(acc1, row0 + 8u, col);
+    cpu_store_vec4(acc2, row0 + 16u, col);
+    cpu_store_vec4(acc3, row0 + 24u, col);
+}
+
+// ---- gpu: for real GPUs. A workgroup of gpu_threads × gpu_threads invocations computes a 4·gpu_threads
+// square tile of C; each invocation a 4×4 register block (rows 4y.., columns 4x..). Per step of gpu_tile_k
+// along K the workgroup stages op(A)'s and op(B)'s tiles in workgroup memory as vec4s, so the inner loop
+// reads one vec4 of A (four rows) and one of B (four columns) per 16 multiply-adds. Global loads are
+// arranged so that neighbouring invocations read neighbouring addresses of the operand as stored
+// (coalesced, whether transposed or not); elements past the matrix load as zero.
+
+override gpu_threads: u32 = 16u;
+override gpu_tile_k: u32 = 16u;
+// Workgroup arrays are sized for the largest settings: gpu_threads ≤ 16 (256 invocations, WebGPU's default
+// limit) and gpu_tile_k ≤ 32 (16 KiB of workgroup memory, its default limit).
+const GPU_MAX_TILE: u32 = 64u; // 4 · gpu_threads
+const GPU_MAX_TILE_K: u32 = 32u;
+
+// gpu_tile_a[k][m / 4]: op(A)'s tile stored K-major, four rows per vec4; gpu_tile_b[k][n / 4] likewise for
+// op(B)'s four columns.
+var<workgroup> gpu_tile_a: array<vec4<f32>, GPU_MAX_TILE_K * GPU_MAX_TILE / 4u>;
+var<workgroup> gpu_tile_b: array<vec4<f32>, GPU_MAX_TILE_K * GPU_MAX_TILE / 4u>;
+
+fn gpu_load_a(row: u32, kk: u32) -> f32 {
+    return select(0.0, load_a(min(row, params.m - 1u), min(kk, params.k - 1u)), row < params.m && kk < params.k);
+}
+
+fn gpu_load_b(kk: u32, col: u32) -> f32 {
+    return select(0.0, load_b(min(kk, params.k - 1u), min(col, params.n - 1u)), kk < params.k && col < params.n);
+}
+
+@compute @workgroup_size(gpu_threads, gpu_threads)
+fn matmul_gpu(
+    @builtin(workgroup_id) group: vec3<u32>,
+    @builtin(local_invocation_id) local: vec3<u32>,
+    @builtin(local_invocation_index) index: u32,
+) {
+    let tile = 4u * gpu_threads;
+    let quads = gpu_threads; // vec4s across a tile
+    let row0 = group.y * tile;
+    let col0 = group.x * tile;
+    let threads = gpu_threads * gpu_threads;
+    var acc: array<vec4<f32>, 4>;
+    for (var k0 = 0u; k0 < params.k; k0 += gpu_tile_k) {
+        // Each slot is one vec4 of a tile: (k, quad of four rows or columns).
+        for (var s = index; s < gpu_tile_k * quads; s += threads) {
+            // A [M, K] is contiguous along K: neighbours take neighbouring k. Aᵀ along M: neighbouring quads.
+            var ka = s % gpu_tile_k;
+            var qa = s / gpu_tile_k;
+            if trans_a {
+                ka = s / quads;
+                qa = s % quads;
+            }
+            let ra = row0 + 4u * qa;
+            gpu_tile_a[ka * quads + qa] = vec4(
+                gpu_load_a(ra, k0 + ka),
+                gpu_load_a(ra + 1u, k0 + ka),
+                gpu_load_a(ra + 2u, k0 + ka),
+                gpu_load_a(ra + 3u, k0 + ka),
+            );
+            // B [K, N] is contiguous along N; Bᵀ (stored [N, K]) along K.
+            var kb = s / quads;
+            var qb = s % quads;
+            if trans_b {
+                kb = s % gpu_tile_k;
+                qb = s / gpu_tile_k;
+            }
+            let cb = col0 + 4u * qb;
+            gpu_tile_b[kb * quads + qb] = vec4(
+                gpu_load_b(k0 + kb, cb),
+                gpu_load_b(k0 + kb, cb + 1u),
+                gpu_load_b(k0 + kb, cb + 2u),
+                gpu_load_b(k0 + kb, cb + 3u),
+            );
+        }
+        workgroupBarrier();
+        for (var kk = 0u; kk < gpu_tile_k; kk++) {
+            let av = gpu_tile_a[kk * quads + local.y];
+            let bv = gpu_tile_b[kk * quads + local.x];
+            acc[0] = fma(vec4(av.x), bv, acc[0]);
+            acc[1] = fma(vec4(av.y), bv, acc[1]);
+            acc[2] = fma(vec4(av.z), bv, acc[2]);
+            acc[3] = fma(vec4(av.w), bv, acc[3]);
+        }
+        workgroupBarrier();
+    }
+    for (var i = 0u; i < 4u; i++) {
+        let row = row0 + 4u * local.y + i;
+        for (var j = 0u; j < 4u; j++) {
+            let col = col0 + 4u * local.x + j;
+            if row < params.m && col < params.n {
+                store_c(row, col, acc[i][j]);
+            }
+        }
     }
 }
 

@@ -15,6 +15,9 @@ use crate::gpu::{Binding, Dispatch, Gpu, Kernel, Shader, Tensor};
 use crate::kernels::check::{expect_len, expect_shape, matrix_dims, rows, to_u32};
 
 pub const SHADER: Shader = crate::shader!("matmul");
+/// The subgroup entry points, apart because naga validates a whole module and subgroup operations need
+/// the device's SUBGROUP feature.
+pub const SUBGROUP_SHADER: Shader = crate::shader!("matmul_subgroup", ["matmul"]);
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
@@ -30,27 +33,57 @@ struct Params {
 pub enum Variant {
     /// Workgroup-memory tiles, one output per invocation: the readable baseline, runs everywhere.
     Tiled,
+    /// For CPU adapters: register blocks, vec4 loads, no workgroup memory or barriers. `lanes` lanes
+    /// share the loads of A through `subgroupBroadcast` (4 or 8, on adapters whose subgroups all have at
+    /// least that many lanes); 1 is the path without subgroup operations. On CPU adapters it refuses an
+    /// inner dimension past about 262000, where llvmpipe would silently cut its loop short.
+    Cpu { lanes: u32 },
+    /// For real GPUs: workgroup-memory tiles of A and B, a 4×4 register block per invocation.
+    Gpu,
 }
 
 impl Variant {
-    pub const ALL: [Variant; 1] = [Variant::Tiled];
+    pub const ALL: [Variant; 5] = [
+        Variant::Tiled,
+        Variant::Cpu { lanes: 1 },
+        Variant::Cpu { lanes: 4 },
+        Variant::Cpu { lanes: 8 },
+        Variant::Gpu,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Variant::Tiled => "tiled",
+            Variant::Cpu { lanes: 4 } => "cpu_sg4",
+            Variant::Cpu { lanes: 8 } => "cpu_sg8",
+            Variant::Cpu { .. } => "cpu",
+            Variant::Gpu => "gpu",
         }
     }
 
     /// Whether this adapter can run the variant.
-    pub fn supported(self, _gpu: &Gpu) -> bool {
+    pub fn supported(self, gpu: &Gpu) -> bool {
         match self {
-            Variant::Tiled => true,
+            Variant::Cpu { lanes: 1 } => true,
+            Variant::Cpu { lanes } => {
+                (lanes == 4 || lanes == 8)
+                    && gpu.subgroup_sizes().is_some_and(|(min, _)| min >= lanes)
+            }
+            _ => true,
         }
     }
 
-    /// The variant the launcher uses on this adapter.
-    pub fn best(_gpu: &Gpu) -> Variant {
-        Variant::Tiled
+    /// The variant the launcher uses on this adapter: `gpu` on GPUs; on CPU adapters `cpu` with the
+    /// widest subgroup sharing the adapter's subgroups allow.
+    pub fn best(gpu: &Gpu) -> Variant {
+        if !gpu.is_cpu() {
+            return Variant::Gpu;
+        }
+        [8, 4, 1]
+            .into_iter()
+            .map(|lanes| Variant::Cpu { lanes })
+            .find(|v| v.supported(gpu))
+            .unwrap_or(Variant::Cpu { lanes: 1 })
     }
 }
 
@@ -160,7 +193,7 @@ fn launch(
     if !variant.supported(gpu) {
         return Err(Error::MissingFeature {
             what: format!("matmul variant {}", variant.name()),
-            feature: "SUBGROUP",
+            feature: "SUBGROUP (with large enough subgroups)",
             adapter: gpu.info().name.clone(),
         });
     }
@@ -174,15 +207,65 @@ fn launch(
         .iter()
         .map(|&(name, on)| (name, on as u32 as f64))
         .collect();
-    let (entry, workgroups) = match variant {
+    let (shader, entry, workgroups) = match variant {
         Variant::Tiled => {
             const TILE: usize = 16;
             constants.push(("tile", TILE as f64));
-            ("matmul_tiled", [n.div_ceil(TILE), m.div_ceil(TILE), 1])
+            (
+                SHADER,
+                "matmul_tiled",
+                [n.div_ceil(TILE), m.div_ceil(TILE), 1],
+            )
+        }
+        Variant::Cpu { lanes } => {
+            // Must match the shader: an invocation covers 32 rows and 4 columns.
+            const ROWS: usize = 32;
+            // llvmpipe ends an invocation after 65535 loop iterations in all, silently; this kernel
+            // makes one per 4 of K, plus a few hundred in its epilogue.
+            const CPU_LOOP_LIMIT: usize = 65535 - 512;
+            if gpu.is_cpu() && k.div_ceil(4) > CPU_LOOP_LIMIT {
+                return Err(Error::Limit {
+                    what: format!("matmul variant {} (inner dimension {k})", variant.name()),
+                    limit: "loop iterations per invocation",
+                    needed: k.div_ceil(4) as u64,
+                    allowed: CPU_LOOP_LIMIT as u64,
+                    adapter: gpu.info().name.clone(),
+                });
+            }
+            // Up to 64 invocations of 4 columns per workgroup, spread evenly over the column blocks in
+            // whole 8-lane SIMD vectors: idle lanes cost as much as busy ones on a CPU.
+            let width = n.div_ceil(4 * n.div_ceil(256)).next_multiple_of(8);
+            constants.push(("cpu_width", width as f64));
+            // The vec4 views need the contiguous axes of op(A), op(B) and C in fours.
+            let a_axis = if product == Product::WeightGrad { m } else { k };
+            let b_axis = if product == Product::InputGrad { k } else { n };
+            let vec4 = [a_axis, b_axis, n].iter().all(|d| d % 4 == 0);
+            let (shader, entry) = match (lanes > 1, vec4) {
+                (false, false) => (SHADER, "matmul_cpu"),
+                (false, true) => (SHADER, "matmul_cpu_vec4"),
+                (true, false) => (SUBGROUP_SHADER, "matmul_cpu_subgroup"),
+                (true, true) => (SUBGROUP_SHADER, "matmul_cpu_subgroup_vec4"),
+            };
+            if lanes > 1 {
+                constants.push(("cpu_lanes", lanes as f64));
+            }
+            (shader, entry, [m.div_ceil(ROWS), n.div_ceil(4 * width), 1])
+        }
+        Variant::Gpu => {
+            const THREADS: usize = 16;
+            const TILE_K: usize = 16;
+            constants.push(("gpu_threads", THREADS as f64));
+            constants.push(("gpu_tile_k", TILE_K as f64));
+            let tile = 4 * THREADS;
+            (
+                SHADER,
+                "matmul_gpu",
+                [n.div_ceil(tile), m.div_ceil(tile), 1],
+            )
         }
     };
     let kernel = Kernel {
-        shader: SHADER,
+        shader,
         entry,
         constants,
     };

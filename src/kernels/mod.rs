@@ -30,6 +30,7 @@ pub const SHADERS: &[Shader] = &[
     gradnorm::SHADER,
     layernorm::SHADER,
     matmul::SHADER,
+    matmul::SUBGROUP_SHADER,
     residual::SHADER,
     rmsnorm::SHADER,
 ];
