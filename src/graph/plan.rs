@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use crate::error::{Error, Result};
-use crate::gpu::{Dispatch, Gpu, Tensor};
+use crate::gpu::{Dispatch, Gpu, GpuTimer, Tensor};
 use crate::graph::autodiff::{BUCKETS, POSITIONS};
 use crate::graph::ops::{Arenas, Lowering};
 use crate::graph::planner::{peak_live_len, Lifetime, SlotLayout};
@@ -178,6 +178,26 @@ impl Plan {
     /// Dispatches per step.
     pub fn dispatch_count(&self) -> usize {
         self.dispatches.len()
+    }
+
+    /// GPU time of each kernel of a step, summed per kernel entry point and sorted by time: each
+    /// dispatch is timed alone (so the total exceeds a step's, which overlaps nothing but pays no
+    /// per-submit cost). Runs the step's dispatches once more; for profiling, not for training.
+    pub fn profile(&self, gpu: &Gpu) -> Result<Vec<(String, std::time::Duration, usize)>> {
+        let timer = GpuTimer::new(gpu);
+        let mut totals: Vec<(String, std::time::Duration, usize)> = Vec::new();
+        for d in &self.dispatches {
+            let time = timer.time(gpu, std::slice::from_ref(d), 1)?;
+            match totals.iter_mut().find(|t| t.0 == d.label) {
+                Some(t) => {
+                    t.1 += time;
+                    t.2 += 1;
+                }
+                None => totals.push((d.label.clone(), time, 1)),
+            }
+        }
+        totals.sort_by(|a, b| b.1.cmp(&a.1));
+        Ok(totals)
     }
 
     /// The placed tensor of graph tensor `id` (for reading activations back, outside the hot path).
