@@ -10,6 +10,7 @@ pub mod graph;
 pub mod kernels;
 pub mod model;
 pub mod reference;
+pub mod train;
 
 pub use error::{Error, Result};
 pub use gpu::{Dispatch, Gpu, Tensor};

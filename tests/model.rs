@@ -93,11 +93,11 @@ fn check_step_matches_reference(modern: bool) {
         decays: specs.iter().map(|s| s.decays()).collect(),
     };
     let tokens: Vec<u32> = (0..5000u32).map(|i| (i * 7919 + i / 3) % 97).collect();
-    let mut sampler = BatchSampler::new(&tokens, batch, seq, 3).unwrap();
+    let sampler = BatchSampler::new(&tokens, batch, seq, 3).unwrap();
     let lr = 1e-3;
     let mut noisy: Vec<Vec<bool>> = specs.iter().map(|s| vec![false; s.len()]).collect();
     for step in 1..=3u32 {
-        let b = sampler.next_batch();
+        let b = sampler.batch(step as u64);
         let inputs = StepInputs {
             tokens: &b.inputs,
             targets: &b.targets,

@@ -38,35 +38,63 @@ pub fn save(
             specs.len()
         )));
     }
-    let views: Vec<(String, safetensors::tensor::TensorView)> = specs
+    let named: Vec<(&str, &[usize], &[f32])> = specs
         .iter()
         .zip(params)
-        .map(|(spec, data)| {
-            if data.len() != spec.len() {
-                return Err(Error::shape(
-                    &spec.name,
-                    format!("{} values for shape {:?}", data.len(), spec.shape),
-                ));
-            }
-            let view = safetensors::tensor::TensorView::new(
-                Dtype::F32,
-                spec.shape.clone(),
-                bytemuck::cast_slice(data),
-            )
-            .map_err(|e| Error::Invalid(format!("{}: {e}", spec.name)))?;
-            Ok((spec.name.clone(), view))
-        })
-        .collect::<Result<_>>()?;
-    // transformers refuses safetensors files without this metadata.
-    let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
-    let weights = safetensors::serialize(views, Some(metadata))
-        .map_err(|e| Error::Invalid(format!("serializing the weights: {e}")))?;
+        .map(|(spec, data)| (spec.name.as_str(), spec.shape.as_slice(), data.as_slice()))
+        .collect();
+    let weights = serialize(&named)?;
     let mut files: Vec<(&str, Vec<u8>)> = vec![
         (CONFIG_FILE, config.to_json().into_bytes()),
         (WEIGHTS_FILE, weights),
     ];
     files.extend(extra.iter().cloned());
     write_dir_atomically(dir, &files)
+}
+
+/// safetensors bytes holding f32 tensors `(name, shape, values)`, with the metadata transformers expects.
+pub fn serialize(tensors: &[(&str, &[usize], &[f32])]) -> Result<Vec<u8>> {
+    let views: Vec<(String, safetensors::tensor::TensorView)> = tensors
+        .iter()
+        .map(|&(name, shape, data)| {
+            if data.len() != shape.iter().product::<usize>() {
+                return Err(Error::shape(
+                    name,
+                    format!("{} values for shape {shape:?}", data.len()),
+                ));
+            }
+            let view = safetensors::tensor::TensorView::new(
+                Dtype::F32,
+                shape.to_vec(),
+                bytemuck::cast_slice(data),
+            )
+            .map_err(|e| Error::Invalid(format!("{name}: {e}")))?;
+            Ok((name.to_string(), view))
+        })
+        .collect::<Result<_>>()?;
+    // transformers refuses safetensors files without this metadata.
+    let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
+    safetensors::serialize(views, Some(metadata))
+        .map_err(|e| Error::Invalid(format!("serializing tensors: {e}")))
+}
+
+/// The f32 values of tensor `name` of shape `shape` in safetensors `bytes` (from `source`, for errors).
+pub fn tensor(bytes: &[u8], source: &str, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+    let file = SafeTensors::deserialize(bytes).map_err(|e| {
+        Error::Invalid(format!(
+            "{source}: not a safetensors file (truncated?): {e}"
+        ))
+    })?;
+    let view = file
+        .tensor(name)
+        .map_err(|e| Error::Invalid(format!("{source}: {name}: {e}")))?;
+    if view.shape() != shape {
+        return Err(Error::Invalid(format!(
+            "{source}: {name} has shape {:?}, expected {shape:?}",
+            view.shape()
+        )));
+    }
+    to_f32(view.dtype(), view.data()).map_err(|e| Error::Invalid(format!("{source}: {name}: {e}")))
 }
 
 /// Reads a model directory written by wgpt or by transformers' `save_pretrained` (names with or without

@@ -206,6 +206,20 @@ impl Gpt {
         Ok([split(&self.shared.arenas.m)?, split(&self.shared.arenas.v)?])
     }
 
+    /// Overwrites AdamW's moments `[m, v]` (each in [`GptConfig::params`] order), to resume a run.
+    pub fn write_moments(&self, gpu: &Gpu, moments: &[Vec<Vec<f32>>; 2]) -> Result<()> {
+        for (arena, values) in [&self.shared.arenas.m, &self.shared.arenas.v]
+            .into_iter()
+            .zip(moments)
+        {
+            for (p, data) in self.shared.params.iter().zip(values) {
+                let start = ((p.offset - self.shared.arenas.params.offset) / 4) as usize;
+                gpu.write(&arena.view(start, &p.shape)?, data)?;
+            }
+        }
+        Ok(())
+    }
+
     /// The gradient norm before clipping, as of the last training step.
     pub fn read_grad_norm(&self, gpu: &Gpu) -> Result<f32> {
         Ok(gpu.read::<f32>(&self.shared.norm)?[gradnorm::NORM])
