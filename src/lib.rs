@@ -3,6 +3,7 @@
 //! (one module per shader), each with a plain CPU twin in `reference`.
 
 pub mod checkpoint;
+pub mod cli;
 pub mod data;
 pub mod error;
 pub mod gpu;

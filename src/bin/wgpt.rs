@@ -2,6 +2,7 @@
 //! exit non-zero.
 
 use clap::{Parser, Subcommand};
+use wgpt::cli::{EvalArgs, TrainArgs};
 
 #[derive(Parser)]
 #[command(
@@ -23,6 +24,10 @@ enum Command {
         #[arg(long)]
         preset: Option<String>,
     },
+    /// Train a model (a preset, a config.json, or a checkpoint) on text or token files.
+    Train(Box<TrainArgs>),
+    /// Mean loss and perplexity of a saved model on held-out data.
+    Eval(EvalArgs),
 }
 
 fn main() {
@@ -32,11 +37,26 @@ fn main() {
         Command::Info { preset: Some(name) } => {
             wgpt::model::GptConfig::preset(&name).map(|c| print_parameters(&name, &c))
         }
+        Command::Train(args) => wgpt::Gpu::new()
+            .and_then(|gpu| wgpt::cli::train(&gpu, &args, Default::default(), "baby"))
+            .map(|_| ()),
+        Command::Eval(args) => eval(&args),
     };
     if let Err(e) = result {
         eprintln!("error: {e}");
         std::process::exit(1);
     }
+}
+
+fn eval(args: &EvalArgs) -> wgpt::Result<()> {
+    let gpu = wgpt::Gpu::new()?;
+    let loss = wgpt::cli::eval(&gpu, args)?;
+    if args.json {
+        println!("{{\"val_loss\":{loss}}}");
+    } else {
+        println!("val loss {loss:.4}, perplexity {:.2}", loss.exp());
+    }
+    Ok(())
 }
 
 fn info() -> wgpt::Result<()> {

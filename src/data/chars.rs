@@ -38,6 +38,36 @@ impl CharTokenizer {
         self.chars.len()
     }
 
+    /// The `tokenizer.json` a model directory keeps: `{"type": "char", "chars": [...]}`.
+    pub fn to_json(&self) -> String {
+        let chars: Vec<String> = self.chars.iter().map(|c| c.to_string()).collect();
+        serde_json::json!({ "type": "char", "chars": chars }).to_string()
+    }
+
+    /// Reads [`CharTokenizer::to_json`]'s format.
+    pub fn from_json(text: &str, source: &str) -> Result<Self> {
+        let bad = |why: &str| Error::Invalid(format!("{source}: not a character tokenizer: {why}"));
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| bad(&e.to_string()))?;
+        if value["type"] != "char" {
+            return Err(bad("\"type\" is not \"char\""));
+        }
+        let chars = value["chars"]
+            .as_array()
+            .ok_or_else(|| bad("no \"chars\" list"))?
+            .iter()
+            .map(|c| {
+                let s = c.as_str().unwrap_or_default();
+                let mut it = s.chars();
+                match (it.next(), it.next()) {
+                    (Some(ch), None) => Ok(ch),
+                    _ => Err(bad(&format!("{c} is not one character"))),
+                }
+            })
+            .collect::<Result<Vec<char>>>()?;
+        Self::from_chars(chars)
+    }
+
     /// Ids of `text`; a character outside the vocabulary is an error naming it and its position.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
         let sorted = self.chars.windows(2).all(|w| w[0] < w[1]);
@@ -79,6 +109,14 @@ mod tests {
         assert_eq!(tokenizer.chars()[0], '\n');
         let ids = tokenizer.encode(text).unwrap();
         assert_eq!(tokenizer.decode(&ids), text);
+    }
+
+    #[test]
+    fn tokenizer_json_round_trips() {
+        let tokenizer = CharTokenizer::from_text("hello, wörld\n");
+        let back = CharTokenizer::from_json(&tokenizer.to_json(), "t").unwrap();
+        assert_eq!(back, tokenizer);
+        assert!(CharTokenizer::from_json("{\"type\":\"bpe\"}", "t").is_err());
     }
 
     #[test]
