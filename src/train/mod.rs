@@ -1,6 +1,7 @@
 //! Training: the loop (schedule, batches, one submit per step, loss read back only when logged),
 //! evaluation on held-out data, and checkpoints that resume exactly.
 
+mod plot;
 mod progress;
 mod schedule;
 
@@ -9,6 +10,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+pub use plot::loss_curves_svg;
 pub use progress::{clock, Progress};
 pub use schedule::{learning_rate, Schedule};
 
