@@ -11,6 +11,7 @@ pub mod graph;
 pub mod kernels;
 pub mod model;
 pub mod reference;
+pub mod sample;
 pub mod train;
 
 pub use error::{Error, Result};

@@ -108,24 +108,31 @@ impl Gpu {
 
     /// Copies a tensor back to the CPU (waits for all submitted work).
     pub fn read<T: Pod>(&self, tensor: &Tensor) -> Result<Vec<T>> {
+        self.read_range(tensor, 0, tensor.len())
+    }
+
+    /// Copies elements `start .. start + len` of a tensor back to the CPU (waits for all submitted work).
+    pub fn read_range<T: Pod>(&self, tensor: &Tensor, start: usize, len: usize) -> Result<Vec<T>> {
         check_elements::<T>(tensor, tensor.len())?;
-        if tensor.is_empty() {
+        if start + len > tensor.len() {
+            return Err(Error::shape(
+                "tensor readback",
+                format!("elements {start}..{} of {}", start + len, tensor.describe()),
+            ));
+        }
+        if len == 0 {
             return Ok(Vec::new());
         }
+        let bytes = 4 * len as u64;
         let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("readback"),
-            size: tensor.bytes(),
+            size: bytes,
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
+        let offset = tensor.offset + 4 * start as u64;
         self.run(|encoder| {
-            encoder.copy_buffer_to_buffer(
-                &tensor.buffer,
-                tensor.offset,
-                &staging,
-                0,
-                tensor.bytes(),
-            )
+            encoder.copy_buffer_to_buffer(&tensor.buffer, offset, &staging, 0, bytes)
         })?;
         let (sender, receiver) = std::sync::mpsc::channel();
         staging.map_async(wgpu::MapMode::Read, .., move |result| {
@@ -146,6 +153,7 @@ impl Gpu {
     }
 }
 
+/// The element type is 4 bytes wide and `count` is the tensor's length.
 fn check_elements<T>(tensor: &Tensor, count: usize) -> Result<()> {
     if std::mem::size_of::<T>() != 4 {
         return Err(Error::shape(
