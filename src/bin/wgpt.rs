@@ -2,7 +2,7 @@
 //! exit non-zero.
 
 use clap::{Parser, Subcommand};
-use wgpt::cli::{EvalArgs, TrainArgs};
+use wgpt::cli::{EvalArgs, SampleArgs, TrainArgs};
 
 #[derive(Parser)]
 #[command(
@@ -28,6 +28,8 @@ enum Command {
     Train(Box<TrainArgs>),
     /// Mean loss and perplexity of a saved model on held-out data.
     Eval(EvalArgs),
+    /// Generate text from a saved model, streaming it as it comes.
+    Sample(SampleArgs),
 }
 
 fn main() {
@@ -41,6 +43,8 @@ fn main() {
             .and_then(|gpu| wgpt::cli::train(&gpu, &args, Default::default(), "baby"))
             .map(|_| ()),
         Command::Eval(args) => eval(&args),
+        Command::Sample(args) => wgpt::Gpu::new()
+            .and_then(|gpu| wgpt::cli::sample(&gpu, &args, &mut std::io::stdout().lock())),
     };
     if let Err(e) = result {
         eprintln!("error: {e}");

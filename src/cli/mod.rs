@@ -401,3 +401,60 @@ pub fn eval(gpu: &Gpu, args: &EvalArgs) -> Result<f32> {
     let trainer = Trainer::new(gpu, model, settings, train_ids, val_ids, 0)?;
     trainer.evaluate(true)
 }
+
+/// The flags of `wgpt sample`.
+#[derive(Args, Clone, Debug)]
+pub struct SampleArgs {
+    /// The model directory (with its tokenizer.json).
+    #[arg(long)]
+    pub model: PathBuf,
+    #[arg(long, default_value = "\n")]
+    pub prompt: String,
+    #[arg(long, default_value_t = 500)]
+    pub max_new_tokens: usize,
+    /// 0 picks the most likely token every time.
+    #[arg(long, default_value_t = 0.8)]
+    pub temperature: f32,
+    #[arg(long)]
+    pub top_k: Option<usize>,
+    #[arg(long)]
+    pub top_p: Option<f32>,
+    #[arg(long, default_value_t = 1337)]
+    pub seed: u64,
+}
+
+/// Generates from a saved model, streaming the text to `out` as it comes.
+pub fn sample(gpu: &Gpu, args: &SampleArgs, out: &mut impl std::io::Write) -> Result<()> {
+    let saved = checkpoint::load(&args.model)?;
+    let tokenizer = saved_tokenizer(&args.model)?.ok_or_else(|| {
+        Error::Invalid(format!(
+            "{}: no tokenizer.json, so the prompt cannot be encoded",
+            args.model.display()
+        ))
+    })?;
+    let model = Gpt::new(gpu, &saved.config, &saved.params)?;
+    let generator = crate::sample::Generator::new(gpu, &model)?;
+    let sampling = crate::sample::Sampling {
+        temperature: args.temperature,
+        top_k: args.top_k,
+        top_p: args.top_p,
+    };
+    let prompt = tokenizer.encode(&args.prompt)?;
+    let io = |e: std::io::Error| Error::Io {
+        path: "standard output".into(),
+        source: e,
+    };
+    write!(out, "{}", args.prompt).map_err(io)?;
+    let mut failed = None;
+    generator.generate(&prompt, args.max_new_tokens, &sampling, args.seed, |t| {
+        if failed.is_none() {
+            failed = write!(out, "{}", tokenizer.decode(&[t]))
+                .and_then(|_| out.flush())
+                .err();
+        }
+    })?;
+    match failed {
+        Some(e) => Err(io(e)),
+        None => writeln!(out).map_err(io),
+    }
+}

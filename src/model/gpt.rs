@@ -27,6 +27,8 @@ pub struct Gpt {
 impl Gpt {
     /// A model with GPT-2's initialization, reproducible from `seed`.
     pub fn init(gpu: &Gpu, config: &GptConfig, seed: u64) -> Result<Self> {
+        // Refuse what the adapter cannot hold before drawing (possibly billions of) values.
+        arena_layout(gpu, config)?;
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         let params: Vec<Vec<f32>> = config
             .params()
@@ -42,20 +44,8 @@ impl Gpt {
 
     /// A model holding `params` (in [`GptConfig::params`] order).
     pub fn new(gpu: &Gpu, config: &GptConfig, params: &[Vec<f32>]) -> Result<Self> {
-        config.validate()?;
+        let layout = arena_layout(gpu, config)?;
         let specs = config.params();
-        let lens: Vec<usize> = specs.iter().map(|s| s.len()).collect();
-        let max_binding = gpu.limits().max_storage_buffer_binding_size as usize / 4;
-        let layout = ArenaLayout::pack(&lens, max_binding)?;
-        if layout.chunks.len() > 1 {
-            return Err(Error::Limit {
-                what: format!("{} parameters in one arena", config.parameter_count()),
-                limit: "max_storage_buffer_binding_size",
-                needed: 4 * layout.total_len() as u64,
-                allowed: 4 * max_binding as u64,
-                adapter: gpu.info().name.clone(),
-            });
-        }
         let len = layout.total_len();
         let arena = |name: &str| gpu.zeros(name, &[len]);
         let (p, g, m, v) = (
@@ -224,6 +214,31 @@ impl Gpt {
     pub fn read_grad_norm(&self, gpu: &Gpu) -> Result<f32> {
         Ok(gpu.read::<f32>(&self.shared.norm)?[gradnorm::NORM])
     }
+}
+
+/// Where each parameter goes in the arenas; an error naming the limit when they do not fit one storage
+/// binding of this device.
+fn arena_layout(gpu: &Gpu, config: &GptConfig) -> Result<ArenaLayout> {
+    config.validate()?;
+    let lens: Vec<usize> = config.params().iter().map(|s| s.len()).collect();
+    let max_binding = gpu.limits().max_storage_buffer_binding_size as usize / 4;
+    let layout = ArenaLayout::pack(&lens, max_binding).map_err(|_| Error::Limit {
+        what: "a parameter tensor".into(),
+        limit: "max_storage_buffer_binding_size",
+        needed: 4 * lens.iter().max().copied().unwrap_or(0) as u64,
+        allowed: 4 * max_binding as u64,
+        adapter: gpu.info().name.clone(),
+    })?;
+    if layout.chunks.len() > 1 {
+        return Err(Error::Limit {
+            what: format!("{} parameters in one arena", config.parameter_count()),
+            limit: "max_storage_buffer_binding_size",
+            needed: 4 * layout.total_len() as u64,
+            allowed: 4 * max_binding as u64,
+            adapter: gpu.info().name.clone(),
+        });
+    }
+    Ok(layout)
 }
 
 /// A standard normal sample (Box–Muller), so initialization needs no distribution crate.
