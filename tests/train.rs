@@ -122,3 +122,26 @@ fn the_loss_falls_and_evaluation_reports_both_splits() {
         "{events:?}"
     );
 }
+
+/// The hot path: after the first step, a step creates no buffer, bind group or pipeline and submits one
+/// command buffer, also when it reads the loss back.
+#[test]
+fn a_step_submits_once_and_creates_nothing() {
+    let gpu = Gpu::new().expect("training tests need a GPU adapter");
+    let (tokenizer, ids) = corpus();
+    let (train, val) = split_train_val(&ids);
+    let model = Gpt::init(&gpu, &small_config(tokenizer.vocab_size()), 3).unwrap();
+    let mut trainer = Trainer::new(&gpu, model, settings(10), train, val, 0).unwrap();
+    trainer.train_step(true).unwrap();
+    let before = gpu.counts();
+    for i in 0..5 {
+        trainer.train_step(i % 2 == 0).unwrap();
+    }
+    let after = gpu.counts();
+    assert_eq!(
+        (after.buffers, after.bind_groups, after.pipelines),
+        (before.buffers, before.bind_groups, before.pipelines),
+        "objects created during steps"
+    );
+    assert_eq!(after.submits - before.submits, 5, "submits per step");
+}

@@ -74,14 +74,13 @@ impl Gpu {
         let len: usize = shape.iter().product();
         let bytes = 4 * len.max(1) as u64;
         self.check_binding_size(label, bytes)?;
-        let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some(label),
-            size: bytes,
-            usage: wgpu::BufferUsages::STORAGE
+        let buffer = self.buffer(
+            label,
+            bytes,
+            wgpu::BufferUsages::STORAGE
                 | wgpu::BufferUsages::COPY_SRC
                 | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
+        );
         Ok(Tensor {
             buffer,
             offset: 0,
@@ -124,12 +123,11 @@ impl Gpu {
             return Ok(Vec::new());
         }
         let bytes = 4 * len as u64;
-        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("readback"),
-            size: bytes,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
+        let staging = self.buffer(
+            "readback",
+            bytes,
+            wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        );
         let offset = tensor.offset + 4 * start as u64;
         self.run(|encoder| {
             encoder.copy_buffer_to_buffer(&tensor.buffer, offset, &staging, 0, bytes)

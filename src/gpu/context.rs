@@ -1,6 +1,7 @@
 //! Adapter selection (as wgpu's environment variables say), device creation with WebGPU's default limits
 //! raised only on request, and submit/wait helpers.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use crate::error::{Error, Result};
@@ -12,9 +13,29 @@ pub struct Gpu {
     pub(crate) device: wgpu::Device,
     pub(crate) queue: wgpu::Queue,
     pub(crate) pipelines: Mutex<PipelineCache>,
+    pub(crate) created: Created,
     info: wgpu::AdapterInfo,
     features: wgpu::Features,
     limits: wgpu::Limits,
+}
+
+/// How many GPU objects this context has created and command buffers it has submitted, so tests can
+/// check that a training step creates nothing and submits once.
+#[derive(Default)]
+pub(crate) struct Created {
+    pub(crate) buffers: AtomicU64,
+    pub(crate) bind_groups: AtomicU64,
+    pub(crate) pipelines: AtomicU64,
+    pub(crate) submits: AtomicU64,
+}
+
+/// A snapshot of [`Gpu::counts`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub buffers: u64,
+    pub bind_groups: u64,
+    pub pipelines: u64,
+    pub submits: u64,
 }
 
 /// What a user wants to know about the adapter a program runs on.
@@ -96,6 +117,7 @@ impl Gpu {
             device,
             queue,
             pipelines: Mutex::new(PipelineCache::default()),
+            created: Created::default(),
             info,
             features,
             limits: required,
@@ -171,13 +193,41 @@ impl Gpu {
         Ok(())
     }
 
+    /// Buffers, bind groups and pipelines created and command buffers submitted so far.
+    pub fn counts(&self) -> Counts {
+        let c = &self.created;
+        Counts {
+            buffers: c.buffers.load(Ordering::Relaxed),
+            bind_groups: c.bind_groups.load(Ordering::Relaxed),
+            pipelines: c.pipelines.load(Ordering::Relaxed),
+            submits: c.submits.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Creates a buffer (every buffer wgpt makes goes through here, so [`Gpu::counts`] sees it).
+    pub fn buffer(&self, label: &str, size: u64, usage: wgpu::BufferUsages) -> wgpu::Buffer {
+        self.created.buffers.fetch_add(1, Ordering::Relaxed);
+        self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size,
+            usage,
+            mapped_at_creation: false,
+        })
+    }
+
+    /// Submits one command buffer (counted by [`Gpu::counts`]).
+    pub fn submit(&self, encoder: wgpu::CommandEncoder) {
+        self.created.submits.fetch_add(1, Ordering::Relaxed);
+        self.queue.submit([encoder.finish()]);
+    }
+
     /// Records with `record` into a fresh encoder, submits it and waits until the GPU is done.
     pub fn run(&self, record: impl FnOnce(&mut wgpu::CommandEncoder)) -> Result<()> {
         let mut encoder = self
             .device
             .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
         record(&mut encoder);
-        self.queue.submit([encoder.finish()]);
+        self.submit(encoder);
         self.wait()
     }
 

@@ -106,6 +106,12 @@ impl Dispatch {
             .collect();
         check_usage(&label, bindings)?;
         let (pipeline, layout) = gpu.pipeline(kernel, &writable)?;
+        gpu.created
+            .buffers
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        gpu.created
+            .bind_groups
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let uniform = gpu
             .device
             .create_buffer_init(&wgpu::util::BufferInitDescriptor {
@@ -235,6 +241,9 @@ impl Gpu {
                 bind_group_layouts: &[Some(&layout)],
                 immediate_size: 0,
             });
+        self.created
+            .pipelines
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let pipeline = self
             .device
             .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {

@@ -22,14 +22,7 @@ impl GpuTimer {
                     ty: wgpu::QueryType::Timestamp,
                     count: 2,
                 });
-                let buffer = |usage| {
-                    gpu.device.create_buffer(&wgpu::BufferDescriptor {
-                        label: Some("timer"),
-                        size: 16,
-                        usage,
-                        mapped_at_creation: false,
-                    })
-                };
+                let buffer = |usage| gpu.buffer("timer", 16, usage);
                 let resolve =
                     buffer(wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC);
                 let staging = buffer(wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST);
@@ -72,7 +65,7 @@ impl GpuTimer {
             encoder.copy_buffer_to_buffer(resolve, 0, staging, 0, 16);
         }
         let start = Instant::now();
-        gpu.queue.submit([encoder.finish()]);
+        gpu.submit(encoder);
         gpu.wait()?;
         let wall = start.elapsed();
         let Some((_, _, staging)) = &self.queries else {

@@ -153,12 +153,11 @@ impl Plan {
                 + shared.norm.bytes(),
             activations_min: 4 * peak_live_len(&activation_lives) as u64,
         };
-        let loss_staging = gpu.device().create_buffer(&wgpu::BufferDescriptor {
-            label: Some("loss readback"),
-            size: 4,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
+        let loss_staging = gpu.buffer(
+            "loss readback",
+            4,
+            wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        );
         Ok(Plan {
             dispatches,
             loss: keep.first().map(|id| tensors[id.0].clone()),
@@ -245,7 +244,7 @@ impl Plan {
         if let Some(loss) = loss {
             encoder.copy_buffer_to_buffer(&loss.buffer, loss.offset, &self.loss_staging, 0, 4);
         }
-        gpu.queue().submit([encoder.finish()]);
+        gpu.submit(encoder);
         if loss.is_none() {
             return Ok(None);
         }
