@@ -184,7 +184,8 @@ impl GptConfig {
     pub fn from_json(text: &str, source: &str) -> Result<Self> {
         let file: ConfigFile = serde_json::from_str(text)
             .map_err(|e| Error::Invalid(format!("{source}: not a GPT-2 config.json: {e}")))?;
-        if file.activation_function != "gelu_new" && file.activation_function != "gelu" {
+        // Both names are transformers' tanh approximation; "gelu" (erf) is a different function.
+        if !["gelu_new", "gelu_pytorch_tanh"].contains(&file.activation_function.as_str()) {
             return Err(Error::Invalid(format!(
                 "{source}: activation_function {:?} is not supported (wgpt implements gelu_new)",
                 file.activation_function
