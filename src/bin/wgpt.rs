@@ -23,6 +23,12 @@ enum Command {
         /// A model preset (gpt2, gpt2-medium, gpt2-large, gpt2-xl, shakespeare-char, baby, anatomy).
         #[arg(long)]
         preset: Option<String>,
+        /// Batch size of the memory plan shown with --preset.
+        #[arg(long, default_value_t = 8)]
+        batch: usize,
+        /// Sequence length of the memory plan (default: the context length).
+        #[arg(long)]
+        seq: Option<usize>,
     },
     /// Train a model (a preset, a config.json, or a checkpoint) on text or token files.
     Train(Box<TrainArgs>),
@@ -35,10 +41,15 @@ enum Command {
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Info { preset: None } => info(),
-        Command::Info { preset: Some(name) } => {
-            wgpt::model::GptConfig::preset(&name).map(|c| print_parameters(&name, &c))
-        }
+        Command::Info { preset: None, .. } => info(),
+        Command::Info {
+            preset: Some(name),
+            batch,
+            seq,
+        } => wgpt::model::GptConfig::preset(&name).map(|c| {
+            print_parameters(&name, &c);
+            print_memory_plan(&c, batch, seq.unwrap_or(c.n_positions));
+        }),
         Command::Train(args) => wgpt::Gpu::new()
             .and_then(|gpu| wgpt::cli::train(&gpu, &args, Default::default(), "baby"))
             .map(|_| ()),
@@ -150,6 +161,37 @@ fn print_parameters(name: &str, config: &wgpt::model::GptConfig) {
             untied.parameter_count() as f64 * 4.0 / (1 << 20) as f64
         );
     }
+}
+
+/// The training step's planned GPU memory per class, beside the analytical minimum.
+fn print_memory_plan(config: &wgpt::model::GptConfig, batch: usize, seq: usize) {
+    use wgpt::model::graph::{build, Mode};
+    let model = build(config, batch, seq, Mode::Train);
+    let params: usize = config
+        .params()
+        .iter()
+        .map(|p| p.len().next_multiple_of(wgpt::Tensor::ALIGN))
+        .sum();
+    let m = wgpt::graph::planned_memory(&model.graph, &[model.loss], params);
+    let mib = |b: u64| b as f64 / (1 << 20) as f64;
+    println!("memory plan of a training step at batch {batch} x {seq} (MiB):");
+    for (class, bytes) in [
+        ("parameters", m.params),
+        ("gradients", m.grads),
+        ("AdamW moments", m.moments),
+        ("activations", m.activations),
+        ("scratch", m.scratch),
+    ] {
+        println!("  {class:<14} {:>12.2}", mib(bytes));
+    }
+    println!(
+        "  {:<14} {:>12.2}   (analytical minimum {:.2}: activations alive at once {:.2}; ratio {:.3})",
+        "total",
+        mib(m.total()),
+        mib(m.minimum()),
+        mib(m.activations_min),
+        m.total() as f64 / m.minimum() as f64
+    );
 }
 
 /// `124439808` as `124,439,808`.

@@ -82,18 +82,8 @@ impl Plan {
         keep: &[crate::graph::TensorId],
         vocab: usize,
     ) -> Result<Self> {
-        let mut lifetimes = lifetimes(graph);
-        // Tensors read after the step (the loss, logits) stay alive to its end.
-        let end = graph.ops.len();
-        for id in keep {
-            lifetimes[id.0].last = end;
-        }
-        let activation_ids: Vec<usize> = (0..graph.tensors.len())
-            .filter(|&i| graph.tensors[i].storage == Storage::Activation)
-            .collect();
-        let activation_lives: Vec<Lifetime> =
-            activation_ids.iter().map(|&i| lifetimes[i]).collect();
-        let slots = SlotLayout::assign(&activation_lives);
+        let placement = Placement::new(graph, keep);
+        let slots = &placement.slots;
         let buffers: Vec<Tensor> = slots
             .sizes
             .iter()
@@ -101,7 +91,7 @@ impl Plan {
             .map(|(s, &len)| gpu.zeros(&format!("activation slot {s}"), &[len]))
             .collect::<Result<_>>()?;
         let mut slot_of = HashMap::new();
-        for (k, &i) in activation_ids.iter().enumerate() {
+        for (k, &i) in placement.activations.iter().enumerate() {
             slot_of.insert(i, slots.slot[k]);
         }
 
@@ -141,18 +131,8 @@ impl Plan {
             .tensors
             .iter()
             .any(|t| matches!(t.storage, Storage::Grad(_)));
-        let arena_bytes = shared.arenas.params.bytes();
-        let memory = MemoryReport {
-            params: arena_bytes,
-            grads: if trains { arena_bytes } else { 0 },
-            moments: if trains { 2 * arena_bytes } else { 0 },
-            activations: 4 * slots.total_len() as u64,
-            scratch: scratch
-                + shared.random_state.bytes()
-                + shared.hyper.bytes()
-                + shared.norm.bytes(),
-            activations_min: 4 * peak_live_len(&activation_lives) as u64,
-        };
+        let state = shared.random_state.bytes() + shared.hyper.bytes() + shared.norm.bytes();
+        let memory = placement.report(graph, shared.arenas.params.bytes(), scratch + state);
         let loss_staging = gpu.buffer(
             "loss readback",
             4,
@@ -268,6 +248,68 @@ impl Plan {
         self.loss_staging.unmap();
         Ok(Some(value))
     }
+}
+
+/// Where a graph's activations go: buffers assigned by lifetime.
+struct Placement {
+    /// Graph ids of the activation tensors, in order.
+    activations: Vec<usize>,
+    lives: Vec<Lifetime>,
+    slots: SlotLayout,
+}
+
+impl Placement {
+    /// Assigns buffers; `keep` tensors (read after the step) live to its end.
+    fn new(graph: &Graph, keep: &[crate::graph::TensorId]) -> Self {
+        let mut lifetimes = lifetimes(graph);
+        let end = graph.ops.len();
+        for id in keep {
+            lifetimes[id.0].last = end;
+        }
+        let activations: Vec<usize> = (0..graph.tensors.len())
+            .filter(|&i| graph.tensors[i].storage == Storage::Activation)
+            .collect();
+        let lives: Vec<Lifetime> = activations.iter().map(|&i| lifetimes[i]).collect();
+        let slots = SlotLayout::assign(&lives);
+        Placement {
+            activations,
+            lives,
+            slots,
+        }
+    }
+
+    /// Bytes per class for a parameter arena of `param_bytes` and `scratch` bytes of inputs and state.
+    fn report(&self, graph: &Graph, param_bytes: u64, scratch: u64) -> MemoryReport {
+        let trains = graph
+            .tensors
+            .iter()
+            .any(|t| matches!(t.storage, Storage::Grad(_)));
+        MemoryReport {
+            params: param_bytes,
+            grads: if trains { param_bytes } else { 0 },
+            moments: if trains { 2 * param_bytes } else { 0 },
+            activations: 4 * self.slots.total_len() as u64,
+            scratch,
+            activations_min: 4 * peak_live_len(&self.lives) as u64,
+        }
+    }
+}
+
+/// The memory a plan of `graph` would take, without a GPU: `param_len` elements per arena, and the
+/// graph's inputs plus the small per-step state as scratch.
+pub fn planned_memory(
+    graph: &Graph,
+    keep: &[crate::graph::TensorId],
+    param_len: usize,
+) -> MemoryReport {
+    let inputs: usize = graph
+        .tensors
+        .iter()
+        .filter(|t| t.storage == Storage::Input)
+        .map(|t| t.len())
+        .sum();
+    let state = 2 + crate::kernels::adamw::HYPER_LEN + crate::kernels::gradnorm::OUT_LEN;
+    Placement::new(graph, keep).report(graph, 4 * param_len as u64, 4 * (inputs + state) as u64)
 }
 
 /// The same bytes with the graph's shape (a parameter view is created flat).
