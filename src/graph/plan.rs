@@ -196,7 +196,7 @@ impl Plan {
                 None => totals.push((d.label.clone(), time, 1)),
             }
         }
-        totals.sort_by(|a, b| b.1.cmp(&a.1));
+        totals.sort_by_key(|t| std::cmp::Reverse(t.1));
         Ok(totals)
     }
 
