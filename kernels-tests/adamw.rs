@@ -73,6 +73,15 @@ fn adamw_ten_steps_match_reference_with_and_without_decay() {
     ten_steps("1 no decay", 1, &[seg(0, 1, false)], None);
     ten_steps("1 decay", 1, &[seg(0, 1, true)], Some(0.5));
     ten_steps("97 of 300", 300, &[seg(101, 97, true)], None);
+    // Runs on multiples of 4 take the vec4 entry point; again out of order, with a gap (1000..1012).
+    let aligned = [
+        seg(1012, 598_988, true),
+        seg(0, 1000, true),
+        seg(600_000, 400_000, false),
+    ];
+    ten_steps("1000004 aligned", 1_000_004, &aligned, None);
+    ten_steps("1000004 aligned, clipped", 1_000_004, &aligned, Some(0.37));
+    ten_steps("96 of 300 aligned", 300, &[seg(100, 96, true)], None);
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! layernorm: forward, backward and parameter gradients against `reference::layernorm` over awkward
 //! shapes, with and without a bias; the reference's backward against finite differences.
 
-use wgpt::kernels::layernorm;
+use wgpt::kernels::layernorm::{self, Variant};
 use wgpt::reference::layernorm as reference;
 
 use crate::common::{assert_gradient, assert_within, gpu, project, random, F32_EPS};
@@ -44,8 +44,11 @@ fn layernorm_matches_reference_for_awkward_shapes() {
         let (dgain0, dbias0) = (random(seed + 4, c), random(seed + 5, c));
         let u = F32_EPS;
         let n = c as f64;
-        for with_bias in [true, false] {
-            let case = format!("{rows}x{c} bias={with_bias}");
+        for (variant, with_bias) in Variant::ALL
+            .into_iter()
+            .flat_map(|v| [(v, true), (v, false)])
+        {
+            let case = format!("{} {rows}x{c} bias={with_bias}", variant.name());
             let bias = with_bias.then_some(&bias[..]);
             let want = reference::forward(&x, &gain, bias, c, EPS);
             let up = |name, shape: &[usize], data: &[f32]| gpu.upload(name, shape, data).unwrap();
@@ -59,14 +62,28 @@ fn layernorm_matches_reference_for_awkward_shapes() {
                 gpu.zeros("mean", &[rows]).unwrap(),
                 gpu.zeros("rstd", &[rows]).unwrap(),
             );
-            let forward =
-                layernorm::forward(gpu, &xt, &gt, bias.map(|_| &bt), &yt, &mt, &rt, EPS).unwrap();
+            let forward = layernorm::forward(
+                gpu,
+                variant,
+                &xt,
+                &gt,
+                bias.map(|_| &bt),
+                &yt,
+                &mt,
+                &rt,
+                EPS,
+            )
+            .unwrap();
             gpu.run_dispatches(&[forward]).unwrap();
 
-            // Forward error analysis per row (A = mean|x|, D = mean|x - mean|): the mean is a C-term
-            // f32 sum, off by at most δm = (C+1)u·A; the variance by (C+3)u·var + 2δm·D, which moves
-            // rstd by half that relative, plus 8u for sqrt and division. y = x̂·g + b then carries
-            // |g|·(rstd·δm + |x̂|·(rel + u)) and three roundings of |x̂·g| + |b|.
+            // Forward error analysis per row (A = mean|x|, D = mean|x - mean|). Workgroup (two passes):
+            // the mean is a C-term f32 sum, off by at most δm = (C+1)u·A; the variance by
+            // (C+3)u·var + 2δm·D. Invocation (one pass over d = x - k, k = the row's first element):
+            // the mean is k + a C-term sum of d, off by δm = (C+1)u·mean|d| + u·A; the variance is
+            // mean(d²) - (m - k)², off by (C+4)u·(var + (m - k)²) + 2δm·(D + |m - k|), as mean(d²) =
+            // var + (m - k)². Either moves rstd by half the variance's relative error, plus 8u for
+            // sqrt and division. y = x̂·g + b then carries |g|·(rstd·δm + |x̂|·(rel + u)) and three
+            // roundings of |x̂·g| + |b|.
             let row_bounds: Vec<(f64, f64)> = x
                 .chunks(c)
                 .map(|row| {
@@ -74,10 +91,20 @@ fn layernorm_matches_reference_for_awkward_shapes() {
                     let a = row.iter().map(|v| v.abs() as f64).sum::<f64>() / n;
                     let d = row.iter().map(|&v| (v as f64 - m).abs()).sum::<f64>() / n;
                     let var = row.iter().map(|&v| (v as f64 - m).powi(2)).sum::<f64>() / n;
-                    let dm = (n + 1.0) * u * a;
-                    let rel =
-                        ((n + 3.0) * u * var + 2.0 * dm * d) / (2.0 * (var + EPS as f64)) + 8.0 * u;
-                    (dm, rel)
+                    let (dm, var_error) = match variant {
+                        Variant::Workgroup => {
+                            let dm = (n + 1.0) * u * a;
+                            (dm, (n + 3.0) * u * var + 2.0 * dm * d)
+                        }
+                        Variant::Invocation => {
+                            let k = row[0] as f64;
+                            let dk = row.iter().map(|&v| (v as f64 - k).abs()).sum::<f64>() / n;
+                            let dm = (n + 1.0) * u * dk + u * a;
+                            let s = (m - k).abs();
+                            (dm, (n + 4.0) * u * (var + s * s) + 2.0 * dm * (d + s))
+                        }
+                    };
+                    (dm, var_error / (2.0 * (var + EPS as f64)) + 8.0 * u)
                 })
                 .collect();
             let xhat = |i: usize| (x[i] as f64 - want.mean[i / c] as f64) * want.rstd[i / c] as f64;
@@ -117,7 +144,7 @@ fn layernorm_matches_reference_for_awkward_shapes() {
             let dxt = gpu.zeros("dx", &[rows, c]).unwrap();
             let (dgt, dbt) = (up("dgain", &[c], &dgain0), up("dbias", &[c], &dbias0));
             let dispatches = [
-                layernorm::backward(gpu, &xt, &gt, &mt, &rt, &dyt, &dxt).unwrap(),
+                layernorm::backward(gpu, variant, &xt, &gt, &mt, &rt, &dyt, &dxt).unwrap(),
                 layernorm::backward_params(gpu, &xt, &mt, &rt, &dyt, &dgt, bias.map(|_| &dbt))
                     .unwrap(),
             ];

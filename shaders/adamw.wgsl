@@ -59,17 +59,29 @@ fn first_run(i: u32) -> u32 {
     return lo;
 }
 
+// One AdamW update of four elements (the scalar entry point passes vec4(x) and keeps .x).
+fn update(g: vec4<f32>, m0: vec4<f32>, v0: vec4<f32>, p0: vec4<f32>, decay: bool) -> array<vec4<f32>, 3> {
+    let m = params.beta1 * m0 + params.one_minus_beta1 * g;
+    let v = params.beta2 * v0 + params.one_minus_beta2 * g * g;
+    var p = p0;
+    if decay {
+        p *= hyper[6];
+    }
+    return array(m, v, p - hyper[4] * (m / (sqrt(v) / hyper[5] + params.eps)));
+}
+
+fn clip_scale() -> f32 {
+    if use_clip {
+        return clip[1];
+    }
+    return 1.0;
+}
+
 @compute @workgroup_size(wg)
 fn adamw_step(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_index) t: u32) {
     let begin = params.start + group.x * params.chunk;
     let end = min(begin + params.chunk, params.end);
-    let step_size = hyper[4];
-    let bc2_sqrt = hyper[5];
-    let decay_keep = hyper[6];
-    var scale = 1.0;
-    if use_clip {
-        scale = clip[1];
-    }
+    let scale = clip_scale();
     var cur = first_run(begin + t);
     var run = runs[min(cur, params.runs - 1u)];
     for (var i = begin + t; i < end; i += wg) {
@@ -80,15 +92,38 @@ fn adamw_step(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation
         if cur == params.runs || i < run.x {
             continue;
         }
-        let g = grad[i] * scale;
-        let m = params.beta1 * exp_avg[i] + params.one_minus_beta1 * g;
-        let v = params.beta2 * exp_avg_sq[i] + params.one_minus_beta2 * g * g;
-        exp_avg[i] = m;
-        exp_avg_sq[i] = v;
-        var p = param[i];
-        if run.z != 0u {
-            p *= decay_keep;
+        let r = update(vec4(grad[i] * scale), vec4(exp_avg[i]), vec4(exp_avg_sq[i]), vec4(param[i]), run.z != 0u);
+        exp_avg[i] = r[0].x;
+        exp_avg_sq[i] = r[1].x;
+        param[i] = r[2].x;
+    }
+}
+
+// The same over vec4s, when every run starts and ends on a multiple of 4 (`start`, `end` and `chunk`
+// still count elements; i counts vec4s).
+@group(0) @binding(0) var<storage, read_write> param4: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> grad4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> exp_avg4: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> exp_avg_sq4: array<vec4<f32>>;
+
+@compute @workgroup_size(wg)
+fn adamw_step_vec4(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_index) t: u32) {
+    let begin = (params.start + group.x * params.chunk) / 4u;
+    let end = min(begin + params.chunk / 4u, params.end / 4u);
+    let scale = clip_scale();
+    var cur = first_run(4u * (begin + t));
+    var run = runs[min(cur, params.runs - 1u)];
+    for (var i = begin + t; i < end; i += wg) {
+        while cur < params.runs && 4u * i >= run.y {
+            cur++;
+            run = runs[min(cur, params.runs - 1u)];
         }
-        param[i] = p - step_size * (m / (sqrt(v) / bc2_sqrt + params.eps));
+        if cur == params.runs || 4u * i < run.x {
+            continue;
+        }
+        let r = update(grad4[i] * scale, exp_avg4[i], exp_avg_sq4[i], param4[i], run.z != 0u);
+        exp_avg4[i] = r[0];
+        exp_avg_sq4[i] = r[1];
+        param4[i] = r[2];
     }
 }

@@ -67,6 +67,25 @@ fn gradnorm_partials(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_inv
     }
 }
 
+// The same over vec4s (offset, len and chunk count vec4s), when the range starts and ends on a multiple
+// of 4.
+@group(0) @binding(0) var<storage, read> grads4: array<vec4<f32>>;
+
+@compute @workgroup_size(wg)
+fn gradnorm_partials_vec4(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_index) t: u32) {
+    let begin = group.x * params.chunk;
+    let end = min(begin + params.chunk, params.len);
+    var acc = vec4<f32>(0.0);
+    for (var i = params.offset + begin + t; i < params.offset + end; i += wg) {
+        let g = grads4[i];
+        acc += g * g;
+    }
+    let total = workgroup_total(t, (acc.x + acc.y) + (acc.z + acc.w));
+    if t == 0u {
+        out[PARTIALS + group.x] = total;
+    }
+}
+
 @compute @workgroup_size(wg)
 fn gradnorm_finish(@builtin(local_invocation_index) t: u32) {
     var sum = 0.0;

@@ -7,8 +7,9 @@
 //   params    dgain += Σ_rows dy·x̂,  dbias += Σ_rows dy            (adds; _gain: dgain only)
 //
 // x, y, dy: [rows, cols]; gain, bias: [cols]; mean, rstd: [rows]. Forward and backward give each row
-// to one workgroup of `wg` invocations (a grid-stride loop over rows); the parameter gradients give each
-// column to one invocation, which sums over rows in order, so they are deterministic without atomics.
+// to one workgroup of `wg` invocations (a grid-stride loop over rows), or, in their `_row` variants, to
+// one invocation; the parameter gradients give each column to one invocation, which sums over rows in
+// order, so they are deterministic without atomics.
 //
 // Every entry point has a `_vec4` twin reading rows as vec4s (16-byte loads, 2-2.5x faster on
 // lavapipe), used when `cols` is a multiple of 4; the parameter-gradient twins give each invocation
@@ -115,6 +116,70 @@ fn layernorm_forward_vec4(
     }
 }
 
+// One invocation per row (the `_row` entry points, for CPU adapters whose invocations are SIMD lanes):
+// no workgroup memory, no barriers, and `row_cols` (C, an override) makes every loop over a row a
+// constant-trip-count loop that the compiler unrolls. A grid-stride loop over rows. The forward reads
+// the row twice, not three times: one pass sums x - k and (x - k)² with k = the row's first element
+// (a shift that keeps the variance free of cancellation unless |mean - k| ≫ std), a second writes y.
+override row_cols: u32 = 4u;
+override row_cols4: u32 = row_cols / 4u;
+
+// (mean, rstd) from the sums of d = x - k and d² over a row.
+fn shifted_stats(k: f32, s: f32, q: f32) -> vec2<f32> {
+    let ds = s / f32(row_cols);
+    return vec2(k + ds, 1.0 / sqrt(max(q / f32(row_cols) - ds * ds, 0.0) + params.eps));
+}
+
+@compute @workgroup_size(wg)
+fn layernorm_forward_row(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    for (var row = id.x; row < params.rows; row += groups.x * wg) {
+        let base = row * row_cols;
+        let k = x[base];
+        var s = 0.0;
+        var q = 0.0;
+        for (var j = 0u; j < row_cols; j++) {
+            let d = x[base + j] - k;
+            s += d;
+            q += d * d;
+        }
+        let stats = shifted_stats(k, s, q);
+        for (var j = 0u; j < row_cols; j++) {
+            var out = (x[base + j] - stats.x) * stats.y * gain[j];
+            if has_bias {
+                out += bias[j];
+            }
+            y[base + j] = out;
+        }
+        mean_out[row] = stats.x;
+        rstd_out[row] = stats.y;
+    }
+}
+
+@compute @workgroup_size(wg)
+fn layernorm_forward_row_vec4(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    for (var row = id.x; row < params.rows; row += groups.x * wg) {
+        let base = row * row_cols4;
+        let k = x4[base].x;
+        var s = vec4(0.0);
+        var q = vec4(0.0);
+        for (var j = 0u; j < row_cols4; j++) {
+            let d = x4[base + j] - k;
+            s += d;
+            q += d * d;
+        }
+        let stats = shifted_stats(k, sum4(s), sum4(q));
+        for (var j = 0u; j < row_cols4; j++) {
+            var out = (x4[base + j] - stats.x) * stats.y * gain4[j];
+            if has_bias {
+                out += bias4[j];
+            }
+            y4[base + j] = out;
+        }
+        mean_out[row] = stats.x;
+        rstd_out[row] = stats.y;
+    }
+}
+
 // ---- backward (dx). Bindings: x, gain, mean, rstd, dy, dx, params.
 @group(0) @binding(2) var<storage, read> mean_in: array<f32>;
 @group(0) @binding(3) var<storage, read> rstd_in: array<f32>;
@@ -175,6 +240,48 @@ fn layernorm_backward_vec4(
     }
 }
 
+@compute @workgroup_size(wg)
+fn layernorm_backward_row(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    for (var row = id.x; row < params.rows; row += groups.x * wg) {
+        let base = row * row_cols;
+        let mean = mean_in[row];
+        let rstd = rstd_in[row];
+        var s = vec2(0.0);
+        for (var j = 0u; j < row_cols; j++) {
+            let g = dy[base + j] * gain[j];
+            s += vec2(g, g * (x[base + j] - mean) * rstd);
+        }
+        let m = s / f32(row_cols);
+        for (var j = 0u; j < row_cols; j++) {
+            let g = dy[base + j] * gain[j];
+            let xhat = (x[base + j] - mean) * rstd;
+            dx[base + j] = rstd * (g - m.x - xhat * m.y);
+        }
+    }
+}
+
+@compute @workgroup_size(wg)
+fn layernorm_backward_row_vec4(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    for (var row = id.x; row < params.rows; row += groups.x * wg) {
+        let base = row * row_cols4;
+        let mean = mean_in[row];
+        let rstd = rstd_in[row];
+        var sg = vec4(0.0);
+        var sgx = vec4(0.0);
+        for (var j = 0u; j < row_cols4; j++) {
+            let g = dy4[base + j] * gain4[j];
+            sg += g;
+            sgx += g * (x4[base + j] - mean) * rstd;
+        }
+        let m = vec2(sum4(sg), sum4(sgx)) / f32(row_cols);
+        for (var j = 0u; j < row_cols4; j++) {
+            let g = dy4[base + j] * gain4[j];
+            let xhat = (x4[base + j] - mean) * rstd;
+            dx4[base + j] = rstd * (g - m.x - xhat * m.y);
+        }
+    }
+}
+
 // ---- parameter gradients. Bindings: x, mean, rstd, dy, dgain, dbias, params (with a bias), or
 // x, mean, rstd, dy, dgain, params (without).
 @group(0) @binding(1) var<storage, read> p_mean: array<f32>;
@@ -184,7 +291,7 @@ fn layernorm_backward_vec4(
 @group(0) @binding(5) var<storage, read_write> dbias: array<f32>;
 @group(0) @binding(5) var<uniform> gain_params: Params;
 
-const COLUMNS: u32 = 64u;
+override columns: u32 = 64u;
 
 // (Σ_rows dy·x̂, Σ_rows dy) for one column, summed in row order.
 fn column_sums(col: u32, rows: u32, cols: u32) -> vec2<f32> {
@@ -197,7 +304,7 @@ fn column_sums(col: u32, rows: u32, cols: u32) -> vec2<f32> {
     return s;
 }
 
-@compute @workgroup_size(COLUMNS)
+@compute @workgroup_size(columns)
 fn layernorm_backward_params(@builtin(global_invocation_id) id: vec3<u32>) {
     let col = id.x;
     if col < params.cols {
@@ -207,7 +314,7 @@ fn layernorm_backward_params(@builtin(global_invocation_id) id: vec3<u32>) {
     }
 }
 
-@compute @workgroup_size(COLUMNS)
+@compute @workgroup_size(columns)
 fn layernorm_backward_gain(@builtin(global_invocation_id) id: vec3<u32>) {
     let col = id.x;
     if col < gain_params.cols {
@@ -232,7 +339,7 @@ fn column_sums4(col4: u32, rows: u32, cols4: u32) -> array<vec4<f32>, 2> {
     return array(sg, sb);
 }
 
-@compute @workgroup_size(COLUMNS)
+@compute @workgroup_size(columns)
 fn layernorm_backward_params_vec4(@builtin(global_invocation_id) id: vec3<u32>) {
     let col4 = id.x;
     if col4 < params.cols / 4u {
@@ -242,7 +349,7 @@ fn layernorm_backward_params_vec4(@builtin(global_invocation_id) id: vec3<u32>) 
     }
 }
 
-@compute @workgroup_size(COLUMNS)
+@compute @workgroup_size(columns)
 fn layernorm_backward_gain_vec4(@builtin(global_invocation_id) id: vec3<u32>) {
     let col4 = id.x;
     if col4 < gain_params.cols / 4u {

@@ -385,9 +385,13 @@ fn matmul_gpu(
     }
 }
 
-// ---- bias gradient: db[n] += Σ_m dY[m, n], with dY bound as `a` ([M, N]) and db as `c`.
+// ---- bias gradient: db[n] += Σ_m dY[m, n], with dY bound as `a` ([M, N]) and db as `c`, one
+// invocation per column summing rows in order (deterministic); `_vec4` gives it four columns (N a
+// multiple of 4). `columns` invocations per workgroup: few on CPUs, so the columns spread over threads.
 
-@compute @workgroup_size(64)
+override columns: u32 = 64u;
+
+@compute @workgroup_size(columns)
 fn matmul_bias_backward(@builtin(global_invocation_id) id: vec3<u32>) {
     let col = id.x;
     if col >= params.n {
@@ -398,4 +402,18 @@ fn matmul_bias_backward(@builtin(global_invocation_id) id: vec3<u32>) {
         sum += a[row * params.n + col];
     }
     c[col] += sum;
+}
+
+@compute @workgroup_size(columns)
+fn matmul_bias_backward_vec4(@builtin(global_invocation_id) id: vec3<u32>) {
+    let col4 = id.x;
+    let n4 = params.n / 4u;
+    if col4 >= n4 {
+        return;
+    }
+    var sum = vec4(0.0);
+    for (var row = 0u; row < params.m; row++) {
+        sum += a4[row * n4 + col4];
+    }
+    c4[col4] += sum;
 }

@@ -143,9 +143,9 @@ fn rmsnorm_backward_vec4(
 @group(0) @binding(2) var<storage, read> p_dy: array<f32>;
 @group(0) @binding(3) var<storage, read_write> dgain: array<f32>;
 
-const COLUMNS: u32 = 64u;
+override columns: u32 = 64u;
 
-@compute @workgroup_size(COLUMNS)
+@compute @workgroup_size(columns)
 fn rmsnorm_backward_params(@builtin(global_invocation_id) id: vec3<u32>) {
     let col = id.x;
     if col >= params.cols {
@@ -162,7 +162,7 @@ fn rmsnorm_backward_params(@builtin(global_invocation_id) id: vec3<u32>) {
 @group(0) @binding(2) var<storage, read> p_dy4: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> dgain4: array<vec4<f32>>;
 
-@compute @workgroup_size(COLUMNS)
+@compute @workgroup_size(columns)
 fn rmsnorm_backward_params_vec4(@builtin(global_invocation_id) id: vec3<u32>) {
     let col4 = id.x;
     let cols4 = params.cols / 4u;

@@ -28,35 +28,51 @@ pub fn run(bench: &mut Bench) {
         gpu.write(&rt, &f.rstd).unwrap();
         let (n, rows) = (r * c, r);
 
-        let id = format!("layernorm/forward/{r}x{c}");
-        if bench.wants(&id) {
-            let build = || {
-                layernorm::forward(&bench.gpu, &xt, &gt, Some(&bt), &yt, &mt, &rt, 1e-5).unwrap()
-            };
-            let d = if i == 0 {
-                bench.compile("layernorm/forward", build)
-            } else {
-                build()
-            };
-            let cpu = bench.time_cpu(|| {
-                std::hint::black_box(reference::forward(&x, &gain, Some(&bias), c, 1e-5));
-            });
-            memory_row(bench, id, &[d], 4 * (2 * n + 2 * c + 2 * rows), cpu);
-        }
         // The reference computes dx and the parameter gradients in one pass: it is the CPU time of
-        // both rows.
-        let cpu = bench.time_cpu(|| {
+        // both backward rows.
+        let cpu_backward = bench.time_cpu(|| {
             std::hint::black_box(reference::backward(&x, &gain, &f.mean, &f.rstd, &dy, c));
         });
-        let id = format!("layernorm/backward/{r}x{c}");
-        if bench.wants(&id) {
-            let build = || layernorm::backward(&bench.gpu, &xt, &gt, &mt, &rt, &dyt, &yt).unwrap();
-            let d = if i == 0 {
-                bench.compile("layernorm/backward", build)
-            } else {
-                build()
-            };
-            memory_row(bench, id, &[d], 4 * (3 * n + c + 2 * rows), cpu);
+        for variant in layernorm::Variant::ALL {
+            let name = variant.name();
+            let id = format!("layernorm/forward/{name}/{r}x{c}");
+            if bench.wants(&id) {
+                let build = || {
+                    layernorm::forward(
+                        &bench.gpu,
+                        variant,
+                        &xt,
+                        &gt,
+                        Some(&bt),
+                        &yt,
+                        &mt,
+                        &rt,
+                        1e-5,
+                    )
+                    .unwrap()
+                };
+                let d = if i == 0 {
+                    bench.compile(&format!("layernorm/forward/{name}"), build)
+                } else {
+                    build()
+                };
+                let cpu = bench.time_cpu(|| {
+                    std::hint::black_box(reference::forward(&x, &gain, Some(&bias), c, 1e-5));
+                });
+                memory_row(bench, id, &[d], 4 * (2 * n + 2 * c + 2 * rows), cpu);
+            }
+            let id = format!("layernorm/backward/{name}/{r}x{c}");
+            if bench.wants(&id) {
+                let build = || {
+                    layernorm::backward(&bench.gpu, variant, &xt, &gt, &mt, &rt, &dyt, &yt).unwrap()
+                };
+                let d = if i == 0 {
+                    bench.compile(&format!("layernorm/backward/{name}"), build)
+                } else {
+                    build()
+                };
+                memory_row(bench, id, &[d], 4 * (3 * n + c + 2 * rows), cpu_backward);
+            }
         }
         let id = format!("layernorm/backward_params/{r}x{c}");
         if bench.wants(&id) {
@@ -69,7 +85,13 @@ pub fn run(bench: &mut Bench) {
             } else {
                 build()
             };
-            memory_row(bench, id, &[d], 4 * (2 * n + 2 * rows + 4 * c), cpu);
+            memory_row(
+                bench,
+                id,
+                &[d],
+                4 * (2 * n + 2 * rows + 4 * c),
+                cpu_backward,
+            );
         }
     }
 }

@@ -312,6 +312,7 @@ impl Op {
                 eps,
             } => vec![layernorm::forward(
                 gpu,
+                layernorm::Variant::best(gpu, cx.t(*gain).len()),
                 cx.t(*x),
                 cx.t(*gain),
                 cx.opt(bias),
@@ -351,6 +352,7 @@ impl Op {
                 vec![
                     layernorm::backward(
                         gpu,
+                        layernorm::Variant::best(gpu, cx.t(*gain).len()),
                         cx.t(*x),
                         cx.t(*gain),
                         mean,

@@ -24,6 +24,17 @@ pub(crate) fn row_workgroup(gpu: &Gpu) -> u32 {
     }
 }
 
+/// Invocations per workgroup of the kernels giving one invocation to each column (`columns`): on CPU
+/// adapters one SIMD row, so that a few hundred columns still spread over every thread (a workgroup
+/// runs on one); a few warps elsewhere.
+pub(crate) fn column_workgroup(gpu: &Gpu) -> u32 {
+    if gpu.is_cpu() {
+        8
+    } else {
+        64
+    }
+}
+
 /// Invocations per workgroup of the elementwise shaders (their `WG`).
 const ELEMENTWISE_WG: usize = 256;
 
@@ -82,7 +93,10 @@ struct RowShape {
 pub(crate) enum Spread {
     /// One workgroup of [`row_workgroup`] invocations per row (`rowsum.wgsl`).
     Rows,
-    /// One invocation per column (or vec4 of columns), summing over rows, `COLUMNS` = 64 per workgroup.
+    /// One invocation per row, `wg` = 64 per workgroup, with `row_cols` = cols (the `_row` entry points).
+    Invocations,
+    /// One invocation per column (or vec4 of columns), summing over rows, [`column_workgroup`] per
+    /// workgroup (`columns`).
     Columns,
 }
 
@@ -110,7 +124,15 @@ pub(crate) fn per_row(
             constants.push(("wg", row_workgroup(gpu) as f64));
             [groups(gpu, rows, 1), 1, 1]
         }
-        Spread::Columns => [groups(gpu, lanes, 64), 1, 1],
+        Spread::Invocations => {
+            constants.extend([("wg", 64.0), ("row_cols", cols as f64)]);
+            [groups(gpu, rows, 64), 1, 1]
+        }
+        Spread::Columns => {
+            let columns = column_workgroup(gpu);
+            constants.push(("columns", columns as f64));
+            [groups(gpu, lanes, columns as usize), 1, 1]
+        }
     };
     let kernel = Kernel {
         shader,

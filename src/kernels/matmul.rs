@@ -13,6 +13,7 @@ use bytemuck::{Pod, Zeroable};
 use crate::error::{Error, Result};
 use crate::gpu::{Binding, Dispatch, Gpu, Kernel, Shader, Tensor};
 use crate::kernels::check::{expect_len, expect_shape, matrix_dims, rows, to_u32};
+use crate::kernels::grid::column_workgroup;
 
 pub const SHADER: Shader = crate::shader!("matmul");
 /// The subgroup entry points, apart because naga validates a whole module and subgroup operations need
@@ -162,10 +163,16 @@ pub fn backward_bias(gpu: &Gpu, dy: &Tensor, db: &Tensor) -> Result<Dispatch> {
     let n = db.len();
     let m = rows("matmul bias gradient", dy, n)?;
     let params = params([m, 0, n])?;
+    let (entry, lanes) = if n.is_multiple_of(4) {
+        ("matmul_bias_backward_vec4", n / 4)
+    } else {
+        ("matmul_bias_backward", n)
+    };
+    let columns = column_workgroup(gpu);
     let kernel = Kernel {
         shader: SHADER,
-        entry: "matmul_bias_backward",
-        constants: vec![],
+        entry,
+        constants: vec![("columns", columns as f64)],
     };
     Dispatch::new(
         gpu,
@@ -177,7 +184,7 @@ pub fn backward_bias(gpu: &Gpu, dy: &Tensor, db: &Tensor) -> Result<Dispatch> {
             Binding::ReadWrite(db),
         ],
         &params,
-        [n.div_ceil(64) as u32, 1, 1],
+        [lanes.div_ceil(columns as usize) as u32, 1, 1],
     )
 }
 
