@@ -1,10 +1,11 @@
 // embedding: token plus position embeddings.
 //
 //   forward   out[b, t, :] = wte[tokens[b, t], :] + wpe[t, :]                        (writes out)
+//   _at       out[b, t, :] = wte[tokens[b, t], :] + wpe[start + t, :], start: [1] u32 (writes out)
 //   backward  dwte[v, :] += Σ_{(b,t): tokens[b,t] = v} dx[b, t, :]
 //             dwpe[t, :] += Σ_b dx[b, t, :]                                        (adds)
 //
-// tokens: [B, T] u32; wte: [V, C]; wpe: [ctx, C] (T ≤ ctx); out, dx: [B, T, C]. Rows are the B·T
+// tokens: [B, T] u32; wte: [V, C]; wpe: [ctx, C] (start + T ≤ ctx); out, dx: [B, T, C]. Rows are the B·T
 // positions. The backward is deterministic without atomics: the CPU groups positions by token when the
 // batch is prepared (kernels::embedding::TokenBuckets), so each token's rows are summed by one
 // invocation per column in a fixed order, and so are each position's B rows.
@@ -23,27 +24,41 @@ struct Params {
 const WG: u32 = 256u;
 const COLUMNS: u32 = 64u;
 
-// ---- forward. Bindings: tokens, wte, wpe, out, params.
+// ---- forward. Bindings: tokens, wte, wpe, out, params; the `_at` entry points read the first
+// position from a fifth binding, `start`, before their params.
 @group(0) @binding(0) var<storage, read> tokens: array<u32>;
 @group(0) @binding(1) var<storage, read> wte: array<f32>;
 @group(0) @binding(2) var<storage, read> wpe: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 @group(0) @binding(4) var<uniform> params: Params;
+@group(0) @binding(4) var<storage, read> start: array<u32>;
+// The uniform of the entry points with five storage bindings.
+@group(0) @binding(5) var<uniform> params5: Params;
 
-@compute @workgroup_size(WG)
-fn embedding_forward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-    let cols = params.cols;
-    for (var i = id.x; i < params.rows * cols; i += groups.x * WG) {
+// out[b, t] = wte[tokens[b, t]] + wpe[first + t], over a grid-stride loop from `i0` by `stride`.
+fn forward_rows(i0: u32, stride: u32, p: Params, first: u32) {
+    let cols = p.cols;
+    for (var i = i0; i < p.rows * cols; i += stride) {
         let row = i / cols;
         let col = i - row * cols;
         let token = tokens[row];
-        var v = wpe[(row % params.seq) * cols + col];
+        var v = wpe[(first + row % p.seq) * cols + col];
         // An id outside the vocabulary (a corrupt batch) reads no memory it does not own.
-        if token < params.vocab {
+        if token < p.vocab {
             v += wte[token * cols + col];
         }
         out[i] = v;
     }
+}
+
+@compute @workgroup_size(WG)
+fn embedding_forward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    forward_rows(id.x, groups.x * WG, params, 0u);
+}
+
+@compute @workgroup_size(WG)
+fn embedding_forward_at(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    forward_rows(id.x, groups.x * WG, params5, start[0]);
 }
 
 // The same over vec4s, when C is a multiple of 4.
@@ -51,19 +66,28 @@ fn embedding_forward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_
 @group(0) @binding(2) var<storage, read> wpe4: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> out4: array<vec4<f32>>;
 
-@compute @workgroup_size(WG)
-fn embedding_forward_vec4(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-    let cols4 = params.cols / 4u;
-    for (var i = id.x; i < params.rows * cols4; i += groups.x * WG) {
+fn forward_rows_vec4(i0: u32, stride: u32, p: Params, first: u32) {
+    let cols4 = p.cols / 4u;
+    for (var i = i0; i < p.rows * cols4; i += stride) {
         let row = i / cols4;
         let col = i - row * cols4;
         let token = tokens[row];
-        var v = wpe4[(row % params.seq) * cols4 + col];
-        if token < params.vocab {
+        var v = wpe4[(first + row % p.seq) * cols4 + col];
+        if token < p.vocab {
             v += wte4[token * cols4 + col];
         }
         out4[i] = v;
     }
+}
+
+@compute @workgroup_size(WG)
+fn embedding_forward_vec4(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    forward_rows_vec4(id.x, groups.x * WG, params, 0u);
+}
+
+@compute @workgroup_size(WG)
+fn embedding_forward_at_vec4(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    forward_rows_vec4(id.x, groups.x * WG, params5, start[0]);
 }
 
 // ---- backward. Bindings: dx, positions, buckets, dwte, dwpe, params.
@@ -75,14 +99,13 @@ fn embedding_forward_vec4(@builtin(global_invocation_id) id: vec3<u32>, @builtin
 @group(0) @binding(2) var<storage, read> buckets: array<u32>;
 @group(0) @binding(3) var<storage, read_write> dwte: array<f32>;
 @group(0) @binding(4) var<storage, read_write> dwpe: array<f32>;
-@group(0) @binding(5) var<uniform> backward_params: Params;
 
 @compute @workgroup_size(COLUMNS)
 fn embedding_backward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let col = id.x;
-    let cols = backward_params.cols;
-    let rows = backward_params.rows;
-    let seq = backward_params.seq;
+    let cols = params5.cols;
+    let rows = params5.rows;
+    let seq = params5.seq;
     if col >= cols {
         return;
     }
@@ -92,7 +115,7 @@ fn embedding_backward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num
             let start = buckets[3u * y];
             let count = buckets[3u * y + 1u];
             let token = buckets[3u * y + 2u];
-            if count == 0u || token >= backward_params.vocab {
+            if count == 0u || token >= params5.vocab {
                 continue;
             }
             for (var k = 0u; k < count; k++) {
@@ -117,9 +140,9 @@ fn embedding_backward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num
 @compute @workgroup_size(COLUMNS)
 fn embedding_backward_vec4(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let col = id.x;
-    let cols4 = backward_params.cols / 4u;
-    let rows = backward_params.rows;
-    let seq = backward_params.seq;
+    let cols4 = params5.cols / 4u;
+    let rows = params5.rows;
+    let seq = params5.seq;
     if col >= cols4 {
         return;
     }
@@ -129,7 +152,7 @@ fn embedding_backward_vec4(@builtin(global_invocation_id) id: vec3<u32>, @builti
             let start = buckets[3u * y];
             let count = buckets[3u * y + 1u];
             let token = buckets[3u * y + 2u];
-            if count == 0u || token >= backward_params.vocab {
+            if count == 0u || token >= params5.vocab {
                 continue;
             }
             for (var k = 0u; k < count; k++) {

@@ -172,7 +172,7 @@ fn print_memory_plan(config: &wgpt::model::GptConfig, batch: usize, seq: usize) 
         .iter()
         .map(|p| p.len().next_multiple_of(wgpt::Tensor::ALIGN))
         .sum();
-    let m = wgpt::graph::planned_memory(&model.graph, &[model.loss], params);
+    let m = wgpt::graph::planned_memory(&model.graph, model.loss.as_slice(), params);
     let mib = |b: u64| b as f64 / (1 << 20) as f64;
     println!("memory plan of a training step at batch {batch} x {seq} (MiB):");
     for (class, bytes) in [

@@ -128,6 +128,7 @@ impl Graph {
                 wte,
                 wpe,
                 out,
+                ..
             } => {
                 let Some(dout) = grad_out(&out) else { return };
                 let rows = self.def(tokens).len();
@@ -143,7 +144,7 @@ impl Graph {
                     dwpe,
                 });
             }
-            // Backward and optimizer ops have no backward.
+            // Backward, optimizer and decode ops have no backward.
             _ => {}
         }
     }

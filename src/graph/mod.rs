@@ -10,7 +10,9 @@ pub mod planner;
 pub mod reference;
 
 pub use ops::{Arenas, Op};
-pub use plan::{planned_memory, MemoryReport, Plan, Shared, StepInputs, TARGETS, TOKENS};
+pub use plan::{
+    planned_memory, MemoryReport, Plan, Shared, StepInputs, POSITION, TARGETS, TOKENS,
+};
 
 /// A tensor of a graph.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -27,6 +29,9 @@ pub enum Storage {
     Input,
     /// Written by one op and read by later ones; placed by lifetime.
     Activation,
+    /// Kept from one step to the next (a decode step's key/value caches): a zeroed buffer of its own,
+    /// shared with no other tensor.
+    Cache,
 }
 
 #[derive(Clone, Debug)]

@@ -5,16 +5,18 @@ use crate::error::Result;
 use crate::gpu::{Dispatch, Gpu, Tensor};
 use crate::graph::TensorId;
 use crate::kernels::{
-    adamw, attention, crossentropy, dropout, embedding, gelu, gradnorm, layernorm, matmul,
-    residual, rmsnorm,
+    adamw, attention, crossentropy, dropout, embedding, gelu, gradnorm, kvcache, layernorm,
+    matmul, residual, rmsnorm,
 };
 use crate::model::Norm;
 
 #[derive(Clone, Debug)]
 pub enum Op {
-    /// `out[b, t] = wte[tokens[b, t]] + wpe[t]`.
+    /// `out[b, t] = wte[tokens[b, t]] + wpe[start + t]`, `start` read from the `[1]` u32 tensor
+    /// `start` (a decode step's position) or 0.
     Embedding {
         tokens: TensorId,
+        start: Option<TensorId>,
         wte: TensorId,
         wpe: TensorId,
         out: TensorId,
@@ -90,6 +92,16 @@ pub enum Op {
         out: TensorId,
         lse: TensorId,
     },
+    /// One decode step of attention (batch 1, one token): appends the token's k and v at row
+    /// `position` of the caches, then attends over rows `0..=position`. Writes the cache rows and `out`.
+    CachedAttention {
+        shape: attention::Shape,
+        qkv: TensorId,
+        position: TensorId,
+        k_cache: TensorId,
+        v_cache: TensorId,
+        out: TensorId,
+    },
     /// Writes `delta` (scratch) and all of `dqkv`.
     AttentionBackward {
         shape: attention::Shape,
@@ -158,10 +170,11 @@ impl Op {
         match self {
             Op::Embedding {
                 tokens,
+                start,
                 wte,
                 wpe,
                 out,
-            } => (vec![*tokens, *wte, *wpe], vec![*out]),
+            } => ([vec![*tokens, *wte, *wpe], some(start)].concat(), vec![*out]),
             Op::EmbeddingBackward {
                 dout,
                 positions,
@@ -207,6 +220,17 @@ impl Op {
             Op::Head { x, w, out } => (vec![*x, *w], vec![*out]),
             Op::HeadBackward { x, w, dy, dx, dw } => (vec![*x, *w, *dy], vec![*dx, *dw]),
             Op::Attention { qkv, out, lse, .. } => (vec![*qkv], vec![*out, *lse]),
+            Op::CachedAttention {
+                qkv,
+                position,
+                k_cache,
+                v_cache,
+                out,
+                ..
+            } => (
+                vec![*qkv, *position, *k_cache, *v_cache],
+                vec![*k_cache, *v_cache, *out],
+            ),
             Op::AttentionBackward {
                 qkv,
                 out,
@@ -277,16 +301,17 @@ impl Op {
         Ok(match self {
             Op::Embedding {
                 tokens,
+                start,
                 wte,
                 wpe,
                 out,
-            } => vec![embedding::forward(
-                gpu,
-                cx.t(*tokens),
-                cx.t(*wte),
-                cx.t(*wpe),
-                cx.t(*out),
-            )?],
+            } => {
+                let (tokens, wte, wpe, out) = (cx.t(*tokens), cx.t(*wte), cx.t(*wpe), cx.t(*out));
+                vec![match cx.opt(start) {
+                    Some(start) => embedding::forward_at(gpu, tokens, start, wte, wpe, out)?,
+                    None => embedding::forward(gpu, tokens, wte, wpe, out)?,
+                }]
+            }
             Op::EmbeddingBackward {
                 dout,
                 positions,
@@ -446,6 +471,21 @@ impl Op {
                 cx.t(*out),
                 cx.t(*lse),
             )?],
+            Op::CachedAttention {
+                shape,
+                qkv,
+                position,
+                k_cache,
+                v_cache,
+                out,
+            } => {
+                let (qkv, position) = (cx.t(*qkv), cx.t(*position));
+                let (k, v) = (cx.t(*k_cache), cx.t(*v_cache));
+                vec![
+                    kvcache::append(gpu, *shape, qkv, position, k, v)?,
+                    kvcache::attention(gpu, *shape, qkv, position, k, v, cx.t(*out))?,
+                ]
+            }
             Op::AttentionBackward {
                 shape,
                 p,

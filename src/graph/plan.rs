@@ -15,6 +15,8 @@ use crate::kernels::{crossentropy, embedding, matmul};
 /// Names of the per-step inputs a model graph declares.
 pub const TOKENS: &str = "tokens";
 pub const TARGETS: &str = "targets";
+/// A decode step's position (u32 `[1]`), written before each step.
+pub const POSITION: &str = "position";
 
 /// The state every plan of a model shares: parameters and optimizer arenas, and the small per-step
 /// tensors the trainer writes before each submit.
@@ -40,17 +42,19 @@ pub struct MemoryReport {
     pub activations: u64,
     /// Per-step inputs and small state.
     pub scratch: u64,
+    /// Tensors kept from step to step (a decode plan's key/value caches).
+    pub caches: u64,
     /// Activations alive at once at the worst op: the analytical minimum for them.
     pub activations_min: u64,
 }
 
 impl MemoryReport {
     pub fn total(&self) -> u64 {
-        self.params + self.grads + self.moments + self.activations + self.scratch
+        self.params + self.grads + self.moments + self.activations + self.scratch + self.caches
     }
 
     pub fn minimum(&self) -> u64 {
-        self.params + self.grads + self.moments + self.activations_min + self.scratch
+        self.params + self.grads + self.moments + self.activations_min + self.scratch + self.caches
     }
 }
 
@@ -64,8 +68,9 @@ pub struct Plan {
     dispatches: Vec<Dispatch>,
     tensors: Vec<Tensor>,
     inputs: HashMap<String, Tensor>,
-    loss: Option<Tensor>,
-    loss_staging: wgpu::Buffer,
+    /// The first kept tensor (the loss, or a decode step's logits) and the buffer it is read back
+    /// through.
+    readback: Option<(Tensor, wgpu::Buffer)>,
     /// The gradient arena when this plan trains (cleared at the start of each step).
     grads: Option<Tensor>,
     vocab: usize,
@@ -74,7 +79,7 @@ pub struct Plan {
 
 impl Plan {
     /// Places the graph's tensors and builds every dispatch. `keep` are tensors read after a step, the
-    /// first of them the loss a step may read back.
+    /// first of them the one a step may read back (the loss; a decode step's logits).
     pub fn compile(
         gpu: &Gpu,
         graph: &Graph,
@@ -97,6 +102,7 @@ impl Plan {
 
         let mut inputs = HashMap::new();
         let mut scratch = 0u64;
+        let mut caches = 0u64;
         let tensors: Vec<Tensor> = graph
             .tensors
             .iter()
@@ -109,6 +115,11 @@ impl Plan {
                     let t = gpu.zeros(&def.name, &def.shape)?;
                     scratch += t.bytes();
                     inputs.insert(def.name.clone(), t.clone());
+                    Ok(t)
+                }
+                Storage::Cache => {
+                    let t = gpu.zeros(&def.name, &def.shape)?;
+                    caches += t.bytes();
                     Ok(t)
                 }
             })
@@ -132,18 +143,24 @@ impl Plan {
             .iter()
             .any(|t| matches!(t.storage, Storage::Grad(_)));
         let state = shared.random_state.bytes() + shared.hyper.bytes() + shared.norm.bytes();
-        let memory = placement.report(graph, shared.arenas.params.bytes(), scratch + state);
-        let loss_staging = gpu.buffer(
-            "loss readback",
-            4,
-            wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-        );
+        let memory = MemoryReport {
+            caches,
+            ..placement.report(graph, shared.arenas.params.bytes(), scratch + state)
+        };
+        let readback = keep.first().map(|id| {
+            let t = tensors[id.0].clone();
+            let staging = gpu.buffer(
+                &format!("{} readback", graph.def(*id).name),
+                t.bytes(),
+                wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            );
+            (t, staging)
+        });
         Ok(Plan {
             dispatches,
-            loss: keep.first().map(|id| tensors[id.0].clone()),
+            readback,
             tensors,
             inputs,
-            loss_staging,
             grads: trains.then(|| shared.arenas.grads.clone()),
             vocab,
             memory,
@@ -203,6 +220,11 @@ impl Plan {
         Ok(())
     }
 
+    /// Overwrites the per-step input `name` (e.g. a decode step's position), before [`Plan::run`].
+    pub fn write_input(&self, gpu: &Gpu, name: &str, data: &[u32]) -> Result<()> {
+        gpu.write(self.input(name)?, data)
+    }
+
     fn input(&self, name: &str) -> Result<&Tensor> {
         self.inputs
             .get(name)
@@ -211,6 +233,17 @@ impl Plan {
 
     /// Runs one step (one submit) and returns the loss when `read_loss`.
     pub fn run(&self, gpu: &Gpu, read_loss: bool) -> Result<Option<f32>> {
+        Ok(self.step(gpu, read_loss)?.map(|values| values[0]))
+    }
+
+    /// Runs one step (one submit) and reads back the whole first kept tensor (a decode step's logits)
+    /// in the same submit.
+    pub fn run_and_read(&self, gpu: &Gpu) -> Result<Vec<f32>> {
+        self.step(gpu, true)?
+            .ok_or_else(|| Error::Invalid("the plan keeps no tensor to read back".into()))
+    }
+
+    fn step(&self, gpu: &Gpu, read: bool) -> Result<Option<Vec<f32>>> {
         let mut encoder = gpu
             .device()
             .create_command_encoder(&wgpu::CommandEncoderDescriptor {
@@ -220,33 +253,32 @@ impl Plan {
             encoder.clear_buffer(&grads.buffer, grads.offset, Some(grads.bytes()));
         }
         Dispatch::record_all(&mut encoder, &self.dispatches);
-        let loss = self.loss.as_ref().filter(|_| read_loss);
-        if let Some(loss) = loss {
-            encoder.copy_buffer_to_buffer(&loss.buffer, loss.offset, &self.loss_staging, 0, 4);
+        let readback = self.readback.as_ref().filter(|_| read);
+        if let Some((t, staging)) = readback {
+            encoder.copy_buffer_to_buffer(&t.buffer, t.offset, staging, 0, t.bytes());
         }
         gpu.submit(encoder);
-        if loss.is_none() {
+        let Some((_, staging)) = readback else {
             return Ok(None);
-        }
+        };
+        let what = "reading a step's result";
         let (sender, receiver) = std::sync::mpsc::channel();
-        self.loss_staging
-            .map_async(wgpu::MapMode::Read, .., move |r| {
-                let _ = sender.send(r);
-            });
+        staging.map_async(wgpu::MapMode::Read, .., move |r| {
+            let _ = sender.send(r);
+        });
         gpu.wait()?;
         receiver
             .recv()
-            .map_err(|e| Error::gpu("reading the loss", e))?
-            .map_err(|e| Error::gpu("reading the loss", e))?;
-        let value = {
-            let view = self
-                .loss_staging
+            .map_err(|e| Error::gpu(what, e))?
+            .map_err(|e| Error::gpu(what, e))?;
+        let values = {
+            let view = staging
                 .get_mapped_range(..)
-                .map_err(|e| Error::gpu("reading the loss", e))?;
-            f32::from_le_bytes([view[0], view[1], view[2], view[3]])
+                .map_err(|e| Error::gpu(what, e))?;
+            bytemuck::cast_slice(&view).to_vec()
         };
-        self.loss_staging.unmap();
-        Ok(Some(value))
+        staging.unmap();
+        Ok(Some(values))
     }
 }
 
@@ -290,6 +322,7 @@ impl Placement {
             moments: if trains { 2 * param_bytes } else { 0 },
             activations: 4 * self.slots.total_len() as u64,
             scratch,
+            caches: 0,
             activations_min: 4 * peak_live_len(&self.lives) as u64,
         }
     }

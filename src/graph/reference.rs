@@ -6,8 +6,8 @@ use crate::graph::{Graph, Op, Storage, TensorId, TOKENS};
 use crate::kernels::adamw;
 use crate::model::Norm;
 use crate::reference::{
-    adamw as ref_adamw, attention, crossentropy, dropout, embedding, gelu, gradnorm, layernorm,
-    matmul, residual, rmsnorm,
+    adamw as ref_adamw, attention, crossentropy, dropout, embedding, gelu, gradnorm, kvcache,
+    layernorm, matmul, residual, rmsnorm,
 };
 
 /// A model's state on the CPU, in [`crate::model::GptConfig::params`] order.
@@ -29,10 +29,13 @@ pub struct CpuStep {
     pub values: Vec<Vec<f32>>,
 }
 
-/// The per-step inputs: the batch, the dropout state and AdamW's per-step hyperparameters.
+/// The per-step inputs: the batch, a decode step's position, the dropout state and AdamW's per-step
+/// hyperparameters.
 pub struct CpuInputs<'a> {
     pub tokens: &'a [u32],
     pub targets: &'a [u32],
+    /// The position a decode graph's embedding starts at and its caches are written at (0 otherwise).
+    pub position: u32,
     pub random_state: [u32; 2],
     pub hyper: [f32; adamw::HYPER_LEN],
 }
@@ -45,6 +48,8 @@ pub fn run(graph: &Graph, model: &mut CpuModel, inputs: &CpuInputs) -> CpuStep {
         .map(|t| match t.storage {
             Storage::Param(i) => model.params[i].clone(),
             Storage::Grad(_) => vec![0.0; t.len()],
+            // One step from empty caches: a decode graph's later steps need the GPU plan.
+            Storage::Cache => vec![0.0; t.len()],
             _ => Vec::new(),
         })
         .collect();
@@ -56,12 +61,20 @@ pub fn run(graph: &Graph, model: &mut CpuModel, inputs: &CpuInputs) -> CpuStep {
         let last = |id: TensorId| *graph.shape(id).last().unwrap_or(&1);
         let v = |values: &Vec<Vec<f32>>, id: TensorId| values[id.0].clone();
         match *op {
-            Op::Embedding { wte, wpe, out, .. } => {
+            Op::Embedding {
+                start,
+                wte,
+                wpe,
+                out,
+                ..
+            } => {
                 let seq = shape(out)[1];
-                values[out.0] = embedding::forward(
+                let first = start.map_or(0, |_| inputs.position as usize);
+                values[out.0] = embedding::forward_at(
                     inputs.tokens,
                     &values[wte.0],
                     &values[wpe.0],
+                    first,
                     seq,
                     last(wte),
                 );
@@ -213,6 +226,21 @@ pub fn run(graph: &Graph, model: &mut CpuModel, inputs: &CpuInputs) -> CpuStep {
                 );
                 values[out.0] = o;
                 values[lse.0] = l;
+            }
+            Op::CachedAttention {
+                shape: sh,
+                qkv,
+                k_cache,
+                v_cache,
+                out,
+                ..
+            } => {
+                let pos = inputs.position as usize;
+                let (mut keys, mut vals) = (v(&values, k_cache), v(&values, v_cache));
+                kvcache::append(&values[qkv.0], &sh, pos, &mut keys, &mut vals);
+                values[out.0] = kvcache::attention(&values[qkv.0], &sh, pos, &keys, &vals);
+                values[k_cache.0] = keys;
+                values[v_cache.0] = vals;
             }
             Op::AttentionBackward {
                 shape: sh,

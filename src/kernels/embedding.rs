@@ -2,6 +2,8 @@
 //!
 //! - [`forward`]: `tokens: [B, T] u32, wte: [V, C], wpe: [ctx, C] -> out: [B, T, C]`,
 //!   `out[b, t] = wte[tokens[b, t]] + wpe[t]` (writes `out`).
+//! - [`forward_at`]: the same from position `start` on, `out[b, t] = wte[tokens[b, t]] + wpe[start + t]`,
+//!   with `start: [1]` u32 read on the GPU (a decode step's position, written before each step).
 //! - [`backward`]: `dx: [B, T, C] -> dwte: [V, C], dwpe: [ctx, C]`, `dwte[v] += Σ_{tokens[b,t] = v} dx[b, t]`
 //!   and `dwpe[t] += Σ_b dx[b, t]` (adds into both).
 //!
@@ -116,22 +118,52 @@ pub fn forward(
     wpe: &Tensor,
     out: &Tensor,
 ) -> Result<Dispatch> {
+    forward_from(gpu, tokens, None, wte, wpe, out)
+}
+
+/// `out[b, t] = wte[tokens[b, t]] + wpe[start + t]` with `start: [1]` u32 read when the dispatch runs;
+/// writes `out`. The caller keeps `start + T <= ctx` (a position past `wpe` reads zeros).
+pub fn forward_at(
+    gpu: &Gpu,
+    tokens: &Tensor,
+    start: &Tensor,
+    wte: &Tensor,
+    wpe: &Tensor,
+    out: &Tensor,
+) -> Result<Dispatch> {
+    expect_len("embedding start", start, 1)?;
+    forward_from(gpu, tokens, Some(start), wte, wpe, out)
+}
+
+fn forward_from(
+    gpu: &Gpu,
+    tokens: &Tensor,
+    start: Option<&Tensor>,
+    wte: &Tensor,
+    wpe: &Tensor,
+    out: &Tensor,
+) -> Result<Dispatch> {
     let (b, t) = batch_dims(tokens)?;
     let (vocab, c) = matrix_dims("embedding wte", wte)?;
     check_positions(wpe, t, c)?;
     expect_shape("embedding output", out, b * t, c)?;
-    let (entry, lanes) = entry(["embedding_forward", "embedding_forward_vec4"], c);
+    let entries = match start {
+        None => ["embedding_forward", "embedding_forward_vec4"],
+        Some(_) => ["embedding_forward_at", "embedding_forward_at_vec4"],
+    };
+    let (entry, lanes) = entry(entries, c);
     let kernel = Kernel {
         shader: SHADER,
         entry,
         constants: vec![],
     };
-    let bindings = [
+    let mut bindings = vec![
         Binding::Read(tokens),
         Binding::Read(wte),
         Binding::Read(wpe),
         Binding::ReadWrite(out),
     ];
+    bindings.extend(start.map(Binding::Read));
     let workgroups = [groups(gpu, b * t * lanes, WG), 1, 1];
     Dispatch::new(
         gpu,

@@ -11,6 +11,7 @@ pub mod embedding;
 pub mod gelu;
 pub mod gradnorm;
 pub(crate) mod grid;
+pub mod kvcache;
 pub mod layernorm;
 pub mod matmul;
 pub mod residual;
@@ -28,6 +29,7 @@ pub const SHADERS: &[Shader] = &[
     embedding::SHADER,
     gelu::SHADER,
     gradnorm::SHADER,
+    kvcache::SHADER,
     layernorm::SHADER,
     matmul::SHADER,
     matmul::SUBGROUP_SHADER,

@@ -137,7 +137,7 @@ impl Gpt {
             gpu,
             &model.graph,
             &self.shared,
-            &[model.loss],
+            model.loss.as_slice(),
             self.config.vocab_size,
         )?;
         Ok((plan, model))
@@ -151,7 +151,23 @@ impl Gpt {
             gpu,
             &model.graph,
             &self.shared,
-            &[model.loss, model.logits],
+            &[model.loss.as_slice(), &[model.logits]].concat(),
+            self.config.vocab_size,
+        )?;
+        Ok((plan, model))
+    }
+
+    /// The plan of one generation step (batch 1): the new token's forward at the position written to
+    /// the [`crate::graph::POSITION`] input, with per-layer key/value caches `[ctx, Hkv·D]` that the
+    /// plan keeps from step to step. It reads back the logits `[1, 1, vocab]`
+    /// ([`Plan::run_and_read`]).
+    pub fn decode_plan(&self, gpu: &Gpu) -> Result<(Plan, ModelGraph)> {
+        let model = build(&self.config, 1, 1, Mode::Decode);
+        let plan = Plan::compile(
+            gpu,
+            &model.graph,
+            &self.shared,
+            &[model.logits],
             self.config.vocab_size,
         )?;
         Ok((plan, model))

@@ -12,12 +12,17 @@ pub enum Mode {
     Train,
     /// Forward and loss only, no dropout.
     Eval,
+    /// One generation step for one new token (batch 1, seq 1) at the position held by the
+    /// [`crate::graph::POSITION`] input: its k and v are appended to per-layer caches `[ctx, Hkv·D]`
+    /// kept by the plan, its attention reads them; logits, no loss.
+    Decode,
 }
 
 /// A model graph and the tensors a caller needs by name.
 pub struct ModelGraph {
     pub graph: Graph,
-    pub loss: TensorId,
+    /// The mean loss (none in [`Mode::Decode`]).
+    pub loss: Option<TensorId>,
     pub logits: TensorId,
     /// Per layer and head-major: the attention op's `lse` (what capture needs).
     pub blocks: Vec<BlockTensors>,
@@ -34,6 +39,7 @@ pub struct BlockTensors {
 
 /// Builds the forward graph for batches of `[batch, seq]` tokens (and, in training, appends the
 /// backward). `params` are the graph ids of the model's parameters, in [`GptConfig::params`] order.
+/// [`Mode::Decode`] takes `[1, 1]`.
 pub fn build(config: &GptConfig, batch: usize, seq: usize, mode: Mode) -> ModelGraph {
     let mut g = Graph::default();
     let specs = config.params();
@@ -95,12 +101,15 @@ pub fn build(config: &GptConfig, batch: usize, seq: usize, mode: Mode) -> ModelG
         out
     };
 
+    let decode = mode == Mode::Decode;
     let tokens = g.tensor(crate::graph::TOKENS, &[batch, seq], Storage::Input);
-    let targets = g.tensor(crate::graph::TARGETS, &[rows], Storage::Input);
+    let position =
+        decode.then(|| g.tensor(crate::graph::POSITION, &[1], Storage::Input));
     let wte = param("transformer.wte.weight");
     let embedded = g.activation("embedding", &[batch, seq, c]);
     g.push(Op::Embedding {
         tokens,
+        start: position,
         wte,
         wpe: param("transformer.wpe.weight"),
         out: embedded,
@@ -121,15 +130,32 @@ pub fn build(config: &GptConfig, batch: usize, seq: usize, mode: Mode) -> ModelG
         let ln1 = norm(&mut g, x, &format!("{h}.ln_1"));
         let qkv = linear(&mut g, ln1, &format!("{h}.attn.c_attn"), config.qkv_width());
         let attended = g.activation(format!("{h}.attn out"), &[batch, seq, c]);
-        let lse = g.activation(format!("{h}.attn lse"), &[batch, config.n_head, seq]);
-        g.push(Op::Attention {
-            shape,
-            p,
-            site,
-            qkv,
-            out: attended,
-            lse,
-        });
+        match position {
+            Some(position) => {
+                let cache = [config.n_positions, config.n_kv_head * config.head_dim()];
+                let k_cache = g.tensor(format!("{h}.attn k cache"), &cache, Storage::Cache);
+                let v_cache = g.tensor(format!("{h}.attn v cache"), &cache, Storage::Cache);
+                g.push(Op::CachedAttention {
+                    shape,
+                    qkv,
+                    position,
+                    k_cache,
+                    v_cache,
+                    out: attended,
+                });
+            }
+            None => {
+                let lse = g.activation(format!("{h}.attn lse"), &[batch, config.n_head, seq]);
+                g.push(Op::Attention {
+                    shape,
+                    p,
+                    site,
+                    qkv,
+                    out: attended,
+                    lse,
+                });
+            }
+        }
         let projected = linear(&mut g, attended, &format!("{h}.attn.c_proj"), c);
         let projected = dropout(&mut g, projected, site + 1, format!("{h}.attn dropout"));
         let after_attention = g.activation(format!("{h} residual 1"), &[batch, seq, c]);
@@ -170,6 +196,15 @@ pub fn build(config: &GptConfig, batch: usize, seq: usize, mode: Mode) -> ModelG
         w: head,
         out: logits,
     });
+    if decode {
+        return ModelGraph {
+            graph: g,
+            loss: None,
+            logits,
+            blocks,
+        };
+    }
+    let targets = g.tensor(crate::graph::TARGETS, &[rows], Storage::Input);
     let losses = g.activation("losses", &[rows]);
     let loss = g.activation("loss", &[1]);
     let dlogits =
@@ -186,7 +221,7 @@ pub fn build(config: &GptConfig, batch: usize, seq: usize, mode: Mode) -> ModelG
     }
     ModelGraph {
         graph: g,
-        loss,
+        loss: Some(loss),
         logits,
         blocks,
     }

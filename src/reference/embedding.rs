@@ -2,10 +2,22 @@
 
 /// `out[b, t] = wte[tokens[b, t]] + wpe[t]`, for a batch of sequences of length `t`.
 pub fn forward(tokens: &[u32], wte: &[f32], wpe: &[f32], t: usize, c: usize) -> Vec<f32> {
+    forward_at(tokens, wte, wpe, 0, t, c)
+}
+
+/// `out[b, t] = wte[tokens[b, t]] + wpe[start + t]`.
+pub fn forward_at(
+    tokens: &[u32],
+    wte: &[f32],
+    wpe: &[f32],
+    start: usize,
+    t: usize,
+    c: usize,
+) -> Vec<f32> {
     let mut out = Vec::with_capacity(tokens.len() * c);
     for (row, &token) in tokens.iter().enumerate() {
         let token = token as usize;
-        let pos = row % t;
+        let pos = start + row % t;
         out.extend((0..c).map(|j| wte[token * c + j] + wpe[pos * c + j]));
     }
     out

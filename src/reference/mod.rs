@@ -9,6 +9,7 @@ pub mod dropout;
 pub mod embedding;
 pub mod gelu;
 pub mod gradnorm;
+pub mod kvcache;
 pub mod layernorm;
 pub mod matmul;
 pub mod random;

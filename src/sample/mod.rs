@@ -1,15 +1,11 @@
-//! Text generation: next-token choice (temperature, top-k, top-p) and a generator that runs the model's
-//! forward on the GPU one new token at a time.
-//!
-//! The generator recomputes the forward over the (cropped) context for every token with one plan of
-//! `[1, context]`: causal attention makes positions after the prompt irrelevant to the logits read, so
-//! the window is padded and the row of the last real token is read back.
+//! Text generation: next-token choice (temperature, top-k, top-p) and a generator that runs the model on
+//! the GPU one new token at a time over key/value caches (see [`Generator`]).
 
 use rand::{Rng, SeedableRng};
 
 use crate::error::{Error, Result};
-use crate::gpu::{Gpu, Tensor};
-use crate::graph::{Plan, StepInputs};
+use crate::gpu::Gpu;
+use crate::graph::{Plan, StepInputs, POSITION};
 use crate::model::Gpt;
 
 /// How the next token is chosen from the logits.
@@ -71,54 +67,80 @@ pub fn choose(logits: &[f32], sampling: &Sampling, rng: &mut impl Rng) -> u32 {
     order[order.len() - 1] as u32
 }
 
-/// Generates with a model on the GPU.
+/// Generates with a model on the GPU, batch 1, one token per step over key/value caches.
+///
+/// A step runs the model's decode plan ([`Gpt::decode_plan`]) for one token at its position: its keys
+/// and values join the per-layer caches and its attention reads the cached prefix, so nothing before it
+/// is recomputed. A step is one submit with nothing created, and reads back only the logits.
+///
+/// The prompt is prefilled one step per token (the logits read after the last only): simple, exact, and
+/// at the price of one decode step per prompt token. When the window reaches the context length, its
+/// last half is prefilled again at positions 0.. (the model's positions stop at the context), so the
+/// model then sees between half the context and all of it; before that, the logits are exactly those of
+/// the full forward over the tokens so far.
 pub struct Generator<'a> {
     gpu: &'a Gpu,
     plan: Plan,
-    logits: Tensor,
     context: usize,
-    vocab: usize,
 }
 
 impl<'a> Generator<'a> {
     pub fn new(gpu: &'a Gpu, model: &Gpt) -> Result<Self> {
-        let context = model.config.n_positions;
-        let (plan, graph) = model.eval_plan(gpu, 1, context)?;
-        let logits = plan.tensor(graph.logits).clone();
+        let (plan, _) = model.decode_plan(gpu)?;
         Ok(Generator {
             gpu,
             plan,
-            logits,
-            context,
-            vocab: model.config.vocab_size,
+            context: model.config.n_positions,
         })
     }
 
-    /// The logits of the token after `tokens` (the last `context` of them).
-    pub fn next_logits(&self, tokens: &[u32]) -> Result<Vec<f32>> {
-        if tokens.is_empty() {
-            return Err(Error::Invalid(
-                "generation needs a prompt of at least one token".into(),
-            ));
+    /// Runs the decode step of `token` at `position`; reads the logits back when `read`.
+    fn step(&self, token: u32, position: usize, read: bool) -> Result<Option<Vec<f32>>> {
+        if position >= self.context {
+            return Err(Error::Invalid(format!(
+                "position {position} is outside the context of {} tokens",
+                self.context
+            )));
         }
-        let window = &tokens[tokens.len().saturating_sub(self.context)..];
-        let mut padded = window.to_vec();
-        padded.resize(self.context, 0);
-        let targets = vec![0; self.context];
         self.plan.set_batch(
             self.gpu,
             &StepInputs {
-                tokens: &padded,
-                targets: &targets,
+                tokens: &[token],
+                targets: &[],
             },
         )?;
+        self.plan
+            .write_input(self.gpu, POSITION, &[position as u32])?;
+        if read {
+            return self.plan.run_and_read(self.gpu).map(Some);
+        }
         self.plan.run(self.gpu, false)?;
-        self.gpu
-            .read_range(&self.logits, (window.len() - 1) * self.vocab, self.vocab)
+        Ok(None)
     }
 
-    /// Appends `count` tokens to `prompt`, calling `on_token` with each as it comes; `seed` makes the
-    /// choice reproducible.
+    /// Fills the caches with `tokens` at positions `0..` and returns the logits of the token after them.
+    pub fn prefill(&self, tokens: &[u32]) -> Result<Vec<f32>> {
+        let Some((&last, rest)) = tokens.split_last() else {
+            return Err(Error::Invalid(
+                "generation needs a prompt of at least one token".into(),
+            ));
+        };
+        for (position, &token) in rest.iter().enumerate() {
+            self.step(token, position, false)?;
+        }
+        self.step(last, rest.len(), true)?
+            .ok_or_else(|| Error::Invalid("a decode step read no logits".into()))
+    }
+
+    /// Appends `token` at `position` (the caches hold positions `0..position` from earlier steps of this
+    /// generation) and returns the logits of the token after it.
+    pub fn extend(&self, token: u32, position: usize) -> Result<Vec<f32>> {
+        self.step(token, position, true)?
+            .ok_or_else(|| Error::Invalid("a decode step read no logits".into()))
+    }
+
+    /// Appends `count` tokens to `prompt` (of which the last `context` are read), calling `on_token` with
+    /// each as it comes; `seed` makes the choice reproducible.
     pub fn generate(
         &self,
         prompt: &[u32],
@@ -129,10 +151,23 @@ impl<'a> Generator<'a> {
     ) -> Result<Vec<u32>> {
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         let mut tokens = prompt.to_vec();
-        for _ in 0..count {
-            let next = choose(&self.next_logits(&tokens)?, sampling, &mut rng);
+        // tokens[window] sits at position 0 of the caches.
+        let mut window = tokens.len().saturating_sub(self.context);
+        let mut logits = self.prefill(&tokens[window..])?;
+        for i in 0..count {
+            let next = choose(&logits, sampling, &mut rng);
             on_token(next);
             tokens.push(next);
+            if i + 1 == count {
+                break;
+            }
+            let position = tokens.len() - 1 - window;
+            logits = if position < self.context {
+                self.extend(next, position)?
+            } else {
+                window = tokens.len() - (self.context / 2).max(1);
+                self.prefill(&tokens[window..])?
+            };
         }
         Ok(tokens)
     }

@@ -1,0 +1,125 @@
+// kvcache: one decode step of attention over a key/value cache (batch 1).
+//
+//   append     k_cache[pos, :] = k,  v_cache[pos, :] = v                                   (writes)
+//   attention  out[h, :] = softmax(scale · q_h · k_cache[0..=pos, g]ᵀ) · v_cache[0..=pos, g]   (writes)
+//
+// qkv: [1, (H + 2·Hkv)·D] holds the new token's q (H heads), k and v (Hkv heads each); k_cache,
+// v_cache: [ctx, Hkv·D]; out: [1, H·D]; position: [1] u32, the new token's position `pos`, written
+// before each step (the dispatches never change). Query head h uses kv head g = h / (H / Hkv).
+// A position at or beyond ctx writes nothing and attends over the whole cache.
+//
+// The attention runs one workgroup per query head: the WG invocations score WG keys at a time into
+// workgroup memory, then every invocation folds that chunk into the same running max and sum (an
+// online softmax, so the cache length needs no workgroup array) and into the output columns it owns,
+// c = tid + r·WG. Per invocation that is about D + 4·WG loop iterations per chunk of WG keys.
+
+struct Params {
+    heads: u32,
+    kv_heads: u32,
+    head_dim: u32,
+    context: u32,
+    scale: f32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+// Invocations per workgroup (and keys per chunk); the largest head dimension, as in attention.
+const WG: u32 = 64u;
+const MAX_D: u32 = 128u;
+const COLUMNS_PER_INVOCATION: u32 = MAX_D / WG;
+
+// ---- append. Bindings: qkv, position, k_cache, v_cache, params.
+@group(0) @binding(0) var<storage, read> qkv: array<f32>;
+@group(0) @binding(1) var<storage, read> position: array<u32>;
+@group(0) @binding(2) var<storage, read_write> k_cache: array<f32>;
+@group(0) @binding(3) var<storage, read_write> v_cache: array<f32>;
+@group(0) @binding(4) var<uniform> params: Params;
+
+@compute @workgroup_size(WG)
+fn kvcache_append(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let pos = position[0];
+    if pos >= params.context {
+        return;
+    }
+    let width = params.kv_heads * params.head_dim;
+    let k0 = params.heads * params.head_dim;
+    for (var i = id.x; i < width; i += groups.x * WG) {
+        k_cache[pos * width + i] = qkv[k0 + i];
+        v_cache[pos * width + i] = qkv[k0 + width + i];
+    }
+}
+
+// ---- attention. Bindings: qkv, position, k_cache, v_cache (read), out, params.
+@group(0) @binding(2) var<storage, read> keys: array<f32>;
+@group(0) @binding(3) var<storage, read> values: array<f32>;
+@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+@group(0) @binding(5) var<uniform> attention_params: Params;
+
+var<workgroup> query: array<f32, MAX_D>;
+var<workgroup> scores: array<f32, WG>;
+
+@compute @workgroup_size(WG)
+fn kvcache_attention(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let p = attention_params;
+    let d = p.head_dim;
+    let h = wid.x;
+    let tid = lid.x;
+    let g = h / (p.heads / p.kv_heads);
+    let width = p.kv_heads * d;
+    // Keys 0..=pos, clamped to the cache.
+    let n = min(position[0], p.context - 1u) + 1u;
+    for (var c = tid; c < d; c += WG) {
+        query[c] = qkv[h * d + c];
+    }
+    workgroupBarrier();
+    // A finite "minus infinity", so the first chunk's correction exp(m - m_new) is 0, never NaN.
+    var m = -3.0e38;
+    var l = 0.0;
+    var acc: array<f32, COLUMNS_PER_INVOCATION>;
+    for (var start = 0u; start < n; start += WG) {
+        let j = start + tid;
+        var s = -3.0e38;
+        if j < n {
+            let base = j * width + g * d;
+            var dot = 0.0;
+            for (var c = 0u; c < d; c++) {
+                dot += query[c] * keys[base + c];
+            }
+            s = p.scale * dot;
+        }
+        scores[tid] = s;
+        workgroupBarrier();
+        let count = min(WG, n - start);
+        var chunk_max = scores[0];
+        for (var i = 1u; i < count; i++) {
+            chunk_max = max(chunk_max, scores[i]);
+        }
+        let m_new = max(m, chunk_max);
+        let correction = exp(m - m_new);
+        l *= correction;
+        for (var r = 0u; r < COLUMNS_PER_INVOCATION; r++) {
+            acc[r] *= correction;
+        }
+        for (var i = 0u; i < count; i++) {
+            let e = exp(scores[i] - m_new);
+            l += e;
+            let base = (start + i) * width + g * d;
+            for (var r = 0u; r < COLUMNS_PER_INVOCATION; r++) {
+                let c = tid + r * WG;
+                if c < d {
+                    acc[r] += e * values[base + c];
+                }
+            }
+        }
+        m = m_new;
+        // Every invocation has read this chunk's scores before the next overwrites them.
+        workgroupBarrier();
+    }
+    for (var r = 0u; r < COLUMNS_PER_INVOCATION; r++) {
+        let c = tid + r * WG;
+        if c < d {
+            out[h * d + c] = acc[r] / l;
+        }
+    }
+}
