@@ -23,6 +23,8 @@ mod gelu;
 mod gradnorm;
 #[path = "kernels/harness.rs"]
 mod harness;
+#[path = "kernels/kvcache.rs"]
+mod kvcache;
 #[path = "kernels/layernorm.rs"]
 mod layernorm;
 #[path = "kernels/matmul.rs"]
@@ -43,6 +45,7 @@ fn main() {
     residual::run(&mut bench);
     dropout::run(&mut bench);
     attention::run(&mut bench);
+    kvcache::run(&mut bench);
     crossentropy::run(&mut bench);
     gradnorm::run(&mut bench);
     adamw::run(&mut bench);

@@ -1,6 +1,7 @@
 //! embedding: forward and backward against `reference::embedding` over batch shapes from one token to
 //! a full context, at a 65-character and GPT-2's 50257-token vocabulary; the backward is bit-identical
-//! run to run; the reference's backward matches finite differences.
+//! run to run; the reference's backward matches finite differences; the `_at` entry points start at a
+//! position read on the GPU.
 
 use rand::{Rng, SeedableRng};
 use wgpt::kernels::embedding::{self, TokenBuckets};
@@ -186,4 +187,38 @@ fn embedding_reference_backward_matches_finite_differences() {
     let loss = |wte: &[f32], wpe: &[f32]| project(&reference::forward(&tokens, wte, wpe, t, c), &r);
     assert_gradient("dwte", |w| loss(w, &wpe), &wte, &dwte, 1e-2, 1e-5);
     assert_gradient("dwpe", |w| loss(&wte, w), &wpe, &dwpe, 1e-2, 1e-5);
+}
+
+/// (B, T, ctx, V, C, start): one token at positions 0, 1, a prime and ctx − 1 (the decode step), and a
+/// [2, 3] batch from start 5; C = 128 takes the vec4 entry point, 97 the scalar one.
+const AT: [(usize, usize, usize, usize, usize, usize); 5] = [
+    (1, 1, 32, 65, 128, 0),
+    (1, 1, 32, 65, 97, 1),
+    (1, 1, 32, 97, 128, 17),
+    (1, 1, 32, 97, 97, 31),
+    (2, 3, 16, 65, 128, 5),
+];
+
+#[test]
+fn embedding_forward_at_starts_at_the_gpu_held_position() {
+    let gpu = gpu();
+    for (i, &(b, t, ctx, vocab, c, start)) in AT.iter().enumerate() {
+        let seed = 5600 + 10 * i as u64;
+        let tokens: Vec<u32> = (0..b * t).map(|j| ((j * 31 + i) % vocab) as u32).collect();
+        let (wte, wpe) = (random(seed, vocab * c), random(seed + 1, ctx * c));
+        let tt = gpu.upload("tokens", &[b, t], &tokens).unwrap();
+        let st = gpu.upload("start", &[1], &[start as u32]).unwrap();
+        let wtet = gpu.upload("wte", &[vocab, c], &wte).unwrap();
+        let wpet = gpu.upload("wpe", &[ctx, c], &wpe).unwrap();
+        let out = gpu.zeros("out", &[b, t, c]).unwrap();
+        gpu.run_dispatches(&[embedding::forward_at(gpu, &tt, &st, &wtet, &wpet, &out).unwrap()])
+            .unwrap();
+        // One f32 addition on both sides: identical.
+        assert_within(
+            &format!("forward_at B={b} T={t} C={c} start={start}"),
+            &gpu.read(&out).unwrap(),
+            &reference::forward_at(&tokens, &wte, &wpe, start, t, c),
+            |_| 0.0,
+        );
+    }
 }

@@ -12,6 +12,7 @@ mod dropout;
 mod embedding;
 mod gelu;
 mod gradnorm;
+mod kvcache;
 mod layernorm;
 mod matmul;
 mod residual;

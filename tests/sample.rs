@@ -48,7 +48,9 @@ fn model(gpu: &Gpu, config: &GptConfig, seed: u64) -> Gpt {
 
 fn tokens(seed: u64, len: usize, vocab: usize) -> Vec<u32> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    (0..len).map(|_| rng.random_range(0..vocab as u32)).collect()
+    (0..len)
+        .map(|_| rng.random_range(0..vocab as u32))
+        .collect()
 }
 
 /// The full forward's logits `[context, vocab]` over `tokens` padded to the context (causal attention
@@ -124,7 +126,10 @@ fn kv_cache_prefill_gives_the_full_forward_logits_of_its_last_token() {
     let got = generator.prefill(&tokens).unwrap();
     let row = &want[16 * vocab..17 * vocab];
     for (v, (&g, &w)) in got.iter().zip(row).enumerate() {
-        assert!((g - w).abs() <= 1e-4, "logit {v}: prefill {g}, full forward {w}");
+        assert!(
+            (g - w).abs() <= 1e-4,
+            "logit {v}: prefill {g}, full forward {w}"
+        );
     }
 }
 
@@ -160,9 +165,16 @@ fn kv_cache_generation_gives_the_text_of_the_full_recompute_for_the_same_seed() 
     for _ in 0..count {
         let logits = full_forward(&gpu, &model, &want);
         let t = want.len() - 1;
-        want.push(choose(&logits[t * vocab..(t + 1) * vocab], &sampling, &mut rng));
+        want.push(choose(
+            &logits[t * vocab..(t + 1) * vocab],
+            &sampling,
+            &mut rng,
+        ));
     }
-    assert_eq!(got, want, "kv cache and full recompute chose different text");
+    assert_eq!(
+        got, want,
+        "kv cache and full recompute chose different text"
+    );
 }
 
 /// Past the context the window slides (half of it is prefilled again) and generation goes on.
@@ -182,8 +194,14 @@ fn kv_cache_generation_continues_past_the_context() {
     assert_eq!(out.len(), 90);
     assert!(out.iter().all(|&t| (t as usize) < config.vocab_size));
     assert!(generator.generate(&[], 3, &greedy, 1, |_| {}).is_err());
-    assert!(generator.prefill(&[97]).is_err(), "token outside the vocabulary");
-    assert!(generator.extend(1, 32).is_err(), "position outside the context");
+    assert!(
+        generator.prefill(&[97]).is_err(),
+        "token outside the vocabulary"
+    );
+    assert!(
+        generator.extend(1, 32).is_err(),
+        "position outside the context"
+    );
 }
 
 /// The hot path: a decode step creates no buffer, bind group or pipeline and submits once, reading the

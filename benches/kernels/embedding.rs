@@ -1,7 +1,7 @@
 //! embedding rows: forward and backward for a B = 12, T = 64 batch at V = 65 (C = 128 and 768) and
 //! V = 50257 (C = 128; at C = 768 GPT-2's wte is 154 MB, past WebGPU's default 128 MiB binding limit),
 //! beside the CPU reference. The backward's token bucketing is CPU work done when a batch is prepared,
-//! not part of the row.
+//! not part of the row. One more row: the decode step's forward of one token at a GPU-held position.
 
 use wgpt::kernels::embedding::{self, TokenBuckets};
 use wgpt::reference::embedding as reference;
@@ -15,6 +15,7 @@ const B: usize = 12;
 const T: usize = 64;
 
 pub fn run(bench: &mut Bench) {
+    decode_row(bench);
     for (i, &(vocab, c)) in SHAPES.iter().enumerate() {
         let rows = B * T;
         let shape = format!("{B}x{T}x{c}/V{vocab}");
@@ -75,4 +76,28 @@ pub fn run(bench: &mut Bench) {
             memory_row(bench, bwd_id, &[d], bytes, cpu);
         }
     }
+}
+
+/// `embedding/forward_at`: one token at position T - 1, C = 768, V = 65.
+fn decode_row(bench: &mut Bench) {
+    let (vocab, c, start) = (65, 768, T - 1);
+    let id = format!("embedding/forward_at/1x1x{c}/V{vocab}");
+    if !bench.wants(&id) {
+        return;
+    }
+    let gpu = &bench.gpu;
+    let tokens = [7u32];
+    let tt = gpu.upload("tokens", &[1, 1], &tokens).unwrap();
+    let st = gpu.upload("start", &[1], &[start as u32]).unwrap();
+    let (wte, wtet) = fill(gpu, &[vocab, c]);
+    let (wpe, wpet) = fill(gpu, &[T, c]);
+    let out = gpu.zeros("out", &[1, 1, c]).unwrap();
+    let d = bench.compile("embedding/forward_at", || {
+        embedding::forward_at(&bench.gpu, &tt, &st, &wtet, &wpet, &out).unwrap()
+    });
+    let cpu = bench.time_cpu(|| {
+        std::hint::black_box(reference::forward_at(&tokens, &wte, &wpe, start, 1, c));
+    });
+    // The token and start, one row of wte and of wpe read, the output written.
+    memory_row(bench, id, &[d], 4 * (2 + 3 * c), cpu);
 }

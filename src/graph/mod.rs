@@ -10,9 +10,7 @@ pub mod planner;
 pub mod reference;
 
 pub use ops::{Arenas, Op};
-pub use plan::{
-    planned_memory, MemoryReport, Plan, Shared, StepInputs, POSITION, TARGETS, TOKENS,
-};
+pub use plan::{planned_memory, MemoryReport, Plan, Shared, StepInputs, POSITION, TARGETS, TOKENS};
 
 /// A tensor of a graph.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

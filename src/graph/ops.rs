@@ -5,8 +5,8 @@ use crate::error::Result;
 use crate::gpu::{Dispatch, Gpu, Tensor};
 use crate::graph::TensorId;
 use crate::kernels::{
-    adamw, attention, crossentropy, dropout, embedding, gelu, gradnorm, kvcache, layernorm,
-    matmul, residual, rmsnorm,
+    adamw, attention, crossentropy, dropout, embedding, gelu, gradnorm, kvcache, layernorm, matmul,
+    residual, rmsnorm,
 };
 use crate::model::Norm;
 
@@ -174,7 +174,10 @@ impl Op {
                 wte,
                 wpe,
                 out,
-            } => ([vec![*tokens, *wte, *wpe], some(start)].concat(), vec![*out]),
+            } => (
+                [vec![*tokens, *wte, *wpe], some(start)].concat(),
+                vec![*out],
+            ),
             Op::EmbeddingBackward {
                 dout,
                 positions,

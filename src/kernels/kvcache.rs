@@ -111,7 +111,13 @@ pub fn append(
     ];
     let width = shape.kv_heads * shape.head_dim;
     let workgroups = [groups(gpu, width, WG), 1, 1];
-    Dispatch::new(gpu, &kernel("kvcache_append"), &bindings, &params, workgroups)
+    Dispatch::new(
+        gpu,
+        &kernel("kvcache_append"),
+        &bindings,
+        &params,
+        workgroups,
+    )
 }
 
 /// The new token's attention over cache rows `0..=pos`, one workgroup per query head; writes `out`.

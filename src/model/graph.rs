@@ -103,8 +103,7 @@ pub fn build(config: &GptConfig, batch: usize, seq: usize, mode: Mode) -> ModelG
 
     let decode = mode == Mode::Decode;
     let tokens = g.tensor(crate::graph::TOKENS, &[batch, seq], Storage::Input);
-    let position =
-        decode.then(|| g.tensor(crate::graph::POSITION, &[1], Storage::Input));
+    let position = decode.then(|| g.tensor(crate::graph::POSITION, &[1], Storage::Input));
     let wte = param("transformer.wte.weight");
     let embedded = g.activation("embedding", &[batch, seq, c]);
     g.push(Op::Embedding {

@@ -18,7 +18,13 @@ pub fn append(qkv: &[f32], sh: &Shape, pos: usize, k_cache: &mut [f32], v_cache:
 
 /// `out[h] = softmax(scale·q_h·k_cache[0..=pos]ᵀ)·v_cache[0..=pos]` with kv head `h / (H / Hkv)`; a
 /// position past the cache attends over all of it.
-pub fn attention(qkv: &[f32], sh: &Shape, pos: usize, k_cache: &[f32], v_cache: &[f32]) -> Vec<f32> {
+pub fn attention(
+    qkv: &[f32],
+    sh: &Shape,
+    pos: usize,
+    k_cache: &[f32],
+    v_cache: &[f32],
+) -> Vec<f32> {
     let (d, width) = (sh.head_dim, sh.kv_heads * sh.head_dim);
     let pos = pos.min(k_cache.len() / width - 1);
     let scale = 1.0 / (d as f64).sqrt();
