@@ -114,6 +114,7 @@ fn check_step_matches_reference(modern: bool) {
             &CpuInputs {
                 tokens: &b.inputs,
                 targets: &b.targets,
+                position: 0,
                 random_state: [11, step],
                 hyper: adamw::hyper(&optimizer.adamw, lr, step),
             },
@@ -186,6 +187,7 @@ fn reference_model_gradients_match_finite_differences() {
         let inputs = CpuInputs {
             tokens: &tokens,
             targets: &targets,
+            position: 0,
             random_state: [5, 1],
             hyper: [0.0; adamw::HYPER_LEN],
         };
