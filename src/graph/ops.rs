@@ -437,6 +437,7 @@ impl Op {
                 lse,
             } => vec![attention::forward(
                 gpu,
+                attention::Variant::best(gpu, *shape),
                 *shape,
                 attention_dropout(*p, *site),
                 cx.t(*qkv),
@@ -456,6 +457,7 @@ impl Op {
                 dqkv,
             } => attention::backward(
                 gpu,
+                attention::Variant::best(gpu, *shape),
                 *shape,
                 attention_dropout(*p, *site),
                 &attention::Backward {

@@ -1,0 +1,242 @@
+// attention's fused kernels for CPU adapters (lavapipe), composed after attention.wgsl, whose bindings,
+// Params and helpers they use. A module of its own: subgroup builtins need the device's SUBGROUP feature,
+// and naga validates a whole module at once. Same math, layouts and dropout indices as attention.wgsl.
+//
+// On a CPU an invocation is a SIMD lane: registers and vec4 loads are cheap, workgroup memory and barriers
+// are not, and every load of a storage buffer costs a loop over the lanes. So an invocation keeps its own
+// row (a query, or a key and value) and its accumulators in registers: `Row` arrays indexed only in loops
+// bounded by the override `cpu_d4`, a constant by compile time, so compilers can unroll them and keep the
+// arrays in registers (Mesa does at small D; at D = 128 it keeps some of these loops). A workgroup is one subgroup of LANES invocations, all walking
+// the other axis in step; each vec4 of the rows they all need (k and v for queries, q and dO for keys) is
+// loaded by one lane and handed to the others by subgroupBroadcast: LANES times fewer loads. This needs
+// subgroups of at least LANES invocations, so that a workgroup is one subgroup.
+//
+// Four rows of the other axis per step, as in attention.wgsl. llvmpipe stops an invocation silently after
+// 65535 loop iterations in all; the launcher refuses shapes that could reach that even if no D loop were
+// unrolled (src/kernels/attention.rs, `Variant::fits`).
+
+// D / 4, at most MAX_D4.
+override cpu_d4: u32 = 8u;
+
+const LANES: u32 = 8u;
+
+alias Row = array<vec4<f32>, MAX_D4>;
+
+// Hands x from lane i to every lane as (*row)[j + i].
+fn spread(row: ptr<function, Row>, j: u32, x: vec4<f32>) {
+    (*row)[j] = subgroupBroadcast(x, 0u);
+    (*row)[j + 1u] = subgroupBroadcast(x, 1u);
+    (*row)[j + 2u] = subgroupBroadcast(x, 2u);
+    (*row)[j + 3u] = subgroupBroadcast(x, 3u);
+    (*row)[j + 4u] = subgroupBroadcast(x, 4u);
+    (*row)[j + 5u] = subgroupBroadcast(x, 5u);
+    (*row)[j + 6u] = subgroupBroadcast(x, 6u);
+    (*row)[j + 7u] = subgroupBroadcast(x, 7u);
+}
+
+// The head row at vec4 offset `at` of qkv, the same for every lane: lane l loads vec4s l, l + 8, ...
+fn shared_qkv(at: u32, lane: u32) -> Row {
+    var row: Row;
+    for (var j = 0u; j < cpu_d4; j += LANES) {
+        spread(&row, j, qkv[at + min(j + lane, cpu_d4 - 1u)]);
+    }
+    return row;
+}
+
+// shared_qkv for a row of d_o.
+fn shared_d_o(at: u32, lane: u32) -> Row {
+    var row: Row;
+    for (var j = 0u; j < cpu_d4; j += LANES) {
+        spread(&row, j, d_o[at + min(j + lane, cpu_d4 - 1u)]);
+    }
+    return row;
+}
+
+// This lane's own head row at vec4 offset `at` of qkv.
+fn own_qkv(at: u32) -> Row {
+    var row: Row;
+    for (var i = 0u; i < cpu_d4; i++) {
+        row[i] = qkv[at + i];
+    }
+    return row;
+}
+
+fn own_d_o(at: u32) -> Row {
+    var row: Row;
+    for (var i = 0u; i < cpu_d4; i++) {
+        row[i] = d_o[at + i];
+    }
+    return row;
+}
+
+// Stores row · k at vec4 offset `at` of dqkv.
+fn store_dqkv(at: u32, row: ptr<function, Row>, k: f32) {
+    for (var i = 0u; i < cpu_d4; i++) {
+        dqkv[at + i] = (*row)[i] * k;
+    }
+}
+
+fn row_dot(a: ptr<function, Row>, b: ptr<function, Row>) -> f32 {
+    var sum = vec4<f32>(0.0);
+    for (var i = 0u; i < cpu_d4; i++) {
+        sum = fma((*a)[i], (*b)[i], sum);
+    }
+    return sum.x + sum.y + sum.z + sum.w;
+}
+
+fn row_scale(acc: ptr<function, Row>, k: f32) {
+    for (var i = 0u; i < cpu_d4; i++) {
+        (*acc)[i] *= k;
+    }
+}
+
+// acc += w.x·r0 + w.y·r1 + w.z·r2 + w.w·r3.
+fn row_add4(acc: ptr<function, Row>, w: vec4<f32>, r0: ptr<function, Row>, r1: ptr<function, Row>, r2: ptr<function, Row>, r3: ptr<function, Row>) {
+    for (var i = 0u; i < cpu_d4; i++) {
+        (*acc)[i] = fma(vec4(w.w), (*r3)[i], fma(vec4(w.z), (*r2)[i], fma(vec4(w.y), (*r1)[i], fma(vec4(w.x), (*r0)[i], (*acc)[i]))));
+    }
+}
+
+// Forward: lane l of workgroup (x, b·H + h) is query row t = 8x + l, with o and l in registers; online
+// softmax over keys 0..t. Grid: (ceil(T / LANES), B·H).
+@compute @workgroup_size(LANES)
+fn attention_cpu_forward(@builtin(workgroup_id) group: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {
+    let t0 = group.x * LANES;
+    let b = group.y / params.heads;
+    let h = group.y % params.heads;
+    let g = kv_head(h);
+    // Lanes past T compute row T - 1 and store nothing: every lane must take part in the broadcasts.
+    let t = min(t0 + lane, params.seq - 1u);
+    let last = min(t0 + LANES, params.seq) - 1u;
+    var q = own_qkv(q_at(b, t, h));
+    var acc: Row;
+    let row = row_at(b, h, t);
+    // A finite start, so the first rescale is exp(-huge) = 0 rather than exp(-inf + inf) = NaN.
+    var m = -3.0e38;
+    var l = 0.0;
+    // Keys past `last` (the last step's tail) reread key `last`; keys past t get score -3e38, weight 0.
+    for (var s = 0u; s <= last; s += 4u) {
+        let keys = min(vec4<u32>(s) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(last));
+        var k0 = shared_qkv(k_at(b, keys.x, g), lane);
+        var k1 = shared_qkv(k_at(b, keys.y, g), lane);
+        var k2 = shared_qkv(k_at(b, keys.z, g), lane);
+        var k3 = shared_qkv(k_at(b, keys.w, g), lane);
+        let valid = vec4<u32>(s) + vec4<u32>(0u, 1u, 2u, 3u) <= vec4<u32>(t);
+        let raw = vec4<f32>(row_dot(&q, &k0), row_dot(&q, &k1), row_dot(&q, &k2), row_dot(&q, &k3));
+        let score = select(vec4<f32>(-3.0e38), raw * params.scale, valid);
+        let top = max(max(score.x, score.y), max(score.z, score.w));
+        // Rescale only when the running max moves (rare after the first keys).
+        if top > m {
+            let c = exp(m - top);
+            l *= c;
+            row_scale(&acc, c);
+            m = top;
+        }
+        let e = exp(score - m);
+        l += e.x + e.y + e.z + e.w;
+        let a = vec4<f32>(dropped(e.x, row, s), dropped(e.y, row, s + 1u), dropped(e.z, row, s + 2u), dropped(e.w, row, s + 3u));
+        var v0 = shared_qkv(v_at(b, keys.x, g), lane);
+        var v1 = shared_qkv(v_at(b, keys.y, g), lane);
+        var v2 = shared_qkv(v_at(b, keys.z, g), lane);
+        var v3 = shared_qkv(v_at(b, keys.w, g), lane);
+        row_add4(&acc, a, &v0, &v1, &v2, &v3);
+    }
+    if t0 + lane < params.seq {
+        let oi = o_at(b, t, h);
+        row_scale(&acc, 1.0 / l);
+        for (var i = 0u; i < cpu_d4; i++) {
+            o[oi + i] = acc[i];
+        }
+        lse[row] = m + log(l);
+    }
+}
+
+// Backward, dk and dv: lane l of workgroup (x, b·Hkv + g) is key row s = 8x + l, with k, v and the
+// gradients in registers, over the query heads of group g and queries t ≥ s walked from T - 1 down.
+// Grid: (ceil(T / LANES), B·Hkv). (delta comes from attention.wgsl's attention_backward_delta.)
+@compute @workgroup_size(LANES)
+fn attention_cpu_backward_key_value(@builtin(workgroup_id) group: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {
+    let s0 = group.x * LANES;
+    let b = group.y / params.kv_heads;
+    let g = group.y % params.kv_heads;
+    let s = min(s0 + lane, params.seq - 1u);
+    let ki = k_at(b, s, g);
+    let vi = v_at(b, s, g);
+    var k = own_qkv(ki);
+    var v = own_qkv(vi);
+    var dk: Row;
+    var dv: Row;
+    let group_size = params.heads / params.kv_heads;
+    for (var r = 0u; r < group_size; r++) {
+        let h = g * group_size + r;
+        // Four queries per step (t - 1 down to t - 4); those below s0 reread query s0. Queries below a
+        // lane's own key get weight 0.
+        for (var t = params.seq; t > s0; t -= min(4u, t - s0)) {
+            let above = vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(t - s0);
+            let rows = select(vec4<u32>(s0), vec4<u32>(t - 1u) - vec4<u32>(0u, 1u, 2u, 3u), above);
+            let valid = above & (rows >= vec4<u32>(s));
+            var q0 = shared_qkv(q_at(b, rows.x, h), lane);
+            var q1 = shared_qkv(q_at(b, rows.y, h), lane);
+            var q2 = shared_qkv(q_at(b, rows.z, h), lane);
+            var q3 = shared_qkv(q_at(b, rows.w, h), lane);
+            var o0 = shared_d_o(o_at(b, rows.x, h), lane);
+            var o1 = shared_d_o(o_at(b, rows.y, h), lane);
+            var o2 = shared_d_o(o_at(b, rows.z, h), lane);
+            var o3 = shared_d_o(o_at(b, rows.w, h), lane);
+            let score = vec4<f32>(row_dot(&k, &q0), row_dot(&k, &q1), row_dot(&k, &q2), row_dot(&k, &q3));
+            let da = vec4<f32>(row_dot(&v, &o0), row_dot(&v, &o1), row_dot(&v, &o2), row_dot(&v, &o3));
+            let ri = vec4<u32>(row_at(b, h, rows.x), row_at(b, h, rows.y), row_at(b, h, rows.z), row_at(b, h, rows.w));
+            let lse4 = vec4<f32>(lse[ri.x], lse[ri.y], lse[ri.z], lse[ri.w]);
+            let delta4 = vec4<f32>(delta[ri.x], delta[ri.y], delta[ri.z], delta[ri.w]);
+            let p = select(vec4<f32>(0.0), exp(score * params.scale - lse4), valid);
+            let a = vec4<f32>(dropped(p.x, ri.x, s), dropped(p.y, ri.y, s), dropped(p.z, ri.z, s), dropped(p.w, ri.w, s));
+            let ds = a * da - p * delta4;
+            row_add4(&dk, ds, &q0, &q1, &q2, &q3);
+            row_add4(&dv, a, &o0, &o1, &o2, &o3);
+        }
+    }
+    if s0 + lane < params.seq {
+        store_dqkv(ki, &dk, params.scale);
+        store_dqkv(vi, &dv, 1.0);
+    }
+}
+
+// Backward, dq: lane l of workgroup (x, b·H + h) is query row t = 8x + l, over keys 0..t. Grid as the
+// forward.
+@compute @workgroup_size(LANES)
+fn attention_cpu_backward_query(@builtin(workgroup_id) group: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {
+    let t0 = group.x * LANES;
+    let b = group.y / params.heads;
+    let h = group.y % params.heads;
+    let g = kv_head(h);
+    let t = min(t0 + lane, params.seq - 1u);
+    let last = min(t0 + LANES, params.seq) - 1u;
+    let qi = q_at(b, t, h);
+    var q = own_qkv(qi);
+    var d_out = own_d_o(o_at(b, t, h));
+    var dq: Row;
+    let row = row_at(b, h, t);
+    let lse_t = lse[row];
+    let delta_t = delta[row];
+    for (var s = 0u; s <= last; s += 4u) {
+        let keys = min(vec4<u32>(s) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(last));
+        let valid = vec4<u32>(s) + vec4<u32>(0u, 1u, 2u, 3u) <= vec4<u32>(t);
+        // v first, so that only four shared rows are live at a time.
+        var v0 = shared_qkv(v_at(b, keys.x, g), lane);
+        var v1 = shared_qkv(v_at(b, keys.y, g), lane);
+        var v2 = shared_qkv(v_at(b, keys.z, g), lane);
+        var v3 = shared_qkv(v_at(b, keys.w, g), lane);
+        let da = vec4<f32>(row_dot(&d_out, &v0), row_dot(&d_out, &v1), row_dot(&d_out, &v2), row_dot(&d_out, &v3));
+        var k0 = shared_qkv(k_at(b, keys.x, g), lane);
+        var k1 = shared_qkv(k_at(b, keys.y, g), lane);
+        var k2 = shared_qkv(k_at(b, keys.z, g), lane);
+        var k3 = shared_qkv(k_at(b, keys.w, g), lane);
+        let score = vec4<f32>(row_dot(&q, &k0), row_dot(&q, &k1), row_dot(&q, &k2), row_dot(&q, &k3));
+        let p = select(vec4<f32>(0.0), exp(score * params.scale - lse_t), valid);
+        let a = vec4<f32>(dropped(p.x, row, s), dropped(p.y, row, s + 1u), dropped(p.z, row, s + 2u), dropped(p.w, row, s + 3u));
+        row_add4(&dq, a * da - p * delta_t, &k0, &k1, &k2, &k3);
+    }
+    if t0 + lane < params.seq {
+        store_dqkv(qi, &dq, params.scale);
+    }
+}
