@@ -196,7 +196,7 @@ impl Plan {
                 None => totals.push((d.label.clone(), time, 1)),
             }
         }
-        totals.sort_by(|a, b| b.1.cmp(&a.1));
+        totals.sort_by_key(|b| std::cmp::Reverse(b.1));
         Ok(totals)
     }
 
