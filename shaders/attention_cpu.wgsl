@@ -11,7 +11,9 @@
 // loaded by one lane and handed to the others by subgroupBroadcast: LANES times fewer loads. This needs
 // subgroups of at least LANES invocations, so that a workgroup is one subgroup.
 //
-// Four rows of the other axis per step, as in attention.wgsl. llvmpipe stops an invocation silently after
+// Four rows of the other axis per step, as in attention.wgsl. The forward gives each lane two query rows,
+// so that each shared row serves both (a second row did not measurably help dq, whose registers are
+// fuller). llvmpipe stops an invocation silently after
 // 65535 loop iterations in all; the launcher refuses shapes that could reach that even if no D loop were
 // unrolled (src/kernels/attention.rs, `Variant::fits`).
 
@@ -97,58 +99,87 @@ fn row_add4(acc: ptr<function, Row>, w: vec4<f32>, r0: ptr<function, Row>, r1: p
     }
 }
 
-// Forward: lane l of workgroup (x, b·H + h) is query row t = 8x + l, with o and l in registers; online
-// softmax over keys 0..t. Grid: (ceil(T / LANES), B·H).
+// One query row's online-softmax state in the forward.
+struct Softmax {
+    row: u32,
+    t: u32,
+    // A finite start, so the first rescale is exp(-huge) = 0 rather than exp(-inf + inf) = NaN.
+    m: f32,
+    l: f32,
+}
+
+// Adds keys s..s+3 (rows k, values v) to query row q's softmax state and output accumulator. Keys past t
+// get score -3e38, weight 0.
+fn forward_step(q: ptr<function, Row>, acc: ptr<function, Row>, st: ptr<function, Softmax>, s: u32, k0: ptr<function, Row>, k1: ptr<function, Row>, k2: ptr<function, Row>, k3: ptr<function, Row>, v0: ptr<function, Row>, v1: ptr<function, Row>, v2: ptr<function, Row>, v3: ptr<function, Row>) {
+    let valid = vec4<u32>(s) + vec4<u32>(0u, 1u, 2u, 3u) <= vec4<u32>((*st).t);
+    let raw = vec4<f32>(row_dot(q, k0), row_dot(q, k1), row_dot(q, k2), row_dot(q, k3));
+    let score = select(vec4<f32>(-3.0e38), raw * params.scale, valid);
+    let top = max(max(score.x, score.y), max(score.z, score.w));
+    // Rescale only when the running max moves (rare after the first keys).
+    if top > (*st).m {
+        let c = exp((*st).m - top);
+        (*st).l *= c;
+        row_scale(acc, c);
+        (*st).m = top;
+    }
+    let e = exp(score - (*st).m);
+    (*st).l += e.x + e.y + e.z + e.w;
+    let row = (*st).row;
+    let a = vec4<f32>(dropped(e.x, row, s), dropped(e.y, row, s + 1u), dropped(e.z, row, s + 2u), dropped(e.w, row, s + 3u));
+    row_add4(acc, a, v0, v1, v2, v3);
+}
+
+// Writes o and lse of a finished query row, unless it is past T.
+fn forward_store(b: u32, h: u32, acc: ptr<function, Row>, st: Softmax, real: bool) {
+    if real {
+        let oi = o_at(b, st.t, h);
+        row_scale(acc, 1.0 / st.l);
+        for (var i = 0u; i < cpu_d4; i++) {
+            o[oi + i] = (*acc)[i];
+        }
+        lse[st.row] = st.m + log(st.l);
+    }
+}
+
+// Forward: lane l of workgroup (x, b·H + h) holds query rows t0 + l and t0 + 8 + l (t0 = 16x), with o and
+// the softmax state in registers, and walks keys 0..t: each shared key row serves two query rows. Keys up
+// to t0 + 7 go to both rows, the next eight to the second only.
+// Grid: (ceil(T / (2·LANES)), B·H).
 @compute @workgroup_size(LANES)
 fn attention_cpu_forward(@builtin(workgroup_id) group: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {
-    let t0 = group.x * LANES;
+    let t0 = group.x * 2u * LANES;
     let b = group.y / params.heads;
     let h = group.y % params.heads;
     let g = kv_head(h);
-    // Lanes past T compute row T - 1 and store nothing: every lane must take part in the broadcasts.
-    let t = min(t0 + lane, params.seq - 1u);
-    let last = min(t0 + LANES, params.seq) - 1u;
-    var q = own_qkv(q_at(b, t, h));
-    var acc: Row;
-    let row = row_at(b, h, t);
-    // A finite start, so the first rescale is exp(-huge) = 0 rather than exp(-inf + inf) = NaN.
-    var m = -3.0e38;
-    var l = 0.0;
-    // Keys past `last` (the last step's tail) reread key `last`; keys past t get score -3e38, weight 0.
-    for (var s = 0u; s <= last; s += 4u) {
-        let keys = min(vec4<u32>(s) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(last));
+    // Rows past T compute row T - 1 and store nothing: every lane must take part in the broadcasts.
+    let ta = min(t0 + lane, params.seq - 1u);
+    let tb = min(t0 + LANES + lane, params.seq - 1u);
+    var qa = own_qkv(q_at(b, ta, h));
+    var qb = own_qkv(q_at(b, tb, h));
+    var acc_a: Row;
+    var acc_b: Row;
+    var st_a = Softmax(row_at(b, h, ta), ta, -3.0e38, 0.0);
+    var st_b = Softmax(row_at(b, h, tb), tb, -3.0e38, 0.0);
+    let last_a = min(t0 + LANES, params.seq) - 1u;
+    let last_b = min(t0 + 2u * LANES, params.seq) - 1u;
+    // Keys past the block's last reread the last (their score is masked).
+    for (var s = 0u; s <= last_b; s += 4u) {
+        let keys = min(vec4<u32>(s) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(last_b));
         var k0 = shared_qkv(k_at(b, keys.x, g), lane);
         var k1 = shared_qkv(k_at(b, keys.y, g), lane);
         var k2 = shared_qkv(k_at(b, keys.z, g), lane);
         var k3 = shared_qkv(k_at(b, keys.w, g), lane);
-        let valid = vec4<u32>(s) + vec4<u32>(0u, 1u, 2u, 3u) <= vec4<u32>(t);
-        let raw = vec4<f32>(row_dot(&q, &k0), row_dot(&q, &k1), row_dot(&q, &k2), row_dot(&q, &k3));
-        let score = select(vec4<f32>(-3.0e38), raw * params.scale, valid);
-        let top = max(max(score.x, score.y), max(score.z, score.w));
-        // Rescale only when the running max moves (rare after the first keys).
-        if top > m {
-            let c = exp(m - top);
-            l *= c;
-            row_scale(&acc, c);
-            m = top;
-        }
-        let e = exp(score - m);
-        l += e.x + e.y + e.z + e.w;
-        let a = vec4<f32>(dropped(e.x, row, s), dropped(e.y, row, s + 1u), dropped(e.z, row, s + 2u), dropped(e.w, row, s + 3u));
         var v0 = shared_qkv(v_at(b, keys.x, g), lane);
         var v1 = shared_qkv(v_at(b, keys.y, g), lane);
         var v2 = shared_qkv(v_at(b, keys.z, g), lane);
         var v3 = shared_qkv(v_at(b, keys.w, g), lane);
-        row_add4(&acc, a, &v0, &v1, &v2, &v3);
-    }
-    if t0 + lane < params.seq {
-        let oi = o_at(b, t, h);
-        row_scale(&acc, 1.0 / l);
-        for (var i = 0u; i < cpu_d4; i++) {
-            o[oi + i] = acc[i];
+        if s <= last_a {
+            forward_step(&qa, &acc_a, &st_a, s, &k0, &k1, &k2, &k3, &v0, &v1, &v2, &v3);
         }
-        lse[row] = m + log(l);
+        forward_step(&qb, &acc_b, &st_b, s, &k0, &k1, &k2, &k3, &v0, &v1, &v2, &v3);
     }
+    forward_store(b, h, &acc_a, st_a, t0 + lane < params.seq);
+    forward_store(b, h, &acc_b, st_b, t0 + LANES + lane < params.seq);
 }
 
 // Backward, dk and dv: lane l of workgroup (x, b·Hkv + g) is key row s = 8x + l, with k, v and the

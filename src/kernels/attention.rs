@@ -39,7 +39,8 @@ pub const MAX_HEAD_DIM: usize = 128;
 const ROWS: usize = 32;
 const KEYS: usize = 16;
 const BLOCK: usize = 64;
-/// Invocations per workgroup of the cpu variant (`LANES` in attention_cpu.wgsl): one subgroup.
+/// Invocations per workgroup of the cpu variant (`LANES` in attention_cpu.wgsl): one subgroup, of one row
+/// each, two in the forward.
 const CPU_LANES: usize = 8;
 
 /// How the fused kernels run.
@@ -93,13 +94,14 @@ impl Variant {
 /// llvmpipe's cap on loop iterations per invocation, less a margin.
 const CPU_LOOP_LIMIT: usize = 65535 - 512;
 
-/// Loop iterations of the longest cpu-variant invocation (dk/dv) were none of its D loops unrolled
-/// (Mesa unrolls them at small D only): (H/Hkv)·(T/4 + 1) steps, each with 8 shared-row loops of
-/// ceil(D/32) iterations and 10 loops over D/4 vec4s, plus the rows' loads and stores.
+/// Loop iterations of the longest cpu-variant invocation were none of its D loops unrolled (Mesa unrolls
+/// them at small D only): up to (H/Hkv)·(T/4 + 1) steps (dk/dv; T/4 + 1 in the others), each with 8
+/// shared-row loops of ceil(D/32) iterations and at most 12 loops over D/4 vec4s (the forward's two
+/// rows), plus the rows' loads and stores.
 fn cpu_loop_iterations(shape: Shape) -> usize {
     let d4 = shape.head_dim / 4;
     let steps = (shape.heads / shape.kv_heads.max(1)) * (shape.seq / 4 + 1);
-    steps * (8 * d4.div_ceil(8) + 10 * d4 + 1) + 4 * d4
+    steps * (8 * d4.div_ceil(8) + 12 * d4 + 1) + 6 * d4
 }
 
 /// The fused kernels that come in both variants.
@@ -122,10 +124,11 @@ impl Fused {
         }
     }
 
-    fn grid(self) -> Grid {
-        match self {
-            Fused::KeyValue => Grid::KeyRows,
-            Fused::Forward | Fused::Query => Grid::QueryRows,
+    fn grid(self, variant: Variant) -> Grid {
+        match (variant, self) {
+            (_, Fused::KeyValue) => Grid::KeyRows,
+            (Variant::Cpu, Fused::Forward) => Grid::QueryRowPairs,
+            (_, Fused::Forward | Fused::Query) => Grid::QueryRows,
         }
     }
 }
@@ -254,6 +257,8 @@ impl Tensors<'_> {
 enum Grid {
     /// One invocation per query row: `(ceil(T / ROWS), B·H)`.
     QueryRows,
+    /// One invocation per two query rows (the cpu forward): `(ceil(T / (2·lanes)), B·H)`.
+    QueryRowPairs,
     /// One invocation per key row: `(ceil(T / KEYS), B·Hkv)`.
     KeyRows,
     /// One invocation per vec4 of a query row: `(ceil(T·D/4 / BLOCK), B·H)`.
@@ -303,6 +308,7 @@ fn dispatch(
     };
     let (items, lanes, groups) = match grid {
         Grid::QueryRows => (t, rows, shape.batch * shape.heads),
+        Grid::QueryRowPairs => (t, 2 * rows, shape.batch * shape.heads),
         Grid::KeyRows => (t, keys, shape.batch * shape.kv_heads),
         Grid::QueryColumns => (t * d4, BLOCK, shape.batch * shape.heads),
         Grid::KeyColumns => (t * d4, BLOCK, shape.batch * shape.kv_heads),
@@ -376,7 +382,8 @@ fn fused(
     tensors: &Tensors,
 ) -> Result<Dispatch> {
     let entry = kernel.entry(variant);
-    dispatch(gpu, variant, entry, kernel.grid(), shape, dropout, tensors)
+    let grid = kernel.grid(variant);
+    dispatch(gpu, variant, entry, grid, shape, dropout, tensors)
 }
 
 /// The backward's operands: the forward's inputs and saved outputs, the output gradient, and the
