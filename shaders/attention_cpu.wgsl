@@ -4,18 +4,18 @@
 //
 // On a CPU an invocation is a SIMD lane: registers and vec4 loads are cheap, workgroup memory and barriers
 // are not, and every load of a storage buffer costs a loop over the lanes. So an invocation keeps its own
-// row (a query, or a key and value) and its accumulators in registers: `Row` arrays indexed only in loops
+// rows (queries, or keys and values) and its accumulators in registers: `Row` arrays indexed only in loops
 // bounded by the override `cpu_d4`, a constant by compile time, so compilers can unroll them and keep the
-// arrays in registers (Mesa does at small D; at D = 128 it keeps some of these loops). A workgroup is one subgroup of LANES invocations, all walking
-// the other axis in step; each vec4 of the rows they all need (k and v for queries, q and dO for keys) is
-// loaded by one lane and handed to the others by subgroupBroadcast: LANES times fewer loads. This needs
-// subgroups of at least LANES invocations, so that a workgroup is one subgroup.
+// arrays in registers (Mesa does at small D; at D = 128 it keeps some of these loops). A workgroup is one
+// subgroup of LANES invocations, all walking the other axis in step; each vec4 of the rows they all need
+// (k and v for queries, q and dO for keys) is loaded by one lane and handed to the others by
+// subgroupBroadcast: LANES times fewer loads. This needs subgroups of at least LANES invocations, so that
+// a workgroup is one subgroup.
 //
-// Four rows of the other axis per step, as in attention.wgsl. The forward gives each lane two query rows,
-// so that each shared row serves both (a second row did not measurably help dq, whose registers are
-// fuller). llvmpipe stops an invocation silently after
-// 65535 loop iterations in all; the launcher refuses shapes that could reach that even if no D loop were
-// unrolled (src/kernels/attention.rs, `Variant::fits`).
+// Four rows of the other axis per step, as in attention.wgsl. The forward and dk/dv give each lane two
+// rows (queries, keys), so that each shared row serves both (a second row did not measurably help dq).
+// llvmpipe stops an invocation silently after 65535 loop iterations in all; the launcher refuses shapes
+// that could reach that even if no D loop were unrolled (`Variant::fits` in src/kernels/attention.rs).
 
 // D / 4, at most MAX_D4.
 override cpu_d4: u32 = 8u;
@@ -78,12 +78,22 @@ fn store_dqkv(at: u32, row: ptr<function, Row>, k: f32) {
     }
 }
 
-fn row_dot(a: ptr<function, Row>, b: ptr<function, Row>) -> f32 {
-    var sum = vec4<f32>(0.0);
+// (a·r0, a·r1, a·r2, a·r3), in one loop.
+fn row_dots(a: ptr<function, Row>, r0: ptr<function, Row>, r1: ptr<function, Row>, r2: ptr<function, Row>, r3: ptr<function, Row>) -> vec4<f32> {
+    var s0 = vec4<f32>(0.0);
+    var s1 = vec4<f32>(0.0);
+    var s2 = vec4<f32>(0.0);
+    var s3 = vec4<f32>(0.0);
     for (var i = 0u; i < cpu_d4; i++) {
-        sum = fma((*a)[i], (*b)[i], sum);
+        let x = (*a)[i];
+        s0 = fma(x, (*r0)[i], s0);
+        s1 = fma(x, (*r1)[i], s1);
+        s2 = fma(x, (*r2)[i], s2);
+        s3 = fma(x, (*r3)[i], s3);
     }
-    return sum.x + sum.y + sum.z + sum.w;
+    // Row j of the transpose holds component j of every sum.
+    let m = transpose(mat4x4<f32>(s0, s1, s2, s3));
+    return m[0] + m[1] + m[2] + m[3];
 }
 
 fn row_scale(acc: ptr<function, Row>, k: f32) {
@@ -112,7 +122,7 @@ struct Softmax {
 // get score -3e38, weight 0.
 fn forward_step(q: ptr<function, Row>, acc: ptr<function, Row>, st: ptr<function, Softmax>, s: u32, k0: ptr<function, Row>, k1: ptr<function, Row>, k2: ptr<function, Row>, k3: ptr<function, Row>, v0: ptr<function, Row>, v1: ptr<function, Row>, v2: ptr<function, Row>, v3: ptr<function, Row>) {
     let valid = vec4<u32>(s) + vec4<u32>(0u, 1u, 2u, 3u) <= vec4<u32>((*st).t);
-    let raw = vec4<f32>(row_dot(q, k0), row_dot(q, k1), row_dot(q, k2), row_dot(q, k3));
+    let raw = row_dots(q, k0, k1, k2, k3);
     let score = select(vec4<f32>(-3.0e38), raw * params.scale, valid);
     let top = max(max(score.x, score.y), max(score.z, score.w));
     // Rescale only when the running max moves (rare after the first keys).
@@ -182,30 +192,60 @@ fn attention_cpu_forward(@builtin(workgroup_id) group: vec3<u32>, @builtin(subgr
     forward_store(b, h, &acc_b, st_b, t0 + LANES + lane < params.seq);
 }
 
-// Backward, dk and dv: lane l of workgroup (x, b·Hkv + g) is key row s = 8x + l, with k, v and the
-// gradients in registers, over the query heads of group g and queries t ≥ s walked from T - 1 down.
-// Grid: (ceil(T / LANES), B·Hkv). (delta comes from attention.wgsl's attention_backward_delta.)
+// Four query rows of one dk/dv step, with what they contribute to every key.
+struct Queries {
+    rows: vec4<u32>,
+    // Whether each is a real query of this step (the step's tail rereads the first row of the block).
+    real: vec4<bool>,
+    // Their indices in lse and delta, and those values.
+    index: vec4<u32>,
+    lse: vec4<f32>,
+    delta: vec4<f32>,
+}
+
+// Adds the step's queries (rows q, dO rows d_out) to key row s's dk and dv; queries before s get weight 0.
+fn key_value_step(k: ptr<function, Row>, v: ptr<function, Row>, dk: ptr<function, Row>, dv: ptr<function, Row>, s: u32, qs: Queries, q0: ptr<function, Row>, q1: ptr<function, Row>, q2: ptr<function, Row>, q3: ptr<function, Row>, o0: ptr<function, Row>, o1: ptr<function, Row>, o2: ptr<function, Row>, o3: ptr<function, Row>) {
+    let valid = qs.real & (qs.rows >= vec4<u32>(s));
+    let score = row_dots(k, q0, q1, q2, q3);
+    let da = row_dots(v, o0, o1, o2, o3);
+    let p = select(vec4<f32>(0.0), exp(score * params.scale - qs.lse), valid);
+    let i = qs.index;
+    let a = vec4<f32>(dropped(p.x, i.x, s), dropped(p.y, i.y, s), dropped(p.z, i.z, s), dropped(p.w, i.w, s));
+    row_add4(dk, a * da - p * qs.delta, q0, q1, q2, q3);
+    row_add4(dv, a, o0, o1, o2, o3);
+}
+
+// Backward, dk and dv: lane l of workgroup (x, b·Hkv + g) holds key rows s0 + l and s0 + 8 + l (s0 = 16x),
+// with k, v and the gradients in registers, and walks the query heads of group g and queries t ≥ s0 from
+// T - 1 down: each shared query row serves both keys. Queries below s0 + 8 go to the first key only.
+// Grid: (ceil(T / (2·LANES)), B·Hkv). (delta comes from attention.wgsl's attention_backward_delta.)
 @compute @workgroup_size(LANES)
 fn attention_cpu_backward_key_value(@builtin(workgroup_id) group: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {
-    let s0 = group.x * LANES;
+    let s0 = group.x * 2u * LANES;
     let b = group.y / params.kv_heads;
     let g = group.y % params.kv_heads;
-    let s = min(s0 + lane, params.seq - 1u);
-    let ki = k_at(b, s, g);
-    let vi = v_at(b, s, g);
-    var k = own_qkv(ki);
-    var v = own_qkv(vi);
-    var dk: Row;
-    var dv: Row;
+    // Keys past T compute key T - 1 and store nothing: every lane must take part in the broadcasts.
+    let sa = min(s0 + lane, params.seq - 1u);
+    let sb = min(s0 + LANES + lane, params.seq - 1u);
+    var ka = own_qkv(k_at(b, sa, g));
+    var va = own_qkv(v_at(b, sa, g));
+    var kb = own_qkv(k_at(b, sb, g));
+    var vb = own_qkv(v_at(b, sb, g));
+    var dka: Row;
+    var dva: Row;
+    var dkb: Row;
+    var dvb: Row;
     let group_size = params.heads / params.kv_heads;
     for (var r = 0u; r < group_size; r++) {
         let h = g * group_size + r;
-        // Four queries per step (t - 1 down to t - 4); those below s0 reread query s0. Queries below a
-        // lane's own key get weight 0.
+        // Four queries per step (t - 1 down to t - 4); those below s0 reread query s0.
         for (var t = params.seq; t > s0; t -= min(4u, t - s0)) {
-            let above = vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(t - s0);
-            let rows = select(vec4<u32>(s0), vec4<u32>(t - 1u) - vec4<u32>(0u, 1u, 2u, 3u), above);
-            let valid = above & (rows >= vec4<u32>(s));
+            let real = vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(t - s0);
+            let rows = select(vec4<u32>(s0), vec4<u32>(t - 1u) - vec4<u32>(0u, 1u, 2u, 3u), real);
+            let index = vec4<u32>(row_at(b, h, rows.x), row_at(b, h, rows.y), row_at(b, h, rows.z), row_at(b, h, rows.w));
+            let lse4 = vec4<f32>(lse[index.x], lse[index.y], lse[index.z], lse[index.w]);
+            let delta4 = vec4<f32>(delta[index.x], delta[index.y], delta[index.z], delta[index.w]);
+            let qs = Queries(rows, real, index, lse4, delta4);
             var q0 = shared_qkv(q_at(b, rows.x, h), lane);
             var q1 = shared_qkv(q_at(b, rows.y, h), lane);
             var q2 = shared_qkv(q_at(b, rows.z, h), lane);
@@ -214,21 +254,19 @@ fn attention_cpu_backward_key_value(@builtin(workgroup_id) group: vec3<u32>, @bu
             var o1 = shared_d_o(o_at(b, rows.y, h), lane);
             var o2 = shared_d_o(o_at(b, rows.z, h), lane);
             var o3 = shared_d_o(o_at(b, rows.w, h), lane);
-            let score = vec4<f32>(row_dot(&k, &q0), row_dot(&k, &q1), row_dot(&k, &q2), row_dot(&k, &q3));
-            let da = vec4<f32>(row_dot(&v, &o0), row_dot(&v, &o1), row_dot(&v, &o2), row_dot(&v, &o3));
-            let ri = vec4<u32>(row_at(b, h, rows.x), row_at(b, h, rows.y), row_at(b, h, rows.z), row_at(b, h, rows.w));
-            let lse4 = vec4<f32>(lse[ri.x], lse[ri.y], lse[ri.z], lse[ri.w]);
-            let delta4 = vec4<f32>(delta[ri.x], delta[ri.y], delta[ri.z], delta[ri.w]);
-            let p = select(vec4<f32>(0.0), exp(score * params.scale - lse4), valid);
-            let a = vec4<f32>(dropped(p.x, ri.x, s), dropped(p.y, ri.y, s), dropped(p.z, ri.z, s), dropped(p.w, ri.w, s));
-            let ds = a * da - p * delta4;
-            row_add4(&dk, ds, &q0, &q1, &q2, &q3);
-            row_add4(&dv, a, &o0, &o1, &o2, &o3);
+            key_value_step(&ka, &va, &dka, &dva, sa, qs, &q0, &q1, &q2, &q3, &o0, &o1, &o2, &o3);
+            if t > s0 + LANES {
+                key_value_step(&kb, &vb, &dkb, &dvb, sb, qs, &q0, &q1, &q2, &q3, &o0, &o1, &o2, &o3);
+            }
         }
     }
     if s0 + lane < params.seq {
-        store_dqkv(ki, &dk, params.scale);
-        store_dqkv(vi, &dv, 1.0);
+        store_dqkv(k_at(b, sa, g), &dka, params.scale);
+        store_dqkv(v_at(b, sa, g), &dva, 1.0);
+    }
+    if s0 + LANES + lane < params.seq {
+        store_dqkv(k_at(b, sb, g), &dkb, params.scale);
+        store_dqkv(v_at(b, sb, g), &dvb, 1.0);
     }
 }
 
@@ -257,12 +295,12 @@ fn attention_cpu_backward_query(@builtin(workgroup_id) group: vec3<u32>, @builti
         var v1 = shared_qkv(v_at(b, keys.y, g), lane);
         var v2 = shared_qkv(v_at(b, keys.z, g), lane);
         var v3 = shared_qkv(v_at(b, keys.w, g), lane);
-        let da = vec4<f32>(row_dot(&d_out, &v0), row_dot(&d_out, &v1), row_dot(&d_out, &v2), row_dot(&d_out, &v3));
+        let da = row_dots(&d_out, &v0, &v1, &v2, &v3);
         var k0 = shared_qkv(k_at(b, keys.x, g), lane);
         var k1 = shared_qkv(k_at(b, keys.y, g), lane);
         var k2 = shared_qkv(k_at(b, keys.z, g), lane);
         var k3 = shared_qkv(k_at(b, keys.w, g), lane);
-        let score = vec4<f32>(row_dot(&q, &k0), row_dot(&q, &k1), row_dot(&q, &k2), row_dot(&q, &k3));
+        let score = row_dots(&q, &k0, &k1, &k2, &k3);
         let p = select(vec4<f32>(0.0), exp(score * params.scale - lse_t), valid);
         let a = vec4<f32>(dropped(p.x, row, s), dropped(p.y, row, s + 1u), dropped(p.z, row, s + 2u), dropped(p.w, row, s + 3u));
         row_add4(&dq, a * da - p * delta_t, &k0, &k1, &k2, &k3);

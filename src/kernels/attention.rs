@@ -39,8 +39,8 @@ pub const MAX_HEAD_DIM: usize = 128;
 const ROWS: usize = 32;
 const KEYS: usize = 16;
 const BLOCK: usize = 64;
-/// Invocations per workgroup of the cpu variant (`LANES` in attention_cpu.wgsl): one subgroup, of one row
-/// each, two in the forward.
+/// Invocations per workgroup of the cpu variant (`LANES` in attention_cpu.wgsl): one subgroup, of one
+/// query row each in dq, two query rows in the forward and two key rows in dk/dv.
 const CPU_LANES: usize = 8;
 
 /// How the fused kernels run.
@@ -96,12 +96,12 @@ const CPU_LOOP_LIMIT: usize = 65535 - 512;
 
 /// Loop iterations of the longest cpu-variant invocation were none of its D loops unrolled (Mesa unrolls
 /// them at small D only): up to (H/Hkv)·(T/4 + 1) steps (dk/dv; T/4 + 1 in the others), each with 8
-/// shared-row loops of ceil(D/32) iterations and at most 12 loops over D/4 vec4s (the forward's two
-/// rows), plus the rows' loads and stores.
+/// shared-row loops of ceil(D/32) iterations and at most 8 loops over D/4 vec4s (dk/dv's two keys),
+/// plus the rows' loads and stores.
 fn cpu_loop_iterations(shape: Shape) -> usize {
     let d4 = shape.head_dim / 4;
     let steps = (shape.heads / shape.kv_heads.max(1)) * (shape.seq / 4 + 1);
-    steps * (8 * d4.div_ceil(8) + 12 * d4 + 1) + 6 * d4
+    steps * (8 * d4.div_ceil(8) + 8 * d4 + 1) + 8 * d4
 }
 
 /// The fused kernels that come in both variants.
@@ -126,7 +126,8 @@ impl Fused {
 
     fn grid(self, variant: Variant) -> Grid {
         match (variant, self) {
-            (_, Fused::KeyValue) => Grid::KeyRows,
+            (Variant::Portable, Fused::KeyValue) => Grid::KeyRows,
+            (Variant::Cpu, Fused::KeyValue) => Grid::KeyRowPairs,
             (Variant::Cpu, Fused::Forward) => Grid::QueryRowPairs,
             (_, Fused::Forward | Fused::Query) => Grid::QueryRows,
         }
@@ -261,6 +262,8 @@ enum Grid {
     QueryRowPairs,
     /// One invocation per key row: `(ceil(T / KEYS), B·Hkv)`.
     KeyRows,
+    /// One invocation per two key rows (the cpu dk/dv): `(ceil(T / (2·lanes)), B·Hkv)`.
+    KeyRowPairs,
     /// One invocation per vec4 of a query row: `(ceil(T·D/4 / BLOCK), B·H)`.
     QueryColumns,
     /// One invocation per vec4 of a key row: `(ceil(T·D/4 / BLOCK), B·Hkv)`.
@@ -310,6 +313,7 @@ fn dispatch(
         Grid::QueryRows => (t, rows, shape.batch * shape.heads),
         Grid::QueryRowPairs => (t, 2 * rows, shape.batch * shape.heads),
         Grid::KeyRows => (t, keys, shape.batch * shape.kv_heads),
+        Grid::KeyRowPairs => (t, 2 * keys, shape.batch * shape.kv_heads),
         Grid::QueryColumns => (t * d4, BLOCK, shape.batch * shape.heads),
         Grid::KeyColumns => (t * d4, BLOCK, shape.batch * shape.kv_heads),
         Grid::Scores => (t * t, BLOCK, shape.batch * shape.heads),
