@@ -1,8 +1,8 @@
-//! attention: the fused and unfused kernels against `reference::attention` (forward o and lse, backward
+//! attention: the fused kernels (every variant the adapter supports) and the unfused ones against `reference::attention` (forward o and lse, backward
 //! dqkv) over batch, sequence, head-dimension, grouping and dropout cases, the step buffer, and the
 //! reference's backward against finite differences.
 
-use wgpt::kernels::attention::{self, Backward, Dropout, Shape};
+use wgpt::kernels::attention::{self, Backward, Dropout, Shape, Variant};
 use wgpt::reference::attention as reference;
 use wgpt::{Gpu, Tensor};
 
@@ -213,24 +213,74 @@ fn check_cases(name: &str, cases: &[Case], run: impl Fn(&Gpu, &Shape, Dropout, &
     }
 }
 
+/// The variants this adapter supports.
+fn variants() -> Vec<Variant> {
+    let gpu = gpu();
+    Variant::ALL
+        .into_iter()
+        .filter(|v| v.supported(gpu))
+        .collect()
+}
+
+/// Checks every supported variant on the cases it fits (on CPU adapters the cpu variant refuses shapes
+/// past llvmpipe's loop cap), and that the variant the launchers pick is among them.
+fn check_variants(cases: &[Case]) {
+    let gpu = gpu();
+    for variant in variants() {
+        let fitting: Vec<Case> = cases
+            .iter()
+            .copied()
+            .filter(|&c| variant.fits(gpu, shape_of(c)))
+            .collect();
+        check_cases(
+            &format!("fused {}", variant.name()),
+            &fitting,
+            fused(variant),
+        );
+    }
+    for &case in cases {
+        let best = Variant::best(gpu, shape_of(case));
+        assert!(best.supported(gpu) && best.fits(gpu, shape_of(case)));
+    }
+}
+
 #[test]
-fn attention_fused_forward_and_backward_match_reference() {
-    check_cases("fused", &CASES, fused)
+fn attention_best_variant_is_cpu_on_cpu_adapters_with_subgroups_of_eight_up_to_head_dim_64() {
+    let gpu = gpu();
+    let cpu = gpu.is_cpu() && gpu.subgroup_sizes().is_some_and(|(min, _)| min >= 8);
+    let want = if cpu { Variant::Cpu } else { Variant::Portable };
+    // CASES[5] has D = 32, CASES[2] D = 128.
+    assert_eq!(
+        Variant::best(gpu, shape_of(CASES[5])),
+        want,
+        "{}",
+        gpu.summary()
+    );
+    assert_eq!(Variant::best(gpu, shape_of(CASES[2])), Variant::Portable);
+}
+
+#[test]
+fn attention_fused_forward_and_backward_match_reference_for_every_variant() {
+    check_variants(&CASES);
 }
 
 /// A context of 1024 with four query heads of 128 per kv head: the dk/dv kernel's longest loops (4096
-/// query rows per key), which must stay under llvmpipe's cap on loop iterations.
+/// query rows per key), which must stay under llvmpipe's cap on loop iterations; and two heads of 32 per kv
+/// head, which the cpu variant takes on CPU adapters (near its loop budget).
 #[test]
-fn attention_fused_handles_a_long_context_with_grouped_heads() {
-    check_cases("fused", &[(1, 1024, 4, 1, 128, 0.1)], fused);
+fn attention_fused_handles_a_long_context_with_grouped_heads_for_every_variant() {
+    check_variants(&[(1, 1024, 4, 1, 128, 0.1), (1, 1024, 2, 1, 32, 0.0)]);
 }
 
-/// Records the fused forward and backward of one case.
-fn fused(gpu: &Gpu, sh: &Shape, dropout: Dropout, s: &Setup) {
-    let mut dispatches =
-        vec![attention::forward(gpu, *sh, dropout, &s.qkv, &s.state, &s.o, &s.lse).unwrap()];
-    dispatches.extend(attention::backward(gpu, *sh, dropout, &s.backward()).unwrap());
-    gpu.run_dispatches(&dispatches).unwrap();
+/// Records the fused forward and backward of one case with `variant`.
+fn fused(variant: Variant) -> impl Fn(&Gpu, &Shape, Dropout, &Setup) {
+    move |gpu, sh, dropout, s| {
+        let (qkv, state, o, lse) = (&s.qkv, &s.state, &s.o, &s.lse);
+        let mut dispatches =
+            vec![attention::forward(gpu, variant, *sh, dropout, qkv, state, o, lse).unwrap()];
+        dispatches.extend(attention::backward(gpu, variant, *sh, dropout, &s.backward()).unwrap());
+        gpu.run_dispatches(&dispatches).unwrap();
+    }
 }
 
 #[test]
@@ -256,7 +306,9 @@ fn attention_dropout_mask_follows_the_step_buffer_without_rebuilding() {
     let qkv = random(700, sh.batch * sh.seq * sh.qkv_width());
     let d_o = random(701, sh.batch * sh.seq * sh.heads * sh.head_dim);
     let s = Setup::new(gpu, &sh, &qkv, &d_o);
-    let forward = attention::forward(gpu, sh, dropout, &s.qkv, &s.state, &s.o, &s.lse).unwrap();
+    let variant = Variant::best(gpu, sh);
+    let (t_qkv, state, o, lse) = (&s.qkv, &s.state, &s.o, &s.lse);
+    let forward = attention::forward(gpu, variant, sh, dropout, t_qkv, state, o, lse).unwrap();
     let bound = bounds(&qkv, &d_o, &sh, dropout.p);
     let mut previous = None;
     for step in [STEP, 8] {
@@ -289,8 +341,11 @@ fn attention_rejects_shapes_it_cannot_run() {
             .zeros("o", &[1, sh.seq, sh.heads * sh.head_dim])
             .unwrap();
         let lse = gpu.zeros("lse", &[1, sh.heads, sh.seq]).unwrap();
-        let result = attention::forward(gpu, sh, Dropout::NONE, &qkv, &state, &o, &lse);
-        assert!(result.is_err(), "{sh:?} was accepted");
+        for variant in variants() {
+            let result =
+                attention::forward(gpu, variant, sh, Dropout::NONE, &qkv, &state, &o, &lse);
+            assert!(result.is_err(), "{sh:?} was accepted by {}", variant.name());
+        }
     }
 }
 

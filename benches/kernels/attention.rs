@@ -1,6 +1,7 @@
 //! attention rows: fused and unfused forward and backward at B = 1, 6 heads of 64 (Hkv = H), no dropout,
-//! T = 64, 256, 1024, beside the CPU reference (`reference::attention`, f64, one thread) for the same
-//! work, timed only up to T = 256 (it takes seconds beyond).
+//! T = 64, 256, 1024, and at the `baby` model's B = 12, 4 heads of 32, T = 64, beside the CPU reference
+//! (`reference::attention`, f64, one thread) for the same work, timed only up to T = 256 (it takes seconds
+//! beyond). The fused rows use the variant the launchers pick for the adapter (`Variant::best`).
 //!
 //! FLOPs count the useful products over the causal half: the forward's two (`q·kᵀ`, `P·v`) are
 //! `4·B·H·T²·D/2`, the backward's four (`dO·vᵀ`, `dS·k`, `dSᵀ·q`, `Aᵀ·dO`) `8·B·H·T²·D/2`; the fused
@@ -8,13 +9,12 @@
 //! The unfused backward overwrites the stored probabilities with dS, so its repeated runs compute on
 //! stale values: the same work, values that do not matter.
 
-use wgpt::kernels::attention::{self, Backward, Dropout, Shape};
+use wgpt::kernels::attention::{self, Backward, Dropout, Shape, Variant};
 use wgpt::reference::attention as reference;
 use wgpt::{Dispatch, Tensor};
 
 use crate::harness::{Bench, Row};
 
-const SEQS: [usize; 3] = [64, 256, 1024];
 /// Longest sequence whose CPU reference is timed.
 const MAX_CPU_SEQ: usize = 256;
 
@@ -26,6 +26,24 @@ fn shape(seq: usize) -> Shape {
         kv_heads: 6,
         head_dim: 64,
     }
+}
+
+/// The shapes of the rows.
+fn shapes() -> [Shape; 4] {
+    let baby = Shape {
+        batch: 12,
+        seq: 64,
+        heads: 4,
+        kv_heads: 4,
+        head_dim: 32,
+    };
+    [shape(64), shape(256), shape(1024), baby]
+}
+
+/// Row id suffix: `b12h4d32t64`.
+fn name(sh: Shape) -> String {
+    let (b, h, d, t) = (sh.batch, sh.heads, sh.head_dim, sh.seq);
+    format!("b{b}h{h}d{d}t{t}")
 }
 
 struct Operands {
@@ -75,10 +93,11 @@ impl Operands {
 
     fn dispatches(&self, bench: &Bench, sh: Shape, fused: bool, forward: bool) -> Vec<Dispatch> {
         let (gpu, p) = (&bench.gpu, Dropout::NONE);
+        let v = Variant::best(gpu, sh);
         let (qkv, state, o, lse) = (&self.qkv, &self.state, &self.o, &self.lse);
         match (fused, forward) {
-            (true, true) => vec![attention::forward(gpu, sh, p, qkv, state, o, lse).unwrap()],
-            (true, false) => attention::backward(gpu, sh, p, &self.backward()).unwrap(),
+            (true, true) => vec![attention::forward(gpu, v, sh, p, qkv, state, o, lse).unwrap()],
+            (true, false) => attention::backward(gpu, v, sh, p, &self.backward()).unwrap(),
             (false, true) => {
                 attention::unfused_forward(gpu, sh, p, qkv, state, o, lse, &self.scores).unwrap()
             }
@@ -94,24 +113,19 @@ pub fn run(bench: &mut Bench) {
         let direction = if forward { "forward" } else { "backward" };
         for fused in [true, false] {
             let kind = if fused { "fused" } else { "unfused" };
-            let ids: Vec<String> = SEQS
-                .iter()
-                .map(|t| format!("attention/{kind}/{direction}/b1h6d64t{t}"))
-                .filter(|id| bench.wants(id))
+            let rows: Vec<(Shape, String)> = shapes()
+                .into_iter()
+                .map(|sh| (sh, format!("attention/{kind}/{direction}/{}", name(sh))))
+                .filter(|(_, id)| bench.wants(id))
                 .collect();
-            if ids.is_empty() {
+            if rows.is_empty() {
                 continue;
             }
             bench.compile(&format!("attention/{kind}/{direction}"), || {
                 Operands::new(bench, shape(1)).dispatches(bench, shape(1), fused, forward)
             });
-            for (t, id) in SEQS
-                .iter()
-                .map(|&t| (t, format!("attention/{kind}/{direction}/b1h6d64t{t}")))
-            {
-                if bench.wants(&id) {
-                    row(bench, id, shape(t), fused, forward);
-                }
+            for (sh, id) in rows {
+                row(bench, id, sh, fused, forward);
             }
         }
     }

@@ -467,6 +467,7 @@ impl Op {
                 lse,
             } => vec![attention::forward(
                 gpu,
+                attention::Variant::best(gpu, *shape),
                 *shape,
                 attention_dropout(*p, *site),
                 cx.t(*qkv),
@@ -501,6 +502,7 @@ impl Op {
                 dqkv,
             } => attention::backward(
                 gpu,
+                attention::Variant::best(gpu, *shape),
                 *shape,
                 attention_dropout(*p, *site),
                 &attention::Backward {

@@ -23,6 +23,7 @@ use crate::gpu::Shader;
 pub const SHADERS: &[Shader] = &[
     adamw::SHADER,
     attention::SHADER,
+    attention::CPU_SHADER,
     copy::SHADER,
     crossentropy::SHADER,
     dropout::SHADER,
