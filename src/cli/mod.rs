@@ -236,16 +236,7 @@ pub fn train(gpu: &Gpu, args: &TrainArgs, defaults: Settings, preset: &str) -> R
             "the data's vocabulary ({v}) is larger than the model's ({vocab})"
         )));
     }
-    if let Some((pos, id)) = corpus
-        .tokens
-        .iter()
-        .enumerate()
-        .find(|(_, &t)| t as usize >= vocab)
-    {
-        return Err(Error::Invalid(format!(
-            "token id {id} at position {pos} is out of range for the model's vocabulary of {vocab}"
-        )));
-    }
+    crate::kernels::crossentropy::check_token_ids("data", &corpus.tokens, vocab)?;
     let (train_ids, val_ids) = split_train_val(&corpus.tokens);
     let config = model.config.clone();
     let mut trainer = Trainer::new(gpu, model, settings, train_ids, val_ids, step)?;

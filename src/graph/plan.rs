@@ -205,7 +205,7 @@ impl Plan {
     /// plan, the embedding backward's token buckets.
     pub fn set_batch(&self, gpu: &Gpu, batch: &StepInputs) -> Result<()> {
         crossentropy::check_targets(batch.targets, self.vocab)?;
-        crossentropy::check_targets(batch.tokens, self.vocab)?;
+        crossentropy::check_token_ids("input", batch.tokens, self.vocab)?;
         gpu.write(self.input(TOKENS)?, batch.tokens)?;
         if let Some(targets) = self.inputs.get(TARGETS) {
             gpu.write(targets, batch.targets)?;

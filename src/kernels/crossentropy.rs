@@ -73,11 +73,17 @@ const MAX_GROUPS: usize = 65535;
 /// Returns an error naming the first target that is not a token id of a `vocab`-word vocabulary, with
 /// its position. Run it on every batch before upload: the shader indexes with targets unchecked.
 pub fn check_targets(targets: &[u32], vocab: usize) -> Result<()> {
-    match targets.iter().position(|&t| t as usize >= vocab) {
+    check_token_ids("target", targets, vocab)
+}
+
+/// Returns an error naming the first id of `ids` (`what`: "input", "target") outside a `vocab`-word
+/// vocabulary, with its position.
+pub fn check_token_ids(what: &str, ids: &[u32], vocab: usize) -> Result<()> {
+    match ids.iter().position(|&t| t as usize >= vocab) {
         None => Ok(()),
         Some(i) => Err(Error::Invalid(format!(
-            "target token id {} at position {i} is out of range for a vocabulary of {vocab}",
-            targets[i]
+            "{what} token id {} at position {i} is out of range for a vocabulary of {vocab}",
+            ids[i]
         ))),
     }
 }
