@@ -9,6 +9,9 @@
 // of at least cpu_lanes (4 or 8) lanes, whatever its size and however the workgroup is split.
 
 override cpu_lanes: u32 = 8u;
+// Rows of C per invocation: 32, or 64 for large products (more work per shared load of B, at the cost
+// of a longer compile), chosen by the launcher.
+override cpu_rows: u32 = 32u;
 
 // The block of 8 pieces from this subgroup's loads: with 8 lanes lane s loaded piece s (`lo`); with 4,
 // lane s loaded pieces s (`lo`) and 4 + s (`hi`).
@@ -43,23 +46,39 @@ fn matmul_cpu_subgroup(
     @builtin(local_invocation_index) index: u32,
     @builtin(subgroup_invocation_id) lane: u32,
 ) {
-    let row0 = group.x * 32u;
+    let row0 = group.x * cpu_rows;
     let col = (group.y * cpu_width + index) * 4u;
     var acc0: Block;
     var acc1: Block;
     var acc2: Block;
     var acc3: Block;
+    var acc4: Block;
+    var acc5: Block;
+    var acc6: Block;
+    var acc7: Block;
     for (var kk = 0u; kk < params.k; kk += 4u) {
         let bb = cpu_b(kk, col);
         cpu_apply(&acc0, cpu_shared_pieces(row0, kk, 0u, lane), bb);
         cpu_apply(&acc1, cpu_shared_pieces(row0, kk, 8u, lane), bb);
         cpu_apply(&acc2, cpu_shared_pieces(row0, kk, 16u, lane), bb);
         cpu_apply(&acc3, cpu_shared_pieces(row0, kk, 24u, lane), bb);
+        if cpu_rows == 64u {
+            cpu_apply(&acc4, cpu_shared_pieces(row0, kk, 32u, lane), bb);
+            cpu_apply(&acc5, cpu_shared_pieces(row0, kk, 40u, lane), bb);
+            cpu_apply(&acc6, cpu_shared_pieces(row0, kk, 48u, lane), bb);
+            cpu_apply(&acc7, cpu_shared_pieces(row0, kk, 56u, lane), bb);
+        }
     }
     cpu_store(acc0, row0, col);
     cpu_store(acc1, row0 + 8u, col);
     cpu_store(acc2, row0 + 16u, col);
     cpu_store(acc3, row0 + 24u, col);
+    if cpu_rows == 64u {
+        cpu_store(acc4, row0 + 32u, col);
+        cpu_store(acc5, row0 + 40u, col);
+        cpu_store(acc6, row0 + 48u, col);
+        cpu_store(acc7, row0 + 56u, col);
+    }
 }
 
 // matmul_cpu_subgroup through the vec4 views.
@@ -69,21 +88,37 @@ fn matmul_cpu_subgroup_vec4(
     @builtin(local_invocation_index) index: u32,
     @builtin(subgroup_invocation_id) lane: u32,
 ) {
-    let row0 = group.x * 32u;
+    let row0 = group.x * cpu_rows;
     let col = (group.y * cpu_width + index) * 4u;
     var acc0: Block;
     var acc1: Block;
     var acc2: Block;
     var acc3: Block;
+    var acc4: Block;
+    var acc5: Block;
+    var acc6: Block;
+    var acc7: Block;
     for (var kk = 0u; kk < params.k; kk += 4u) {
         let bb = cpu_b_vec4(kk, col);
         cpu_apply(&acc0, cpu_shared_pieces_vec4(row0, kk, 0u, lane), bb);
         cpu_apply(&acc1, cpu_shared_pieces_vec4(row0, kk, 8u, lane), bb);
         cpu_apply(&acc2, cpu_shared_pieces_vec4(row0, kk, 16u, lane), bb);
         cpu_apply(&acc3, cpu_shared_pieces_vec4(row0, kk, 24u, lane), bb);
+        if cpu_rows == 64u {
+            cpu_apply(&acc4, cpu_shared_pieces_vec4(row0, kk, 32u, lane), bb);
+            cpu_apply(&acc5, cpu_shared_pieces_vec4(row0, kk, 40u, lane), bb);
+            cpu_apply(&acc6, cpu_shared_pieces_vec4(row0, kk, 48u, lane), bb);
+            cpu_apply(&acc7, cpu_shared_pieces_vec4(row0, kk, 56u, lane), bb);
+        }
     }
     cpu_store_vec4(acc0, row0, col);
     cpu_store_vec4(acc1, row0 + 8u, col);
     cpu_store_vec4(acc2, row0 + 16u, col);
     cpu_store_vec4(acc3, row0 + 24u, col);
+    if cpu_rows == 64u {
+        cpu_store_vec4(acc4, row0 + 32u, col);
+        cpu_store_vec4(acc5, row0 + 40u, col);
+        cpu_store_vec4(acc6, row0 + 48u, col);
+        cpu_store_vec4(acc7, row0 + 56u, col);
+    }
 }
