@@ -2,6 +2,9 @@
 //! `matrixmultiply`'s multithreaded sgemm on the CPU for the same product.
 
 use wgpt::kernels::matmul::{self, Variant};
+use wgpt::reference::matmul as reference;
+
+use crate::copy::{fill, memory_row, ACTIVATIONS};
 
 use crate::harness::{Bench, Row};
 
@@ -62,6 +65,24 @@ pub fn run(bench: &mut Bench) {
                 }
             }
         }
+    }
+    bias_rows(bench);
+}
+
+/// `db += colsum(dy)` at the activation shapes, a memory-bound row beside the CPU reference.
+fn bias_rows(bench: &mut Bench) {
+    for (m, n) in ACTIVATIONS {
+        let id = format!("matmul/bias_backward/{m}x{n}");
+        if !bench.wants(&id) {
+            continue;
+        }
+        let (dy, dy_gpu) = fill(&bench.gpu, &[m, n]);
+        let (_, db) = fill(&bench.gpu, &[n]);
+        let dispatch = matmul::backward_bias(&bench.gpu, &dy_gpu, &db).unwrap();
+        let cpu = bench.time_cpu(|| {
+            std::hint::black_box(reference::backward_bias(&dy, m, n));
+        });
+        memory_row(bench, id, &[dispatch], 4 * (m * n + 2 * n), cpu);
     }
 }
 
