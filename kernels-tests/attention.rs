@@ -67,6 +67,8 @@ fn max_abs(x: &[f32]) -> f64 {
 ///   carries o's error); dq sums `dS·k` over s where `Σ P = 1`; dk and dv sum over the `rows` query
 ///   rows that see key s, where `Σ P` is the key's column sum.
 struct Bounds {
+    /// ε_S, a score's error.
+    score: f64,
     o: f64,
     lse_abs: f64,
     lse_rel: f64,
@@ -112,6 +114,7 @@ fn bounds(qkv: &[f32], d_o: &[f32], sh: &Shape, p: f32) -> Bounds {
         }
     }
     Bounds {
+        score: eps_s,
         o,
         lse_abs: eps_s + 8.0 * u,
         lse_rel: (2.0 * t + 24.0) * u,
@@ -280,6 +283,41 @@ fn fused(variant: Variant) -> impl Fn(&Gpu, &Shape, Dropout, &Setup) {
             vec![attention::forward(gpu, variant, *sh, dropout, qkv, state, o, lse).unwrap()];
         dispatches.extend(attention::backward(gpu, variant, *sh, dropout, &s.backward()).unwrap());
         gpu.run_dispatches(&dispatches).unwrap();
+    }
+}
+
+/// The probabilities recomputed from the fused forward's lse: each element errs by at most
+/// `P·(ε_S + Δlse) + 4u` (the score's error and lse's enter the exponent; exp adds 3 + 2|x| ulp, and
+/// `P·|x| ≤ 1/e`), with ε_S and the lse bound of [`bounds`]. Zero above the diagonal exactly.
+#[test]
+fn attention_probabilities_from_the_fused_forward_match_reference() {
+    let gpu = gpu();
+    for (i, &case) in CASES.iter().enumerate() {
+        let sh = shape_of(case);
+        let qkv = random(500 + i as u64, sh.batch * sh.seq * sh.qkv_width());
+        let s = Setup::new(gpu, &sh, &qkv, &vec![0.0; sh.batch * sh.seq * sh.heads * sh.head_dim]);
+        let (b, h, t) = (sh.batch, sh.heads, sh.seq);
+        let probs = gpu.zeros("probs", &[b, h, t, t]).unwrap();
+        let variant = Variant::best(gpu, sh);
+        let p = Dropout::NONE;
+        let dispatches = [
+            attention::forward(gpu, variant, sh, p, &s.qkv, &s.state, &s.o, &s.lse).unwrap(),
+            attention::probabilities(gpu, sh, &s.qkv, &s.state, &s.o, &s.lse, &probs).unwrap(),
+        ];
+        gpu.run_dispatches(&dispatches).unwrap();
+        let want = reference::probability_matrix(&qkv, &sh);
+        let (_, lse) = reference::forward(&qkv, &sh, p, STATE);
+        let bound = bounds(&qkv, &qkv, &sh, 0.0);
+        let lse_max = lse.iter().fold(0.0f64, |m, &l| m.max(l.abs() as f64));
+        let exponent = bound.score + bound.lse_abs + bound.lse_rel * (1.0 + lse_max);
+        let got: Vec<f32> = gpu.read(&probs).unwrap();
+        assert_within(&format!("probabilities {sh:?}"), &got, &want, |j| {
+            if (j / t) % t < j % t {
+                0.0
+            } else {
+                want[j] as f64 * exponent + 4.0 * F32_EPS
+            }
+        });
     }
 }
 

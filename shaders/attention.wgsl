@@ -357,6 +357,32 @@ fn attention_unfused_scores(@builtin(workgroup_id) group: vec3<u32>, @builtin(lo
     scores[row_at(b, h, t) * params.seq + s] = score * params.scale;
 }
 
+// Element (t, s) of head (b, h)'s attention probabilities, recomputed from the saved lse: exp(scale·q·k
+// - lse) for s ≤ t and 0 above the diagonal, before dropout. The fused forward never stores them; this
+// is what a caller who wants to look at them (wgpt inspect) dispatches. Grid as attention_unfused_scores.
+@compute @workgroup_size(block)
+fn attention_probabilities(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_id) local: vec3<u32>) {
+    let e = group.x * block + local.x;
+    let t = e / params.seq;
+    let s = e % params.seq;
+    let b = group.y / params.heads;
+    let h = group.y % params.heads;
+    if t >= params.seq {
+        return;
+    }
+    var p = 0.0;
+    if s <= t {
+        let qi = q_at(b, t, h);
+        let ki = k_at(b, s, kv_head(h));
+        var score = 0.0;
+        for (var i = 0u; i < d4(); i++) {
+            score += dot(qkv[qi + i], qkv[ki + i]);
+        }
+        p = exp(score * params.scale - lse[row_at(b, h, t)]);
+    }
+    scores[row_at(b, h, t) * params.seq + s] = p;
+}
+
 // Row t of head (b, h): scores → probabilities in place, and lse. Grid as the forward.
 @compute @workgroup_size(ROWS)
 fn attention_unfused_softmax(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_id) local: vec3<u32>) {

@@ -8,6 +8,7 @@ pub mod data;
 pub mod error;
 pub mod gpu;
 pub mod graph;
+pub mod inspect;
 pub mod kernels;
 pub mod model;
 pub mod reference;

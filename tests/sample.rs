@@ -69,7 +69,7 @@ fn full_forward(gpu: &Gpu, model: &Gpt, tokens: &[u32]) -> Vec<f32> {
     )
     .unwrap();
     plan.run(gpu, false).unwrap();
-    gpu.read(plan.tensor(graph.logits)).unwrap()
+    plan.read_kept(gpu, graph.logits).unwrap()
 }
 
 /// Every position from T = 1 to the context length: the decode step's logits equal the full forward's

@@ -144,7 +144,7 @@ impl Graph {
                     dwpe,
                 });
             }
-            // Backward, optimizer and decode ops have no backward.
+            // Backward, optimizer, decode and inspection ops have no backward.
             _ => {}
         }
     }

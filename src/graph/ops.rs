@@ -102,6 +102,15 @@ pub enum Op {
         v_cache: TensorId,
         out: TensorId,
     },
+    /// The probabilities of an [`Op::Attention`] (its `qkv`, `out` and `lse`), recomputed for looking
+    /// at: `probs: [B, H, T, T]`, 0 above the diagonal. Only inspection graphs have it.
+    AttentionProbabilities {
+        shape: attention::Shape,
+        qkv: TensorId,
+        out: TensorId,
+        lse: TensorId,
+        probs: TensorId,
+    },
     /// Writes `delta` (scratch) and all of `dqkv`.
     AttentionBackward {
         shape: attention::Shape,
@@ -243,6 +252,13 @@ impl Op {
                 dqkv,
                 ..
             } => (vec![*qkv, *out, *lse, *dout], vec![*delta, *dqkv]),
+            Op::AttentionProbabilities {
+                qkv,
+                out,
+                lse,
+                probs,
+                ..
+            } => (vec![*qkv, *out, *lse], vec![*probs]),
             Op::Gelu { x, out } => (vec![*x], vec![*out]),
             Op::GeluBackward { x, dy, dx } => (vec![*x, *dy], vec![*dx]),
             Op::Add { a, b, out } => (vec![*a, *b], vec![*out]),
@@ -490,6 +506,21 @@ impl Op {
                     kvcache::attention(gpu, *shape, qkv, position, k, v, cx.t(*out))?,
                 ]
             }
+            Op::AttentionProbabilities {
+                shape,
+                qkv,
+                out,
+                lse,
+                probs,
+            } => vec![attention::probabilities(
+                gpu,
+                *shape,
+                cx.t(*qkv),
+                cx.random_state,
+                cx.t(*out),
+                cx.t(*lse),
+                cx.t(*probs),
+            )?],
             Op::AttentionBackward {
                 shape,
                 p,

@@ -71,6 +71,8 @@ pub struct Plan {
     /// The first kept tensor (the loss, or a decode step's logits) and the buffer it is read back
     /// through.
     readback: Option<(Tensor, wgpu::Buffer)>,
+    /// The tensors kept (captured) for reading after a step; every other activation's buffer is reused.
+    kept: Vec<crate::graph::TensorId>,
     /// The gradient arena when this plan trains (cleared at the start of each step).
     grads: Option<Tensor>,
     vocab: usize,
@@ -79,7 +81,9 @@ pub struct Plan {
 
 impl Plan {
     /// Places the graph's tensors and builds every dispatch. `keep` are tensors read after a step, the
-    /// first of them the one a step may read back (the loss; a decode step's logits).
+    /// first of them the one a step may read back (the loss; a decode step's logits): the capture
+    /// option. A kept tensor lives to the end of the step instead of giving its buffer to a later one;
+    /// that is all it costs, so a plan captures only what it is asked to.
     pub fn compile(
         gpu: &Gpu,
         graph: &Graph,
@@ -161,6 +165,7 @@ impl Plan {
             readback,
             tensors,
             inputs,
+            kept: keep.to_vec(),
             grads: trains.then(|| shared.arenas.grads.clone()),
             vocab,
             memory,
@@ -196,9 +201,16 @@ impl Plan {
         Ok(totals)
     }
 
-    /// The placed tensor of graph tensor `id` (for reading activations back, outside the hot path).
-    pub fn tensor(&self, id: crate::graph::TensorId) -> &Tensor {
-        &self.tensors[id.0]
+    /// Reads back kept tensor `id` as of the last step (outside the hot path: it waits for the GPU).
+    /// An error for a tensor the plan did not keep, whose buffer later ops reuse.
+    pub fn read_kept(&self, gpu: &Gpu, id: crate::graph::TensorId) -> Result<Vec<f32>> {
+        if !self.kept.contains(&id) {
+            return Err(Error::Invalid(format!(
+                "tensor {} was not kept by this plan (pass it in `keep` to capture it)",
+                id.0
+            )));
+        }
+        gpu.read(&self.tensors[id.0])
     }
 
     /// Uploads a batch: tokens and targets (checked against the vocabulary first) and, for a training

@@ -242,6 +242,12 @@ pub fn run(graph: &Graph, model: &mut CpuModel, inputs: &CpuInputs) -> CpuStep {
                 values[k_cache.0] = keys;
                 values[v_cache.0] = vals;
             }
+            Op::AttentionProbabilities {
+                shape: sh,
+                qkv,
+                probs,
+                ..
+            } => values[probs.0] = attention::probability_matrix(&values[qkv.0], &sh),
             Op::AttentionBackward {
                 shape: sh,
                 p,

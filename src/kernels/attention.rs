@@ -14,6 +14,8 @@
 //! - [`backward_key_value`]: the dk and dv parts of `dqkv`; writes them.
 //! - [`backward_query`]: the dq part of `dqkv`; writes it. After both, every element of `dqkv` is written.
 //! - [`unfused_forward`], [`unfused_backward`]: the same results through `scores: [B, H, T, T]`.
+//! - [`probabilities`]: `P: [B, H, T, T]` recomputed from `qkv` and the forward's `lse` (0 above the
+//!   diagonal, before dropout), for looking at; writes `P`.
 //!
 //! Dropout: element `((b·H + h)·T + t)·T + s` (mod 2³²) of site `dropout.site`, with seed and step read
 //! from `state: [seed, step]` (u32, the tensor [`crate::kernels::dropout`] reads too), which the trainer
@@ -506,6 +508,33 @@ pub fn unfused_forward(
         ("attention_unfused_output", Grid::QueryColumns, true),
     ];
     unfused(gpu, shape, dropout, &tensors, &steps)
+}
+
+/// The attention probabilities of a forward that saved `lse` (and wrote `o`, which the dispatch binds
+/// but does not touch): `P[b, h, t, s] = exp(scale·q_t·k_s - lse[b, h, t])` for `s ≤ t`, 0 above the
+/// diagonal, before dropout. Writes `probs: [B, H, T, T]`; one invocation per element, for inspection
+/// rather than training.
+pub fn probabilities(
+    gpu: &Gpu,
+    shape: Shape,
+    qkv: &Tensor,
+    state: &Tensor,
+    o: &Tensor,
+    lse: &Tensor,
+    probs: &Tensor,
+) -> Result<Dispatch> {
+    let tensors = Tensors {
+        qkv,
+        state,
+        o,
+        lse,
+        d_o: None,
+        delta: None,
+        dqkv: None,
+        scores: Some(probs),
+    };
+    let (entry, grid, p) = ("attention_probabilities", Grid::Scores, Dropout::NONE);
+    dispatch(gpu, Variant::Portable, entry, grid, shape, p, &tensors)
 }
 
 /// Unfused backward (the baseline): delta, dv, dS (overwriting the probabilities in `scores`), dq, dk.

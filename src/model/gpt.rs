@@ -6,7 +6,7 @@ use rand::{Rng, SeedableRng};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Tensor};
 use crate::graph::planner::ArenaLayout;
-use crate::graph::{Arenas, Op, Plan, Shared};
+use crate::graph::{Arenas, Op, Plan, Shared, TensorId};
 use crate::kernels::{adamw, gradnorm};
 use crate::model::graph::{build, Mode, ModelGraph};
 use crate::model::{GptConfig, Init};
@@ -152,6 +152,37 @@ impl Gpt {
             &model.graph,
             &self.shared,
             &[model.loss.as_slice(), &[model.logits]].concat(),
+            self.config.vocab_size,
+        )?;
+        Ok((plan, model))
+    }
+
+    /// The plan of [`Mode::Inspect`] (batch 1, a prompt of `seq` tokens): the forward to the logits with
+    /// every layer's attention probabilities, capturing the tensors `capture` picks from the graph (read
+    /// them with [`Plan::read_kept`] after a run).
+    pub fn inspect_plan(
+        &self,
+        gpu: &Gpu,
+        seq: usize,
+        capture: impl FnOnce(&ModelGraph) -> Vec<TensorId>,
+    ) -> Result<(Plan, ModelGraph)> {
+        self.check_seq(seq)?;
+        let model = build(&self.config, 1, seq, Mode::Inspect);
+        let keep = capture(&model);
+        let plan = Plan::compile(gpu, &model.graph, &self.shared, &keep, self.config.vocab_size)?;
+        Ok((plan, model))
+    }
+
+    /// The plan of a training step's forward and backward only (dropout as configured, no optimizer):
+    /// the gradients of one batch, read with [`Gpt::read_grads`], the parameters untouched.
+    pub fn gradient_plan(&self, gpu: &Gpu, batch: usize, seq: usize) -> Result<(Plan, ModelGraph)> {
+        self.check_seq(seq)?;
+        let model = build(&self.config, batch, seq, Mode::Train);
+        let plan = Plan::compile(
+            gpu,
+            &model.graph,
+            &self.shared,
+            model.loss.as_slice(),
             self.config.vocab_size,
         )?;
         Ok((plan, model))

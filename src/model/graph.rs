@@ -16,6 +16,9 @@ pub enum Mode {
     /// [`crate::graph::POSITION`] input: its k and v are appended to per-layer caches `[ctx, Hkv·D]`
     /// kept by the plan, its attention reads them; logits, no loss.
     Decode,
+    /// The forward of a prompt to its logits, no loss, no dropout, with every attention layer's
+    /// probabilities recomputed (`[B, H, T, T]`, [`BlockTensors::probabilities`]) for looking at.
+    Inspect,
 }
 
 /// A model graph and the tensors a caller needs by name.
@@ -24,17 +27,28 @@ pub struct ModelGraph {
     /// The mean loss (none in [`Mode::Decode`]).
     pub loss: Option<TensorId>,
     pub logits: TensorId,
-    /// Per layer and head-major: the attention op's `lse` (what capture needs).
+    /// The token embedding (plus positions) entering the first block.
+    pub embedding: TensorId,
+    /// The tensors of each block, in order.
     pub blocks: Vec<BlockTensors>,
 }
 
-/// Tensors of one block a caller may want to look at.
+/// Tensors of one block a caller may want to look at, all `[B, T, ·]`: the residual stream entering it,
+/// after its attention and after its MLP, and each sublayer's contribution to it.
 #[derive(Clone, Copy, Debug)]
 pub struct BlockTensors {
     pub input: TensorId,
     pub qkv: TensorId,
+    /// The attention sublayer's output (after `c_proj`), added to the stream.
     pub attention: TensorId,
+    /// The stream after the attention sublayer.
+    pub residual: TensorId,
+    /// The MLP sublayer's output (after `c_proj`), added to the stream.
     pub mlp: TensorId,
+    /// The stream after the MLP sublayer (the next block's input).
+    pub output: TensorId,
+    /// [`Mode::Inspect`]: the attention probabilities `[B, H, T, T]`.
+    pub probabilities: Option<TensorId>,
 }
 
 /// Builds the forward graph for batches of `[batch, seq]` tokens (and, in training, appends the
@@ -57,6 +71,7 @@ pub fn build(config: &GptConfig, batch: usize, seq: usize, mode: Mode) -> ModelG
     };
     let maybe = |name: &str| specs.iter().position(|s| s.name == name).map(|i| params[i]);
     let (c, rows) = (config.n_embd, batch * seq);
+    let inspect = mode == Mode::Inspect;
     let p = if mode == Mode::Train {
         config.dropout
     } else {
@@ -128,6 +143,7 @@ pub fn build(config: &GptConfig, batch: usize, seq: usize, mode: Mode) -> ModelG
         let input = x;
         let ln1 = norm(&mut g, x, &format!("{h}.ln_1"));
         let qkv = linear(&mut g, ln1, &format!("{h}.attn.c_attn"), config.qkv_width());
+        let mut probabilities = None;
         let attended = g.activation(format!("{h}.attn out"), &[batch, seq, c]);
         match position {
             Some(position) => {
@@ -153,6 +169,20 @@ pub fn build(config: &GptConfig, batch: usize, seq: usize, mode: Mode) -> ModelG
                     out: attended,
                     lse,
                 });
+                if inspect {
+                    let probs = g.activation(
+                        format!("{h}.attn probabilities"),
+                        &[batch, config.n_head, seq, seq],
+                    );
+                    g.push(Op::AttentionProbabilities {
+                        shape,
+                        qkv,
+                        out: attended,
+                        lse,
+                        probs,
+                    });
+                    probabilities = Some(probs);
+                }
             }
         }
         let projected = linear(&mut g, attended, &format!("{h}.attn.c_proj"), c);
@@ -183,8 +213,11 @@ pub fn build(config: &GptConfig, batch: usize, seq: usize, mode: Mode) -> ModelG
         blocks.push(BlockTensors {
             input,
             qkv,
-            attention: attended,
+            attention: projected,
+            residual: after_attention,
             mlp: down,
+            output: after_mlp,
+            probabilities,
         });
     }
     let final_norm = norm(&mut g, x, "transformer.ln_f");
@@ -195,11 +228,12 @@ pub fn build(config: &GptConfig, batch: usize, seq: usize, mode: Mode) -> ModelG
         w: head,
         out: logits,
     });
-    if decode {
+    if decode || inspect {
         return ModelGraph {
             graph: g,
             loss: None,
             logits,
+            embedding: embedded,
             blocks,
         };
     }
@@ -222,6 +256,7 @@ pub fn build(config: &GptConfig, batch: usize, seq: usize, mode: Mode) -> ModelG
         graph: g,
         loss: Some(loss),
         logits,
+        embedding: embedded,
         blocks,
     }
 }

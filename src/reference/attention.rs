@@ -60,6 +60,24 @@ pub fn probabilities(qkv: &[f32], sh: &Shape, b: usize, h: usize, t: usize) -> (
     (scores.iter().map(|s| (s - lse).exp()).collect(), lse)
 }
 
+/// Every head's probabilities `P: [B, H, T, T]`, 0 above the diagonal (before dropout).
+pub fn probability_matrix(qkv: &[f32], sh: &Shape) -> Vec<f32> {
+    let t_len = sh.seq;
+    let mut out = vec![0.0; sh.batch * sh.heads * t_len * t_len];
+    for b in 0..sh.batch {
+        for h in 0..sh.heads {
+            for t in 0..t_len {
+                let (p, _) = probabilities(qkv, sh, b, h, t);
+                let row = ((b * sh.heads + h) * t_len + t) * t_len;
+                for (s, &ps) in p.iter().enumerate() {
+                    out[row + s] = ps as f32;
+                }
+            }
+        }
+    }
+    out
+}
+
 /// `(o, lse)`.
 pub fn forward(qkv: &[f32], sh: &Shape, dropout: Dropout, state: [u32; 2]) -> (Vec<f32>, Vec<f32>) {
     let d = sh.head_dim;
