@@ -6,6 +6,8 @@
 //! FLOPs count the useful products over the causal half: the forward's two (`q·kᵀ`, `P·v`) are
 //! `4·B·H·T²·D/2`, the backward's four (`dO·vᵀ`, `dS·k`, `dSᵀ·q`, `Aᵀ·dO`) `8·B·H·T²·D/2`; the fused
 //! backward's recomputed scores are not counted, so fused and unfused rows compare by time.
+//! `attention/probabilities` rows time the inspection kernel that recomputes `P: [B, H, T, T]` from the
+//! saved lse (one product, `2·B·H·T²·D/2` FLOPs), beside `reference::attention::probability_matrix`.
 //! The unfused backward overwrites the stored probabilities with dS, so its repeated runs compute on
 //! stale values: the same work, values that do not matter.
 
@@ -109,6 +111,7 @@ impl Operands {
 }
 
 pub fn run(bench: &mut Bench) {
+    probabilities(bench);
     for forward in [true, false] {
         let direction = if forward { "forward" } else { "backward" };
         for fused in [true, false] {
@@ -146,10 +149,43 @@ fn row(bench: &mut Bench, id: String, sh: Shape, fused: bool, forward: bool) {
     });
 }
 
-fn cpu_baseline(bench: &Bench, sh: Shape, forward: bool) -> std::time::Duration {
-    let qkv: Vec<f32> = (0..sh.batch * sh.seq * sh.qkv_width())
+fn probabilities(bench: &mut Bench) {
+    for sh in shapes() {
+        let id = format!("attention/probabilities/{}", name(sh));
+        if !bench.wants(&id) {
+            continue;
+        }
+        let operands = Operands::new(bench, sh);
+        let (gpu, s) = (&bench.gpu, &operands);
+        let dispatch =
+            attention::probabilities(gpu, sh, &s.qkv, &s.state, &s.o, &s.lse, &s.scores).unwrap();
+        let median = bench.time_gpu(&[dispatch]);
+        let cpu = (sh.seq <= MAX_CPU_SEQ).then(|| {
+            let qkv = cpu_operand(sh);
+            bench.time_cpu(|| {
+                std::hint::black_box(reference::probability_matrix(&qkv, &sh));
+            })
+        });
+        let (b, h, t, d) = (sh.batch, sh.heads, sh.seq, sh.head_dim);
+        bench.report(Row {
+            id,
+            median,
+            flops: Some(2.0 * (b * h * t * t * d) as f64 / 2.0),
+            bytes: None,
+            cpu,
+        });
+    }
+}
+
+/// The qkv the CPU baselines run on (values do not matter for their time).
+fn cpu_operand(sh: Shape) -> Vec<f32> {
+    (0..sh.batch * sh.seq * sh.qkv_width())
         .map(|i| (i % 7) as f32 * 0.1 - 0.3)
-        .collect();
+        .collect()
+}
+
+fn cpu_baseline(bench: &Bench, sh: Shape, forward: bool) -> std::time::Duration {
+    let qkv = cpu_operand(sh);
     let d_o = vec![0.1f32; sh.batch * sh.seq * sh.heads * sh.head_dim];
     bench.time_cpu(|| {
         if forward {
