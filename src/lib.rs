@@ -10,6 +10,7 @@ pub mod gpu;
 pub mod graph;
 pub mod kernels;
 pub mod model;
+pub mod plot;
 pub mod reference;
 pub mod sample;
 pub mod train;
