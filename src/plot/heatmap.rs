@@ -180,24 +180,11 @@ fn layout(
     let mut svg = Svg::new(width, height);
     let title_style = Text::new(Anchor::Middle, TITLE_FONT).bold();
     svg.text(width / 2.0, 28.0, &options.title, title_style);
-    svg.open_group("shape-rendering=\"crispEdges\"");
     for (index, (title, m)) in panels.iter().enumerate() {
         let (grid_r, grid_c) = (index / columns, index % columns);
         let x0 = left + grid_c as f64 * (panel_w + GAP);
         let y0 = top + grid_r as f64 * (panel_h + panel_title_h + GAP) + panel_title_h;
-        for r in 0..rows {
-            for c in 0..cols {
-                let v = m.values[r * cols + c];
-                let cell = (
-                    x0 + c as f64 * pitch_x,
-                    y0 + r as f64 * pitch_y,
-                    pitch_x,
-                    pitch_y,
-                );
-                let class = if v.is_nan() { "cell masked" } else { "cell" };
-                svg.classed_rect(class, cell, &colors.color(v));
-            }
-        }
+        draw_cells(&mut svg, m, &colors, (x0, y0), (pitch_x, pitch_y));
         if titled {
             let max_chars = (panel_w / (PANEL_TITLE_FONT * 0.6)).max(4.0) as usize;
             let style = Text::new(Anchor::Middle, PANEL_TITLE_FONT);
@@ -211,7 +198,6 @@ fn layout(
             col_labels.draw(&mut svg, x0, y0 + panel_h);
         }
     }
-    svg.close_group();
 
     let name_style = Text::new(Anchor::Middle, AXIS_FONT);
     let rows_mid = top + cell_h / 2.0;
@@ -220,6 +206,27 @@ fn layout(
     svg.text(left + cell_w / 2.0, name_y, &options.col_axis, name_style);
     colors.draw_bar(&mut svg, (bar_x, top), bar_h, masked);
     Ok(svg.finish())
+}
+
+/// The cells of `m` with their top-left corner at `origin`, each `pitch` px. Neighbours in a row with
+/// the same colour (the masked half of causal attention, runs of near-zero weights) share one
+/// rectangle.
+fn draw_cells(svg: &mut Svg, m: &Matrix, colors: &ColorMap, origin: (f64, f64), pitch: (f64, f64)) {
+    svg.open_group(&format!(
+        "class=\"cells\" transform=\"translate({:.2} {:.2}) scale({:.4} {:.4})\" shape-rendering=\"crispEdges\"",
+        origin.0, origin.1, pitch.0, pitch.1
+    ));
+    for (r, row) in m.values.chunks(m.cols).enumerate() {
+        let fills: Vec<String> = row.iter().map(|&v| colors.color(v)).collect();
+        let mut c = 0;
+        while c < m.cols {
+            let run = fills[c..].iter().take_while(|f| **f == fills[c]).count();
+            let class = row[c].is_nan().then_some("masked");
+            svg.cell_run((c, r), run, &fills[c], class);
+            c += run;
+        }
+    }
+    svg.close_group();
 }
 
 fn check_labels(what: &str, labels: &[String], count: usize) -> Result<()> {
@@ -239,6 +246,38 @@ fn check_labels(what: &str, labels: &[String], count: usize) -> Result<()> {
 mod tests {
     use super::*;
     use crate::plot::svg::assert_well_formed;
+
+    /// (width in cells, fill, masked) of every rectangle inside the heatmap's cell groups.
+    fn cell_runs(svg: &str) -> Vec<(usize, String, bool)> {
+        let attribute = |line: &str, name: &str| {
+            let start = line.find(&format!(" {name}=\"")).unwrap() + name.len() + 3;
+            line[start..].split('"').next().unwrap().to_string()
+        };
+        let mut inside = false;
+        let mut runs = Vec::new();
+        for line in svg.lines() {
+            if line.starts_with("<g class=\"cells\"") {
+                inside = true;
+            } else if line == "</g>" {
+                inside = false;
+            } else if inside {
+                let width = attribute(line, "width").parse().unwrap();
+                runs.push((
+                    width,
+                    attribute(line, "fill"),
+                    line.contains("class=\"masked\""),
+                ));
+            }
+        }
+        runs
+    }
+
+    /// How many cells the runs cover, and how many of them are masked.
+    fn count_cells(svg: &str) -> (usize, usize) {
+        let runs = cell_runs(svg);
+        let masked = runs.iter().filter(|r| r.2).map(|r| r.0).sum();
+        (runs.iter().map(|r| r.0).sum(), masked)
+    }
 
     fn causal(t: usize) -> Vec<f32> {
         let mut values = vec![f32::NAN; t * t];
@@ -265,8 +304,7 @@ mod tests {
         };
         let svg = heatmap(&Matrix::new(5, 5, &values).unwrap(), &options).unwrap();
         assert_well_formed(&svg);
-        assert_eq!(svg.matches("class=\"cell").count(), 25);
-        assert_eq!(svg.matches("class=\"cell masked\"").count(), 10);
+        assert_eq!(count_cells(&svg), (25, 10));
         assert!(svg.contains("&lt;|endoftext|&gt;") && svg.contains("␣the"));
         assert!(svg.contains(">↵<") && svg.contains(">&amp;<") && svg.contains("&quot;q&quot;"));
         assert!(svg.contains(">masked<"));
@@ -294,11 +332,14 @@ mod tests {
         };
         let svg = heatmap_grid(&panels, &options).unwrap();
         assert_well_formed(&svg);
-        assert_eq!(svg.matches("class=\"cell\"").count(), 24);
+        assert_eq!(count_cells(&svg), (24, 0));
         assert!(svg.contains("layer 1 head 1"));
         // The zeros of one panel and the fours of another sit at opposite ends of the shared scale.
-        assert_eq!(svg.matches("fill=\"#440154\"").count(), 18);
-        assert_eq!(svg.matches("fill=\"#fde725\"").count(), 6);
+        let cells_of = |fill: &str| -> usize {
+            let runs = cell_runs(&svg).into_iter().filter(|r| r.1 == fill);
+            runs.map(|r| r.0).sum()
+        };
+        assert_eq!((cells_of("#440154"), cells_of("#fde725")), (18, 6));
         assert_eq!(svg.matches(">ROW0<").count(), 2, "left column only");
         assert_eq!(svg.matches(">COLA<").count(), 2, "bottom row only");
     }

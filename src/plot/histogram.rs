@@ -183,6 +183,9 @@ impl Summary {
     }
 
     fn describe(&self) -> String {
+        if self.count == 0 {
+            return format!("n = 0 of {} values", self.non_finite);
+        }
         let mut line = format!(
             "n = {}, mean = {}, std = {}",
             self.count,
@@ -237,7 +240,8 @@ impl Panel<'_> {
             top: y,
             width: x + width - left,
             height: height - bottom_room,
-            x: Scale::nice(lo, hi, 5),
+            // The bins span the axis exactly; ticks fall at nice values inside it.
+            x: Scale::exact(lo, hi, 6),
             y: counts_scale,
         };
         axes.draw_x(svg, names.0, self.font);
@@ -305,6 +309,6 @@ mod tests {
         let grid = histogram_grid(&tensors, &Default::default());
         assert_well_formed(&grid);
         assert!(grid.contains(">wte<") && grid.contains("n = 8, mean = 0, std = 0"));
-        assert!(grid.contains(">no data<"));
+        assert!(grid.contains(">no data<") && grid.contains("n = 0 of 0 values"));
     }
 }

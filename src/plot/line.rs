@@ -12,6 +12,8 @@ use super::svg::{no_data, text_width, truncate, Anchor, Svg, Text};
 pub struct Series {
     pub name: String,
     pub points: Vec<(f64, f64)>,
+    /// An SVG colour (`#rrggbb`); `None` takes the next colour of the palette.
+    pub color: Option<String>,
 }
 
 impl Series {
@@ -19,6 +21,15 @@ impl Series {
         Series {
             name: name.into(),
             points,
+            color: None,
+        }
+    }
+
+    /// The series drawn in `color` (e.g. a pale one for a noisy curve behind smoother ones).
+    pub fn with_color(self, color: impl Into<String>) -> Self {
+        Series {
+            color: Some(color.into()),
+            ..self
         }
     }
 
@@ -119,7 +130,7 @@ pub fn line_chart(series: &[Series], options: &LineChartOptions) -> String {
     axes.draw_y(&mut svg, &options.y_label, FONT);
 
     for (i, s) in series.iter().enumerate() {
-        let color = series_color(i);
+        let color = s.color.as_deref().unwrap_or(series_color(i));
         svg.open_group("class=\"series\"");
         // Split at unplottable points; a lone point between gaps still gets a dot.
         for run in s.points.split(|p| !shown(p)).filter(|run| !run.is_empty()) {

@@ -89,7 +89,7 @@ impl Svg {
         );
     }
 
-    /// A rectangle with a class, so tests (and stylesheets) can pick out e.g. heatmap cells.
+    /// A rectangle with a class, so tests (and stylesheets) can pick out e.g. histogram bins.
     pub(crate) fn classed_rect(
         &mut self,
         class: &str,
@@ -100,6 +100,25 @@ impl Svg {
             self.out,
             "<rect class=\"{class}\" x=\"{x:.2}\" y=\"{y:.2}\" width=\"{width:.2}\" height=\"{height:.2}\" fill=\"{fill}\"/>"
         );
+    }
+
+    /// `len` unit cells from column `x` of row `y` as one rectangle, for a group scaled to the
+    /// cell size: whole-number coordinates keep large heatmaps small on disk.
+    pub(crate) fn cell_run(
+        &mut self,
+        (x, y): (usize, usize),
+        len: usize,
+        fill: &str,
+        class: Option<&str>,
+    ) {
+        let _ = write!(
+            self.out,
+            "<rect x=\"{x}\" y=\"{y}\" width=\"{len}\" height=\"1\" fill=\"{fill}\""
+        );
+        if let Some(class) = class {
+            let _ = write!(self.out, " class=\"{class}\"");
+        }
+        self.out += "/>\n";
     }
 
     pub(crate) fn outline(&mut self, x: f64, y: f64, width: f64, height: f64, stroke: &str) {

@@ -22,10 +22,11 @@ pub fn loss_curves_svg(events: &[Event], title: &str) -> String {
             }
         }
     }
+    // The noisy per-batch loss in a pale colour behind the two evaluation curves.
     let series = [
-        Series::new("training batch", logged),
-        Series::new("train (eval)", train),
-        Series::new("val (eval)", val),
+        Series::new("training batch", logged).with_color("#9ecae1"),
+        Series::new("train (eval)", train).with_color("#08519c"),
+        Series::new("val (eval)", val).with_color("#e6550d"),
     ];
     let options = LineChartOptions {
         title: title.into(),
