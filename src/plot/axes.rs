@@ -156,3 +156,35 @@ impl Categories {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn drawn(categories: &Categories) -> String {
+        let mut svg = Svg::new(100.0, 100.0);
+        categories.draw(&mut svg, 0.0, 50.0);
+        svg.finish()
+    }
+
+    #[test]
+    fn crowded_labels_are_thinned_so_they_do_not_overlap() {
+        let labels: Vec<String> = (0..200).map(|i| format!("t{i}")).collect();
+        let crowded = Categories::new(labels, Side::Left, 2.0);
+        let shown = drawn(&crowded).matches("<text").count();
+        assert!(shown < 200 && shown >= 200 / crowded.stride);
+        assert!(
+            crowded.stride as f64 * 2.0 >= crowded.font,
+            "labels one font height apart"
+        );
+    }
+
+    #[test]
+    fn bottom_labels_turn_sideways_only_when_wider_than_their_slot() {
+        let short = Categories::new(vec!["a".into(), "b".into()], Side::Bottom, 30.0);
+        assert!(!drawn(&short).contains("rotate"));
+        let long = Categories::new(vec!["layer 0 attn".into()], Side::Bottom, 30.0);
+        assert!(drawn(&long).contains("rotate(-90"));
+        assert!(long.extent() > short.extent());
+    }
+}

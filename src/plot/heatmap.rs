@@ -169,13 +169,13 @@ fn layout(
 
     let left = 12.0 + axis_name_room(&options.row_axis) + row_labels.extent();
     let top = 44.0;
-    let cell_w = columns as f64 * (panel_w + GAP) - GAP;
-    let cell_h = grid_rows as f64 * (panel_h + panel_title_h + GAP) - GAP;
-    let bar_x = left + cell_w + 20.0;
+    let grid_w = columns as f64 * (panel_w + GAP) - GAP;
+    let grid_h = grid_rows as f64 * (panel_h + panel_title_h + GAP) - GAP;
+    let bar_x = left + grid_w + 20.0;
     let width = (bar_x + colors.bar_width(10.0) + 40.0).max(320.0);
-    let bar_h = cell_h.clamp(120.0, 400.0);
+    let bar_h = grid_h.clamp(120.0, 400.0);
     let below = col_labels.extent() + axis_name_room(&options.col_axis);
-    let height = top + cell_h.max(bar_h + 40.0) + below + 12.0;
+    let height = top + grid_h.max(bar_h + 40.0) + below + 12.0;
 
     let mut svg = Svg::new(width, height);
     let title_style = Text::new(Anchor::Middle, TITLE_FONT).bold();
@@ -200,10 +200,10 @@ fn layout(
     }
 
     let name_style = Text::new(Anchor::Middle, AXIS_FONT);
-    let rows_mid = top + cell_h / 2.0;
+    let rows_mid = top + grid_h / 2.0;
     svg.text(16.0, rows_mid, &options.row_axis, name_style.rotated(-90.0));
-    let name_y = top + cell_h + col_labels.extent() + AXIS_FONT + 6.0;
-    svg.text(left + cell_w / 2.0, name_y, &options.col_axis, name_style);
+    let name_y = top + grid_h + col_labels.extent() + AXIS_FONT + 6.0;
+    svg.text(left + grid_w / 2.0, name_y, &options.col_axis, name_style);
     colors.draw_bar(&mut svg, (bar_x, top), bar_h, masked);
     Ok(svg.finish())
 }
