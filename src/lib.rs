@@ -11,6 +11,7 @@ pub mod graph;
 pub mod inspect;
 pub mod kernels;
 pub mod model;
+pub mod plot;
 pub mod reference;
 pub mod sample;
 pub mod train;
