@@ -295,7 +295,12 @@ fn attention_probabilities_from_the_fused_forward_match_reference() {
     for (i, &case) in CASES.iter().enumerate() {
         let sh = shape_of(case);
         let qkv = random(500 + i as u64, sh.batch * sh.seq * sh.qkv_width());
-        let s = Setup::new(gpu, &sh, &qkv, &vec![0.0; sh.batch * sh.seq * sh.heads * sh.head_dim]);
+        let s = Setup::new(
+            gpu,
+            &sh,
+            &qkv,
+            &vec![0.0; sh.batch * sh.seq * sh.heads * sh.head_dim],
+        );
         let (b, h, t) = (sh.batch, sh.heads, sh.seq);
         let probs = gpu.zeros("probs", &[b, h, t, t]).unwrap();
         let variant = Variant::best(gpu, sh);

@@ -5,11 +5,12 @@
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::graph::StepInputs;
 use crate::gpu::Gpu;
+use crate::graph::StepInputs;
 use crate::inspect::capture::capture;
-use crate::inspect::stats::{Histogram, Stats};
+use crate::inspect::stats::Stats;
 use crate::model::Gpt;
+use crate::plot::Bins;
 
 /// Histogram bins per tensor.
 const BINS: usize = 60;
@@ -36,13 +37,16 @@ pub struct Depth {
     pub sublayer: Option<Stats>,
 }
 
-/// A tensor's values (or gradients) summarized.
+/// A tensor's values (or gradients): summarized, binned as its histogram draws them, and (not in the
+/// JSON) the values themselves.
 #[derive(Clone, Debug, Serialize)]
 pub struct TensorSummary {
     pub name: String,
     pub shape: Vec<usize>,
     pub stats: Stats,
-    pub histogram: Histogram,
+    pub histogram: Bins,
+    #[serde(skip)]
+    pub values: Vec<f32>,
 }
 
 /// A labelled square or rectangular matrix, row-major.
@@ -106,7 +110,10 @@ impl Anatomy {
                 sublayer: s.sublayer.as_deref().map(Stats::of),
             })
             .collect();
-        debug_assert_eq!(captured.attention.first().map_or(0, Vec::len), heads * seq * seq);
+        debug_assert_eq!(
+            captured.attention.first().map_or(0, Vec::len),
+            heads * seq * seq
+        );
 
         let vocab = config.vocab_size;
         let last = &captured.logits[(seq - 1) * vocab..seq * vocab];
@@ -117,15 +124,16 @@ impl Anatomy {
 
         let specs = config.params();
         let params = model.read_params(gpu)?;
-        let summarize = |values: &[Vec<f32>]| -> Vec<TensorSummary> {
+        let summarize = |values: Vec<Vec<f32>>| -> Vec<TensorSummary> {
             specs
                 .iter()
                 .zip(values)
                 .map(|(spec, v)| TensorSummary {
                     name: spec.name.clone(),
                     shape: spec.shape.clone(),
-                    stats: Stats::of(v),
-                    histogram: Histogram::of(v, BINS),
+                    stats: Stats::of(&v),
+                    histogram: Bins::of(&v, BINS),
+                    values: v,
                 })
                 .collect()
         };
@@ -159,7 +167,7 @@ impl Anatomy {
                 },
             )?;
             let loss = plan.run(gpu, true)?;
-            (summarize(&model.read_grads(gpu)?), loss)
+            (summarize(model.read_grads(gpu)?), loss)
         } else {
             (Vec::new(), None)
         };
@@ -170,7 +178,7 @@ impl Anatomy {
             depth,
             embedding,
             cosine,
-            parameters: summarize(&params),
+            parameters: summarize(params),
             gradients,
             gradient_loss,
             next_token,
@@ -192,7 +200,11 @@ fn softmax(logits: &[f32]) -> Vec<f32> {
 /// The `k` largest probabilities with their ids, largest first (ties by smaller id).
 fn top_k(probs: &[f32], k: usize) -> Vec<(u32, f32)> {
     let mut order: Vec<u32> = (0..probs.len() as u32).collect();
-    order.sort_by(|&a, &b| probs[b as usize].total_cmp(&probs[a as usize]).then(a.cmp(&b)));
+    order.sort_by(|&a, &b| {
+        probs[b as usize]
+            .total_cmp(&probs[a as usize])
+            .then(a.cmp(&b))
+    });
     order
         .into_iter()
         .take(k)
@@ -213,7 +225,11 @@ fn cosine_matrix(wte: &[f32], c: usize, ids: &[u32], text: &dyn Fn(u32) -> Strin
                 .map(|(&x, &y)| x as f64 * y as f64)
                 .sum();
             let denom = norm(row(a)) * norm(row(b));
-            values.push(if denom > 0.0 { (dot / denom) as f32 } else { 0.0 });
+            values.push(if denom > 0.0 {
+                (dot / denom) as f32
+            } else {
+                0.0
+            });
         }
     }
     let labels: Vec<String> = ids.iter().map(|&id| text(id)).collect();

@@ -3,8 +3,8 @@
 //! logits. Nothing here recomputes the model on the CPU.
 
 use crate::error::Result;
-use crate::graph::{StepInputs, TensorId};
 use crate::gpu::Gpu;
+use crate::graph::{StepInputs, TensorId};
 use crate::model::Gpt;
 
 /// One point of the residual stream across depth: the stream after a sublayer (or the embedding) and

@@ -2,8 +2,10 @@
 
 mod anatomy;
 mod capture;
+mod figures;
 pub mod stats;
 
 pub use anatomy::{Anatomy, Depth, Matrix, TensorSummary, Token};
 pub use capture::{capture, Captured, Stage};
-pub use stats::{Histogram, Stats};
+pub use figures::figures;
+pub use stats::Stats;

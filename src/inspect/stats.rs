@@ -1,4 +1,4 @@
-//! Summary statistics and histograms of tensors, computed plainly in f64.
+//! Summary statistics of tensors, computed plainly in f64.
 
 use serde::Serialize;
 
@@ -43,41 +43,6 @@ impl Stats {
     }
 }
 
-/// Counts of values in `bins` equal-width bins over [min, max] (the last bin closed), with their edges.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Histogram {
-    pub min: f64,
-    pub max: f64,
-    pub counts: Vec<u64>,
-}
-
-impl Histogram {
-    pub fn of(values: &[f32], bins: usize) -> Histogram {
-        let bins = bins.max(1);
-        let (min, max) = values.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| {
-            (lo.min(x as f64), hi.max(x as f64))
-        });
-        let mut counts = vec![0u64; bins];
-        if values.is_empty() {
-            return Histogram {
-                min: 0.0,
-                max: 0.0,
-                counts,
-            };
-        }
-        let width = (max - min) / bins as f64;
-        for &x in values {
-            let bin = if width > 0.0 {
-                (((x as f64 - min) / width) as usize).min(bins - 1)
-            } else {
-                0
-            };
-            counts[bin] += 1;
-        }
-        Histogram { min, max, counts }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,13 +56,5 @@ mod tests {
         assert_eq!(s.max_abs, 2.0);
         assert_eq!(s.near_zero, 0.5);
         assert_eq!(Stats::of(&[]), Stats::default());
-    }
-
-    #[test]
-    fn histogram_puts_the_maximum_in_the_last_bin_and_handles_constants() {
-        let h = Histogram::of(&[0.0, 0.25, 0.5, 1.0], 2);
-        assert_eq!((h.min, h.max, h.counts.clone()), (0.0, 1.0, vec![2, 2]));
-        assert_eq!(Histogram::of(&[3.0; 5], 4).counts, vec![5, 0, 0, 0]);
-        assert_eq!(Histogram::of(&[], 3).counts, vec![0, 0, 0]);
     }
 }

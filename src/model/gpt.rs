@@ -169,7 +169,13 @@ impl Gpt {
         self.check_seq(seq)?;
         let model = build(&self.config, 1, seq, Mode::Inspect);
         let keep = capture(&model);
-        let plan = Plan::compile(gpu, &model.graph, &self.shared, &keep, self.config.vocab_size)?;
+        let plan = Plan::compile(
+            gpu,
+            &model.graph,
+            &self.shared,
+            &keep,
+            self.config.vocab_size,
+        )?;
         Ok((plan, model))
     }
 

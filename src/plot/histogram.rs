@@ -216,8 +216,7 @@ impl Panel<'_> {
         (x, y, width, height): (f64, f64, f64, f64),
         names: (&str, &str),
     ) {
-        let (lo, hi) = widen(self.summary.min, self.summary.max);
-        let counts = self.counts(lo, hi);
+        let Bins { lo, hi, counts } = Bins::over(self.values, self.summary, self.bins);
         let most = counts.iter().copied().max().unwrap_or(0) as f64;
         let counts_scale = if self.log_count {
             // From half a count, so that bins holding a single value still show.
@@ -256,16 +255,32 @@ impl Panel<'_> {
         }
         axes.draw_frame(svg);
     }
+}
 
-    /// How many finite values fall in each of `bins` equal bins over [lo, hi] (hi in the last).
-    fn counts(&self, lo: f64, hi: f64) -> Vec<u64> {
-        let bins = self.bins.max(1);
+/// What a histogram counts: the finite values in equal-width bins spanning `lo..=hi`, their range
+/// (a constant's widened so the bins have width), the largest value in the last bin.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Bins {
+    pub lo: f64,
+    pub hi: f64,
+    pub counts: Vec<u64>,
+}
+
+impl Bins {
+    /// The counts the histograms draw, for callers that also want the numbers.
+    pub fn of(values: &[f32], bins: usize) -> Bins {
+        Bins::over(values, &Summary::of(values), bins)
+    }
+
+    fn over(values: &[f32], summary: &Summary, bins: usize) -> Bins {
+        let (lo, hi) = widen(summary.min, summary.max);
+        let bins = bins.max(1);
         let mut counts = vec![0u64; bins];
-        for v in self.values.iter().filter(|v| v.is_finite()) {
+        for v in values.iter().filter(|v| v.is_finite()) {
             let t = (f64::from(*v) - lo) / (hi - lo);
             counts[((t * bins as f64) as usize).min(bins - 1)] += 1;
         }
-        counts
+        Bins { lo, hi, counts }
     }
 }
 

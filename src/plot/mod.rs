@@ -42,5 +42,5 @@ mod svg;
 pub use bar::{bar_chart, BarChartOptions};
 pub use color::ColorScale;
 pub use heatmap::{heatmap, heatmap_grid, HeatmapGridOptions, HeatmapOptions, Matrix};
-pub use histogram::{histogram, histogram_grid, HistogramGridOptions, HistogramOptions};
+pub use histogram::{histogram, histogram_grid, Bins, HistogramGridOptions, HistogramOptions};
 pub use line::{line_chart, LineChartOptions, Series};
