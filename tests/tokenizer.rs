@@ -121,7 +121,10 @@ fn a_trained_bpe_has_the_exact_size_single_special_ids_and_survives_saving() {
         .encode("<|startoftext|>First Citizen:<|endoftext|>")
         .unwrap();
     assert_eq!((ids[0], *ids.last().unwrap()), (998, 999));
-    assert!(ids.len() < 10, "merges learned from the text apply: {ids:?}");
+    assert!(
+        ids.len() < 10,
+        "merges learned from the text apply: {ids:?}"
+    );
     for sample in [CORPUS, text] {
         let encoded = bpe.encode(sample).unwrap();
         assert_eq!(bpe.decode(&encoded), sample);

@@ -124,7 +124,9 @@ impl Bpe {
             let text = String::from_utf8(bytes.clone())
                 .map_err(|_| bad(format!("special token {id} is not UTF-8")))?;
             if text.is_empty() || special_tokens.iter().any(|(s, _)| *s == text) {
-                return Err(bad(format!("special token {text:?} is empty or listed twice")));
+                return Err(bad(format!(
+                    "special token {text:?} is empty or listed twice"
+                )));
             }
             special_tokens.push((text, id));
         }
@@ -136,7 +138,9 @@ impl Bpe {
                 continue;
             }
             if bytes.is_empty() || ids.insert(bytes.clone(), id).is_some() {
-                return Err(bad(format!("token {id} ({bytes:?}) is empty or listed twice")));
+                return Err(bad(format!(
+                    "token {id} ({bytes:?}) is empty or listed twice"
+                )));
             }
             if let [b] = bytes[..] {
                 byte_ids[b as usize] = Some(id);

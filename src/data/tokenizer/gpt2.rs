@@ -21,7 +21,8 @@ pub fn gpt2() -> Result<Bpe> {
 
 /// Each rank's bytes from a tiktoken table, whose ranks must run 0, 1, 2, ... in order.
 fn ranks(table: &[u8], source: &str) -> Result<Vec<Vec<u8>>> {
-    let bad = |line: usize, why: &str| Error::Invalid(format!("{source}: line {}: {why}", line + 1));
+    let bad =
+        |line: usize, why: &str| Error::Invalid(format!("{source}: line {}: {why}", line + 1));
     table
         .split(|&b| b == b'\n')
         .filter(|line| !line.is_empty())
@@ -50,7 +51,7 @@ fn base64(text: &str) -> Option<Vec<u8>> {
         _ => None,
     };
     let text = text.as_bytes();
-    if text.len() % 4 != 0 {
+    if !text.len().is_multiple_of(4) {
         return None;
     }
     let mut out = Vec::with_capacity(text.len() / 4 * 3);

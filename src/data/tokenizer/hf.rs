@@ -62,23 +62,17 @@ pub fn to_json(bpe: &Bpe) -> Value {
                    "normalized": false, "special": true})
         })
         .collect();
-    let byte_level = |extra: Value| {
-        let mut v = json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true,
-                           "use_regex": true});
-        if let (Some(v), Some(extra)) = (v.as_object_mut(), extra.as_object()) {
-            v.extend(extra.clone());
-        }
-        v
-    };
+    let byte_level = json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true,
+                            "use_regex": true});
     json!({
         "version": "1.0",
         "truncation": null,
         "padding": null,
         "added_tokens": added,
         "normalizer": null,
-        "pre_tokenizer": byte_level(json!({})),
-        "post_processor": byte_level(json!({})),
-        "decoder": byte_level(json!({})),
+        "pre_tokenizer": byte_level,
+        "post_processor": byte_level,
+        "decoder": byte_level,
         "model": {
             "type": "BPE", "dropout": null, "unk_token": null, "continuing_subword_prefix": null,
             "end_of_word_suffix": null, "fuse_unk": false, "byte_fallback": false,
@@ -94,15 +88,16 @@ pub fn from_json(value: &Value, source: &str) -> Result<Bpe> {
     let bad = |why: String| Error::Invalid(format!("{source}: {why}"));
     let model = &value["model"];
     if model["type"] != "BPE" {
-        return Err(bad("\"model\" is not a BPE model (only byte-level BPE and char tokenizers load)".into()));
+        return Err(bad(
+            "\"model\" is not a BPE model (only byte-level BPE and char tokenizers load)".into(),
+        ));
     }
     if !value["normalizer"].is_null() {
         return Err(bad("a \"normalizer\" is not supported".into()));
     }
     let pre = &value["pre_tokenizer"];
-    let ok_pre = pre["type"] == "ByteLevel"
-        && pre["add_prefix_space"] != true
-        && pre["use_regex"] != false;
+    let ok_pre =
+        pre["type"] == "ByteLevel" && pre["add_prefix_space"] != true && pre["use_regex"] != false;
     if !ok_pre {
         return Err(bad(format!(
             "pre_tokenizer {pre} is not ByteLevel with GPT-2's regex and no prefix space"
@@ -177,8 +172,13 @@ pub fn from_json(value: &Value, source: &str) -> Result<Bpe> {
         .iter()
         .map(|m| {
             let (a, b) = match m {
-                Value::String(s) => s.split_once(' ').ok_or_else(|| bad(format!("merge {s:?} is not \"a b\"")))?,
-                Value::Array(pair) => match (pair.first().and_then(Value::as_str), pair.get(1).and_then(Value::as_str)) {
+                Value::String(s) => s
+                    .split_once(' ')
+                    .ok_or_else(|| bad(format!("merge {s:?} is not \"a b\"")))?,
+                Value::Array(pair) => match (
+                    pair.first().and_then(Value::as_str),
+                    pair.get(1).and_then(Value::as_str),
+                ) {
                     (Some(a), Some(b)) if pair.len() == 2 => (a, b),
                     _ => return Err(bad(format!("merge {m} is not a pair of strings"))),
                 },

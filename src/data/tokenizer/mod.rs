@@ -29,14 +29,17 @@ pub const GPT2_VOCAB_SIZE: usize = 50257;
 #[derive(Clone, Debug)]
 pub enum Tokenizer {
     Char(CharTokenizer),
-    Bpe(Bpe),
+    /// Boxed: a BPE's tables and regex are large beside a character list.
+    Bpe(Box<Bpe>),
 }
 
 impl Tokenizer {
     /// GPT-2's byte-level BPE (50,257 ids, `<|endoftext|>` = 50256), built from the table compiled in;
     /// its ids equal tiktoken's `gpt2` encoding.
     pub fn gpt2() -> Self {
-        Tokenizer::Bpe(gpt2::gpt2().expect("the built-in GPT-2 table is valid (checked by tests)"))
+        Tokenizer::Bpe(Box::new(
+            gpt2::gpt2().expect("the built-in GPT-2 table is valid (checked by tests)"),
+        ))
     }
 
     /// A character vocabulary of `text`'s distinct characters.
@@ -53,7 +56,7 @@ impl Tokenizer {
         special: &[&str],
         progress: Option<&mut dyn FnMut(usize, usize)>,
     ) -> Result<Self> {
-        train::train(text, vocab_size, special, progress).map(Tokenizer::Bpe)
+        train::train(text, vocab_size, special, progress).map(|t| Tokenizer::Bpe(Box::new(t)))
     }
 
     pub fn vocab_size(&self) -> usize {
@@ -123,7 +126,7 @@ impl Tokenizer {
         if value["type"] == "char" {
             CharTokenizer::from_json(text, source).map(Tokenizer::Char)
         } else if value.get("model").is_some() {
-            hf::from_json(&value, source).map(Tokenizer::Bpe)
+            hf::from_json(&value, source).map(|t| Tokenizer::Bpe(Box::new(t)))
         } else {
             Err(Error::Invalid(format!(
                 "{source}: neither a char tokenizer (\"type\": \"char\") nor a Hugging Face one (\"model\")"

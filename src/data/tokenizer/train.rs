@@ -61,7 +61,9 @@ pub fn train(
         )));
     }
     if vocab_size > u32::MAX as usize {
-        return Err(Error::Invalid(format!("vocabulary size {vocab_size} is too large")));
+        return Err(Error::Invalid(format!(
+            "vocabulary size {vocab_size} is too large"
+        )));
     }
     let wanted = vocab_size - fixed;
     // Specials carry placeholder ids while cutting: only the text between them is counted.
@@ -129,7 +131,9 @@ pub fn train(
             report(merges.len(), wanted);
         }
     }
-    let special_ids: Vec<u32> = (0..special.len()).map(|k| (tokens.len() + k) as u32).collect();
+    let special_ids: Vec<u32> = (0..special.len())
+        .map(|k| (tokens.len() + k) as u32)
+        .collect();
     tokens.extend(special.iter().map(|s| s.as_bytes().to_vec()));
     Bpe::new(tokens, merges, &special_ids)
 }
