@@ -130,17 +130,20 @@ pub fn tokenizer_command(command: &TokenizerCommand) -> Result<()> {
                 .filter(|s| !s.is_empty())
                 .collect();
             let start = Instant::now();
-            let mut shown = 0;
+            let mut shown: Option<usize> = None;
             let mut progress = |done: usize, total: usize| {
                 // About a hundred updates: redrawing for every merge would cost more than merging.
-                if done * 100 / total.max(1) > shown || done == total {
-                    shown = done * 100 / total.max(1);
-                    eprint!("\r\x1b[2Kmerges {done}/{total} ({shown}%)");
+                let percent = done * 100 / total.max(1);
+                if shown.is_none_or(|p| percent > p) {
+                    shown = Some(percent);
+                    eprint!("\r\x1b[2Kmerges {done}/{total} ({percent}%)");
                     let _ = std::io::stderr().flush();
                 }
             };
             let tokenizer = Tokenizer::train_bpe(&text, *vocab_size, &special, Some(&mut progress));
-            eprintln!();
+            if shown.is_some() {
+                eprintln!();
+            }
             let tokenizer =
                 tokenizer.map_err(|e| Error::Invalid(format!("{}: {e}", file.display())))?;
             tokenizer.save(out)?;
