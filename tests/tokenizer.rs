@@ -103,6 +103,33 @@ fn gpt2_round_trips_a_saved_hugging_face_file() {
 }
 
 #[test]
+fn gpt2_loads_from_a_file_laid_out_as_the_hugging_face_hubs() {
+    // The hub's gpt2/tokenizer.json predates some fields: no model type, empty affixes, no use_regex,
+    // <|endoftext|> "normalized", a post-processor adding a prefix space (which encoding ignores).
+    let gpt2 = Tokenizer::gpt2();
+    let mut file: serde_json::Value = serde_json::from_str(&gpt2.to_json()).unwrap();
+    let model = file["model"].as_object_mut().unwrap();
+    for key in ["type", "byte_fallback", "ignore_merges"] {
+        model.remove(key);
+    }
+    model.insert("continuing_subword_prefix".into(), "".into());
+    model.insert("end_of_word_suffix".into(), "".into());
+    file["pre_tokenizer"] = serde_json::json!({"type": "ByteLevel", "add_prefix_space": false,
+                                               "trim_offsets": true});
+    file["post_processor"] = serde_json::json!({"type": "ByteLevel", "add_prefix_space": true,
+                                                "trim_offsets": false});
+    file["added_tokens"][0]["normalized"] = true.into();
+    let hub = Tokenizer::from_json(&file.to_string(), "hub/tokenizer.json").unwrap();
+    assert_eq!(hub.encode(CORPUS).unwrap(), gpt2.encode(CORPUS).unwrap());
+
+    file["pre_tokenizer"]["add_prefix_space"] = true.into();
+    let err = Tokenizer::from_json(&file.to_string(), "hub/tokenizer.json")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("prefix space"), "{err}");
+}
+
+#[test]
 fn a_trained_bpe_has_the_exact_size_single_special_ids_and_survives_saving() {
     let specials = ["<|startoftext|>", "<|endoftext|>"];
     let mut seen = 0;

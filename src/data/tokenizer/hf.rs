@@ -81,16 +81,24 @@ pub fn to_json(bpe: &Bpe) -> Value {
     })
 }
 
-/// Reads a byte-level BPE `tokenizer.json` (merges as `"a b"` strings or `["a", "b"]` pairs). Settings
+/// Reads a byte-level BPE `tokenizer.json` (merges as `"a b"` strings or `["a", "b"]` pairs; the model's
+/// `"type": "BPE"` may be missing, as in GPT-2's file on the Hugging Face hub). Settings
 /// this tokenizer does not implement (a normalizer, a prefix space, another pre-tokenizer) are errors
 /// rather than silently different ids.
 pub fn from_json(value: &Value, source: &str) -> Result<Bpe> {
     let bad = |why: String| Error::Invalid(format!("{source}: {why}"));
     let model = &value["model"];
-    if model["type"] != "BPE" {
+    // Older files (GPT-2's own on the Hugging Face hub) leave out the type; a BPE has vocab and merges.
+    let untyped_bpe = model.get("type").is_none() && model["merges"].is_array();
+    if model["type"] != "BPE" && !untyped_bpe {
         return Err(bad(
             "\"model\" is not a BPE model (only byte-level BPE and char tokenizers load)".into(),
         ));
+    }
+    for affix in ["continuing_subword_prefix", "end_of_word_suffix"] {
+        if !(model[affix].is_null() || model[affix] == "") {
+            return Err(bad(format!("a BPE {affix} is not supported")));
+        }
     }
     if !value["normalizer"].is_null() {
         return Err(bad("a \"normalizer\" is not supported".into()));
