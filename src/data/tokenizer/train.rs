@@ -160,3 +160,42 @@ fn count_words(text: &str, special: &[(String, u32)]) -> Result<Vec<Word>> {
     })?;
     Ok(words)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The specification: recount every pair of every word before each merge.
+    fn naive_merges(text: &str, merges: usize) -> Vec<Pair> {
+        let mut words = count_words(text, &[]).unwrap();
+        let mut learned = Vec::new();
+        for id in 256..256 + merges as u32 {
+            let mut counts: HashMap<Pair, i64> = HashMap::new();
+            for word in &words {
+                for pair in word.pairs() {
+                    *counts.entry(pair).or_default() += word.count;
+                }
+            }
+            let best = counts
+                .into_iter()
+                .max_by_key(|&(pair, count)| (count, Reverse(pair)));
+            let Some((pair, _)) = best else { break };
+            for word in &mut words {
+                word.merge(pair, id);
+            }
+            learned.push(pair);
+        }
+        learned
+    }
+
+    #[test]
+    fn incremental_counts_learn_the_same_merges_as_recounting() {
+        let text = &include_str!("../../../data/tinyshakespeare.txt")[..20_000];
+        let bpe = train(text, 256 + 300, &[], None).unwrap();
+        assert_eq!(bpe.merges(), naive_merges(text, 300));
+        // Runs of one letter exercise overlapping pairs ("aaaa" -> "aa aa").
+        let runs = "aaaa aaaaaaa ab aaab bbbbbb aaaaaaaaaaaaaa";
+        let bpe = train(runs, 256 + 6, &[], None).unwrap();
+        assert_eq!(bpe.merges(), naive_merges(runs, 6));
+    }
+}
