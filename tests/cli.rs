@@ -270,3 +270,159 @@ fn bad_input_is_one_clear_line_and_leaves_checkpoints_alone() {
     ];
     fails_with(&contradicts, "has shape", &model);
 }
+
+fn read_u16(path: &str) -> Vec<u32> {
+    wgpt::data::read_tokens(std::path::Path::new(path)).unwrap()
+}
+
+#[test]
+fn a_trained_bpe_prepares_data_trains_and_samples() {
+    let dir = Scratch::new("bpe");
+    let data = corpus(&dir);
+    let tok = dir.path("tok.json");
+    let (ok, out, err) = wgpt(&[
+        "tokenizer",
+        "train",
+        &data,
+        "--vocab-size",
+        "300",
+        "--special-tokens",
+        "<|startoftext|>, <|endoftext|>",
+        "--out",
+        &tok,
+    ]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("vocabulary 300") && out.contains("<|endoftext|> = 299"),
+        "{out}"
+    );
+
+    let prepared = dir.path("prepared");
+    let (ok, out, err) = wgpt(&[
+        "prepare",
+        "--tokenizer",
+        &tok,
+        "--data",
+        &data,
+        "--out",
+        &prepared,
+    ]);
+    assert!(ok && out.contains("vocabulary 300"), "{out}{err}");
+    let tokenizer = wgpt::data::Tokenizer::load(std::path::Path::new(&tok)).unwrap();
+    let text = std::fs::read_to_string(&data).unwrap();
+    let (train, val) = (
+        read_u16(&format!("{prepared}/train.bin")),
+        read_u16(&format!("{prepared}/val.bin")),
+    );
+    assert_eq!(train.len(), (train.len() + val.len()) * 9 / 10);
+    assert_eq!([train, val].concat(), tokenizer.encode(&text).unwrap());
+
+    let model = dir.path("model");
+    let mut args = vec![
+        "train", "--tokens", &prepared, "--steps", "2", "--save", &model, "--json",
+    ];
+    args.extend(SMALL);
+    let (ok, _, err) = wgpt(&args);
+    assert!(ok, "{err}");
+    let config = std::fs::read_to_string(format!("{model}/config.json")).unwrap();
+    assert!(config.contains("\"vocab_size\": 300"), "{config}");
+    assert_eq!(
+        std::fs::read(format!("{model}/tokenizer.json")).unwrap(),
+        std::fs::read(&tok).unwrap()
+    );
+
+    let (ok, out, err) = wgpt(&[
+        "sample",
+        "--model",
+        &model,
+        "--prompt",
+        "KING:",
+        "--max-new-tokens",
+        "8",
+    ]);
+    assert!(ok, "{err}");
+    assert!(
+        out.starts_with("KING:") && out.len() > "KING:\n".len(),
+        "{out}"
+    );
+}
+
+#[test]
+fn prepare_with_gpt2_writes_the_split_of_one_encoding() {
+    let dir = Scratch::new("gpt2");
+    let data = corpus(&dir);
+    let out_dir = dir.path("out");
+    let (ok, out, err) = wgpt(&[
+        "prepare",
+        "--tokenizer",
+        "gpt2",
+        "--data",
+        &data,
+        "--out",
+        &out_dir,
+    ]);
+    assert!(ok && out.contains("vocabulary 50257"), "{out}{err}");
+    let text = std::fs::read_to_string(&data).unwrap();
+    let ids = wgpt::data::Tokenizer::gpt2().encode(&text).unwrap();
+    let (train, val) = wgpt::data::split_train_val(&ids);
+    assert_eq!(read_u16(&format!("{out_dir}/train.bin")), train);
+    assert_eq!(read_u16(&format!("{out_dir}/val.bin")), val);
+    let saved = wgpt::data::Tokenizer::load(&dir.0.join("out/tokenizer.json")).unwrap();
+    assert_eq!(saved.vocab_size(), 50257);
+
+    let (ok, out, _) = wgpt(&["tokenizer", "encode", "Hello world<|endoftext|>"]);
+    assert!(ok && out.trim() == "15496 995 50256", "{out}");
+    let (ok, out, _) = wgpt(&["tokenizer", "decode", "15496,995"]);
+    assert!(ok && out == "Hello world\n", "{out}");
+}
+
+#[test]
+fn tokenizers_that_cannot_serve_are_one_clear_line() {
+    let dir = Scratch::new("badtok");
+    let data = corpus(&dir);
+    let one_line = |args: &[&str], expect: &str| {
+        let (ok, _, err) = wgpt(args);
+        assert!(!ok, "{args:?} succeeded");
+        assert!(
+            err.lines().count() == 1 && err.starts_with("error: ") && err.contains(expect),
+            "{err}"
+        );
+    };
+    // A vocabulary whose ids do not fit uint16 token files: the 256 bytes (GPT-2's printable forms of
+    // ASCII letters and digits are themselves, the rest come from GPT-2's own file) plus filler tokens.
+    let gpt2: serde_json::Value =
+        serde_json::from_str(&wgpt::data::Tokenizer::gpt2().to_json()).unwrap();
+    let mut big = gpt2.clone();
+    let vocab = big["model"]["vocab"].as_object_mut().unwrap();
+    vocab.retain(|_, id| id.as_u64().unwrap() < 256);
+    for id in 256..70_000u32 {
+        vocab.insert(format!("filler{id}"), id.into());
+    }
+    big["model"]["merges"] = serde_json::json!([]);
+    big["added_tokens"] = serde_json::json!([]);
+    let big_path = dir.path("big.json");
+    std::fs::write(&big_path, big.to_string()).unwrap();
+    let prepare = [
+        "prepare",
+        "--tokenizer",
+        &big_path,
+        "--data",
+        &data,
+        "--out",
+        &dir.path("out"),
+    ];
+    one_line(&prepare, "70000 tokens do not fit uint16");
+
+    let too_small = [
+        "tokenizer",
+        "train",
+        &data,
+        "--vocab-size",
+        "257",
+        "--special-tokens",
+        "<|a|>,<|b|>",
+        "--out",
+        &dir.path("t.json"),
+    ];
+    one_line(&too_small, "too small");
+}

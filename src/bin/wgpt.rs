@@ -2,7 +2,7 @@
 //! exit non-zero.
 
 use clap::{Parser, Subcommand};
-use wgpt::cli::{EvalArgs, SampleArgs, TrainArgs};
+use wgpt::cli::{EvalArgs, PrepareArgs, SampleArgs, TokenizerCommand, TrainArgs};
 
 #[derive(Parser)]
 #[command(
@@ -36,6 +36,13 @@ enum Command {
     Eval(EvalArgs),
     /// Generate text from a saved model, streaming it as it comes.
     Sample(SampleArgs),
+    /// Encode a text file into train.bin/val.bin (uint16, split 90/10) plus its tokenizer.json.
+    Prepare(PrepareArgs),
+    /// Train a byte-level BPE tokenizer, or encode and decode with one.
+    Tokenizer {
+        #[command(subcommand)]
+        command: TokenizerCommand,
+    },
 }
 
 fn main() {
@@ -56,6 +63,8 @@ fn main() {
         Command::Eval(args) => eval(&args),
         Command::Sample(args) => wgpt::Gpu::new()
             .and_then(|gpu| wgpt::cli::sample(&gpu, &args, &mut std::io::stdout().lock())),
+        Command::Prepare(args) => wgpt::cli::prepare(&args),
+        Command::Tokenizer { command } => wgpt::cli::tokenizer_command(&command),
     };
     if let Err(e) = result {
         eprintln!("error: {e}");

@@ -1,5 +1,10 @@
 //! What `wgpt train`, `wgpt eval` and the train_shakespeare example share: their flags, loading data and
-//! models from them, and running with a progress bar or JSON lines.
+//! models from them, and running with a progress bar or JSON lines. `tokenizer` holds `wgpt prepare` and
+//! `wgpt tokenizer`.
+
+mod tokenizer;
+
+pub use tokenizer::{prepare, tokenizer_command, PrepareArgs, TokenizerCommand};
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -7,7 +12,8 @@ use std::time::Instant;
 use clap::Args;
 
 use crate::checkpoint;
-use crate::data::{read_tokens, split_train_val, CharTokenizer};
+use crate::data::tokenizer::TOKENIZER_FILE;
+use crate::data::{read_tokens, split_train_val, TextStream, Tokenizer};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::model::{Gpt, GptConfig};
@@ -32,7 +38,8 @@ pub struct TrainArgs {
     /// UTF-8 text to train on with a character vocabulary (split 90/10 into train and validation).
     #[arg(long, conflicts_with = "tokens")]
     pub data: Option<PathBuf>,
-    /// A uint16 token file (.bin) to train on; needs --vocab-size unless the model fixes it.
+    /// A uint16 token file (.bin) to train on (needs --vocab-size unless the model fixes it), or a
+    /// directory `wgpt prepare` wrote (train.bin, val.bin and the tokenizer.json that sets the vocabulary).
     #[arg(long)]
     pub tokens: Option<PathBuf>,
     #[arg(long)]
@@ -115,22 +122,24 @@ impl TrainArgs {
     }
 }
 
-/// A corpus as token ids, with its tokenizer when it was text.
+/// A corpus as token ids split into training and validation, with its tokenizer when known.
 pub struct Corpus {
-    pub tokens: Vec<u32>,
-    pub tokenizer: Option<CharTokenizer>,
-    /// The vocabulary the ids come from (None: a token file without --vocab-size).
+    pub train: Vec<u32>,
+    pub val: Vec<u32>,
+    pub tokenizer: Option<Tokenizer>,
+    /// The vocabulary the ids come from (None: a token file without --vocab-size or tokenizer).
     pub vocab_size: Option<usize>,
 }
 
 impl Corpus {
-    /// Reads `--data` (text, character vocabulary) or `--tokens` (uint16 ids). A model's own tokenizer,
-    /// when given, encodes the text instead, so a resumed or fine-tuned model keeps its ids.
+    /// Reads `--data` (text, character vocabulary) or `--tokens` (uint16 ids: one file split 90/10, or a
+    /// `wgpt prepare` directory). A model's own tokenizer, when given, encodes the text instead, so a
+    /// resumed or fine-tuned model keeps its ids; a prepared directory's tokenizer must then be the same.
     pub fn load(
         data: Option<&Path>,
         tokens: Option<&Path>,
         vocab_size: Option<usize>,
-        tokenizer: Option<CharTokenizer>,
+        tokenizer: Option<Tokenizer>,
     ) -> Result<Self> {
         match (data, tokens) {
             (Some(path), _) => {
@@ -138,41 +147,60 @@ impl Corpus {
                     path: path.display().to_string(),
                     source,
                 })?;
-                let tokenizer = tokenizer.unwrap_or_else(|| CharTokenizer::from_text(&text));
+                let tokenizer = tokenizer.unwrap_or_else(|| Tokenizer::chars_of(&text));
                 let tokens = tokenizer
                     .encode(&text)
                     .map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))?;
-                Ok(Corpus {
-                    tokens,
-                    vocab_size: Some(tokenizer.vocab_size()),
-                    tokenizer: Some(tokenizer),
-                })
+                Ok(Corpus::split(tokens, Some(tokenizer), None))
             }
-            (None, Some(path)) => Ok(Corpus {
-                tokens: read_tokens(path)?,
-                tokenizer: None,
-                vocab_size,
-            }),
+            (None, Some(dir)) if dir.is_dir() => Self::prepared(dir, vocab_size, tokenizer),
+            (None, Some(path)) => Ok(Corpus::split(read_tokens(path)?, tokenizer, vocab_size)),
             (None, None) => Err(Error::Invalid(
-                "no training data: give --data FILE (text) or --tokens FILE.bin".into(),
+                "no training data: give --data FILE (text) or --tokens FILE.bin|DIR".into(),
             )),
         }
     }
-}
 
-const TOKENIZER_FILE: &str = "tokenizer.json";
-
-/// The character tokenizer saved in a model directory, if any.
-pub fn saved_tokenizer(dir: &Path) -> Result<Option<CharTokenizer>> {
-    match checkpoint::read_extra(dir, TOKENIZER_FILE)? {
-        None => Ok(None),
-        Some(bytes) => {
-            let source = dir.join(TOKENIZER_FILE).display().to_string();
-            let text = String::from_utf8(bytes)
-                .map_err(|_| Error::Invalid(format!("{source}: not UTF-8")))?;
-            CharTokenizer::from_json(&text, &source).map(Some)
+    /// One token sequence split 90/10; the vocabulary is the tokenizer's unless `vocab_size` says.
+    fn split(tokens: Vec<u32>, tokenizer: Option<Tokenizer>, vocab_size: Option<usize>) -> Self {
+        let (train, val) = split_train_val(&tokens);
+        Corpus {
+            train: train.to_vec(),
+            val: val.to_vec(),
+            vocab_size: vocab_size.or(tokenizer.as_ref().map(Tokenizer::vocab_size)),
+            tokenizer,
         }
     }
+
+    /// A directory `wgpt prepare` wrote: train.bin, val.bin and (optionally) tokenizer.json.
+    fn prepared(dir: &Path, vocab_size: Option<usize>, model: Option<Tokenizer>) -> Result<Self> {
+        let path = dir.join(TOKENIZER_FILE);
+        let tokenizer = match (path.exists().then(|| Tokenizer::load(&path)).transpose()?, model) {
+            (Some(own), Some(model)) if own.to_json() != model.to_json() => {
+                return Err(Error::Invalid(format!(
+                    "{}: the data's tokenizer differs from the model's, so its ids mean other tokens; prepare the data with the model's tokenizer.json",
+                    path.display()
+                )))
+            }
+            (own, model) => own.or(model),
+        };
+        Ok(Corpus {
+            train: read_tokens(&dir.join("train.bin"))?,
+            val: read_tokens(&dir.join("val.bin"))?,
+            vocab_size: vocab_size.or(tokenizer.as_ref().map(Tokenizer::vocab_size)),
+            tokenizer,
+        })
+    }
+}
+
+/// The tokenizer of a model directory: its tokenizer.json (characters or BPE), or GPT-2's when there is
+/// none and config.json says the vocabulary is GPT-2's 50,257 (see [`Tokenizer::from_model_dir`]).
+pub fn saved_tokenizer(dir: &Path) -> Result<Option<Tokenizer>> {
+    let vocab = checkpoint::read_extra(dir, checkpoint::CONFIG_FILE)?
+        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+        .and_then(|config| config["vocab_size"].as_u64())
+        .unwrap_or(0);
+    Tokenizer::from_model_dir(dir, vocab as usize)
 }
 
 /// How a finished run went.
@@ -236,10 +264,10 @@ pub fn train(gpu: &Gpu, args: &TrainArgs, defaults: Settings, preset: &str) -> R
             "the data's vocabulary ({v}) is larger than the model's ({vocab})"
         )));
     }
-    crate::kernels::crossentropy::check_token_ids("data", &corpus.tokens, vocab)?;
-    let (train_ids, val_ids) = split_train_val(&corpus.tokens);
+    crate::kernels::crossentropy::check_token_ids("training data", &corpus.train, vocab)?;
+    crate::kernels::crossentropy::check_token_ids("validation data", &corpus.val, vocab)?;
     let config = model.config.clone();
-    let mut trainer = Trainer::new(gpu, model, settings, train_ids, val_ids, step)?;
+    let mut trainer = Trainer::new(gpu, model, settings, &corpus.train, &corpus.val, step)?;
     let s = trainer.settings.clone();
     if !args.json {
         let memory = trainer.train_plan().memory();
@@ -353,7 +381,7 @@ pub struct EvalArgs {
     /// Text to evaluate on (encoded with the model's tokenizer).
     #[arg(long, conflicts_with = "tokens")]
     pub data: Option<PathBuf>,
-    /// A uint16 token file.
+    /// A uint16 token file, or a `wgpt prepare` directory (its val.bin is evaluated).
     #[arg(long)]
     pub tokens: Option<PathBuf>,
     #[arg(long, default_value_t = 8)]
@@ -388,15 +416,14 @@ pub fn eval(gpu: &Gpu, args: &EvalArgs) -> Result<f32> {
         seed: args.seed,
         ..Settings::default()
     };
-    let (train_ids, val_ids) = split_train_val(&corpus.tokens);
-    let trainer = Trainer::new(gpu, model, settings, train_ids, val_ids, 0)?;
+    let trainer = Trainer::new(gpu, model, settings, &corpus.train, &corpus.val, 0)?;
     trainer.evaluate(true)
 }
 
 /// The flags of `wgpt sample`.
 #[derive(Args, Clone, Debug)]
 pub struct SampleArgs {
-    /// The model directory (with its tokenizer.json).
+    /// The model directory (its tokenizer.json, or GPT-2's tokenizer for a 50,257-token model).
     #[arg(long)]
     pub model: PathBuf,
     #[arg(long, default_value = "\n")]
@@ -419,7 +446,7 @@ pub fn sample(gpu: &Gpu, args: &SampleArgs, out: &mut impl std::io::Write) -> Re
     let saved = checkpoint::load(&args.model)?;
     let tokenizer = saved_tokenizer(&args.model)?.ok_or_else(|| {
         Error::Invalid(format!(
-            "{}: no tokenizer.json, so the prompt cannot be encoded",
+            "{}: no tokenizer.json (and not GPT-2's vocabulary), so the prompt cannot be encoded",
             args.model.display()
         ))
     })?;
@@ -437,15 +464,16 @@ pub fn sample(gpu: &Gpu, args: &SampleArgs, out: &mut impl std::io::Write) -> Re
     };
     write!(out, "{}", args.prompt).map_err(io)?;
     let mut failed = None;
+    let mut stream = TextStream::new(&tokenizer);
     generator.generate(&prompt, args.max_new_tokens, &sampling, args.seed, |t| {
         if failed.is_none() {
-            failed = write!(out, "{}", tokenizer.decode(&[t]))
+            failed = write!(out, "{}", stream.push(t))
                 .and_then(|_| out.flush())
                 .err();
         }
     })?;
     match failed {
         Some(e) => Err(io(e)),
-        None => writeln!(out).map_err(io),
+        None => writeln!(out, "{}", stream.finish()).map_err(io),
     }
 }
