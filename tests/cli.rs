@@ -345,6 +345,51 @@ fn a_trained_bpe_prepares_data_trains_and_samples() {
         out.starts_with("KING:") && out.len() > "KING:\n".len(),
         "{out}"
     );
+
+    let figures = dir.path("inspect");
+    let (ok, out, err) = wgpt(&[
+        "inspect",
+        "--model",
+        &model,
+        "--prompt",
+        "<|startoftext|>KING: what",
+        "--out",
+        &figures,
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("next token:"), "{out}");
+    for file in [
+        "attention.svg",
+        "activations.svg",
+        "activations_near_zero.svg",
+        "embedding.svg",
+        "embedding_cosine.svg",
+        "parameters.svg",
+        "gradients.svg",
+        "next_token.svg",
+    ] {
+        let svg = std::fs::read_to_string(format!("{figures}/{file}")).unwrap();
+        assert!(
+            svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"),
+            "{file}"
+        );
+    }
+    let json = std::fs::read_to_string(format!("{figures}/anatomy.json")).unwrap();
+    let anatomy: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let prompt = anatomy["prompt"].as_array().unwrap();
+    assert_eq!(
+        prompt[0]["id"], 298,
+        "<|startoftext|> is one token: {prompt:?}"
+    );
+    assert_eq!(
+        anatomy["attention"].as_array().unwrap().len(),
+        4,
+        "baby has 4 layers"
+    );
+    assert_eq!(
+        anatomy["gradients"].as_array().unwrap().len(),
+        anatomy["parameters"].as_array().unwrap().len()
+    );
 }
 
 #[test]

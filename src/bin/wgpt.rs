@@ -2,7 +2,7 @@
 //! exit non-zero.
 
 use clap::{Parser, Subcommand};
-use wgpt::cli::{EvalArgs, PrepareArgs, SampleArgs, TokenizerCommand, TrainArgs};
+use wgpt::cli::{EvalArgs, InspectArgs, PrepareArgs, SampleArgs, TokenizerCommand, TrainArgs};
 
 #[derive(Parser)]
 #[command(
@@ -38,6 +38,9 @@ enum Command {
     Sample(SampleArgs),
     /// Encode a text file into train.bin/val.bin (uint16, split 90/10) plus its tokenizer.json.
     Prepare(PrepareArgs),
+    /// Look inside a model on a prompt: attention maps, activations across depth, embeddings,
+    /// parameter and gradient histograms and the next-token distribution, as SVG figures and JSON.
+    Inspect(InspectArgs),
     /// Train a byte-level BPE tokenizer, or encode and decode with one.
     Tokenizer {
         #[command(subcommand)]
@@ -64,12 +67,30 @@ fn main() {
         Command::Sample(args) => wgpt::Gpu::new()
             .and_then(|gpu| wgpt::cli::sample(&gpu, &args, &mut std::io::stdout().lock())),
         Command::Prepare(args) => wgpt::cli::prepare(&args),
+        Command::Inspect(args) => inspect(&args),
         Command::Tokenizer { command } => wgpt::cli::tokenizer_command(&command),
     };
     if let Err(e) = result {
         eprintln!("error: {e}");
         std::process::exit(1);
     }
+}
+
+fn inspect(args: &InspectArgs) -> wgpt::Result<()> {
+    let gpu = wgpt::Gpu::new()?;
+    let (anatomy, files) = wgpt::cli::inspect(&gpu, args)?;
+    println!("prompt: {} tokens", anatomy.prompt.len());
+    let top: Vec<String> = anatomy
+        .next_token
+        .iter()
+        .take(5)
+        .map(|(t, p)| format!("{:?} {p:.3}", t.text))
+        .collect();
+    println!("next token: {}", top.join(", "));
+    for file in files {
+        println!("wrote {}", file.display());
+    }
+    Ok(())
 }
 
 fn eval(args: &EvalArgs) -> wgpt::Result<()> {

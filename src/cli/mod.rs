@@ -2,8 +2,10 @@
 //! models from them, and running with a progress bar or JSON lines. `tokenizer` holds `wgpt prepare` and
 //! `wgpt tokenizer`.
 
+mod inspect;
 mod tokenizer;
 
+pub use inspect::{inspect, InspectArgs, ANATOMY_FILE};
 pub use tokenizer::{prepare, tokenizer_command, PrepareArgs, TokenizerCommand};
 
 use std::path::{Path, PathBuf};

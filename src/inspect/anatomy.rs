@@ -14,7 +14,7 @@ use crate::plot::Bins;
 
 /// Histogram bins per tensor.
 const BINS: usize = 60;
-/// Rows of the embedding heatmap (the first token ids).
+/// Rows of the embedding heatmap: the first token ids that print as text.
 const EMBEDDING_ROWS: usize = 48;
 /// Most distinct prompt tokens in the cosine-similarity matrix.
 const COSINE_TOKENS: usize = 24;
@@ -64,7 +64,8 @@ pub struct Anatomy {
     /// `attention[layer][head]`: `[T, T]` row-major, query rows over key columns, 0 above the diagonal.
     pub attention: Vec<Vec<Vec<f32>>>,
     pub depth: Vec<Depth>,
-    /// The first token ids' embedding rows × channels.
+    /// The embedding rows × channels of the first token ids that print as text (a byte-level BPE's
+    /// first ids are control bytes and lone bytes of multi-byte characters).
     pub embedding: Matrix,
     /// Cosine similarity of the prompt's distinct tokens' embeddings.
     pub cosine: Matrix,
@@ -143,11 +144,18 @@ impl Anatomy {
             .map(|i| &params[i])
             .ok_or_else(|| Error::Invalid("the model has no token embedding".into()))?;
         let c = config.n_embd;
-        let shown = EMBEDDING_ROWS.min(vocab);
+        let shown: Vec<u32> = (0..vocab as u32)
+            .filter(|&id| prints(&text(id)))
+            .take(EMBEDDING_ROWS)
+            .collect();
         let embedding = Matrix {
-            rows: (0..shown as u32).map(text).collect(),
+            rows: shown.iter().map(|&id| text(id)).collect(),
             columns: (0..c).map(|j| j.to_string()).collect(),
-            values: wte[..shown * c].to_vec(),
+            values: shown
+                .iter()
+                .flat_map(|&id| &wte[id as usize * c..(id as usize + 1) * c])
+                .copied()
+                .collect(),
         };
         let mut distinct: Vec<u32> = Vec::new();
         for &t in tokens {
@@ -188,6 +196,15 @@ impl Anatomy {
     pub fn to_json(&self) -> Result<String> {
         serde_json::to_string(self).map_err(|e| Error::Invalid(format!("anatomy as JSON: {e}")))
     }
+}
+
+/// Whether a token's text shows as something: no control characters but whitespace, no replacement
+/// character (a lone byte of a multi-byte character).
+fn prints(text: &str) -> bool {
+    !text.is_empty()
+        && text
+            .chars()
+            .all(|ch| ch != char::REPLACEMENT_CHARACTER && (!ch.is_control() || ch.is_whitespace()))
 }
 
 fn softmax(logits: &[f32]) -> Vec<f32> {
@@ -243,6 +260,12 @@ fn cosine_matrix(wte: &[f32], c: usize, ids: &[u32], text: &dyn Fn(u32) -> Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_bytes_and_lone_utf8_bytes_do_not_print() {
+        assert!(prints(" the") && prints("\n") && prints("é"));
+        assert!(!prints("\u{1}") && !prints("\u{fffd}") && !prints(""));
+    }
 
     #[test]
     fn top_k_orders_by_probability_then_id() {

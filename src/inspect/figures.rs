@@ -182,7 +182,7 @@ fn diverging(
 
 fn embedding(m: &Labelled, model: &str) -> Result<String> {
     let title = format!(
-        "{model}: token embeddings of ids 0..{} (rows) by channel",
+        "{model}: token embeddings (the first {} tokens that print) by channel",
         m.rows.len()
     );
     diverging(m, title, ("token", "channel"), None)

@@ -1,0 +1,167 @@
+//! Anatomy of a GPT: train the `anatomy` preset (RMSNorm, grouped-query attention, 4 layers, 256 wide,
+//! 5,048,576 parameters) on tiny-shakespeare with its own 8192-token byte-level BPE, then look inside
+//! it on a prompt.
+//!
+//! `cargo run --release --example anatomy [-- FLAGS]`. Each speech of the play becomes a document
+//! `<|startoftext|>SPEAKER:\n...<|endoftext|>`; the BPE (with those two special tokens) is trained on
+//! that text, which is then encoded into `OUT/tokens/` as `wgpt prepare` does. Training takes a few
+//! minutes on lavapipe (every `wgpt train` flag overrides: `--steps`, `--batch`, ...). Writes
+//! `OUT/tokenizer.json`, `OUT/tokens/`, `OUT/model/`, `OUT/log.jsonl`, `OUT/loss.svg` and the figures
+//! and `anatomy.json` of `wgpt inspect` in `OUT/anatomy/`.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use clap::Parser;
+use wgpt::cli::{inspect, prepare, InspectArgs, PrepareArgs, TrainArgs};
+use wgpt::data::Tokenizer;
+use wgpt::model::GptConfig;
+use wgpt::train::{loss_curves_svg, Settings};
+
+const START: &str = "<|startoftext|>";
+const END: &str = "<|endoftext|>";
+
+#[derive(Parser)]
+#[command(
+    about = "Train the anatomy preset with its own BPE on tiny-shakespeare, then look inside it"
+)]
+struct Args {
+    #[command(flatten)]
+    train: TrainArgs,
+    /// Where everything goes.
+    #[arg(long, default_value = "out/anatomy")]
+    out: PathBuf,
+    /// Size of the BPE vocabulary (the preset's is 8192; the model takes the tokenizer's).
+    #[arg(long, default_value_t = 8192)]
+    bpe_vocab: usize,
+    /// The prompt the figures look at.
+    #[arg(
+        long,
+        default_value = "<|startoftext|>ROMEO:\nBut soft, what light through yonder window breaks?"
+    )]
+    prompt: String,
+}
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> wgpt::Error + '_ {
+    move |source| wgpt::Error::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// The play as documents: one per speech (paragraphs are separated by blank lines).
+fn documents(play: &str) -> String {
+    play.split("\n\n")
+        .map(str::trim)
+        .filter(|speech| !speech.is_empty())
+        .map(|speech| format!("{START}{speech}\n{END}"))
+        .collect()
+}
+
+fn run() -> wgpt::Result<()> {
+    let mut args = Args::parse();
+    let gpu = wgpt::Gpu::new()?;
+    let out = args.out.clone();
+    std::fs::create_dir_all(&out).map_err(io_error(&out))?;
+    let write = |name: &str, contents: &str| -> wgpt::Result<()> {
+        let path = out.join(name);
+        std::fs::write(&path, contents).map_err(io_error(&path))
+    };
+    let config = GptConfig::preset("anatomy")?;
+    println!(
+        "adapter {} ({:?}); anatomy preset: {} parameters",
+        gpu.info().name,
+        gpu.info().backend,
+        config.parameter_count()
+    );
+
+    // 1. The tokenizer: a byte-level BPE with two special tokens, trained on the documents.
+    let source = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/tinyshakespeare.txt");
+    let play = std::fs::read_to_string(&source).map_err(io_error(&source))?;
+    let corpus = documents(&play);
+    write("corpus.txt", &corpus)?;
+    let start = Instant::now();
+    let tokenizer = Tokenizer::train_bpe(&corpus, args.bpe_vocab, &[START, END], None)?;
+    let tokenizer_path = out.join("tokenizer.json");
+    tokenizer.save(&tokenizer_path)?;
+    println!(
+        "BPE tokenizer: {} tokens in {:.1}s ({START} = {}, {END} = {})",
+        tokenizer.vocab_size(),
+        start.elapsed().as_secs_f64(),
+        tokenizer.token_id(START).unwrap_or_default(),
+        tokenizer.token_id(END).unwrap_or_default()
+    );
+    let tokens = out.join("tokens");
+    prepare(&PrepareArgs {
+        tokenizer: tokenizer_path.display().to_string(),
+        data: out.join("corpus.txt"),
+        out: tokens.clone(),
+    })?;
+
+    // 2. Training: a few minutes on a CPU adapter.
+    let train = &mut args.train;
+    if train.preset.is_none() && train.config.is_none() && train.init.is_none() {
+        train.preset = Some("anatomy".into());
+    }
+    train.tokens.get_or_insert(tokens);
+    let model_dir = train.save.get_or_insert_with(|| out.join("model")).clone();
+    let defaults = Settings {
+        batch: 16,
+        seq: 128,
+        steps: 200,
+        warmup: 20,
+        eval_every: 50,
+        eval_steps: 10,
+        ..Settings::default()
+    };
+    let summary = wgpt::cli::train(&gpu, &args.train, defaults, "anatomy")?;
+    let log: Vec<String> = summary.events.iter().map(|e| e.to_json()).collect();
+    write("log.jsonl", &(log.join("\n") + "\n"))?;
+    write(
+        "loss.svg",
+        &loss_curves_svg(
+            &summary.events,
+            "anatomy preset, tiny-shakespeare, BPE 8192",
+        ),
+    )?;
+    if let Some((train_loss, val_loss)) = summary.last_eval {
+        println!("final: train loss {train_loss:.4}, val loss {val_loss:.4}");
+    }
+    println!(
+        "training: {} steps in {:.0}s, {:.0} tokens/s",
+        summary.steps, summary.seconds, summary.tokens_per_s
+    );
+
+    // 3. The anatomy of the trained model on the prompt.
+    let (anatomy, files) = inspect(
+        &gpu,
+        &InspectArgs {
+            model: model_dir,
+            prompt: args.prompt.clone(),
+            out: out.join("anatomy"),
+        },
+    )?;
+    let top: Vec<String> = anatomy
+        .next_token
+        .iter()
+        .take(5)
+        .map(|(t, p)| format!("{:?} {p:.3}", t.text))
+        .collect();
+    println!(
+        "prompt {:?}: {} tokens; next token: {}",
+        args.prompt,
+        anatomy.prompt.len(),
+        top.join(", ")
+    );
+    for file in files {
+        println!("wrote {}", file.display());
+    }
+    Ok(())
+}
