@@ -123,17 +123,29 @@ impl Graph {
                 self.push(Op::DropoutBackward { p, site, dy, dx });
                 self.contribute(grads, x, dx);
             }
+            Op::PlaceColumns { x, first, out } => {
+                let Some(dout) = grad_out(&out) else { return };
+                let dx = self.grad_tensor(x);
+                self.push(Op::TakeColumns {
+                    x: dout,
+                    first,
+                    out: dx,
+                });
+                self.contribute(grads, x, dx);
+            }
             Op::Embedding {
                 tokens,
                 wte,
+                first,
                 wpe,
                 out,
                 ..
             } => {
                 let Some(dout) = grad_out(&out) else { return };
                 let rows = self.def(tokens).len();
-                let positions = self.tensor(POSITIONS, &[rows], Storage::Input);
-                let buckets = self.tensor(BUCKETS, &[rows, 3], Storage::Input);
+                // Every piece's backward reads the same batch inputs.
+                let positions = self.input(POSITIONS, &[rows]);
+                let buckets = self.input(BUCKETS, &[rows, 3]);
                 let dwte = self.param_grad(wte);
                 let dwpe = self.param_grad(wpe);
                 self.push(Op::EmbeddingBackward {
@@ -141,11 +153,20 @@ impl Graph {
                     positions,
                     buckets,
                     dwte,
+                    first,
                     dwpe,
                 });
             }
             // Backward, optimizer and decode ops have no backward.
             _ => {}
+        }
+    }
+
+    /// The input tensor `name` (made on first use).
+    fn input(&mut self, name: &str, shape: &[usize]) -> TensorId {
+        match self.tensors.iter().position(|t| t.name == name) {
+            Some(found) => TensorId(found),
+            None => self.tensor(name, shape, Storage::Input),
         }
     }
 

@@ -71,8 +71,8 @@ pub struct Plan {
     /// The first kept tensor (the loss, or a decode step's logits) and the buffer it is read back
     /// through.
     readback: Option<(Tensor, wgpu::Buffer)>,
-    /// The gradient arena when this plan trains (cleared at the start of each step).
-    grads: Option<Tensor>,
+    /// The gradient arena's chunks when this plan trains (cleared at the start of each step).
+    grads: Vec<Tensor>,
     vocab: usize,
     memory: MemoryReport,
 }
@@ -145,7 +145,7 @@ impl Plan {
         let state = shared.random_state.bytes() + shared.hyper.bytes() + shared.norm.bytes();
         let memory = MemoryReport {
             caches,
-            ..placement.report(graph, shared.arenas.params.bytes(), scratch + state)
+            ..placement.report(graph, shared.arenas.bytes(), scratch + state)
         };
         let readback = keep.first().map(|id| {
             let t = tensors[id.0].clone();
@@ -161,7 +161,15 @@ impl Plan {
             readback,
             tensors,
             inputs,
-            grads: trains.then(|| shared.arenas.grads.clone()),
+            grads: match trains {
+                true => shared
+                    .arenas
+                    .chunks
+                    .iter()
+                    .map(|c| c.grads.clone())
+                    .collect(),
+                false => Vec::new(),
+            },
             vocab,
             memory,
         })
@@ -249,7 +257,7 @@ impl Plan {
             .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                 label: Some("step"),
             });
-        if let Some(grads) = &self.grads {
+        for grads in &self.grads {
             encoder.clear_buffer(&grads.buffer, grads.offset, Some(grads.bytes()));
         }
         Dispatch::record_all(&mut encoder, &self.dispatches);

@@ -6,7 +6,7 @@ use crate::graph::{Graph, Op, Storage, TensorId, TOKENS};
 use crate::kernels::adamw;
 use crate::model::Norm;
 use crate::reference::{
-    adamw as ref_adamw, attention, crossentropy, dropout, embedding, gelu, gradnorm, kvcache,
+    adamw as ref_adamw, attention, copy, crossentropy, dropout, embedding, gelu, gradnorm, kvcache,
     layernorm, matmul, residual, rmsnorm,
 };
 
@@ -46,7 +46,10 @@ pub fn run(graph: &Graph, model: &mut CpuModel, inputs: &CpuInputs) -> CpuStep {
         .tensors
         .iter()
         .map(|t| match t.storage {
-            Storage::Param(i) => model.params[i].clone(),
+            Storage::Param(i) => {
+                let piece = &graph.pieces[i];
+                model.params[piece.param][piece.offset()..][..piece.len()].to_vec()
+            }
             Storage::Grad(_) => vec![0.0; t.len()],
             // One step from empty caches: a decode graph's later steps need the GPU plan.
             Storage::Cache => vec![0.0; t.len()],
@@ -64,23 +67,33 @@ pub fn run(graph: &Graph, model: &mut CpuModel, inputs: &CpuInputs) -> CpuStep {
             Op::Embedding {
                 start,
                 wte,
+                first,
                 wpe,
                 out,
                 ..
             } => {
                 let seq = shape(out)[1];
-                let first = start.map_or(0, |_| inputs.position as usize);
-                values[out.0] = embedding::forward_at(
+                let position = start.map_or(0, |_| inputs.position as usize);
+                let mut result = std::mem::take(&mut values[out.0]);
+                result.resize(graph.def(out).len(), 0.0);
+                embedding::forward_piece(
                     inputs.tokens,
                     &values[wte.0],
-                    &values[wpe.0],
                     first,
+                    &values[wpe.0],
+                    position,
                     seq,
                     last(wte),
+                    &mut result,
                 );
+                values[out.0] = result;
             }
             Op::EmbeddingBackward {
-                dout, dwte, dwpe, ..
+                dout,
+                dwte,
+                first,
+                dwpe,
+                ..
             } => {
                 let tokens_shape = graph
                     .tensors
@@ -88,11 +101,11 @@ pub fn run(graph: &Graph, model: &mut CpuModel, inputs: &CpuInputs) -> CpuStep {
                     .find(|t| t.name == TOKENS)
                     .map(|t| t.shape.clone())
                     .unwrap_or_default();
-                let (vocab, ctx) = (shape(dwte)[0], shape(dwpe)[0]);
-                let (dte, dpe) = embedding::backward(
+                let (rows, ctx) = (shape(dwte)[0], shape(dwpe)[0]);
+                let (dte, dpe) = embedding::backward_piece(
                     inputs.tokens,
                     &values[dout.0],
-                    (vocab, ctx),
+                    (first, rows, ctx),
                     tokens_shape[1],
                     last(dwte),
                 );
@@ -210,6 +223,19 @@ pub fn run(graph: &Graph, model: &mut CpuModel, inputs: &CpuInputs) -> CpuStep {
                 let inc = matmul::backward_weight(&values[dy.0], &values[x.0], m, vocab, c);
                 add_into(&mut values[dw.0], &inc);
             }
+            Op::PlaceColumns { x, first, out } => {
+                let (w, cols) = (last(x), last(out));
+                let mut result = std::mem::take(&mut values[out.0]);
+                result.resize(graph.def(out).len(), 0.0);
+                copy::columns((&values[x.0], w, 0), (&mut result, cols, first), w);
+                values[out.0] = result;
+            }
+            Op::TakeColumns { x, first, out } => {
+                let (cols, w) = (last(x), last(out));
+                let mut result = vec![0.0; graph.def(out).len()];
+                copy::columns((&values[x.0], cols, first), (&mut result, w, 0), w);
+                values[out.0] = result;
+            }
             Op::Attention {
                 shape: sh,
                 p,
@@ -320,25 +346,20 @@ pub fn run(graph: &Graph, model: &mut CpuModel, inputs: &CpuInputs) -> CpuStep {
     }
 }
 
-/// The gradient-arena tensors' values in parameter order (zeros for parameters with none).
+/// The gradient-arena tensors' values in parameter order, each assembled from its pieces (zeros where
+/// a piece has no gradient).
 fn grads(graph: &Graph, values: &[Vec<f32>], count: usize) -> Vec<Vec<f32>> {
-    (0..count)
-        .map(|i| {
-            graph
-                .tensors
-                .iter()
-                .position(|t| t.storage == Storage::Grad(i))
-                .map(|id| values[id].clone())
-                .unwrap_or_else(|| {
-                    let p = graph
-                        .tensors
-                        .iter()
-                        .find(|t| t.storage == Storage::Param(i))
-                        .map_or(0, |t| t.len());
-                    vec![0.0; p]
-                })
-        })
-        .collect()
+    let mut out: Vec<Vec<f32>> = vec![Vec::new(); count];
+    for (i, piece) in graph.pieces.iter().enumerate() {
+        let grad = graph
+            .tensors
+            .iter()
+            .position(|t| t.storage == Storage::Grad(i))
+            .map(|id| values[id].clone())
+            .unwrap_or_else(|| vec![0.0; piece.len()]);
+        out[piece.param].extend(grad);
+    }
+    out
 }
 
 fn add_into(acc: &mut [f32], inc: &[f32]) {

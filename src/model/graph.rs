@@ -1,6 +1,7 @@
 //! The GPT as a graph: embeddings, pre-norm blocks (attention and MLP on a residual stream), the final
 //! norm, the output head and the cross-entropy loss.
 
+use crate::error::Result;
 use crate::graph::{Graph, Op, Storage, TensorId};
 use crate::kernels::attention;
 use crate::model::{GptConfig, Norm};
@@ -38,24 +39,43 @@ pub struct BlockTensors {
 }
 
 /// Builds the forward graph for batches of `[batch, seq]` tokens (and, in training, appends the
-/// backward). `params` are the graph ids of the model's parameters, in [`GptConfig::params`] order.
-/// [`Mode::Decode`] takes `[1, 1]`.
-pub fn build(config: &GptConfig, batch: usize, seq: usize, mode: Mode) -> ModelGraph {
+/// backward), for a device whose storage bindings hold `max_binding` elements: parameters larger than
+/// that are split into pieces ([`GptConfig::pieces`]), each op reading one piece. [`Mode::Decode`] takes
+/// `[1, 1]`.
+pub fn build(
+    config: &GptConfig,
+    batch: usize,
+    seq: usize,
+    mode: Mode,
+    max_binding: usize,
+) -> Result<ModelGraph> {
     let mut g = Graph::default();
     let specs = config.params();
-    let params: Vec<TensorId> = specs
-        .iter()
-        .enumerate()
-        .map(|(i, spec)| g.tensor(spec.name.clone(), &spec.shape, Storage::Param(i)))
-        .collect();
-    let param = |name: &str| -> TensorId {
-        let i = specs
+    let pieces = config.pieces(max_binding)?;
+    // Per parameter, its pieces' graph ids and first rows.
+    let mut params: Vec<Vec<(TensorId, usize)>> = vec![Vec::new(); specs.len()];
+    for (i, piece) in pieces.iter().enumerate() {
+        let spec = &specs[piece.param];
+        let name = if piece.len() == spec.len() {
+            spec.name.clone()
+        } else {
+            let end = piece.first_row + piece.shape[0];
+            format!("{} rows {}..{end}", spec.name, piece.first_row)
+        };
+        let id = g.tensor(name, &piece.shape, Storage::Param(i));
+        params[piece.param].push((id, piece.first_row));
+    }
+    g.pieces = pieces;
+    let pieces_of = |name: &str| {
+        specs
             .iter()
             .position(|s| s.name == name)
-            .unwrap_or_else(|| panic!("no parameter {name}"));
-        params[i]
+            .map(|i| &params[i])
     };
-    let maybe = |name: &str| specs.iter().position(|s| s.name == name).map(|i| params[i]);
+    // Parameters other than the embeddings are never split (GptConfig::pieces refuses).
+    let maybe = |name: &str| pieces_of(name).map(|p| p[0].0);
+    let param =
+        |name: &str| -> TensorId { maybe(name).unwrap_or_else(|| panic!("no parameter {name}")) };
     let (c, rows) = (config.n_embd, batch * seq);
     let p = if mode == Mode::Train {
         config.dropout
@@ -104,15 +124,18 @@ pub fn build(config: &GptConfig, batch: usize, seq: usize, mode: Mode) -> ModelG
     let decode = mode == Mode::Decode;
     let tokens = g.tensor(crate::graph::TOKENS, &[batch, seq], Storage::Input);
     let position = decode.then(|| g.tensor(crate::graph::POSITION, &[1], Storage::Input));
-    let wte = param("transformer.wte.weight");
+    let wte = pieces_of("transformer.wte.weight").expect("a GPT has a token embedding");
     let embedded = g.activation("embedding", &[batch, seq, c]);
-    g.push(Op::Embedding {
-        tokens,
-        start: position,
-        wte,
-        wpe: param("transformer.wpe.weight"),
-        out: embedded,
-    });
+    for &(piece, first) in wte {
+        g.push(Op::Embedding {
+            tokens,
+            start: position,
+            wte: piece,
+            first,
+            wpe: param("transformer.wpe.weight"),
+            out: embedded,
+        });
+    }
     let mut x = dropout(&mut g, embedded, 0, "embedding dropout".into());
     let shape = attention::Shape {
         batch,
@@ -188,20 +211,16 @@ pub fn build(config: &GptConfig, batch: usize, seq: usize, mode: Mode) -> ModelG
         });
     }
     let final_norm = norm(&mut g, x, "transformer.ln_f");
-    let head = maybe("lm_head.weight").unwrap_or(wte);
+    let head = pieces_of("lm_head.weight").unwrap_or(wte);
     let logits = g.activation("logits", &[batch, seq, config.vocab_size]);
-    g.push(Op::Head {
-        x: final_norm,
-        w: head,
-        out: logits,
-    });
+    head_logits(&mut g, final_norm, head, logits);
     if decode {
-        return ModelGraph {
+        return Ok(ModelGraph {
             graph: g,
             loss: None,
             logits,
             blocks,
-        };
+        });
     }
     let targets = g.tensor(crate::graph::TARGETS, &[rows], Storage::Input);
     let losses = g.activation("losses", &[rows]);
@@ -218,10 +237,34 @@ pub fn build(config: &GptConfig, batch: usize, seq: usize, mode: Mode) -> ModelG
     if mode == Mode::Train {
         g.backward();
     }
-    ModelGraph {
+    Ok(ModelGraph {
         graph: g,
         loss: Some(loss),
         logits,
         blocks,
+    })
+}
+
+/// `logits = x·headᵀ` from the head's pieces `(tensor, first row)`: one product when whole, else a
+/// product per piece placed into the piece's columns of the logits.
+fn head_logits(g: &mut Graph, x: TensorId, head: &[(TensorId, usize)], logits: TensorId) {
+    if let [(w, _)] = head {
+        g.push(Op::Head {
+            x,
+            w: *w,
+            out: logits,
+        });
+        return;
+    }
+    let mut shape = g.shape(logits).to_vec();
+    for &(w, first) in head {
+        *shape.last_mut().expect("logits have a vocabulary axis") = g.shape(w)[0];
+        let part = g.activation(format!("logits {first}.."), &shape);
+        g.push(Op::Head { x, w, out: part });
+        g.push(Op::PlaceColumns {
+            x: part,
+            first,
+            out: logits,
+        });
     }
 }
