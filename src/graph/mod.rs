@@ -9,6 +9,7 @@ mod plan;
 pub mod planner;
 pub mod reference;
 
+pub use autodiff::Gradients;
 pub use ops::{ArenaChunk, Arenas, Op};
 pub use plan::{planned_memory, MemoryReport, Plan, Shared, StepInputs, POSITION, TARGETS, TOKENS};
 
@@ -31,6 +32,9 @@ pub enum Storage {
     /// Kept from one step to the next (a decode step's key/value caches): a zeroed buffer of its own,
     /// shared with no other tensor.
     Cache,
+    /// Elements `offset ..` of tensor `base` (an activation or input; `offset` a multiple of
+    /// [`crate::gpu::Tensor::ALIGN`]): a row chunk of it. Using a view uses its base.
+    View { base: TensorId, offset: usize },
 }
 
 #[derive(Clone, Debug)]
@@ -102,6 +106,20 @@ impl Graph {
     /// A new activation named `name`.
     pub fn activation(&mut self, name: impl Into<String>, shape: &[usize]) -> TensorId {
         self.tensor(name, shape, Storage::Activation)
+    }
+
+    /// A view of `shape` at element `offset` of `base`.
+    pub fn view(&mut self, base: TensorId, offset: usize, shape: &[usize]) -> TensorId {
+        let name = format!("{} at {offset}", self.def(base).name);
+        self.tensor(name, shape, Storage::View { base, offset })
+    }
+
+    /// The tensor a view is of (the tensor itself when not a view).
+    pub fn root(&self, id: TensorId) -> TensorId {
+        match self.def(id).storage {
+            Storage::View { base, .. } => self.root(base),
+            _ => id,
+        }
     }
 
     pub fn def(&self, id: TensorId) -> &TensorDef {

@@ -160,13 +160,24 @@ pub enum Op {
         dy: TensorId,
         dx: TensorId,
     },
-    /// Per-row losses and their mean; with `dlogits`, also `(softmax - onehot) / rows` in the same pass.
+    /// Per-row losses; with `dlogits`, also `(softmax - onehot) / mean_over` in the same pass
+    /// (`mean_over` the rows of the whole batch, of which these logits may be a row chunk).
     CrossEntropy {
         logits: TensorId,
         targets: TensorId,
         losses: TensorId,
-        loss: TensorId,
         dlogits: Option<TensorId>,
+        mean_over: usize,
+    },
+    /// `out[0] = mean(x)` (the loss from the per-row losses).
+    Mean {
+        x: TensorId,
+        out: TensorId,
+    },
+    /// `out = x` (a row chunk's gradient into its rows of the whole).
+    Copy {
+        x: TensorId,
+        out: TensorId,
     },
     /// The global gradient norm and clip scale (`max_norm = None`: no clipping), into the plan's
     /// optimizer state.
@@ -279,12 +290,13 @@ impl Op {
                 logits,
                 targets,
                 losses,
-                loss,
                 dlogits,
+                ..
             } => (
                 vec![*logits, *targets],
-                [vec![*losses, *loss], some(dlogits)].concat(),
+                [vec![*losses], some(dlogits)].concat(),
             ),
+            Op::Mean { x, out } | Op::Copy { x, out } => (vec![*x], vec![*out]),
             Op::GradNorm { .. } | Op::AdamW { .. } => (vec![], vec![]),
         }
     }
@@ -594,20 +606,21 @@ impl Op {
                 logits,
                 targets,
                 losses,
-                loss,
                 dlogits,
+                mean_over,
             } => {
                 let vocab = *cx.t(*logits).shape.last().unwrap_or(&0);
                 let variant = crossentropy::Variant::best(gpu, vocab);
                 let (l, t, r) = (cx.t(*logits), cx.t(*targets), cx.t(*losses));
-                vec![
-                    match dlogits {
-                        Some(d) => crossentropy::forward_backward(gpu, variant, l, t, r, cx.t(*d))?,
-                        None => crossentropy::forward(gpu, variant, l, t, r)?,
-                    },
-                    crossentropy::mean(gpu, r, cx.t(*loss))?,
-                ]
+                vec![match dlogits {
+                    Some(d) => {
+                        crossentropy::forward_backward(gpu, variant, l, t, r, cx.t(*d), *mean_over)?
+                    }
+                    None => crossentropy::forward(gpu, variant, l, t, r)?,
+                }]
             }
+            Op::Mean { x, out } => vec![crossentropy::mean(gpu, cx.t(*x), cx.t(*out))?],
+            Op::Copy { x, out } => vec![copy::forward(gpu, cx.t(*x), cx.t(*out))?],
             Op::GradNorm { max_norm } => {
                 let parts: Vec<_> = (cx.arenas.chunks.iter())
                     .map(|c| (&c.grads, 0..c.grads.len()))

@@ -103,27 +103,28 @@ impl Plan {
         let mut inputs = HashMap::new();
         let mut scratch = 0u64;
         let mut caches = 0u64;
-        let tensors: Vec<Tensor> = graph
-            .tensors
-            .iter()
-            .enumerate()
-            .map(|(i, def)| match def.storage {
-                Storage::Param(p) => reshape(&shared.params[p], &def.shape),
-                Storage::Grad(p) => reshape(&shared.grads[p], &def.shape),
-                Storage::Activation => buffers[slot_of[&i]].view(0, &def.shape),
+        // In order: a view's base comes before it.
+        let mut tensors: Vec<Tensor> = Vec::with_capacity(graph.tensors.len());
+        for (i, def) in graph.tensors.iter().enumerate() {
+            let t = match def.storage {
+                Storage::Param(p) => reshape(&shared.params[p], &def.shape)?,
+                Storage::Grad(p) => reshape(&shared.grads[p], &def.shape)?,
+                Storage::Activation => buffers[slot_of[&i]].view(0, &def.shape)?,
+                Storage::View { base, offset } => tensors[base.0].view(offset, &def.shape)?,
                 Storage::Input => {
                     let t = gpu.zeros(&def.name, &def.shape)?;
                     scratch += t.bytes();
                     inputs.insert(def.name.clone(), t.clone());
-                    Ok(t)
+                    t
                 }
                 Storage::Cache => {
                     let t = gpu.zeros(&def.name, &def.shape)?;
                     caches += t.bytes();
-                    Ok(t)
+                    t
                 }
-            })
-            .collect::<Result<_>>()?;
+            };
+            tensors.push(t);
+        }
 
         let cx = Lowering {
             gpu,
@@ -304,7 +305,7 @@ impl Placement {
         let mut lifetimes = lifetimes(graph);
         let end = graph.ops.len();
         for id in keep {
-            lifetimes[id.0].last = end;
+            lifetimes[graph.root(*id).0].last = end;
         }
         let activations: Vec<usize> = (0..graph.tensors.len())
             .filter(|&i| graph.tensors[i].storage == Storage::Activation)
@@ -358,13 +359,14 @@ fn reshape(t: &Tensor, shape: &[usize]) -> Result<Tensor> {
     t.view(0, shape)
 }
 
-/// First and last op touching each tensor (tensors no op touches get an empty life at 0).
+/// First and last op touching each tensor, or a view of it (tensors no op touches get an empty life
+/// at 0).
 fn lifetimes(graph: &Graph) -> Vec<Lifetime> {
     let mut lives: Vec<Option<(usize, usize)>> = vec![None; graph.tensors.len()];
     for (i, op) in graph.ops.iter().enumerate() {
         let (reads, writes) = op.uses();
         for id in reads.into_iter().chain(writes) {
-            let life = lives[id.0].get_or_insert((i, i));
+            let life = lives[graph.root(id).0].get_or_insert((i, i));
             life.1 = i;
         }
     }

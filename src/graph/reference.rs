@@ -58,11 +58,79 @@ pub fn run(graph: &Graph, model: &mut CpuModel, inputs: &CpuInputs) -> CpuStep {
         .collect();
     let mut clip_scale = 1.0f32;
     let mut loss = f32::NAN;
-    let [seed, step] = inputs.random_state;
     for op in &graph.ops {
+        let (reads, writes) = op.uses();
+        // Views are read from their base before the op and written back to it after.
+        for &id in &reads {
+            if let (Storage::View { .. }, Some((base, range))) =
+                (graph.def(id).storage, span(graph, id))
+            {
+                if !values[base.0].is_empty() {
+                    values[id.0] = values[base.0][range].to_vec();
+                }
+            }
+        }
+        step_op(
+            graph,
+            op,
+            &mut values,
+            model,
+            inputs,
+            &mut clip_scale,
+            &mut loss,
+        );
+        for &id in &writes {
+            if let Some((base, range)) = span(graph, id).filter(|(b, _)| *b != id) {
+                let part = std::mem::take(&mut values[id.0]);
+                let whole = &mut values[base.0];
+                whole.resize(graph.def(base).len(), 0.0);
+                whole[range].copy_from_slice(&part);
+                values[id.0] = part;
+            }
+        }
+    }
+    CpuStep {
+        loss,
+        grads: grads(graph, &values, model.params.len()),
+        values,
+    }
+}
+
+/// Where tensor `id` lives: its root tensor and its element range there.
+fn span(graph: &Graph, id: TensorId) -> Option<(TensorId, std::ops::Range<usize>)> {
+    match graph.def(id).storage {
+        Storage::View { base, offset } => {
+            let (root, range) = span(graph, base)?;
+            let start = range.start + offset;
+            Some((root, start..start + graph.def(id).len()))
+        }
+        _ => Some((id, 0..graph.def(id).len())),
+    }
+}
+
+/// The targets a cross-entropy reads: the batch's, or the rows of them a view takes.
+fn targets<'a>(graph: &Graph, id: TensorId, inputs: &CpuInputs<'a>) -> &'a [u32] {
+    match span(graph, id) {
+        Some((_, range)) => &inputs.targets[range],
+        None => inputs.targets,
+    }
+}
+
+/// Runs one op on the CPU values.
+fn step_op(
+    graph: &Graph,
+    op: &Op,
+    values: &mut [Vec<f32>],
+    model: &mut CpuModel,
+    inputs: &CpuInputs,
+    clip_scale: &mut f32,
+    loss: &mut f32,
+) {
+    let [seed, step] = inputs.random_state;
+    {
         let shape = |id: TensorId| graph.shape(id).to_vec();
         let last = |id: TensorId| *graph.shape(id).last().unwrap_or(&1);
-        let v = |values: &Vec<Vec<f32>>, id: TensorId| values[id.0].clone();
+        let v = |values: &[Vec<f32>], id: TensorId| values[id.0].clone();
         match *op {
             Op::Embedding {
                 start,
@@ -298,27 +366,30 @@ pub fn run(graph: &Graph, model: &mut CpuModel, inputs: &CpuInputs) -> CpuStep {
             }
             Op::CrossEntropy {
                 logits,
+                targets: t,
                 losses,
-                loss: mean,
                 dlogits,
-                ..
+                mean_over,
             } => {
                 let vocab = last(logits);
-                let l = crossentropy::forward(&values[logits.0], inputs.targets, vocab);
-                loss = crossentropy::mean(&l);
-                values[losses.0] = l;
-                values[mean.0] = vec![loss];
+                let t = targets(graph, t, inputs);
+                values[losses.0] = crossentropy::forward(&values[logits.0], t, vocab);
                 if let Some(d) = dlogits {
-                    values[d.0] = crossentropy::backward(&values[logits.0], inputs.targets, vocab);
+                    values[d.0] = crossentropy::backward(&values[logits.0], t, vocab, mean_over);
                 }
             }
+            Op::Mean { x, out } => {
+                *loss = crossentropy::mean(&values[x.0]);
+                values[out.0] = vec![*loss];
+            }
+            Op::Copy { x, out } => values[out.0] = copy::forward(&values[x.0]),
             Op::GradNorm { max_norm } => {
-                let all: Vec<f32> = grads(graph, &values, model.params.len()).concat();
-                clip_scale = gradnorm::scale(gradnorm::norm(&all), max_norm) as f32;
+                let all: Vec<f32> = grads(graph, values, model.params.len()).concat();
+                *clip_scale = gradnorm::scale(gradnorm::norm(&all), max_norm) as f32;
             }
             Op::AdamW { config, clip } => {
-                let grads = grads(graph, &values, model.params.len());
-                let scale = if clip { clip_scale } else { 1.0 };
+                let grads = grads(graph, values, model.params.len());
+                let scale = if clip { *clip_scale } else { 1.0 };
                 for (i, g) in grads.iter().enumerate() {
                     let segment = adamw::Segment {
                         offset: 0,
@@ -338,11 +409,6 @@ pub fn run(graph: &Graph, model: &mut CpuModel, inputs: &CpuInputs) -> CpuStep {
                 }
             }
         }
-    }
-    CpuStep {
-        loss,
-        grads: grads(graph, &values, model.params.len()),
-        values,
     }
 }
 

@@ -190,7 +190,7 @@ impl Gpt {
             gpu,
             &model.graph,
             &self.shared,
-            &[model.loss.as_slice(), &[model.logits]].concat(),
+            &[model.loss.as_slice(), model.logits.as_slice()].concat(),
             self.config.vocab_size,
         )?;
         Ok((plan, model))
@@ -206,7 +206,7 @@ impl Gpt {
             gpu,
             &model.graph,
             &self.shared,
-            &[model.logits],
+            model.logits.as_slice(),
             self.config.vocab_size,
         )?;
         Ok((plan, model))

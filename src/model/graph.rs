@@ -1,8 +1,9 @@
 //! The GPT as a graph: embeddings, pre-norm blocks (attention and MLP on a residual stream), the final
 //! norm, the output head and the cross-entropy loss.
 
-use crate::error::Result;
-use crate::graph::{Graph, Op, Storage, TensorId};
+use crate::error::{Error, Result};
+use crate::gpu::Tensor;
+use crate::graph::{Gradients, Graph, Op, Storage, TensorId};
 use crate::kernels::attention;
 use crate::model::{GptConfig, Norm};
 
@@ -24,7 +25,8 @@ pub struct ModelGraph {
     pub graph: Graph,
     /// The mean loss (none in [`Mode::Decode`]).
     pub loss: Option<TensorId>,
-    pub logits: TensorId,
+    /// All the logits `[B, T, V]`; none when they are computed in row chunks (larger than one binding).
+    pub logits: Option<TensorId>,
     /// Per layer and head-major: the attention op's `lse` (what capture needs).
     pub blocks: Vec<BlockTensors>,
 }
@@ -212,37 +214,83 @@ pub fn build(
     }
     let final_norm = norm(&mut g, x, "transformer.ln_f");
     let head = pieces_of("lm_head.weight").unwrap_or(wte);
-    let logits = g.activation("logits", &[batch, seq, config.vocab_size]);
-    head_logits(&mut g, final_norm, head, logits);
+    let vocab = config.vocab_size;
     if decode {
+        let logits = g.activation("logits", &[batch, seq, vocab]);
+        head_logits(&mut g, final_norm, head, logits);
         return Ok(ModelGraph {
             graph: g,
             loss: None,
-            logits,
+            logits: Some(logits),
             blocks,
         });
     }
+    let body = g.ops.len();
     let targets = g.tensor(crate::graph::TARGETS, &[rows], Storage::Input);
     let losses = g.activation("losses", &[rows]);
+    let chunk = logit_rows(rows, vocab, max_binding)?;
+    let mut grads = Gradients::default();
+    let mut whole_logits = None;
+    // The logits in row chunks of at most one binding: each chunk's head, loss and (in training) head
+    // backward before the next chunk's, so one chunk's logits and their gradient are alive at a time.
+    for first in (0..rows).step_by(chunk) {
+        let n = chunk.min(rows - first);
+        let (mut part, mut x, mut t, mut l) = ([n, vocab].to_vec(), final_norm, targets, losses);
+        if n == rows {
+            part = vec![batch, seq, vocab];
+        } else {
+            x = g.view(final_norm, first * c, &[n, c]);
+            t = g.view(targets, first, &[n]);
+            l = g.view(losses, first, &[n]);
+        }
+        let start = g.ops.len();
+        let logits = g.activation(format!("logits {first}.."), &part);
+        head_logits(&mut g, x, head, logits);
+        let dlogits = (mode == Mode::Train).then(|| g.activation("d logits", &part));
+        g.push(Op::CrossEntropy {
+            logits,
+            targets: t,
+            losses: l,
+            dlogits,
+            mean_over: rows,
+        });
+        if mode == Mode::Train {
+            g.backward_ops(start..g.ops.len(), &mut grads);
+        }
+        whole_logits = (n == rows).then_some(logits);
+    }
     let loss = g.activation("loss", &[1]);
-    let dlogits =
-        (mode == Mode::Train).then(|| g.activation("d logits", &[batch, seq, config.vocab_size]));
-    g.push(Op::CrossEntropy {
-        logits,
-        targets,
-        losses,
-        loss,
-        dlogits,
+    g.push(Op::Mean {
+        x: losses,
+        out: loss,
     });
     if mode == Mode::Train {
-        g.backward();
+        g.backward_ops(0..body, &mut grads);
     }
     Ok(ModelGraph {
         graph: g,
         loss: Some(loss),
-        logits,
+        logits: whole_logits,
         blocks,
     })
+}
+
+/// Rows of logits `[rows, vocab]` per chunk so that a chunk fits one binding of `max_binding`
+/// elements: all of them when they fit, else the largest multiple of 64 (so every chunk's views start
+/// at a multiple of [`crate::gpu::Tensor::ALIGN`]) that fits.
+fn logit_rows(rows: usize, vocab: usize, max_binding: usize) -> Result<usize> {
+    if rows * vocab <= max_binding {
+        return Ok(rows);
+    }
+    let chunk = max_binding / vocab / Tensor::ALIGN * Tensor::ALIGN;
+    if chunk == 0 {
+        return Err(Error::Invalid(format!(
+            "{} rows of logits over {vocab} tokens exceed one storage binding ({max_binding} \
+             elements); use a smaller vocabulary or batch",
+            Tensor::ALIGN
+        )));
+    }
+    Ok(chunk)
 }
 
 /// `logits = x·headᵀ` from the head's pieces `(tensor, first row)`: one product when whole, else a
