@@ -193,7 +193,7 @@ fn step_op(
                 let c = last(x);
                 match kind {
                     Norm::LayerNorm => {
-                        let bias = bias.map(|b| v(&values, b));
+                        let bias = bias.map(|b| v(values, b));
                         let f = layernorm::forward(
                             &values[x.0],
                             &values[gain.0],
@@ -257,7 +257,7 @@ fn step_op(
             Op::Linear { x, w, b, out } => {
                 let (k, n) = (shape(w)[0], shape(w)[1]);
                 let m = values[x.0].len() / k;
-                let bias = b.map(|b| v(&values, b));
+                let bias = b.map(|b| v(values, b));
                 values[out.0] =
                     matmul::forward(&values[x.0], &values[w.0], bias.as_deref(), m, k, n);
             }
@@ -330,7 +330,7 @@ fn step_op(
                 ..
             } => {
                 let pos = inputs.position as usize;
-                let (mut keys, mut vals) = (v(&values, k_cache), v(&values, v_cache));
+                let (mut keys, mut vals) = (v(values, k_cache), v(values, v_cache));
                 kvcache::append(&values[qkv.0], &sh, pos, &mut keys, &mut vals);
                 values[out.0] = kvcache::attention(&values[qkv.0], &sh, pos, &keys, &vals);
                 values[k_cache.0] = keys;
