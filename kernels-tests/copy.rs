@@ -28,3 +28,35 @@ fn copy_is_exact_for_awkward_sizes_and_past_the_dispatch_limit() {
         );
     }
 }
+
+#[test]
+fn copy_columns_moves_exactly_its_block_and_leaves_the_rest() {
+    let gpu = gpu();
+    // A piece of odd width into the middle of wider rows and back out; 3 rows and 700 rows.
+    for (rows, wide, narrow, first) in [(3, 97, 40, 33), (700, 501, 251, 250)] {
+        let x = random(600 + rows as u64, rows * narrow);
+        let y0 = random(700 + rows as u64, rows * wide);
+        let xt = gpu.upload("x", &[rows, narrow], &x).unwrap();
+        let yt = gpu.upload("y", &[rows, wide], &y0).unwrap();
+        let back = gpu.zeros("back", &[rows, narrow]).unwrap();
+        let dispatches = [
+            copy::columns(gpu, &xt, 0, &yt, first, narrow).unwrap(),
+            copy::columns(gpu, &yt, first, &back, 0, narrow).unwrap(),
+        ];
+        gpu.run_dispatches(&dispatches).unwrap();
+        let mut want = y0.clone();
+        reference::columns((&x, narrow, 0), (&mut want, wide, first), narrow);
+        // Copies move bits: exact.
+        let case = format!("columns {rows}x{narrow} into {rows}x{wide} at {first}");
+        assert_within(&case, &gpu.read(&yt).unwrap(), &want, |_| 0.0);
+        assert_within(
+            &format!("{case}, back"),
+            &gpu.read(&back).unwrap(),
+            &x,
+            |_| 0.0,
+        );
+    }
+    let xt = gpu.zeros("x", &[3, 10]).unwrap();
+    let yt = gpu.zeros("y", &[3, 20]).unwrap();
+    assert!(copy::columns(gpu, &xt, 0, &yt, 11, 10).is_err());
+}

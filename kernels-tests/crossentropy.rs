@@ -55,8 +55,13 @@ fn crossentropy_matches_reference_for_every_variant_and_shape() {
             let losses = gpu.zeros("losses", &[rows]).unwrap();
             let dlogits = gpu.zeros("dlogits", &[rows, vocab]).unwrap();
             let mean = gpu.zeros("mean", &[1]).unwrap();
+            // Every other shape is a row chunk of a batch three times its size.
+            let mean_over = rows * (1 + 2 * (i % 2));
             let dispatches = [
-                crossentropy::forward_backward(gpu, variant, &lt, &tt, &losses, &dlogits).unwrap(),
+                crossentropy::forward_backward(
+                    gpu, variant, &lt, &tt, &losses, &dlogits, mean_over,
+                )
+                .unwrap(),
                 crossentropy::mean(gpu, &losses, &mean).unwrap(),
             ];
             gpu.run_dispatches(&dispatches).unwrap();
@@ -82,10 +87,11 @@ fn crossentropy_matches_reference_for_every_variant_and_shape() {
                 k * F32_EPS * want_mean.abs() as f64
             });
 
-            // dlogits = (p - onehot)/rows with p = exp(x - m)/s: p carries s's error, exp's 40u and the
+            // dlogits = (p - onehot)/mean_over with p = exp(x - m)/s: p carries s's error, exp's 40u and the
             // reciprocal's 2.5 ulp; the subtraction and the scaling by 1/rows round once each.
             let got: Vec<f32> = gpu.read(&dlogits).unwrap();
-            let want = reference::backward(&logits, &tgt, vocab);
+            let want = reference::backward(&logits, &tgt, vocab, mean_over);
+            let rows = mean_over;
             let bound = |j: usize| {
                 let onehot = if j % vocab == tgt[j / vocab] as usize {
                     1.0
@@ -135,7 +141,7 @@ fn crossentropy_reference_backward_matches_finite_differences() {
     // The loss is smooth with second derivatives ≤ 1/4 per row, so the central difference's truncation
     // error is O(h²) ≈ 1e-4·|f'''|; the f32 rounding of the loss (~1e-7 over 2h = 2e-2) adds ~1e-5.
     // 1e-3 holds both with margin while any wrong term (≥ 1/(rows·V) ≈ 0.05) fails.
-    let dlogits = reference::backward(&logits, &tgt, vocab);
+    let dlogits = reference::backward(&logits, &tgt, vocab, rows);
     assert_gradient("crossentropy", loss, &logits, &dlogits, 1e-2, 1e-3);
 }
 

@@ -222,3 +222,82 @@ fn embedding_forward_at_starts_at_the_gpu_held_position() {
         );
     }
 }
+
+/// wte split by rows into uneven pieces (as GPT-2's is when it exceeds one binding): the pieces'
+/// forwards give the whole embedding's output, their backwards the whole one's gradient rows, bit for
+/// bit (the same additions in the same order), at a scalar and a vec4 width.
+#[test]
+fn embedding_pieces_give_the_whole_embedding_bit_for_bit() {
+    let gpu = gpu();
+    for (b, t, vocab, c) in [(3, 16, 301, 97), (4, 32, 500, 128)] {
+        let seed = 1700 + c as u64;
+        let tokens = tokens(seed, b * t, vocab);
+        let (wte, wpe) = (random(seed + 1, vocab * c), random(seed + 2, t * c));
+        let dx = random(seed + 3, b * t * c);
+        let tt = gpu.upload("tokens", &[b, t], &tokens).unwrap();
+        let wpet = gpu.upload("wpe", &[t, c], &wpe).unwrap();
+        let dxt = gpu.upload("dx", &[b, t, c], &dx).unwrap();
+        let grouped = TokenBuckets::new(&tokens, vocab).unwrap();
+        let positions = gpu
+            .upload("positions", &[b * t], &grouped.positions)
+            .unwrap();
+        let buckets = gpu
+            .upload("buckets", &[b * t, 3], &grouped.buckets)
+            .unwrap();
+        // The whole embedding.
+        let wtet = gpu.upload("wte", &[vocab, c], &wte).unwrap();
+        let (out, dwte, dwpe) = (
+            gpu.zeros("out", &[b, t, c]).unwrap(),
+            gpu.zeros("dwte", &[vocab, c]).unwrap(),
+            gpu.zeros("dwpe", &[t, c]).unwrap(),
+        );
+        gpu.run_dispatches(&[
+            embedding::forward(gpu, &tt, &wtet, &wpet, &out).unwrap(),
+            embedding::backward(gpu, &dxt, &positions, &buckets, &dwte, &dwpe).unwrap(),
+        ])
+        .unwrap();
+        // Three pieces of rows: 0..100, 100..200, 200..vocab.
+        let (piece_out, piece_dwpe) = (
+            gpu.zeros("out", &[b, t, c]).unwrap(),
+            gpu.zeros("dwpe", &[t, c]).unwrap(),
+        );
+        let mut piece_grads = Vec::new();
+        for first in [0, 100, 200] {
+            let rows = if first == 200 { vocab - 200 } else { 100 };
+            let piece = &wte[first * c..(first + rows) * c];
+            let pt = gpu.upload("piece", &[rows, c], piece).unwrap();
+            let dpt = gpu.zeros("dpiece", &[rows, c]).unwrap();
+            gpu.run_dispatches(&[
+                embedding::forward_piece(gpu, &tt, None, &pt, first, &wpet, &piece_out).unwrap(),
+                embedding::backward_piece(
+                    gpu,
+                    &dxt,
+                    &positions,
+                    &buckets,
+                    &dpt,
+                    first,
+                    &piece_dwpe,
+                )
+                .unwrap(),
+            ])
+            .unwrap();
+            piece_grads.extend(gpu.read::<f32>(&dpt).unwrap());
+        }
+        let case = format!("B={b} T={t} V={vocab} C={c} in 3 pieces");
+        let exact = |_| 0.0;
+        let read = |x: &Tensor| gpu.read::<f32>(x).unwrap();
+        assert_within(
+            &format!("forward {case}"),
+            &read(&piece_out),
+            &read(&out),
+            exact,
+        );
+        assert_within(&format!("dwte {case}"), &piece_grads, &read(&dwte), exact);
+        assert_within(
+            &format!("dwpe {case}"),
+            &read(&piece_dwpe),
+            &read(&dwpe),
+            exact,
+        );
+    }
+}

@@ -1,4 +1,5 @@
-//! gradnorm: the GPU norm and clip scale against the f64 reference, over whole arenas and sub-ranges.
+//! gradnorm: the GPU norm and clip scale against the f64 reference, over whole arenas, sub-ranges and
+//! arenas split into several buffers.
 
 use wgpt::kernels::gradnorm::{self, NORM, OUT_LEN, SCALE};
 use wgpt::reference::gradnorm as reference;
@@ -10,7 +11,7 @@ fn run(grads: &[f32], range: std::ops::Range<usize>, max_norm: Option<f32>) -> (
     let gpu = gpu();
     let gt = gpu.upload("grads", &[grads.len()], grads).unwrap();
     let out = gpu.zeros("gradnorm", &[OUT_LEN]).unwrap();
-    gpu.run_dispatches(&gradnorm::norm(gpu, &gt, range, max_norm, &out).unwrap())
+    gpu.run_dispatches(&gradnorm::norm(gpu, &[(&gt, range)], max_norm, &out).unwrap())
         .unwrap();
     let got: Vec<f32> = gpu.read(&out).unwrap();
     (got[NORM], got[SCALE])
@@ -45,6 +46,41 @@ fn gradnorm_matches_f64_reference_over_arenas_and_sub_ranges() {
         );
         assert_eq!(scale, 1.0, "scale of {range:?} without clipping");
     }
+}
+
+#[test]
+fn gradnorm_sums_every_part_of_a_split_arena() {
+    let gpu = gpu();
+    // Three buffers (the chunks of a gradient arena), two of them read in part, one not a multiple of 4.
+    let parts = [random(44, 300_001), random(45, 1000), random(46, 77_777)];
+    let ranges = [0..300_001, 64..1000, 3..77_000];
+    let tensors: Vec<_> = parts
+        .iter()
+        .map(|p| gpu.upload("grads", &[p.len()], p).unwrap())
+        .collect();
+    let out = gpu.zeros("gradnorm", &[OUT_LEN]).unwrap();
+    let arg: Vec<_> = tensors
+        .iter()
+        .zip(&ranges)
+        .map(|(t, r)| (t, r.clone()))
+        .collect();
+    gpu.run_dispatches(&gradnorm::norm(gpu, &arg, None, &out).unwrap())
+        .unwrap();
+    let norm = gpu.read::<f32>(&out).unwrap()[NORM];
+    let all: Vec<f32> = parts
+        .iter()
+        .zip(&ranges)
+        .flat_map(|(p, r)| p[r.clone()].to_vec())
+        .collect();
+    let want = reference::norm(&all);
+    // The bound of the single-range test: each part gets a third of the workgroups, so the sequential
+    // part of the depth triples.
+    let depth = 3.0 * all.len() as f64 / (1024.0 * 256.0) + 32.0;
+    let bound = (depth / 2.0 + 2.0) * F32_EPS * want;
+    assert!(
+        (norm as f64 - want).abs() <= bound,
+        "norm of 3 parts: got {norm}, want {want}, bound {bound:.3e}"
+    );
 }
 
 #[test]

@@ -35,3 +35,29 @@ fn copy_forward_vec4(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_
         y4[i] = x4[i];
     }
 }
+
+// ---- copy_columns: a block of columns from one row-major matrix to another with the same rows,
+//   y[r, y_first + c] = x[r, x_first + c]   for r < rows, c < width   (writes that block of y only)
+// (a piece of the logits placed into all of them, or taken out). Bindings: x, y, columns.
+struct Columns {
+    rows: u32,
+    width: u32,
+    x_cols: u32,
+    x_first: u32,
+    y_cols: u32,
+    y_first: u32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+@group(0) @binding(2) var<uniform> columns: Columns;
+
+@compute @workgroup_size(WG)
+fn copy_columns(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let p = columns;
+    for (var i = id.x; i < p.rows * p.width; i += groups.x * WG) {
+        let r = i / p.width;
+        let c = i - r * p.width;
+        y[r * p.y_cols + p.y_first + c] = x[r * p.x_cols + p.x_first + c];
+    }
+}

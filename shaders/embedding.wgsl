@@ -11,12 +11,22 @@
 // invocation per column in a fixed order, and so are each position's B rows.
 //
 // Each entry point has a `_vec4` twin over vec4s of columns, used when C is a multiple of 4.
+//
+// wte may be one piece of a larger embedding (when the whole exceeds one storage binding): the rows of
+// token ids first .. first + vocab. The piece at first = 0 writes every output row (wpe, plus the
+// token's row when the token is in it) and its backward also sums dwpe; a later piece adds its tokens'
+// rows into out, and its backward only touches its own tokens. With one piece this is the plain
+// embedding.
 
 struct Params {
     rows: u32,
     seq: u32,
     cols: u32,
     vocab: u32,
+    first: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 // Invocations per workgroup of the forward, a grid-stride loop over all B·T·C outputs (or vec4s of
@@ -41,13 +51,18 @@ fn forward_rows(i0: u32, stride: u32, p: Params, first: u32) {
     for (var i = i0; i < p.rows * cols; i += stride) {
         let row = i / cols;
         let col = i - row * cols;
-        let token = tokens[row];
-        var v = wpe[(first + row % p.seq) * cols + col];
-        // An id outside the vocabulary (a corrupt batch) reads no memory it does not own.
-        if token < p.vocab {
-            v += wte[token * cols + col];
+        // Wraps for ids below the piece; an id outside the vocabulary (a corrupt batch) reads no memory
+        // it does not own.
+        let local = tokens[row] - p.first;
+        if p.first == 0u {
+            var v = wpe[(first + row % p.seq) * cols + col];
+            if local < p.vocab {
+                v += wte[local * cols + col];
+            }
+            out[i] = v;
+        } else if local < p.vocab {
+            out[i] += wte[local * cols + col];
         }
-        out[i] = v;
     }
 }
 
@@ -71,12 +86,16 @@ fn forward_rows_vec4(i0: u32, stride: u32, p: Params, first: u32) {
     for (var i = i0; i < p.rows * cols4; i += stride) {
         let row = i / cols4;
         let col = i - row * cols4;
-        let token = tokens[row];
-        var v = wpe4[(first + row % p.seq) * cols4 + col];
-        if token < p.vocab {
-            v += wte4[token * cols4 + col];
+        let local = tokens[row] - p.first;
+        if p.first == 0u {
+            var v = wpe4[(first + row % p.seq) * cols4 + col];
+            if local < p.vocab {
+                v += wte4[local * cols4 + col];
+            }
+            out4[i] = v;
+        } else if local < p.vocab {
+            out4[i] += wte4[local * cols4 + col];
         }
-        out4[i] = v;
     }
 }
 
@@ -93,7 +112,7 @@ fn embedding_forward_at_vec4(@builtin(global_invocation_id) id: vec3<u32>, @buil
 // ---- backward. Bindings: dx, positions, buckets, dwte, dwpe, params.
 // positions: [rows] row indices grouped by token; buckets: [rows, 3] (start, count, token) for each
 // distinct token, then unused slots with count 0. workgroup_id.y < rows is a bucket, the next T are
-// positions.
+// positions (for the piece at first = 0 only; buckets of tokens outside the piece are skipped).
 @group(0) @binding(0) var<storage, read> dx: array<f32>;
 @group(0) @binding(1) var<storage, read> positions: array<u32>;
 @group(0) @binding(2) var<storage, read> buckets: array<u32>;
@@ -109,19 +128,20 @@ fn embedding_backward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num
     if col >= cols {
         return;
     }
-    for (var y = id.y; y < rows + seq; y += groups.y) {
+    let end = rows + select(0u, seq, params5.first == 0u);
+    for (var y = id.y; y < end; y += groups.y) {
         var sum = 0.0;
         if y < rows {
             let start = buckets[3u * y];
             let count = buckets[3u * y + 1u];
-            let token = buckets[3u * y + 2u];
-            if count == 0u || token >= params5.vocab {
+            let local = buckets[3u * y + 2u] - params5.first;
+            if count == 0u || local >= params5.vocab {
                 continue;
             }
             for (var k = 0u; k < count; k++) {
                 sum += dx[positions[start + k] * cols + col];
             }
-            dwte[token * cols + col] += sum;
+            dwte[local * cols + col] += sum;
         } else {
             let t = y - rows;
             for (var row = t; row < rows; row += seq) {
@@ -146,19 +166,20 @@ fn embedding_backward_vec4(@builtin(global_invocation_id) id: vec3<u32>, @builti
     if col >= cols4 {
         return;
     }
-    for (var y = id.y; y < rows + seq; y += groups.y) {
+    let end = rows + select(0u, seq, params5.first == 0u);
+    for (var y = id.y; y < end; y += groups.y) {
         var sum = vec4(0.0);
         if y < rows {
             let start = buckets[3u * y];
             let count = buckets[3u * y + 1u];
-            let token = buckets[3u * y + 2u];
-            if count == 0u || token >= params5.vocab {
+            let local = buckets[3u * y + 2u] - params5.first;
+            if count == 0u || local >= params5.vocab {
                 continue;
             }
             for (var k = 0u; k < count; k++) {
                 sum += dx4[positions[start + k] * cols4 + col];
             }
-            dwte4[token * cols4 + col] += sum;
+            dwte4[local * cols4 + col] += sum;
         } else {
             let t = y - rows;
             for (var row = t; row < rows; row += seq) {

@@ -5,6 +5,9 @@
 //
 //   out: [0] norm, [1] scale, [2..4) unused, [4..) one partial sum of squares per workgroup of stage 1.
 //
+// The gradients may be several buffers (the chunks of the gradient arena): one partials dispatch per
+// buffer, each writing its slots from `first` on, then one gradnorm_finish over all `groups` slots.
+//
 // gradnorm_partials: workgroup w sums the squares of its contiguous chunk (invocations take elements in
 // turn, four loads in flight) and merges its invocations in a tree; gradnorm_finish: one workgroup
 // merges the partials the same way and writes norm and scale, which adamw reads without a readback.
@@ -17,9 +20,9 @@ struct Params {
     chunk: u32,
     groups: u32,
     max_norm: f32,
+    first: u32,
     _pad0: u32,
     _pad1: u32,
-    _pad2: u32,
 }
 
 @group(0) @binding(0) var<storage, read> grads: array<f32>;
@@ -63,7 +66,7 @@ fn gradnorm_partials(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_inv
     }
     let total = workgroup_total(t, (acc.x + acc.y) + (acc.z + acc.w));
     if t == 0u {
-        out[PARTIALS + group.x] = total;
+        out[PARTIALS + params.first + group.x] = total;
     }
 }
 
@@ -82,7 +85,7 @@ fn gradnorm_partials_vec4(@builtin(workgroup_id) group: vec3<u32>, @builtin(loca
     }
     let total = workgroup_total(t, (acc.x + acc.y) + (acc.z + acc.w));
     if t == 0u {
-        out[PARTIALS + group.x] = total;
+        out[PARTIALS + params.first + group.x] = total;
     }
 }
 

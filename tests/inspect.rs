@@ -53,7 +53,7 @@ fn captured_attention_is_causal_normalized_and_equals_the_reference_model() {
         let tokens: Vec<u32> = (0..seq as u32).map(|i| (i * 37 + 5) % 97).collect();
         let captured = capture(&gpu, &model, &tokens).unwrap();
 
-        let graph = build(&config, 1, seq, Mode::Inspect);
+        let graph = build(&config, 1, seq, Mode::Inspect, usize::MAX).unwrap();
         let mut cpu = CpuModel {
             params: params.clone(),
             m: vec![],
@@ -91,7 +91,7 @@ fn captured_attention_is_causal_normalized_and_equals_the_reference_model() {
             }
         }
         // The stream and logits come from the same forward: spot-check the logits too.
-        let logits = &step.values[graph.logits.0];
+        let logits = &step.values[graph.logits.unwrap().0];
         let worst = captured
             .logits
             .iter()

@@ -71,9 +71,12 @@ fn check_params(name: &str, got: &[f32], want: &[f32], grad: &[f32], noisy: &mut
     }
 }
 
-fn check_step_matches_reference(modern: bool) {
+/// Checks three training steps of `config` on the GPU against the CPU reference. With `max_binding`,
+/// the GPU model runs as if storage bindings held that many elements (split parameters, arena chunks)
+/// while the reference runs the plain graph, so the split is checked against the unsplit model.
+fn check_step_matches_reference(config: GptConfig, max_binding: Option<usize>) {
     let gpu = Gpu::new().expect("model tests need a GPU adapter");
-    let config = tiny(modern);
+    let vocab = config.vocab_size as u32;
     let (batch, seq) = (4, 32);
     let optimizer = Optimizer {
         adamw: adamw::Config {
@@ -84,8 +87,30 @@ fn check_step_matches_reference(modern: bool) {
         },
         max_norm: Some(1.0),
     };
-    let model = Gpt::init(&gpu, &config, 7).unwrap();
-    let (plan, graph) = model.train_plan(&gpu, batch, seq, &optimizer).unwrap();
+    let plain = Gpt::init(&gpu, &config, 7).unwrap();
+    let (_, graph) = plain.train_plan(&gpu, batch, seq, &optimizer).unwrap();
+    let model = match max_binding {
+        Some(max) => {
+            let split =
+                Gpt::with_max_binding(&gpu, &config, &plain.read_params(&gpu).unwrap(), max);
+            let split = split.unwrap();
+            assert!(
+                split.arena_chunks() > 1,
+                "the arenas should take several buffers"
+            );
+            split
+        }
+        None => plain,
+    };
+    let (plan, split_graph) = model.train_plan(&gpu, batch, seq, &optimizer).unwrap();
+    if max_binding.is_some() {
+        let pieces = &split_graph.graph.pieces;
+        assert!(pieces.len() > config.params().len(), "wte should be split");
+        assert!(
+            split_graph.logits.is_none(),
+            "the logits should be in row chunks"
+        );
+    }
     let specs = config.params();
     let mut cpu = CpuModel {
         params: model.read_params(&gpu).unwrap(),
@@ -93,7 +118,7 @@ fn check_step_matches_reference(modern: bool) {
         v: specs.iter().map(|s| vec![0.0; s.len()]).collect(),
         decays: specs.iter().map(|s| s.decays()).collect(),
     };
-    let tokens: Vec<u32> = (0..5000u32).map(|i| (i * 7919 + i / 3) % 97).collect();
+    let tokens: Vec<u32> = (0..5000u32).map(|i| (i * 7919 + i / 3) % vocab).collect();
     let sampler = BatchSampler::new(&tokens, batch, seq, 3).unwrap();
     let lr = 1e-3;
     let mut noisy: Vec<Vec<bool>> = specs.iter().map(|s| vec![false; s.len()]).collect();
@@ -145,6 +170,27 @@ fn check_step_matches_reference(modern: bool) {
             );
         }
     }
+    // Evaluation (row-chunked logits without their gradient when split) gives the reference's loss.
+    let b = sampler.batch(99);
+    let (eval, eval_graph) = model.eval_plan(&gpu, batch, seq).unwrap();
+    let inputs = StepInputs {
+        tokens: &b.inputs,
+        targets: &b.targets,
+    };
+    eval.set_batch(&gpu, &inputs).unwrap();
+    let loss = eval.run(&gpu, true).unwrap().unwrap();
+    let cpu_inputs = CpuInputs {
+        tokens: &b.inputs,
+        targets: &b.targets,
+        position: 0,
+        random_state: [11, 4],
+        hyper: [0.0; adamw::HYPER_LEN],
+    };
+    let want = reference::run(&eval_graph.graph, &mut cpu.clone(), &cpu_inputs).loss;
+    assert!(
+        (loss as f64 - want as f64).abs() <= 1e-5 * want as f64,
+        "evaluation loss {loss} vs reference {want}"
+    );
     // The exemption must leave the check with something to check. It covers the embedding rows of tokens
     // absent from the batches (exactly zero gradient), key biases and near-cancelling elements: about
     // 10% here.
@@ -156,12 +202,31 @@ fn check_step_matches_reference(modern: bool) {
 
 #[test]
 fn gpt2_training_step_matches_the_cpu_reference() {
-    check_step_matches_reference(false);
+    check_step_matches_reference(tiny(false), None);
 }
 
 #[test]
 fn modern_variant_training_step_matches_the_cpu_reference() {
-    check_step_matches_reference(true);
+    check_step_matches_reference(tiny(true), None);
+}
+
+/// A model shaped so that a binding of `SPLIT_BINDING` elements holds every parameter but the token
+/// embedding (`[500, 128]`, split in two) and the logits of 64 rows (`[64, 500]`) but not all 128.
+fn split_tiny() -> GptConfig {
+    GptConfig {
+        vocab_size: 500,
+        n_embd: 128,
+        n_inner: 128,
+        ..tiny(false)
+    }
+}
+
+/// Elements of the forced binding: c_attn `[128, 384]`.
+const SPLIT_BINDING: usize = 128 * 384;
+
+#[test]
+fn training_step_with_split_embedding_and_arena_chunks_matches_the_unsplit_reference() {
+    check_step_matches_reference(split_tiny(), Some(SPLIT_BINDING));
 }
 
 /// The CPU reference model's gradients are right: they match central finite differences of its own loss
@@ -181,7 +246,9 @@ fn reference_model_gradients_match_finite_differences() {
             ..tiny(modern)
         };
         let (batch, seq) = (2, 8);
-        let graph = build(&config, batch, seq, Mode::Train).graph;
+        let graph = build(&config, batch, seq, Mode::Train, usize::MAX)
+            .unwrap()
+            .graph;
         let tokens: Vec<u32> = (0..16).map(|i| (i * 5 + 3) % 11).collect();
         let targets: Vec<u32> = (0..16).map(|i| (i * 7 + 1) % 11).collect();
         let inputs = CpuInputs {

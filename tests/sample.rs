@@ -69,7 +69,8 @@ fn full_forward(gpu: &Gpu, model: &Gpt, tokens: &[u32]) -> Vec<f32> {
     )
     .unwrap();
     plan.run(gpu, false).unwrap();
-    plan.read_kept(gpu, graph.logits).unwrap()
+    let logits = graph.logits.expect("a context's logits fit one binding");
+    plan.read_kept(gpu, logits).unwrap()
 }
 
 /// Every position from T = 1 to the context length: the decode step's logits equal the full forward's
@@ -81,36 +82,63 @@ fn full_forward(gpu: &Gpu, model: &Gpt, tokens: &[u32]) -> Vec<f32> {
 fn kv_cache_logits_equal_the_full_forward_at_every_position() {
     let gpu = Gpu::new().expect("sampling tests need a GPU adapter");
     for modern in [false, true] {
-        let config = tiny(modern);
-        let (context, vocab) = (config.n_positions, config.vocab_size);
-        let model = model(&gpu, &config, 7);
-        let tokens = tokens(11, context, vocab);
-        let want = full_forward(&gpu, &model, &tokens);
-        let generator = Generator::new(&gpu, &model).unwrap();
-        let mut worst = 0.0f64;
-        let mut spread = 0.0f64;
-        for t in 0..context {
-            let got = if t == 0 {
-                generator.prefill(&tokens[..1]).unwrap()
-            } else {
-                generator.extend(tokens[t], t).unwrap()
-            };
-            let row = &want[t * vocab..(t + 1) * vocab];
-            for (v, (&g, &w)) in got.iter().zip(row).enumerate() {
-                let err = (g as f64 - w as f64).abs();
-                assert!(
-                    err <= 1e-4,
-                    "modern={modern} T={}: logit {v}: kv cache {g}, full forward {w}",
-                    t + 1
-                );
-                worst = worst.max(err);
-                spread = spread.max(w.abs() as f64);
-            }
-        }
-        eprintln!("modern={modern}: worst |error| {worst:.2e}, largest |logit| {spread:.2}");
-        // The model is far from uniform, so matching logits is a real check.
-        assert!(spread > 0.5, "modern={modern}: logits too flat ({spread})");
+        check_kv_cache(&gpu, &tiny(modern), None);
     }
+}
+
+/// The same with the token embedding split into three pieces (as GPT-2's is on a 128 MiB binding),
+/// against the unsplit model's full forward: a binding of c_attn's `[64, 192]` elements holds every
+/// other parameter.
+#[test]
+fn kv_cache_logits_with_a_split_embedding_equal_the_unsplit_full_forward() {
+    let gpu = Gpu::new().expect("sampling tests need a GPU adapter");
+    let config = GptConfig {
+        vocab_size: 500,
+        n_inner: 64,
+        ..tiny(false)
+    };
+    check_kv_cache(&gpu, &config, Some(64 * 192));
+}
+
+/// Every position from T = 1 to the context length: the decode step's logits (of the model split for
+/// `max_binding`, when given) equal the full forward's row T - 1 within 1e-4.
+fn check_kv_cache(gpu: &Gpu, config: &GptConfig, max_binding: Option<usize>) {
+    let modern = config.norm == Norm::RmsNorm;
+    let (context, vocab) = (config.n_positions, config.vocab_size);
+    let model = model(gpu, config, 7);
+    let tokens = tokens(11, context, vocab);
+    let want = full_forward(gpu, &model, &tokens);
+    let decoder = match max_binding {
+        Some(max) => {
+            let params = model.read_params(gpu).unwrap();
+            Gpt::with_max_binding(gpu, config, &params, max).unwrap()
+        }
+        None => model,
+    };
+    let generator = Generator::new(gpu, &decoder).unwrap();
+    let mut worst = 0.0f64;
+    let mut spread = 0.0f64;
+    for t in 0..context {
+        let got = if t == 0 {
+            generator.prefill(&tokens[..1]).unwrap()
+        } else {
+            generator.extend(tokens[t], t).unwrap()
+        };
+        let row = &want[t * vocab..(t + 1) * vocab];
+        for (v, (&g, &w)) in got.iter().zip(row).enumerate() {
+            let err = (g as f64 - w as f64).abs();
+            assert!(
+                err <= 1e-4,
+                "modern={modern} T={}: logit {v}: kv cache {g}, full forward {w}",
+                t + 1
+            );
+            worst = worst.max(err);
+            spread = spread.max(w.abs() as f64);
+        }
+    }
+    eprintln!("modern={modern}: worst |error| {worst:.2e}, largest |logit| {spread:.2}");
+    // The model is far from uniform, so matching logits is a real check.
+    assert!(spread > 0.5, "modern={modern}: logits too flat ({spread})");
 }
 
 /// A prefill of several tokens leaves the caches as the steps one by one do.

@@ -63,4 +63,18 @@ pub fn run(bench: &mut Bench) {
         });
         memory_row(bench, id, &[d], 8 * n, cpu);
     }
+    // A GPT-2 head piece's logits placed into the logits of a 640-row chunk.
+    let (rows, wide, narrow) = (640, 50257, 25129);
+    let id = format!("copy/columns/{rows}x{narrow}in{wide}");
+    if bench.wants(&id) {
+        let (x, xt) = fill(&bench.gpu, &[rows, narrow]);
+        let yt = bench.gpu.zeros("y", &[rows, wide]).unwrap();
+        let d = copy::columns(&bench.gpu, &xt, 0, &yt, 0, narrow).unwrap();
+        let mut y = vec![0.0; rows * wide];
+        let cpu = bench.time_cpu(|| {
+            reference::columns((&x, narrow, 0), (&mut y, wide, 0), narrow);
+            std::hint::black_box(&y);
+        });
+        memory_row(bench, id, &[d], 8 * rows * narrow, cpu);
+    }
 }

@@ -32,7 +32,7 @@ fn row(bench: &mut Bench, id: String, variant: Variant, rows: usize, vocab: usiz
         let dlogits = gpu.zeros("dlogits", &[rows, vocab])?;
         let mean = gpu.zeros("mean", &[1])?;
         Ok::<_, wgpt::Error>([
-            crossentropy::forward_backward(gpu, variant, &lt, &tt, &losses, &dlogits)?,
+            crossentropy::forward_backward(gpu, variant, &lt, &tt, &losses, &dlogits, rows)?,
             crossentropy::mean(gpu, &losses, &mean)?,
         ])
     })();
@@ -47,7 +47,7 @@ fn row(bench: &mut Bench, id: String, variant: Variant, rows: usize, vocab: usiz
     let cpu = bench.time_cpu(|| {
         let losses = reference::forward(&logits, &targets, vocab);
         std::hint::black_box(reference::mean(&losses));
-        std::hint::black_box(reference::backward(&logits, &targets, vocab));
+        std::hint::black_box(reference::backward(&logits, &targets, vocab, rows));
     });
     bench.report(Row {
         id,

@@ -15,7 +15,7 @@ pub fn run(bench: &mut Bench) {
         let grads: Vec<f32> = (0..len).map(|i| (i % 11) as f32 * 1e-3).collect();
         let gt = gpu.upload("grads", &[len], &grads).unwrap();
         let out = gpu.zeros("gradnorm", &[OUT_LEN]).unwrap();
-        let dispatches = gradnorm::norm(gpu, &gt, 0..len, Some(1.0), &out).unwrap();
+        let dispatches = gradnorm::norm(gpu, &[(&gt, 0..len)], Some(1.0), &out).unwrap();
         let median = bench.time_gpu(&dispatches);
         let cpu = bench.time_cpu(|| {
             std::hint::black_box(reference::scale(reference::norm(&grads), Some(1.0)));

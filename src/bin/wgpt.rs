@@ -56,9 +56,9 @@ fn main() {
             preset: Some(name),
             batch,
             seq,
-        } => wgpt::model::GptConfig::preset(&name).map(|c| {
+        } => wgpt::model::GptConfig::preset(&name).and_then(|c| {
             print_parameters(&name, &c);
-            print_memory_plan(&c, batch, seq.unwrap_or(c.n_positions));
+            print_memory_plan(&c, batch, seq.unwrap_or(c.n_positions))
         }),
         Command::Train(args) => wgpt::Gpu::new()
             .and_then(|gpu| wgpt::cli::train(&gpu, &args, Default::default(), "baby"))
@@ -193,18 +193,27 @@ fn print_parameters(name: &str, config: &wgpt::model::GptConfig) {
     }
 }
 
-/// The training step's planned GPU memory per class, beside the analytical minimum.
-fn print_memory_plan(config: &wgpt::model::GptConfig, batch: usize, seq: usize) {
+/// The training step's planned GPU memory per class, beside the analytical minimum, for a device with
+/// WebGPU's default 128 MiB storage binding (the plan is made without a GPU).
+fn print_memory_plan(
+    config: &wgpt::model::GptConfig,
+    batch: usize,
+    seq: usize,
+) -> wgpt::Result<()> {
     use wgpt::model::graph::{build, Mode};
-    let model = build(config, batch, seq, Mode::Train);
-    let params: usize = config
-        .params()
-        .iter()
+    let default_binding = wgpu::Limits::default().max_storage_buffer_binding_size;
+    let max_binding = default_binding as usize / 4;
+    let model = build(config, batch, seq, Mode::Train, max_binding)?;
+    let params: usize = (model.graph.pieces.iter())
         .map(|p| p.len().next_multiple_of(wgpt::Tensor::ALIGN))
         .sum();
     let m = wgpt::graph::planned_memory(&model.graph, model.loss.as_slice(), params);
     let mib = |b: u64| b as f64 / (1 << 20) as f64;
-    println!("memory plan of a training step at batch {batch} x {seq} (MiB):");
+    println!(
+        "memory plan of a training step at batch {batch} x {seq} (MiB), for WebGPU's default {} MiB \
+         storage binding:",
+        default_binding >> 20
+    );
     for (class, bytes) in [
         ("parameters", m.params),
         ("gradients", m.grads),
@@ -222,6 +231,7 @@ fn print_memory_plan(config: &wgpt::model::GptConfig, batch: usize, seq: usize) 
         mib(m.activations_min),
         m.total() as f64 / m.minimum() as f64
     );
+    Ok(())
 }
 
 /// `124439808` as `124,439,808`.

@@ -2,9 +2,11 @@
 //! backward op. Activation gradients are written into fresh tensors, never updated in place, so one
 //! gradient may serve several tensors (the two inputs of a residual add) without copies; where two
 //! paths meet, an `Add` sums them into a new tensor. Parameter gradients are views of the gradient arena
-//! that backward ops add into (the tied embedding receives two contributions that way).
+//! that backward ops add into (the tied embedding receives two contributions that way). A tensor read
+//! through row-chunk views gets its gradient assembled from theirs by copies.
 
 use std::collections::HashMap;
+use std::ops::Range;
 
 use crate::graph::{Graph, Op, Storage, TensorId};
 
@@ -12,14 +14,49 @@ use crate::graph::{Graph, Op, Storage, TensorId};
 pub const POSITIONS: &str = "positions";
 pub const BUCKETS: &str = "buckets";
 
+/// The gradient tensor of each tensor found so far in a backward walk.
+#[derive(Debug, Default)]
+pub struct Gradients(HashMap<TensorId, TensorId>);
+
 impl Graph {
-    /// Appends the backward of every forward op, starting from the cross-entropy's `dlogits`.
-    pub fn backward(&mut self) {
-        let forward = self.ops.clone();
-        let mut grads: HashMap<TensorId, TensorId> = HashMap::new();
+    /// Appends the backward of the forward ops `range`, walked in reverse, starting from the
+    /// cross-entropy's `dlogits` and the gradients `grads` already holds (and adding what it finds).
+    /// Several calls split a backward: the head and loss of a row chunk right after its forward, so its
+    /// logits and their gradient live briefly, then the rest.
+    pub fn backward_ops(&mut self, range: Range<usize>, grads: &mut Gradients) {
+        let forward = self.ops[range].to_vec();
         for op in forward.iter().rev() {
-            self.backward_op(op, &mut grads);
+            for out in op.uses().1 {
+                self.assemble_views(&mut grads.0, out);
+            }
+            self.backward_op(op, &mut grads.0);
         }
+    }
+
+    /// When `base` has no gradient yet but views of it do (row chunks that together cover it), gives
+    /// it one: each view's gradient copied into its rows.
+    fn assemble_views(&mut self, grads: &mut HashMap<TensorId, TensorId>, base: TensorId) {
+        if grads.contains_key(&base) {
+            return;
+        }
+        let parts: Vec<(TensorId, usize, TensorId)> = (self.tensors.iter().enumerate())
+            .filter_map(|(i, t)| match t.storage {
+                Storage::View { base: b, offset } if b == base => {
+                    grads.get(&TensorId(i)).map(|&g| (TensorId(i), offset, g))
+                }
+                _ => None,
+            })
+            .collect();
+        if parts.is_empty() {
+            return;
+        }
+        let whole = self.grad_tensor(base);
+        for (view, offset, g) in parts {
+            let shape = self.shape(view).to_vec();
+            let out = self.view(whole, offset, &shape);
+            self.push(Op::Copy { x: g, out });
+        }
+        grads.insert(base, whole);
     }
 
     fn backward_op(&mut self, op: &Op, grads: &mut HashMap<TensorId, TensorId>) {
@@ -123,17 +160,29 @@ impl Graph {
                 self.push(Op::DropoutBackward { p, site, dy, dx });
                 self.contribute(grads, x, dx);
             }
+            Op::PlaceColumns { x, first, out } => {
+                let Some(dout) = grad_out(&out) else { return };
+                let dx = self.grad_tensor(x);
+                self.push(Op::TakeColumns {
+                    x: dout,
+                    first,
+                    out: dx,
+                });
+                self.contribute(grads, x, dx);
+            }
             Op::Embedding {
                 tokens,
                 wte,
+                first,
                 wpe,
                 out,
                 ..
             } => {
                 let Some(dout) = grad_out(&out) else { return };
                 let rows = self.def(tokens).len();
-                let positions = self.tensor(POSITIONS, &[rows], Storage::Input);
-                let buckets = self.tensor(BUCKETS, &[rows, 3], Storage::Input);
+                // Every piece's backward reads the same batch inputs.
+                let positions = self.input(POSITIONS, &[rows]);
+                let buckets = self.input(BUCKETS, &[rows, 3]);
                 let dwte = self.param_grad(wte);
                 let dwpe = self.param_grad(wpe);
                 self.push(Op::EmbeddingBackward {
@@ -141,11 +190,20 @@ impl Graph {
                     positions,
                     buckets,
                     dwte,
+                    first,
                     dwpe,
                 });
             }
             // Backward, optimizer, decode and inspection ops have no backward.
             _ => {}
+        }
+    }
+
+    /// The input tensor `name` (made on first use).
+    fn input(&mut self, name: &str, shape: &[usize]) -> TensorId {
+        match self.tensors.iter().position(|t| t.name == name) {
+            Some(found) => TensorId(found),
+            None => self.tensor(name, shape, Storage::Input),
         }
     }
 

@@ -9,7 +9,8 @@ mod plan;
 pub mod planner;
 pub mod reference;
 
-pub use ops::{Arenas, Op};
+pub use autodiff::Gradients;
+pub use ops::{ArenaChunk, Arenas, Op};
 pub use plan::{planned_memory, MemoryReport, Plan, Shared, StepInputs, POSITION, TARGETS, TOKENS};
 
 /// A tensor of a graph.
@@ -19,9 +20,10 @@ pub struct TensorId(pub usize);
 /// Where a tensor lives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Storage {
-    /// Parameter `i` of the model: a view of the parameter arena, shared by every plan of the model.
+    /// Piece `i` of the model's parameters ([`Graph::pieces`]): a view of the parameter arena, shared by
+    /// every plan of the model.
     Param(usize),
-    /// The gradient of parameter `i`: a view of the gradient arena, zeroed at the start of each step.
+    /// The gradient of piece `i`: a view of the gradient arena, zeroed at the start of each step.
     Grad(usize),
     /// Uploaded per step by the trainer (token ids, targets, embedding buckets): u32.
     Input,
@@ -30,6 +32,9 @@ pub enum Storage {
     /// Kept from one step to the next (a decode step's key/value caches): a zeroed buffer of its own,
     /// shared with no other tensor.
     Cache,
+    /// Elements `offset ..` of tensor `base` (an activation or input; `offset` a multiple of
+    /// [`crate::gpu::Tensor::ALIGN`]): a row chunk of it. Using a view uses its base.
+    View { base: TensorId, offset: usize },
 }
 
 #[derive(Clone, Debug)]
@@ -49,11 +54,38 @@ impl TensorDef {
     }
 }
 
+/// A parameter tensor as the arenas hold it: all of parameter `param` (in
+/// [`crate::model::GptConfig::params`] order), or its rows `first_row .. first_row + shape[0]` when the
+/// whole would exceed one storage binding (GPT-2's token embedding).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Piece {
+    pub param: usize,
+    pub first_row: usize,
+    pub shape: Vec<usize>,
+}
+
+impl Piece {
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Where the piece starts in its parameter, in elements.
+    pub fn offset(&self) -> usize {
+        self.first_row * self.shape[1..].iter().product::<usize>()
+    }
+}
+
 /// Ops over tensors. Forward ops come first; [`Graph::backward`] appends the rest.
 #[derive(Clone, Debug, Default)]
 pub struct Graph {
     pub tensors: Vec<TensorDef>,
     pub ops: Vec<Op>,
+    /// What the `Param`/`Grad` storages index.
+    pub pieces: Vec<Piece>,
 }
 
 impl Graph {
@@ -74,6 +106,20 @@ impl Graph {
     /// A new activation named `name`.
     pub fn activation(&mut self, name: impl Into<String>, shape: &[usize]) -> TensorId {
         self.tensor(name, shape, Storage::Activation)
+    }
+
+    /// A view of `shape` at element `offset` of `base`.
+    pub fn view(&mut self, base: TensorId, offset: usize, shape: &[usize]) -> TensorId {
+        let name = format!("{} at {offset}", self.def(base).name);
+        self.tensor(name, shape, Storage::View { base, offset })
+    }
+
+    /// The tensor a view is of (the tensor itself when not a view).
+    pub fn root(&self, id: TensorId) -> TensorId {
+        match self.def(id).storage {
+            Storage::View { base, .. } => self.root(base),
+            _ => id,
+        }
     }
 
     pub fn def(&self, id: TensorId) -> &TensorDef {

@@ -5,28 +5,33 @@ use crate::error::Result;
 use crate::gpu::{Dispatch, Gpu, Tensor};
 use crate::graph::TensorId;
 use crate::kernels::{
-    adamw, attention, crossentropy, dropout, embedding, gelu, gradnorm, kvcache, layernorm, matmul,
-    residual, rmsnorm,
+    adamw, attention, copy, crossentropy, dropout, embedding, gelu, gradnorm, kvcache, layernorm,
+    matmul, residual, rmsnorm,
 };
 use crate::model::Norm;
 
 #[derive(Clone, Debug)]
 pub enum Op {
     /// `out[b, t] = wte[tokens[b, t]] + wpe[start + t]`, `start` read from the `[1]` u32 tensor
-    /// `start` (a decode step's position) or 0.
+    /// `start` (a decode step's position) or 0. `wte` holds the rows of token ids `first ..`: the op of
+    /// the piece at `first = 0` writes every row of `out`, the ops of later pieces add their tokens' rows
+    /// (see [`embedding::forward_piece`]).
     Embedding {
         tokens: TensorId,
         start: Option<TensorId>,
         wte: TensorId,
+        first: usize,
         wpe: TensorId,
         out: TensorId,
     },
-    /// `dwte += scatter(dout)`, `dwpe += Σ_b dout`, from the batch's token buckets.
+    /// `dwte += scatter(dout)` for the piece's tokens, and at `first = 0` `dwpe += Σ_b dout`, from the
+    /// batch's token buckets.
     EmbeddingBackward {
         dout: TensorId,
         positions: TensorId,
         buckets: TensorId,
         dwte: TensorId,
+        first: usize,
         dwpe: TensorId,
     },
     /// LayerNorm (saves `mean` and `rstd`) or RMSNorm (saves `rstd`).
@@ -132,6 +137,19 @@ pub enum Op {
         dy: TensorId,
         dx: TensorId,
     },
+    /// `out[.., first .. first + w] = x` for `x: [.., w]` (a piece's logits into the whole); writes that
+    /// block of `out` only.
+    PlaceColumns {
+        x: TensorId,
+        first: usize,
+        out: TensorId,
+    },
+    /// `out = x[.., first .. first + w]` for `out: [.., w]` (a piece's part of the logits' gradient).
+    TakeColumns {
+        x: TensorId,
+        first: usize,
+        out: TensorId,
+    },
     /// `out = a + b` (the residual stream, and where two gradient paths meet).
     Add {
         a: TensorId,
@@ -151,20 +169,31 @@ pub enum Op {
         dy: TensorId,
         dx: TensorId,
     },
-    /// Per-row losses and their mean; with `dlogits`, also `(softmax - onehot) / rows` in the same pass.
+    /// Per-row losses; with `dlogits`, also `(softmax - onehot) / mean_over` in the same pass
+    /// (`mean_over` the rows of the whole batch, of which these logits may be a row chunk).
     CrossEntropy {
         logits: TensorId,
         targets: TensorId,
         losses: TensorId,
-        loss: TensorId,
         dlogits: Option<TensorId>,
+        mean_over: usize,
+    },
+    /// `out[0] = mean(x)` (the loss from the per-row losses).
+    Mean {
+        x: TensorId,
+        out: TensorId,
+    },
+    /// `out = x` (a row chunk's gradient into its rows of the whole).
+    Copy {
+        x: TensorId,
+        out: TensorId,
     },
     /// The global gradient norm and clip scale (`max_norm = None`: no clipping), into the plan's
     /// optimizer state.
     GradNorm {
         max_norm: Option<f32>,
     },
-    /// AdamW over the parameter arena, reading the per-step hyperparameters and, with `clip`, the clip
+    /// AdamW over the parameter arena (one dispatch per chunk), reading the per-step hyperparameters and, with `clip`, the clip
     /// scale [`Op::GradNorm`] wrote.
     AdamW {
         config: adamw::Config,
@@ -181,19 +210,28 @@ impl Op {
                 tokens,
                 start,
                 wte,
+                first,
                 wpe,
                 out,
-            } => (
-                [vec![*tokens, *wte, *wpe], some(start)].concat(),
-                vec![*out],
-            ),
+            } => {
+                let mut reads = [vec![*tokens, *wte, *wpe], some(start)].concat();
+                // A later piece's op adds into `out`: it reads it too.
+                if *first > 0 {
+                    reads.push(*out);
+                }
+                (reads, vec![*out])
+            }
             Op::EmbeddingBackward {
                 dout,
                 positions,
                 buckets,
                 dwte,
                 dwpe,
+                ..
             } => (vec![*dout, *positions, *buckets], vec![*dwte, *dwpe]),
+            Op::PlaceColumns { x, out, .. } | Op::TakeColumns { x, out, .. } => {
+                (vec![*x], vec![*out])
+            }
             Op::Norm {
                 x,
                 gain,
@@ -268,12 +306,13 @@ impl Op {
                 logits,
                 targets,
                 losses,
-                loss,
                 dlogits,
+                ..
             } => (
                 vec![*logits, *targets],
-                [vec![*losses, *loss], some(dlogits)].concat(),
+                [vec![*losses], some(dlogits)].concat(),
             ),
+            Op::Mean { x, out } | Op::Copy { x, out } => (vec![*x], vec![*out]),
             Op::GradNorm { .. } | Op::AdamW { .. } => (vec![], vec![]),
         }
     }
@@ -293,13 +332,25 @@ pub struct Lowering<'a> {
     pub matmul: matmul::Variant,
 }
 
-/// The parameter, gradient and moment arenas (same layout) and AdamW's segment table.
+/// The parameter, gradient and moment arenas (same layout), in chunks of at most one storage binding.
 pub struct Arenas {
+    pub chunks: Vec<ArenaChunk>,
+}
+
+/// One chunk of each arena (a buffer each) and AdamW's segment table for it.
+pub struct ArenaChunk {
     pub params: Tensor,
     pub grads: Tensor,
     pub m: Tensor,
     pub v: Tensor,
     pub segments: adamw::Segments,
+}
+
+impl Arenas {
+    /// Bytes of one arena (all its chunks).
+    pub fn bytes(&self) -> u64 {
+        self.chunks.iter().map(|c| c.params.bytes()).sum()
+    }
 }
 
 impl Lowering<'_> {
@@ -322,29 +373,44 @@ impl Op {
                 tokens,
                 start,
                 wte,
+                first,
                 wpe,
                 out,
-            } => {
-                let (tokens, wte, wpe, out) = (cx.t(*tokens), cx.t(*wte), cx.t(*wpe), cx.t(*out));
-                vec![match cx.opt(start) {
-                    Some(start) => embedding::forward_at(gpu, tokens, start, wte, wpe, out)?,
-                    None => embedding::forward(gpu, tokens, wte, wpe, out)?,
-                }]
-            }
+            } => vec![embedding::forward_piece(
+                gpu,
+                cx.t(*tokens),
+                cx.opt(start),
+                cx.t(*wte),
+                *first,
+                cx.t(*wpe),
+                cx.t(*out),
+            )?],
             Op::EmbeddingBackward {
                 dout,
                 positions,
                 buckets,
                 dwte,
+                first,
                 dwpe,
-            } => vec![embedding::backward(
+            } => vec![embedding::backward_piece(
                 gpu,
                 cx.t(*dout),
                 cx.t(*positions),
                 cx.t(*buckets),
                 cx.t(*dwte),
+                *first,
                 cx.t(*dwpe),
             )?],
+            Op::PlaceColumns { x, first, out } => {
+                let (x, out) = (cx.t(*x), cx.t(*out));
+                let width = *x.shape.last().unwrap_or(&0);
+                vec![copy::columns(gpu, x, 0, out, *first, width)?]
+            }
+            Op::TakeColumns { x, first, out } => {
+                let (x, out) = (cx.t(*x), cx.t(*out));
+                let width = *out.shape.last().unwrap_or(&0);
+                vec![copy::columns(gpu, x, *first, out, 0, width)?]
+            }
             Op::Norm {
                 kind: Norm::LayerNorm,
                 x,
@@ -571,38 +637,42 @@ impl Op {
                 logits,
                 targets,
                 losses,
-                loss,
                 dlogits,
+                mean_over,
             } => {
                 let vocab = *cx.t(*logits).shape.last().unwrap_or(&0);
                 let variant = crossentropy::Variant::best(gpu, vocab);
                 let (l, t, r) = (cx.t(*logits), cx.t(*targets), cx.t(*losses));
-                vec![
-                    match dlogits {
-                        Some(d) => crossentropy::forward_backward(gpu, variant, l, t, r, cx.t(*d))?,
-                        None => crossentropy::forward(gpu, variant, l, t, r)?,
-                    },
-                    crossentropy::mean(gpu, r, cx.t(*loss))?,
-                ]
+                vec![match dlogits {
+                    Some(d) => {
+                        crossentropy::forward_backward(gpu, variant, l, t, r, cx.t(*d), *mean_over)?
+                    }
+                    None => crossentropy::forward(gpu, variant, l, t, r)?,
+                }]
             }
+            Op::Mean { x, out } => vec![crossentropy::mean(gpu, cx.t(*x), cx.t(*out))?],
+            Op::Copy { x, out } => vec![copy::forward(gpu, cx.t(*x), cx.t(*out))?],
             Op::GradNorm { max_norm } => {
-                let grads = &cx.arenas.grads;
-                gradnorm::norm(gpu, grads, 0..grads.len(), *max_norm, cx.norm)?.to_vec()
+                let parts: Vec<_> = (cx.arenas.chunks.iter())
+                    .map(|c| (&c.grads, 0..c.grads.len()))
+                    .collect();
+                gradnorm::norm(gpu, &parts, *max_norm, cx.norm)?
             }
-            Op::AdamW { config, clip } => {
-                let a = cx.arenas;
-                vec![adamw::step(
-                    gpu,
-                    config,
-                    &a.params,
-                    &a.grads,
-                    &a.m,
-                    &a.v,
-                    &a.segments,
-                    cx.hyper,
-                    clip.then_some(cx.norm),
-                )?]
-            }
+            Op::AdamW { config, clip } => (cx.arenas.chunks.iter())
+                .map(|c| {
+                    adamw::step(
+                        gpu,
+                        config,
+                        &c.params,
+                        &c.grads,
+                        &c.m,
+                        &c.v,
+                        &c.segments,
+                        cx.hyper,
+                        clip.then_some(cx.norm),
+                    )
+                })
+                .collect::<Result<_>>()?,
         })
     }
 }

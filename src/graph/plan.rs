@@ -73,8 +73,8 @@ pub struct Plan {
     readback: Option<(Tensor, wgpu::Buffer)>,
     /// The tensors kept (captured) for reading after a step; every other activation's buffer is reused.
     kept: Vec<crate::graph::TensorId>,
-    /// The gradient arena when this plan trains (cleared at the start of each step).
-    grads: Option<Tensor>,
+    /// The gradient arena's chunks when this plan trains (cleared at the start of each step).
+    grads: Vec<Tensor>,
     vocab: usize,
     memory: MemoryReport,
 }
@@ -107,27 +107,28 @@ impl Plan {
         let mut inputs = HashMap::new();
         let mut scratch = 0u64;
         let mut caches = 0u64;
-        let tensors: Vec<Tensor> = graph
-            .tensors
-            .iter()
-            .enumerate()
-            .map(|(i, def)| match def.storage {
-                Storage::Param(p) => reshape(&shared.params[p], &def.shape),
-                Storage::Grad(p) => reshape(&shared.grads[p], &def.shape),
-                Storage::Activation => buffers[slot_of[&i]].view(0, &def.shape),
+        // In order: a view's base comes before it.
+        let mut tensors: Vec<Tensor> = Vec::with_capacity(graph.tensors.len());
+        for (i, def) in graph.tensors.iter().enumerate() {
+            let t = match def.storage {
+                Storage::Param(p) => reshape(&shared.params[p], &def.shape)?,
+                Storage::Grad(p) => reshape(&shared.grads[p], &def.shape)?,
+                Storage::Activation => buffers[slot_of[&i]].view(0, &def.shape)?,
+                Storage::View { base, offset } => tensors[base.0].view(offset, &def.shape)?,
                 Storage::Input => {
                     let t = gpu.zeros(&def.name, &def.shape)?;
                     scratch += t.bytes();
                     inputs.insert(def.name.clone(), t.clone());
-                    Ok(t)
+                    t
                 }
                 Storage::Cache => {
                     let t = gpu.zeros(&def.name, &def.shape)?;
                     caches += t.bytes();
-                    Ok(t)
+                    t
                 }
-            })
-            .collect::<Result<_>>()?;
+            };
+            tensors.push(t);
+        }
 
         let cx = Lowering {
             gpu,
@@ -149,7 +150,7 @@ impl Plan {
         let state = shared.random_state.bytes() + shared.hyper.bytes() + shared.norm.bytes();
         let memory = MemoryReport {
             caches,
-            ..placement.report(graph, shared.arenas.params.bytes(), scratch + state)
+            ..placement.report(graph, shared.arenas.bytes(), scratch + state)
         };
         let readback = keep.first().map(|id| {
             let t = tensors[id.0].clone();
@@ -166,7 +167,15 @@ impl Plan {
             tensors,
             inputs,
             kept: keep.to_vec(),
-            grads: trains.then(|| shared.arenas.grads.clone()),
+            grads: match trains {
+                true => shared
+                    .arenas
+                    .chunks
+                    .iter()
+                    .map(|c| c.grads.clone())
+                    .collect(),
+                false => Vec::new(),
+            },
             vocab,
             memory,
         })
@@ -261,7 +270,7 @@ impl Plan {
             .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                 label: Some("step"),
             });
-        if let Some(grads) = &self.grads {
+        for grads in &self.grads {
             encoder.clear_buffer(&grads.buffer, grads.offset, Some(grads.bytes()));
         }
         Dispatch::record_all(&mut encoder, &self.dispatches);
@@ -308,7 +317,7 @@ impl Placement {
         let mut lifetimes = lifetimes(graph);
         let end = graph.ops.len();
         for id in keep {
-            lifetimes[id.0].last = end;
+            lifetimes[graph.root(*id).0].last = end;
         }
         let activations: Vec<usize> = (0..graph.tensors.len())
             .filter(|&i| graph.tensors[i].storage == Storage::Activation)
@@ -362,13 +371,14 @@ fn reshape(t: &Tensor, shape: &[usize]) -> Result<Tensor> {
     t.view(0, shape)
 }
 
-/// First and last op touching each tensor (tensors no op touches get an empty life at 0).
+/// First and last op touching each tensor, or a view of it (tensors no op touches get an empty life
+/// at 0).
 fn lifetimes(graph: &Graph) -> Vec<Lifetime> {
     let mut lives: Vec<Option<(usize, usize)>> = vec![None; graph.tensors.len()];
     for (i, op) in graph.ops.iter().enumerate() {
         let (reads, writes) = op.uses();
         for id in reads.into_iter().chain(writes) {
-            let life = lives[id.0].get_or_insert((i, i));
+            let life = lives[graph.root(id).0].get_or_insert((i, i));
             life.1 = i;
         }
     }

@@ -6,7 +6,7 @@ use crate::graph::{Graph, Op, Storage, TensorId, TOKENS};
 use crate::kernels::adamw;
 use crate::model::Norm;
 use crate::reference::{
-    adamw as ref_adamw, attention, crossentropy, dropout, embedding, gelu, gradnorm, kvcache,
+    adamw as ref_adamw, attention, copy, crossentropy, dropout, embedding, gelu, gradnorm, kvcache,
     layernorm, matmul, residual, rmsnorm,
 };
 
@@ -46,7 +46,10 @@ pub fn run(graph: &Graph, model: &mut CpuModel, inputs: &CpuInputs) -> CpuStep {
         .tensors
         .iter()
         .map(|t| match t.storage {
-            Storage::Param(i) => model.params[i].clone(),
+            Storage::Param(i) => {
+                let piece = &graph.pieces[i];
+                model.params[piece.param][piece.offset()..][..piece.len()].to_vec()
+            }
             Storage::Grad(_) => vec![0.0; t.len()],
             // One step from empty caches: a decode graph's later steps need the GPU plan.
             Storage::Cache => vec![0.0; t.len()],
@@ -55,32 +58,110 @@ pub fn run(graph: &Graph, model: &mut CpuModel, inputs: &CpuInputs) -> CpuStep {
         .collect();
     let mut clip_scale = 1.0f32;
     let mut loss = f32::NAN;
-    let [seed, step] = inputs.random_state;
     for op in &graph.ops {
+        let (reads, writes) = op.uses();
+        // Views are read from their base before the op and written back to it after.
+        for &id in &reads {
+            if let (Storage::View { .. }, Some((base, range))) =
+                (graph.def(id).storage, span(graph, id))
+            {
+                if !values[base.0].is_empty() {
+                    values[id.0] = values[base.0][range].to_vec();
+                }
+            }
+        }
+        step_op(
+            graph,
+            op,
+            &mut values,
+            model,
+            inputs,
+            &mut clip_scale,
+            &mut loss,
+        );
+        for &id in &writes {
+            if let Some((base, range)) = span(graph, id).filter(|(b, _)| *b != id) {
+                let part = std::mem::take(&mut values[id.0]);
+                let whole = &mut values[base.0];
+                whole.resize(graph.def(base).len(), 0.0);
+                whole[range].copy_from_slice(&part);
+                values[id.0] = part;
+            }
+        }
+    }
+    CpuStep {
+        loss,
+        grads: grads(graph, &values, model.params.len()),
+        values,
+    }
+}
+
+/// Where tensor `id` lives: its root tensor and its element range there.
+fn span(graph: &Graph, id: TensorId) -> Option<(TensorId, std::ops::Range<usize>)> {
+    match graph.def(id).storage {
+        Storage::View { base, offset } => {
+            let (root, range) = span(graph, base)?;
+            let start = range.start + offset;
+            Some((root, start..start + graph.def(id).len()))
+        }
+        _ => Some((id, 0..graph.def(id).len())),
+    }
+}
+
+/// The targets a cross-entropy reads: the batch's, or the rows of them a view takes.
+fn targets<'a>(graph: &Graph, id: TensorId, inputs: &CpuInputs<'a>) -> &'a [u32] {
+    match span(graph, id) {
+        Some((_, range)) => &inputs.targets[range],
+        None => inputs.targets,
+    }
+}
+
+/// Runs one op on the CPU values.
+fn step_op(
+    graph: &Graph,
+    op: &Op,
+    values: &mut [Vec<f32>],
+    model: &mut CpuModel,
+    inputs: &CpuInputs,
+    clip_scale: &mut f32,
+    loss: &mut f32,
+) {
+    let [seed, step] = inputs.random_state;
+    {
         let shape = |id: TensorId| graph.shape(id).to_vec();
         let last = |id: TensorId| *graph.shape(id).last().unwrap_or(&1);
-        let v = |values: &Vec<Vec<f32>>, id: TensorId| values[id.0].clone();
+        let v = |values: &[Vec<f32>], id: TensorId| values[id.0].clone();
         match *op {
             Op::Embedding {
                 start,
                 wte,
+                first,
                 wpe,
                 out,
                 ..
             } => {
                 let seq = shape(out)[1];
-                let first = start.map_or(0, |_| inputs.position as usize);
-                values[out.0] = embedding::forward_at(
+                let position = start.map_or(0, |_| inputs.position as usize);
+                let mut result = std::mem::take(&mut values[out.0]);
+                result.resize(graph.def(out).len(), 0.0);
+                embedding::forward_piece(
                     inputs.tokens,
                     &values[wte.0],
-                    &values[wpe.0],
                     first,
+                    &values[wpe.0],
+                    position,
                     seq,
                     last(wte),
+                    &mut result,
                 );
+                values[out.0] = result;
             }
             Op::EmbeddingBackward {
-                dout, dwte, dwpe, ..
+                dout,
+                dwte,
+                first,
+                dwpe,
+                ..
             } => {
                 let tokens_shape = graph
                     .tensors
@@ -88,11 +169,11 @@ pub fn run(graph: &Graph, model: &mut CpuModel, inputs: &CpuInputs) -> CpuStep {
                     .find(|t| t.name == TOKENS)
                     .map(|t| t.shape.clone())
                     .unwrap_or_default();
-                let (vocab, ctx) = (shape(dwte)[0], shape(dwpe)[0]);
-                let (dte, dpe) = embedding::backward(
+                let (rows, ctx) = (shape(dwte)[0], shape(dwpe)[0]);
+                let (dte, dpe) = embedding::backward_piece(
                     inputs.tokens,
                     &values[dout.0],
-                    (vocab, ctx),
+                    (first, rows, ctx),
                     tokens_shape[1],
                     last(dwte),
                 );
@@ -112,7 +193,7 @@ pub fn run(graph: &Graph, model: &mut CpuModel, inputs: &CpuInputs) -> CpuStep {
                 let c = last(x);
                 match kind {
                     Norm::LayerNorm => {
-                        let bias = bias.map(|b| v(&values, b));
+                        let bias = bias.map(|b| v(values, b));
                         let f = layernorm::forward(
                             &values[x.0],
                             &values[gain.0],
@@ -176,7 +257,7 @@ pub fn run(graph: &Graph, model: &mut CpuModel, inputs: &CpuInputs) -> CpuStep {
             Op::Linear { x, w, b, out } => {
                 let (k, n) = (shape(w)[0], shape(w)[1]);
                 let m = values[x.0].len() / k;
-                let bias = b.map(|b| v(&values, b));
+                let bias = b.map(|b| v(values, b));
                 values[out.0] =
                     matmul::forward(&values[x.0], &values[w.0], bias.as_deref(), m, k, n);
             }
@@ -210,6 +291,19 @@ pub fn run(graph: &Graph, model: &mut CpuModel, inputs: &CpuInputs) -> CpuStep {
                 let inc = matmul::backward_weight(&values[dy.0], &values[x.0], m, vocab, c);
                 add_into(&mut values[dw.0], &inc);
             }
+            Op::PlaceColumns { x, first, out } => {
+                let (w, cols) = (last(x), last(out));
+                let mut result = std::mem::take(&mut values[out.0]);
+                result.resize(graph.def(out).len(), 0.0);
+                copy::columns((&values[x.0], w, 0), (&mut result, cols, first), w);
+                values[out.0] = result;
+            }
+            Op::TakeColumns { x, first, out } => {
+                let (cols, w) = (last(x), last(out));
+                let mut result = vec![0.0; graph.def(out).len()];
+                copy::columns((&values[x.0], cols, first), (&mut result, w, 0), w);
+                values[out.0] = result;
+            }
             Op::Attention {
                 shape: sh,
                 p,
@@ -236,7 +330,7 @@ pub fn run(graph: &Graph, model: &mut CpuModel, inputs: &CpuInputs) -> CpuStep {
                 ..
             } => {
                 let pos = inputs.position as usize;
-                let (mut keys, mut vals) = (v(&values, k_cache), v(&values, v_cache));
+                let (mut keys, mut vals) = (v(values, k_cache), v(values, v_cache));
                 kvcache::append(&values[qkv.0], &sh, pos, &mut keys, &mut vals);
                 values[out.0] = kvcache::attention(&values[qkv.0], &sh, pos, &keys, &vals);
                 values[k_cache.0] = keys;
@@ -278,27 +372,30 @@ pub fn run(graph: &Graph, model: &mut CpuModel, inputs: &CpuInputs) -> CpuStep {
             }
             Op::CrossEntropy {
                 logits,
+                targets: t,
                 losses,
-                loss: mean,
                 dlogits,
-                ..
+                mean_over,
             } => {
                 let vocab = last(logits);
-                let l = crossentropy::forward(&values[logits.0], inputs.targets, vocab);
-                loss = crossentropy::mean(&l);
-                values[losses.0] = l;
-                values[mean.0] = vec![loss];
+                let t = targets(graph, t, inputs);
+                values[losses.0] = crossentropy::forward(&values[logits.0], t, vocab);
                 if let Some(d) = dlogits {
-                    values[d.0] = crossentropy::backward(&values[logits.0], inputs.targets, vocab);
+                    values[d.0] = crossentropy::backward(&values[logits.0], t, vocab, mean_over);
                 }
             }
+            Op::Mean { x, out } => {
+                *loss = crossentropy::mean(&values[x.0]);
+                values[out.0] = vec![*loss];
+            }
+            Op::Copy { x, out } => values[out.0] = copy::forward(&values[x.0]),
             Op::GradNorm { max_norm } => {
-                let all: Vec<f32> = grads(graph, &values, model.params.len()).concat();
-                clip_scale = gradnorm::scale(gradnorm::norm(&all), max_norm) as f32;
+                let all: Vec<f32> = grads(graph, values, model.params.len()).concat();
+                *clip_scale = gradnorm::scale(gradnorm::norm(&all), max_norm) as f32;
             }
             Op::AdamW { config, clip } => {
-                let grads = grads(graph, &values, model.params.len());
-                let scale = if clip { clip_scale } else { 1.0 };
+                let grads = grads(graph, values, model.params.len());
+                let scale = if clip { *clip_scale } else { 1.0 };
                 for (i, g) in grads.iter().enumerate() {
                     let segment = adamw::Segment {
                         offset: 0,
@@ -319,32 +416,22 @@ pub fn run(graph: &Graph, model: &mut CpuModel, inputs: &CpuInputs) -> CpuStep {
             }
         }
     }
-    CpuStep {
-        loss,
-        grads: grads(graph, &values, model.params.len()),
-        values,
-    }
 }
 
-/// The gradient-arena tensors' values in parameter order (zeros for parameters with none).
+/// The gradient-arena tensors' values in parameter order, each assembled from its pieces (zeros where
+/// a piece has no gradient).
 fn grads(graph: &Graph, values: &[Vec<f32>], count: usize) -> Vec<Vec<f32>> {
-    (0..count)
-        .map(|i| {
-            graph
-                .tensors
-                .iter()
-                .position(|t| t.storage == Storage::Grad(i))
-                .map(|id| values[id].clone())
-                .unwrap_or_else(|| {
-                    let p = graph
-                        .tensors
-                        .iter()
-                        .find(|t| t.storage == Storage::Param(i))
-                        .map_or(0, |t| t.len());
-                    vec![0.0; p]
-                })
-        })
-        .collect()
+    let mut out: Vec<Vec<f32>> = vec![Vec::new(); count];
+    for (i, piece) in graph.pieces.iter().enumerate() {
+        let grad = graph
+            .tensors
+            .iter()
+            .position(|t| t.storage == Storage::Grad(i))
+            .map(|id| values[id].clone())
+            .unwrap_or_else(|| vec![0.0; piece.len()]);
+        out[piece.param].extend(grad);
+    }
+    out
 }
 
 fn add_into(acc: &mut [f32], inc: &[f32]) {

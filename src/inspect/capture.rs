@@ -29,7 +29,7 @@ pub struct Captured {
 /// Runs the forward of `tokens` (1 ..= context length of them) with the tensors above captured.
 pub fn capture(gpu: &Gpu, model: &Gpt, tokens: &[u32]) -> Result<Captured> {
     let (plan, graph) = model.inspect_plan(gpu, tokens.len(), |g| {
-        let mut keep: Vec<TensorId> = vec![g.logits, g.embedding];
+        let mut keep: Vec<TensorId> = [g.logits.as_slice(), &[g.embedding]].concat();
         for b in &g.blocks {
             keep.extend([b.attention, b.residual, b.mlp, b.output]);
             keep.extend(b.probabilities);
@@ -69,6 +69,6 @@ pub fn capture(gpu: &Gpu, model: &Gpt, tokens: &[u32]) -> Result<Captured> {
     Ok(Captured {
         attention,
         stages,
-        logits: read(graph.logits)?,
+        logits: read(graph.logits.expect("inspection graphs have all the logits"))?,
     })
 }

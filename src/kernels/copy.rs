@@ -1,12 +1,18 @@
 //! Copy: `x: [any] -> y: [same count]`, `y = x` (writes `y`).
 //!
+//! [`columns`]: `x: [rows, X], y: [rows, Y]`, `y[:, y_first .. y_first + w] = x[:, x_first .. x_first + w]`
+//! (writes that block of `y`): the pieces of a vocabulary split over several head products placed into
+//! the whole logits, and the logits' gradient taken apart again.
+//!
 //! The bench's `copy` row is the adapter's achievable bandwidth, the yardstick for every memory-bound
 //! kernel; [`crate::kernels::dropout`] also uses it for `p = 0`.
 
-use crate::error::Result;
-use crate::gpu::{Binding, Dispatch, Gpu, Shader, Tensor};
-use crate::kernels::check::expect_len;
-use crate::kernels::grid::{count, elementwise};
+use bytemuck::{Pod, Zeroable};
+
+use crate::error::{Error, Result};
+use crate::gpu::{Binding, Dispatch, Gpu, Kernel, Shader, Tensor};
+use crate::kernels::check::{expect_len, to_u32};
+use crate::kernels::grid::{count, elementwise, groups};
 
 pub const SHADER: Shader = crate::shader!("copy");
 
@@ -22,4 +28,66 @@ pub fn forward(gpu: &Gpu, x: &Tensor, y: &Tensor) -> Result<Dispatch> {
         x.len(),
         count,
     )
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+struct Columns {
+    rows: u32,
+    width: u32,
+    x_cols: u32,
+    x_first: u32,
+    y_cols: u32,
+    y_first: u32,
+    _pad: [u32; 2],
+}
+
+/// Invocations per workgroup of `copy_columns` (the shader's `WG`).
+const WG: usize = 256;
+
+/// `y[:, y_first .. y_first + width] = x[:, x_first .. x_first + width]` for `x: [.., X]`,
+/// `y: [.., Y]` with the same rows; writes that block of `y` (its other columns keep their values).
+pub fn columns(
+    gpu: &Gpu,
+    x: &Tensor,
+    x_first: usize,
+    y: &Tensor,
+    y_first: usize,
+    width: usize,
+) -> Result<Dispatch> {
+    // Any leading shape: the last dimension is the columns.
+    let (x_cols, y_cols) = (last(x), last(y));
+    let (rows, y_rows) = (x.len() / x_cols.max(1), y.len() / y_cols.max(1));
+    if y_rows != rows || x_first + width > x_cols || y_first + width > y_cols {
+        return Err(Error::shape(
+            "copy columns",
+            format!(
+                "{width} columns from {x_first} of {} to {y_first} of {}",
+                x.describe(),
+                y.describe()
+            ),
+        ));
+    }
+    let params = Columns {
+        rows: to_u32("copy columns rows", rows)?,
+        width: to_u32("copy columns width", width)?,
+        x_cols: x_cols as u32,
+        x_first: x_first as u32,
+        y_cols: to_u32("copy columns y", y_cols)?,
+        y_first: y_first as u32,
+        _pad: [0; 2],
+    };
+    to_u32("copy columns block", rows * width.max(x_cols).max(y_cols))?;
+    let kernel = Kernel {
+        shader: SHADER,
+        entry: "copy_columns",
+        constants: vec![],
+    };
+    let bindings = [Binding::Read(x), Binding::ReadWrite(y)];
+    let workgroups = [groups(gpu, rows * width, WG), 1, 1];
+    Dispatch::new(gpu, &kernel, &bindings, &params, workgroups)
+}
+
+fn last(t: &Tensor) -> usize {
+    t.shape.last().copied().unwrap_or(1)
 }

@@ -2,8 +2,9 @@
 //!
 //! - [`forward_backward`]: `logits: [rows, V], targets: u32 [rows] -> losses: [rows], dlogits: [rows, V]`,
 //!   `losses[r] = logsumexp(logits[r]) - logits[r, targets[r]]`,
-//!   `dlogits = (softmax(logits) - onehot(targets)) / rows` (writes both). One dispatch: each row is swept
-//!   once for the online (max, sum) and once more, still in cache, for `dlogits`.
+//!   `dlogits = (softmax(logits) - onehot(targets)) / mean_over` (writes both), `mean_over` the rows of
+//!   the whole batch (more than `rows` when the logits are taken in row chunks). One dispatch: each row
+//!   is swept once for the online (max, sum) and once more, still in cache, for `dlogits`.
 //! - [`forward`]: the same without `dlogits` (evaluation; writes `losses`).
 //! - [`mean`]: `losses: [rows] -> mean: [1]`, `mean = Σ losses / rows` in a fixed order on the GPU (writes
 //!   `mean`), so logging reads back one float.
@@ -88,7 +89,7 @@ pub fn check_token_ids(what: &str, ids: &[u32], vocab: usize) -> Result<()> {
     }
 }
 
-/// Per-row losses and `dlogits`; writes `losses` and `dlogits`.
+/// Per-row losses and `dlogits` of a mean over `mean_over` rows; writes `losses` and `dlogits`.
 pub fn forward_backward(
     gpu: &Gpu,
     variant: Variant,
@@ -96,10 +97,24 @@ pub fn forward_backward(
     targets: &Tensor,
     losses: &Tensor,
     dlogits: &Tensor,
+    mean_over: usize,
 ) -> Result<Dispatch> {
     let (r, v) = shapes(logits, targets, losses)?;
     expect_shape("crossentropy dlogits", dlogits, r, v)?;
-    launch(gpu, variant, logits, targets, losses, Some(dlogits))
+    if mean_over < r {
+        return Err(Error::shape(
+            "crossentropy mean_over",
+            format!("{mean_over} rows for a mean, fewer than the {r} rows of the logits"),
+        ));
+    }
+    launch(
+        gpu,
+        variant,
+        logits,
+        targets,
+        losses,
+        Some((dlogits, mean_over)),
+    )
 }
 
 /// Per-row losses only; writes `losses`.
@@ -162,9 +177,11 @@ fn launch(
     logits: &Tensor,
     targets: &Tensor,
     losses: &Tensor,
-    dlogits: Option<&Tensor>,
+    dlogits: Option<(&Tensor, usize)>,
 ) -> Result<Dispatch> {
     let (r, v) = (losses.len(), *logits.shape.last().unwrap_or(&1));
+    let mean_over = dlogits.map_or(r, |(_, n)| n);
+    let dlogits = dlogits.map(|(d, _)| d);
     let workgroups = match variant {
         Variant::Row => [r.div_ceil(WG as usize), 1, 1],
         Variant::Workgroup => [r.min(MAX_GROUPS), r.div_ceil(MAX_GROUPS), 1],
@@ -187,7 +204,10 @@ fn launch(
             // Unused when forward only; any writable tensor fills the slot.
             Binding::ReadWrite(dlogits.unwrap_or(losses)),
         ],
-        &params(r, v)?,
+        &Params {
+            inv_rows: 1.0 / mean_over.max(1) as f32,
+            ..params(r, v)?
+        },
         workgroups.map(|g| g as u32),
     )
 }

@@ -7,6 +7,11 @@
 //! - [`backward`]: `dx: [B, T, C] -> dwte: [V, C], dwpe: [ctx, C]`, `dwte[v] += Σ_{tokens[b,t] = v} dx[b, t]`
 //!   and `dwpe[t] += Σ_b dx[b, t]` (adds into both).
 //!
+//! `wte` may be a piece of the embedding, its rows for token ids `first .. first + rows` (when the whole
+//! exceeds one storage binding): [`forward_piece`] and [`backward_piece`]. The piece at `first = 0`
+//! writes every output row and sums `dwpe`; later pieces add their own tokens' rows. One piece from 0 is
+//! the plain embedding.
+//!
 //! The backward is deterministic (bit-identical run to run) without float atomics: when a batch is
 //! prepared, [`TokenBuckets::new`] groups its positions by token on the CPU, and the trainer uploads
 //! its two arrays with the batch; the kernel then sums each token's rows in a fixed order.
@@ -40,6 +45,8 @@ struct Params {
     seq: u32,
     cols: u32,
     vocab: u32,
+    first: u32,
+    _pad: [u32; 3],
 }
 
 /// A batch's positions grouped by token id, the input of [`backward`]. Upload `positions` as a `[B·T]`
@@ -88,12 +95,14 @@ fn batch_dims(tokens: &Tensor) -> Result<(usize, usize)> {
     matrix_dims("embedding tokens [B, T]", tokens)
 }
 
-fn params(rows: usize, seq: usize, cols: usize, vocab: usize) -> Result<Params> {
+fn params(rows: usize, seq: usize, cols: usize, vocab: usize, first: usize) -> Result<Params> {
     Ok(Params {
         rows: to_u32("embedding rows", rows)?,
         seq: to_u32("embedding sequence", seq)?,
         cols: to_u32("embedding width", cols)?,
         vocab: to_u32("embedding vocabulary", vocab)?,
+        first: to_u32("embedding first token", first)?,
+        _pad: [0; 3],
     })
 }
 
@@ -118,7 +127,7 @@ pub fn forward(
     wpe: &Tensor,
     out: &Tensor,
 ) -> Result<Dispatch> {
-    forward_from(gpu, tokens, None, wte, wpe, out)
+    forward_piece(gpu, tokens, None, wte, 0, wpe, out)
 }
 
 /// `out[b, t] = wte[tokens[b, t]] + wpe[start + t]` with `start: [1]` u32 read when the dispatch runs;
@@ -131,18 +140,23 @@ pub fn forward_at(
     wpe: &Tensor,
     out: &Tensor,
 ) -> Result<Dispatch> {
-    expect_len("embedding start", start, 1)?;
-    forward_from(gpu, tokens, Some(start), wte, wpe, out)
+    forward_piece(gpu, tokens, Some(start), wte, 0, wpe, out)
 }
 
-fn forward_from(
+/// [`forward`] (or, with `start`, [`forward_at`]) for `wte`, the rows of token ids `first ..` of the
+/// embedding: at `first = 0` writes `out` (every row), later pieces add into their tokens' rows.
+pub fn forward_piece(
     gpu: &Gpu,
     tokens: &Tensor,
     start: Option<&Tensor>,
     wte: &Tensor,
+    first: usize,
     wpe: &Tensor,
     out: &Tensor,
 ) -> Result<Dispatch> {
+    if let Some(start) = start {
+        expect_len("embedding start", start, 1)?;
+    }
     let (b, t) = batch_dims(tokens)?;
     let (vocab, c) = matrix_dims("embedding wte", wte)?;
     check_positions(wpe, t, c)?;
@@ -169,7 +183,7 @@ fn forward_from(
         gpu,
         &kernel,
         &bindings,
-        &params(b * t, t, c, vocab)?,
+        &params(b * t, t, c, vocab, first)?,
         workgroups,
     )
 }
@@ -182,6 +196,20 @@ pub fn backward(
     positions: &Tensor,
     buckets: &Tensor,
     dwte: &Tensor,
+    dwpe: &Tensor,
+) -> Result<Dispatch> {
+    backward_piece(gpu, dx, positions, buckets, dwte, 0, dwpe)
+}
+
+/// [`backward`] for `dwte`, the gradient of the rows of token ids `first ..`: adds its tokens' rows,
+/// and `dwpe` only at `first = 0`.
+pub fn backward_piece(
+    gpu: &Gpu,
+    dx: &Tensor,
+    positions: &Tensor,
+    buckets: &Tensor,
+    dwte: &Tensor,
+    first: usize,
     dwpe: &Tensor,
 ) -> Result<Dispatch> {
     let [b, t, c] = dx.shape[..] else {
@@ -214,13 +242,14 @@ pub fn backward(
         Binding::ReadWrite(dwte),
         Binding::ReadWrite(dwpe),
     ];
-    // One workgroup row per bucket slot, then one per position.
-    let workgroups = [groups(gpu, lanes, COLUMNS), groups(gpu, rows + t, 1), 1];
+    // One workgroup row per bucket slot, then (for the first piece) one per position.
+    let ys = rows + if first == 0 { t } else { 0 };
+    let workgroups = [groups(gpu, lanes, COLUMNS), groups(gpu, ys, 1), 1];
     Dispatch::new(
         gpu,
         &kernel,
         &bindings,
-        &params(rows, t, c, vocab)?,
+        &params(rows, t, c, vocab, first)?,
         workgroups,
     )
 }

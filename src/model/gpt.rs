@@ -6,7 +6,7 @@ use rand::{Rng, SeedableRng};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Tensor};
 use crate::graph::planner::ArenaLayout;
-use crate::graph::{Arenas, Op, Plan, Shared, TensorId};
+use crate::graph::{ArenaChunk, Arenas, Op, Piece, Plan, Shared, TensorId};
 use crate::kernels::{adamw, gradnorm};
 use crate::model::graph::{build, Mode, ModelGraph};
 use crate::model::{GptConfig, Init};
@@ -22,13 +22,20 @@ pub struct Optimizer {
 pub struct Gpt {
     pub config: GptConfig,
     shared: Shared,
+    /// How the parameters are split into pieces (see [`GptConfig::pieces`]), one per view of `shared`.
+    pieces: Vec<Piece>,
+    /// AdamW's moments, one view per piece.
+    moments: [Vec<Tensor>; 2],
+    /// Elements of the largest storage binding the model's tensors may take.
+    max_binding: usize,
 }
 
 impl Gpt {
     /// A model with GPT-2's initialization, reproducible from `seed`.
     pub fn init(gpu: &Gpu, config: &GptConfig, seed: u64) -> Result<Self> {
         // Refuse what the adapter cannot hold before drawing (possibly billions of) values.
-        arena_layout(gpu, config)?;
+        config.validate()?;
+        arena_layout(gpu, config, max_binding(gpu))?;
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         let params: Vec<Vec<f32>> = config
             .params()
@@ -44,53 +51,68 @@ impl Gpt {
 
     /// A model holding `params` (in [`GptConfig::params`] order).
     pub fn new(gpu: &Gpu, config: &GptConfig, params: &[Vec<f32>]) -> Result<Self> {
-        let layout = arena_layout(gpu, config)?;
+        Self::with_max_binding(gpu, config, params, max_binding(gpu))
+    }
+
+    /// [`Gpt::new`] as if the device's storage bindings held at most `max_binding` elements (at most
+    /// what it allows): parameters larger than that split into pieces, arenas into chunks, logits into
+    /// row chunks. Tests use it to run a small model the way GPT-2 runs on a 128 MiB binding.
+    pub fn with_max_binding(
+        gpu: &Gpu,
+        config: &GptConfig,
+        params: &[Vec<f32>],
+        max_binding: usize,
+    ) -> Result<Self> {
+        config.validate()?;
+        let max_binding = max_binding.min(self::max_binding(gpu));
+        let (pieces, layout) = arena_layout(gpu, config, max_binding)?;
         let specs = config.params();
-        let len = layout.total_len();
-        let arena = |name: &str| gpu.zeros(name, &[len]);
-        let (p, g, m, v) = (
-            arena("params")?,
-            arena("grads")?,
-            arena("adam m")?,
-            arena("adam v")?,
-        );
-        let views = |t: &Tensor| -> Result<Vec<Tensor>> {
-            layout
-                .places
-                .iter()
-                .zip(&specs)
-                .map(|(&(_, offset), spec)| t.view(offset, &[spec.len()]))
-                .collect()
-        };
-        let param_views = views(&p)?;
-        let grad_views = views(&g)?;
-        for ((spec, view), data) in specs.iter().zip(&param_views).zip(params) {
+        if params.len() != specs.len() {
+            return Err(Error::Invalid(format!(
+                "{} parameter tensors for a model of {}",
+                params.len(),
+                specs.len()
+            )));
+        }
+        for (spec, data) in specs.iter().zip(params) {
             if data.len() != spec.len() {
                 return Err(Error::shape(
                     &spec.name,
                     format!("{} values for shape {:?}", data.len(), spec.shape),
                 ));
             }
-            gpu.write(view, data)?;
         }
-        let segments: Vec<adamw::Segment> = layout
-            .places
-            .iter()
-            .zip(&specs)
-            .map(|(&(_, offset), spec)| adamw::Segment {
-                offset,
-                len: spec.len(),
-                decay: spec.decays(),
-            })
-            .collect();
-        let shared = Shared {
-            arenas: Arenas {
+        let mut chunks = Vec::with_capacity(layout.chunks.len());
+        for (c, &len) in layout.chunks.iter().enumerate() {
+            let arena = |name: &str| gpu.zeros(&format!("{name} chunk {c}"), &[len]);
+            let segments: Vec<adamw::Segment> = (layout.places.iter().zip(&pieces))
+                .filter(|((chunk, _), _)| *chunk == c)
+                .map(|(&(_, offset), piece)| adamw::Segment {
+                    offset,
+                    len: piece.len(),
+                    decay: specs[piece.param].decays(),
+                })
+                .collect();
+            chunks.push(ArenaChunk {
+                params: arena("params")?,
+                grads: arena("grads")?,
+                m: arena("adam m")?,
+                v: arena("adam v")?,
                 segments: adamw::Segments::new(gpu, &segments)?,
-                params: p,
-                grads: g,
-                m,
-                v,
-            },
+            });
+        }
+        let views = |arena: fn(&ArenaChunk) -> &Tensor| -> Result<Vec<Tensor>> {
+            (layout.places.iter().zip(&pieces))
+                .map(|(&(c, offset), piece)| arena(&chunks[c]).view(offset, &[piece.len()]))
+                .collect()
+        };
+        let (param_views, grad_views) = (views(|c| &c.params)?, views(|c| &c.grads)?);
+        let moments = [views(|c| &c.m)?, views(|c| &c.v)?];
+        for (piece, view) in pieces.iter().zip(&param_views) {
+            gpu.write(view, &params[piece.param][piece.offset()..][..piece.len()])?;
+        }
+        let shared = Shared {
+            arenas: Arenas { chunks },
             params: param_views,
             grads: grad_views,
             random_state: gpu.zeros("random state", &[2])?,
@@ -100,7 +122,24 @@ impl Gpt {
         Ok(Gpt {
             config: config.clone(),
             shared,
+            pieces,
+            moments,
+            max_binding,
         })
+    }
+
+    /// How many buffers each arena takes (more than one when the parameters exceed one binding).
+    pub fn arena_chunks(&self) -> usize {
+        self.shared.arenas.chunks.len()
+    }
+
+    /// Reads `views` (one per piece) back as whole parameters, in [`GptConfig::params`] order.
+    fn read_pieces(&self, gpu: &Gpu, views: &[Tensor]) -> Result<Vec<Vec<f32>>> {
+        let mut out: Vec<Vec<f32>> = vec![Vec::new(); self.config.params().len()];
+        for (piece, view) in self.pieces.iter().zip(views) {
+            out[piece.param].extend(gpu.read::<f32>(view)?);
+        }
+        Ok(out)
     }
 
     /// Checks a batch shape against the context length.
@@ -123,7 +162,7 @@ impl Gpt {
         optimizer: &Optimizer,
     ) -> Result<(Plan, ModelGraph)> {
         self.check_seq(seq)?;
-        let mut model = build(&self.config, batch, seq, Mode::Train);
+        let mut model = build(&self.config, batch, seq, Mode::Train, self.max_binding)?;
         if let Some(max_norm) = optimizer.max_norm {
             model.graph.push(Op::GradNorm {
                 max_norm: Some(max_norm),
@@ -146,12 +185,12 @@ impl Gpt {
     /// The plan of an evaluation: forward and loss, no dropout, over the same parameters.
     pub fn eval_plan(&self, gpu: &Gpu, batch: usize, seq: usize) -> Result<(Plan, ModelGraph)> {
         self.check_seq(seq)?;
-        let model = build(&self.config, batch, seq, Mode::Eval);
+        let model = build(&self.config, batch, seq, Mode::Eval, self.max_binding)?;
         let plan = Plan::compile(
             gpu,
             &model.graph,
             &self.shared,
-            &[model.loss.as_slice(), &[model.logits]].concat(),
+            &[model.loss.as_slice(), model.logits.as_slice()].concat(),
             self.config.vocab_size,
         )?;
         Ok((plan, model))
@@ -167,7 +206,7 @@ impl Gpt {
         capture: impl FnOnce(&ModelGraph) -> Vec<TensorId>,
     ) -> Result<(Plan, ModelGraph)> {
         self.check_seq(seq)?;
-        let model = build(&self.config, 1, seq, Mode::Inspect);
+        let model = build(&self.config, 1, seq, Mode::Inspect, self.max_binding)?;
         let keep = capture(&model);
         let plan = Plan::compile(
             gpu,
@@ -183,7 +222,7 @@ impl Gpt {
     /// the gradients of one batch, read with [`Gpt::read_grads`], the parameters untouched.
     pub fn gradient_plan(&self, gpu: &Gpu, batch: usize, seq: usize) -> Result<(Plan, ModelGraph)> {
         self.check_seq(seq)?;
-        let model = build(&self.config, batch, seq, Mode::Train);
+        let model = build(&self.config, batch, seq, Mode::Train, self.max_binding)?;
         let plan = Plan::compile(
             gpu,
             &model.graph,
@@ -199,12 +238,12 @@ impl Gpt {
     /// plan keeps from step to step. It reads back the logits `[1, 1, vocab]`
     /// ([`Plan::run_and_read`]).
     pub fn decode_plan(&self, gpu: &Gpu) -> Result<(Plan, ModelGraph)> {
-        let model = build(&self.config, 1, 1, Mode::Decode);
+        let model = build(&self.config, 1, 1, Mode::Decode, self.max_binding)?;
         let plan = Plan::compile(
             gpu,
             &model.graph,
             &self.shared,
-            &[model.logits],
+            model.logits.as_slice(),
             self.config.vocab_size,
         )?;
         Ok((plan, model))
@@ -226,38 +265,38 @@ impl Gpt {
 
     /// The parameters, in [`GptConfig::params`] order.
     pub fn read_params(&self, gpu: &Gpu) -> Result<Vec<Vec<f32>>> {
-        self.shared.params.iter().map(|t| gpu.read(t)).collect()
+        self.read_pieces(gpu, &self.shared.params)
     }
 
     /// The gradients of the last step, in [`GptConfig::params`] order.
     pub fn read_grads(&self, gpu: &Gpu) -> Result<Vec<Vec<f32>>> {
-        self.shared.grads.iter().map(|t| gpu.read(t)).collect()
+        self.read_pieces(gpu, &self.shared.grads)
     }
 
     /// AdamW's moments `[m, v]`, each in [`GptConfig::params`] order.
     pub fn read_moments(&self, gpu: &Gpu) -> Result<[Vec<Vec<f32>>; 2]> {
-        let split = |arena: &Tensor| -> Result<Vec<Vec<f32>>> {
-            self.shared
-                .params
-                .iter()
-                .map(|p| {
-                    let start = ((p.offset - self.shared.arenas.params.offset) / 4) as usize;
-                    gpu.read(&arena.view(start, &p.shape)?)
-                })
-                .collect()
-        };
-        Ok([split(&self.shared.arenas.m)?, split(&self.shared.arenas.v)?])
+        Ok([
+            self.read_pieces(gpu, &self.moments[0])?,
+            self.read_pieces(gpu, &self.moments[1])?,
+        ])
     }
 
     /// Overwrites AdamW's moments `[m, v]` (each in [`GptConfig::params`] order), to resume a run.
     pub fn write_moments(&self, gpu: &Gpu, moments: &[Vec<Vec<f32>>; 2]) -> Result<()> {
-        for (arena, values) in [&self.shared.arenas.m, &self.shared.arenas.v]
-            .into_iter()
-            .zip(moments)
-        {
-            for (p, data) in self.shared.params.iter().zip(values) {
-                let start = ((p.offset - self.shared.arenas.params.offset) / 4) as usize;
-                gpu.write(&arena.view(start, &p.shape)?, data)?;
+        for (views, values) in self.moments.iter().zip(moments) {
+            for (piece, view) in self.pieces.iter().zip(views) {
+                let data = values.get(piece.param).map(|v| v.get(piece.offset()..));
+                let Some(Some(data)) = data.filter(|d| d.is_some_and(|d| d.len() >= piece.len()))
+                else {
+                    return Err(Error::shape(
+                        "AdamW moments",
+                        format!(
+                            "no values for {:?} of parameter {}",
+                            piece.shape, piece.param
+                        ),
+                    ));
+                };
+                gpu.write(view, &data[..piece.len()])?;
             }
         }
         Ok(())
@@ -269,29 +308,34 @@ impl Gpt {
     }
 }
 
-/// Where each parameter goes in the arenas; an error naming the limit when they do not fit one storage
-/// binding of this device.
-fn arena_layout(gpu: &Gpu, config: &GptConfig) -> Result<ArenaLayout> {
-    config.validate()?;
-    let lens: Vec<usize> = config.params().iter().map(|s| s.len()).collect();
-    let max_binding = gpu.limits().max_storage_buffer_binding_size as usize / 4;
-    let layout = ArenaLayout::pack(&lens, max_binding).map_err(|_| Error::Limit {
-        what: "a parameter tensor".into(),
+/// Elements of the largest storage binding this device allows.
+fn max_binding(gpu: &Gpu) -> usize {
+    gpu.limits().max_storage_buffer_binding_size as usize / 4
+}
+
+/// The parameters' pieces and where each goes in the arenas (chunks of at most `max_binding`
+/// elements); an error naming the limit when a parameter cannot be split to fit.
+fn arena_layout(
+    gpu: &Gpu,
+    config: &GptConfig,
+    max_binding: usize,
+) -> Result<(Vec<Piece>, ArenaLayout)> {
+    let limit = |what: String, needed: usize| Error::Limit {
+        what,
         limit: "max_storage_buffer_binding_size",
-        needed: 4 * lens.iter().max().copied().unwrap_or(0) as u64,
+        needed: 4 * needed as u64,
         allowed: 4 * max_binding as u64,
         adapter: gpu.info().name.clone(),
+    };
+    let pieces = config
+        .pieces(max_binding)
+        .map_err(|e| limit(e.to_string(), 0))?;
+    let lens: Vec<usize> = pieces.iter().map(|p| p.len()).collect();
+    let layout = ArenaLayout::pack(&lens, max_binding).map_err(|_| {
+        let largest = lens.iter().max().copied().unwrap_or(0);
+        limit("a parameter tensor".into(), largest)
     })?;
-    if layout.chunks.len() > 1 {
-        return Err(Error::Limit {
-            what: format!("{} parameters in one arena", config.parameter_count()),
-            limit: "max_storage_buffer_binding_size",
-            needed: 4 * layout.total_len() as u64,
-            allowed: 4 * max_binding as u64,
-            adapter: gpu.info().name.clone(),
-        });
-    }
-    Ok(layout)
+    Ok((pieces, layout))
 }
 
 /// A standard normal sample (Box–Muller), so initialization needs no distribution crate.

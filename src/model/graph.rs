@@ -1,7 +1,9 @@
 //! The GPT as a graph: embeddings, pre-norm blocks (attention and MLP on a residual stream), the final
 //! norm, the output head and the cross-entropy loss.
 
-use crate::graph::{Graph, Op, Storage, TensorId};
+use crate::error::{Error, Result};
+use crate::gpu::Tensor;
+use crate::graph::{Gradients, Graph, Op, Storage, TensorId};
 use crate::kernels::attention;
 use crate::model::{GptConfig, Norm};
 
@@ -26,7 +28,8 @@ pub struct ModelGraph {
     pub graph: Graph,
     /// The mean loss (none in [`Mode::Decode`]).
     pub loss: Option<TensorId>,
-    pub logits: TensorId,
+    /// All the logits `[B, T, V]`; none when they are computed in row chunks (larger than one binding).
+    pub logits: Option<TensorId>,
     /// The token embedding (plus positions) entering the first block.
     pub embedding: TensorId,
     /// The tensors of each block, in order.
@@ -52,24 +55,43 @@ pub struct BlockTensors {
 }
 
 /// Builds the forward graph for batches of `[batch, seq]` tokens (and, in training, appends the
-/// backward). `params` are the graph ids of the model's parameters, in [`GptConfig::params`] order.
-/// [`Mode::Decode`] takes `[1, 1]`.
-pub fn build(config: &GptConfig, batch: usize, seq: usize, mode: Mode) -> ModelGraph {
+/// backward), for a device whose storage bindings hold `max_binding` elements: parameters larger than
+/// that are split into pieces ([`GptConfig::pieces`]), each op reading one piece. [`Mode::Decode`] takes
+/// `[1, 1]`.
+pub fn build(
+    config: &GptConfig,
+    batch: usize,
+    seq: usize,
+    mode: Mode,
+    max_binding: usize,
+) -> Result<ModelGraph> {
     let mut g = Graph::default();
     let specs = config.params();
-    let params: Vec<TensorId> = specs
-        .iter()
-        .enumerate()
-        .map(|(i, spec)| g.tensor(spec.name.clone(), &spec.shape, Storage::Param(i)))
-        .collect();
-    let param = |name: &str| -> TensorId {
-        let i = specs
+    let pieces = config.pieces(max_binding)?;
+    // Per parameter, its pieces' graph ids and first rows.
+    let mut params: Vec<Vec<(TensorId, usize)>> = vec![Vec::new(); specs.len()];
+    for (i, piece) in pieces.iter().enumerate() {
+        let spec = &specs[piece.param];
+        let name = if piece.len() == spec.len() {
+            spec.name.clone()
+        } else {
+            let end = piece.first_row + piece.shape[0];
+            format!("{} rows {}..{end}", spec.name, piece.first_row)
+        };
+        let id = g.tensor(name, &piece.shape, Storage::Param(i));
+        params[piece.param].push((id, piece.first_row));
+    }
+    g.pieces = pieces;
+    let pieces_of = |name: &str| {
+        specs
             .iter()
             .position(|s| s.name == name)
-            .unwrap_or_else(|| panic!("no parameter {name}"));
-        params[i]
+            .map(|i| &params[i])
     };
-    let maybe = |name: &str| specs.iter().position(|s| s.name == name).map(|i| params[i]);
+    // Parameters other than the embeddings are never split (GptConfig::pieces refuses).
+    let maybe = |name: &str| pieces_of(name).map(|p| p[0].0);
+    let param =
+        |name: &str| -> TensorId { maybe(name).unwrap_or_else(|| panic!("no parameter {name}")) };
     let (c, rows) = (config.n_embd, batch * seq);
     let inspect = mode == Mode::Inspect;
     let p = if mode == Mode::Train {
@@ -119,15 +141,18 @@ pub fn build(config: &GptConfig, batch: usize, seq: usize, mode: Mode) -> ModelG
     let decode = mode == Mode::Decode;
     let tokens = g.tensor(crate::graph::TOKENS, &[batch, seq], Storage::Input);
     let position = decode.then(|| g.tensor(crate::graph::POSITION, &[1], Storage::Input));
-    let wte = param("transformer.wte.weight");
+    let wte = pieces_of("transformer.wte.weight").expect("a GPT has a token embedding");
     let embedded = g.activation("embedding", &[batch, seq, c]);
-    g.push(Op::Embedding {
-        tokens,
-        start: position,
-        wte,
-        wpe: param("transformer.wpe.weight"),
-        out: embedded,
-    });
+    for &(piece, first) in wte {
+        g.push(Op::Embedding {
+            tokens,
+            start: position,
+            wte: piece,
+            first,
+            wpe: param("transformer.wpe.weight"),
+            out: embedded,
+        });
+    }
     let mut x = dropout(&mut g, embedded, 0, "embedding dropout".into());
     let shape = attention::Shape {
         batch,
@@ -221,42 +246,114 @@ pub fn build(config: &GptConfig, batch: usize, seq: usize, mode: Mode) -> ModelG
         });
     }
     let final_norm = norm(&mut g, x, "transformer.ln_f");
-    let head = maybe("lm_head.weight").unwrap_or(wte);
-    let logits = g.activation("logits", &[batch, seq, config.vocab_size]);
-    g.push(Op::Head {
-        x: final_norm,
-        w: head,
-        out: logits,
-    });
+    let head = pieces_of("lm_head.weight").unwrap_or(wte);
+    let vocab = config.vocab_size;
     if decode || inspect {
-        return ModelGraph {
+        if logit_rows(rows, vocab, max_binding)? < rows {
+            return Err(Error::Invalid(format!(
+                "the logits of {rows} tokens over {vocab} exceed one storage binding ({max_binding} \
+                 elements); give fewer tokens"
+            )));
+        }
+        let logits = g.activation("logits", &[batch, seq, vocab]);
+        head_logits(&mut g, final_norm, head, logits);
+        return Ok(ModelGraph {
             graph: g,
             loss: None,
-            logits,
+            logits: Some(logits),
             embedding: embedded,
             blocks,
-        };
+        });
     }
+    let body = g.ops.len();
     let targets = g.tensor(crate::graph::TARGETS, &[rows], Storage::Input);
     let losses = g.activation("losses", &[rows]);
+    let chunk = logit_rows(rows, vocab, max_binding)?;
+    let mut grads = Gradients::default();
+    let mut whole_logits = None;
+    // The logits in row chunks of at most one binding: each chunk's head, loss and (in training) head
+    // backward before the next chunk's, so one chunk's logits and their gradient are alive at a time.
+    for first in (0..rows).step_by(chunk) {
+        let n = chunk.min(rows - first);
+        let (mut part, mut x, mut t, mut l) = ([n, vocab].to_vec(), final_norm, targets, losses);
+        if n == rows {
+            part = vec![batch, seq, vocab];
+        } else {
+            x = g.view(final_norm, first * c, &[n, c]);
+            t = g.view(targets, first, &[n]);
+            l = g.view(losses, first, &[n]);
+        }
+        let start = g.ops.len();
+        let logits = g.activation(format!("logits {first}.."), &part);
+        head_logits(&mut g, x, head, logits);
+        let dlogits = (mode == Mode::Train).then(|| g.activation("d logits", &part));
+        g.push(Op::CrossEntropy {
+            logits,
+            targets: t,
+            losses: l,
+            dlogits,
+            mean_over: rows,
+        });
+        if mode == Mode::Train {
+            g.backward_ops(start..g.ops.len(), &mut grads);
+        }
+        whole_logits = (n == rows).then_some(logits);
+    }
     let loss = g.activation("loss", &[1]);
-    let dlogits =
-        (mode == Mode::Train).then(|| g.activation("d logits", &[batch, seq, config.vocab_size]));
-    g.push(Op::CrossEntropy {
-        logits,
-        targets,
-        losses,
-        loss,
-        dlogits,
+    g.push(Op::Mean {
+        x: losses,
+        out: loss,
     });
     if mode == Mode::Train {
-        g.backward();
+        g.backward_ops(0..body, &mut grads);
     }
-    ModelGraph {
+    Ok(ModelGraph {
         graph: g,
         loss: Some(loss),
-        logits,
+        logits: whole_logits,
         embedding: embedded,
         blocks,
+    })
+}
+
+/// Rows of logits `[rows, vocab]` per chunk so that a chunk fits one binding of `max_binding`
+/// elements: all of them when they fit, else the largest multiple of 64 (so every chunk's views start
+/// at a multiple of [`crate::gpu::Tensor::ALIGN`]) that fits.
+fn logit_rows(rows: usize, vocab: usize, max_binding: usize) -> Result<usize> {
+    if rows * vocab <= max_binding {
+        return Ok(rows);
+    }
+    let chunk = max_binding / vocab / Tensor::ALIGN * Tensor::ALIGN;
+    if chunk == 0 {
+        return Err(Error::Invalid(format!(
+            "{} rows of logits over {vocab} tokens exceed one storage binding ({max_binding} \
+             elements); use a smaller vocabulary or batch",
+            Tensor::ALIGN
+        )));
+    }
+    Ok(chunk)
+}
+
+/// `logits = x·headᵀ` from the head's pieces `(tensor, first row)`: one product when whole, else a
+/// product per piece placed into the piece's columns of the logits.
+fn head_logits(g: &mut Graph, x: TensorId, head: &[(TensorId, usize)], logits: TensorId) {
+    if let [(w, _)] = head {
+        g.push(Op::Head {
+            x,
+            w: *w,
+            out: logits,
+        });
+        return;
+    }
+    let mut shape = g.shape(logits).to_vec();
+    for &(w, first) in head {
+        *shape.last_mut().expect("logits have a vocabulary axis") = g.shape(w)[0];
+        let part = g.activation(format!("logits {first}.."), &shape);
+        g.push(Op::Head { x, w, out: part });
+        g.push(Op::PlaceColumns {
+            x: part,
+            first,
+            out: logits,
+        });
     }
 }

@@ -2,6 +2,8 @@
 //! `GPT2LMHeadModel.save_pretrained` writes them (weights `[in, out]`), with their initialization and
 //! whether AdamW decays them.
 
+use crate::error::{Error, Result};
+use crate::graph::Piece;
 use crate::model::{GptConfig, Norm};
 
 /// How a parameter starts before training.
@@ -104,6 +106,51 @@ impl GptConfig {
         out
     }
 
+    /// The parameters as the arenas hold them: each whole when it fits `max_len` elements (one storage
+    /// binding), else split by rows into the fewest pieces of near-equal rows that fit. Only the token
+    /// embedding and the untied head may be split (the ops reading them handle pieces); any other
+    /// parameter that does not fit is an error naming it.
+    pub fn pieces(&self, max_len: usize) -> Result<Vec<Piece>> {
+        let mut pieces = Vec::new();
+        for (param, spec) in self.params().iter().enumerate() {
+            let (rows, row_len) = (spec.shape[0], spec.len() / spec.shape[0].max(1));
+            let splits = matches!(
+                spec.name.as_str(),
+                "transformer.wte.weight" | "lm_head.weight"
+            );
+            if spec.len() <= max_len || !splits || row_len > max_len {
+                if spec.len() > max_len {
+                    return Err(Error::Invalid(format!(
+                        "parameter {} ({} elements) exceeds one storage binding ({max_len} elements)",
+                        spec.name,
+                        spec.len()
+                    )));
+                }
+                pieces.push(Piece {
+                    param,
+                    first_row: 0,
+                    shape: spec.shape.clone(),
+                });
+                continue;
+            }
+            let mut count = spec.len().div_ceil(max_len);
+            while rows.div_ceil(count) * row_len > max_len {
+                count += 1;
+            }
+            let per = rows.div_ceil(count);
+            for first_row in (0..rows).step_by(per) {
+                let mut shape = spec.shape.clone();
+                shape[0] = per.min(rows - first_row);
+                pieces.push(Piece {
+                    param,
+                    first_row,
+                    shape,
+                });
+            }
+        }
+        Ok(pieces)
+    }
+
     /// Total number of parameters (tied weights counted once).
     pub fn parameter_count(&self) -> usize {
         self.params().iter().map(ParamSpec::len).sum()
@@ -139,6 +186,20 @@ mod tests {
                 "{name}"
             );
         }
+    }
+
+    #[test]
+    fn only_embeddings_larger_than_a_binding_are_split_by_rows() {
+        let gpt2 = GptConfig::preset("gpt2").unwrap();
+        // WebGPU's default 128 MiB binding: wte [50257, 768] splits into two near-equal pieces.
+        let pieces = gpt2.pieces(1 << 25).unwrap();
+        let wte: Vec<_> = pieces.iter().filter(|p| p.param == 0).collect();
+        assert_eq!(wte.len(), 2);
+        assert_eq!((wte[0].first_row, wte[0].shape[0]), (0, 25129));
+        assert_eq!((wte[1].first_row, wte[1].shape[0]), (25129, 25128));
+        assert_eq!(pieces.len(), gpt2.params().len() + 1);
+        let err = gpt2.pieces(768 * 1000).unwrap_err();
+        assert!(err.to_string().contains("transformer.wpe.weight"), "{err}");
     }
 
     #[test]

@@ -14,9 +14,10 @@ pub fn mean(losses: &[f32]) -> f32 {
     (losses.iter().map(|&l| l as f64).sum::<f64>() / losses.len() as f64) as f32
 }
 
-/// Gradient of the mean loss: `(softmax(x) - onehot(target)) / rows`.
-pub fn backward(logits: &[f32], targets: &[u32], vocab: usize) -> Vec<f32> {
-    let rows = targets.len() as f64;
+/// Gradient of the mean loss over `mean_over` rows (these rows, or a batch they are a chunk of):
+/// `(softmax(x) - onehot(target)) / mean_over`.
+pub fn backward(logits: &[f32], targets: &[u32], vocab: usize, mean_over: usize) -> Vec<f32> {
+    let rows = mean_over as f64;
     let mut dlogits = Vec::with_capacity(logits.len());
     for (x, &t) in logits.chunks(vocab).zip(targets) {
         let lse = logsumexp(x);
