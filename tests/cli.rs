@@ -218,7 +218,9 @@ fn bad_input_is_one_clear_line_and_leaves_checkpoints_alone() {
 
     // Token ids the model's vocabulary does not have.
     let tokens = dir.path("big.bin");
-    std::fs::write(&tokens, [1u8, 0, 200, 0, 3, 0]).unwrap();
+    let mut ids = [3u8, 0].repeat(300);
+    ids[100] = 200;
+    std::fs::write(&tokens, ids).unwrap();
     let bad_ids = [
         "train",
         "--tokens",
@@ -234,11 +236,18 @@ fn bad_input_is_one_clear_line_and_leaves_checkpoints_alone() {
     let missing = ["train", "--data", "/no/such/file.txt", "--save", &model];
     fails_with(&missing, "/no/such/file.txt", &model);
 
-    // A model too big for the adapter: GPT-2 XL's parameters exceed one storage binding.
-    let xl = [
-        "train", "--preset", "gpt2-xl", "--tokens", &tokens, "--save", &model,
+    // A model too big for the adapter: a 4096-wide MLP matrix (268 MB) exceeds one storage binding,
+    // and only embeddings are split.
+    let wide = dir.path("wide.json");
+    std::fs::write(
+        &wide,
+        r#"{"vocab_size": 65, "n_positions": 64, "n_embd": 4096, "n_layer": 1, "n_head": 32}"#,
+    )
+    .unwrap();
+    let too_big = [
+        "train", "--config", &wide, "--tokens", &tokens, "--save", &model,
     ];
-    fails_with(&xl, "max_storage_buffer_binding_size", &model);
+    fails_with(&too_big, "max_storage_buffer_binding_size", &model);
 
     // A truncated checkpoint to start from, and one whose config contradicts its weights.
     let broken = dir.path("broken");
