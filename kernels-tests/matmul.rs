@@ -7,9 +7,10 @@ use wgpt::reference::matmul as reference;
 use crate::common::{assert_gradient, assert_within, gpu, project, random, F32_EPS};
 
 /// (M, K, N): single elements, primes, sizes that are not multiples of any tile, odd leftovers in every
-/// dimension, a GPT layer shape with a 65-character vocabulary, GPT-2's 50257-token vocabulary, and more
-/// than 4096 rows (B·T of a real batch; the weight gradient's inner dimension).
-const SHAPES: [(usize, usize, usize); 12] = [
+/// dimension, a GPT layer shape with a 65-character vocabulary, GPT-2's 50257-token vocabulary, more
+/// than 4096 rows (B·T of a real batch; the weight gradient's inner dimension), and few rows in fours
+/// (the cpu variant's thin kernels: M ≤ 8, two 4-row blocks, the second partial).
+const SHAPES: [(usize, usize, usize); 13] = [
     (1, 1, 1),
     (1, 97, 65),
     (65, 97, 1),
@@ -22,6 +23,7 @@ const SHAPES: [(usize, usize, usize); 12] = [
     (768, 128, 65),
     (3, 24, 50257),
     (4099, 8, 12),
+    (5, 64, 384),
 ];
 
 /// Error bound for one element of a K-term dot product computed in f32 in any order: the standard

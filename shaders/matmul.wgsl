@@ -292,6 +292,47 @@ fn matmul_cpu_vec4(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invoc
     cpu_store_vec4(acc3, row0 + 24u, col);
 }
 
+// ---- thin: products with few rows (a decode step has M = 1). Each invocation keeps 4 columns of 4 rows
+// of C in registers: the 32-row blocks above would do 32/M times the useful work, while here the cost
+// is reading op(B) once per 4 rows, which at M = 1 is all there is. Same helpers, same clamping.
+
+@compute @workgroup_size(cpu_width)
+fn matmul_cpu_thin(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
+    let row0 = group.x * 4u;
+    let col = (group.y * cpu_width + lane) * 4u;
+    var acc: Rows4;
+    for (var kk = 0u; kk < params.k; kk += 4u) {
+        let bb = cpu_b(kk, col);
+        acc[0] = cpu_fma(acc[0], cpu_piece(row0, kk, 0u), bb);
+        acc[1] = cpu_fma(acc[1], cpu_piece(row0, kk, 1u), bb);
+        acc[2] = cpu_fma(acc[2], cpu_piece(row0, kk, 2u), bb);
+        acc[3] = cpu_fma(acc[3], cpu_piece(row0, kk, 3u), bb);
+    }
+    cpu_store_row(row0, col, acc[0]);
+    cpu_store_row(row0 + 1u, col, acc[1]);
+    cpu_store_row(row0 + 2u, col, acc[2]);
+    cpu_store_row(row0 + 3u, col, acc[3]);
+}
+
+// matmul_cpu_thin through the vec4 views.
+@compute @workgroup_size(cpu_width)
+fn matmul_cpu_thin_vec4(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
+    let row0 = group.x * 4u;
+    let col = (group.y * cpu_width + lane) * 4u;
+    var acc: Rows4;
+    for (var kk = 0u; kk < params.k; kk += 4u) {
+        let bb = cpu_b_vec4(kk, col);
+        acc[0] = cpu_fma(acc[0], cpu_piece_vec4(row0, kk, 0u), bb);
+        acc[1] = cpu_fma(acc[1], cpu_piece_vec4(row0, kk, 1u), bb);
+        acc[2] = cpu_fma(acc[2], cpu_piece_vec4(row0, kk, 2u), bb);
+        acc[3] = cpu_fma(acc[3], cpu_piece_vec4(row0, kk, 3u), bb);
+    }
+    cpu_store_row_vec4(row0, col, acc[0]);
+    cpu_store_row_vec4(row0 + 1u, col, acc[1]);
+    cpu_store_row_vec4(row0 + 2u, col, acc[2]);
+    cpu_store_row_vec4(row0 + 3u, col, acc[3]);
+}
+
 // ---- gpu: for real GPUs. A workgroup of gpu_threads × gpu_threads invocations computes a 4·gpu_threads
 // square tile of C; each invocation a 4×4 register block (rows 4y.., columns 4x..). Per step of gpu_tile_k
 // along K the workgroup stages op(A)'s and op(B)'s tiles in workgroup memory as vec4s, so the inner loop

@@ -9,8 +9,9 @@ use crate::copy::{fill, memory_row, ACTIVATIONS};
 use crate::harness::{Bench, Row};
 
 /// (M, K, N): squares, then a GPT block at B·T = 768 rows: (128 → 384) attention in, (128 → 512) MLP
-/// up, (512 → 128) MLP down, (128 → 65) character-vocabulary head.
-const SHAPES: [(usize, usize, usize); 7] = [
+/// up, (512 → 128) MLP down, (128 → 65) character-vocabulary head; then a GPT-2 decode step's one row
+/// through (768 → 768) and (768 → 3072), memory-bound (the weights are read once).
+const SHAPES: [(usize, usize, usize); 9] = [
     (256, 256, 256),
     (512, 512, 512),
     (1024, 1024, 1024),
@@ -18,6 +19,8 @@ const SHAPES: [(usize, usize, usize); 7] = [
     (768, 128, 512),
     (768, 512, 128),
     (768, 128, 65),
+    (1, 768, 768),
+    (1, 768, 3072),
 ];
 
 #[derive(Clone, Copy)]

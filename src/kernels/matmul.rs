@@ -188,6 +188,11 @@ pub fn backward_bias(gpu: &Gpu, dy: &Tensor, db: &Tensor) -> Result<Dispatch> {
     )
 }
 
+/// Products of at most this many rows take the cpu variant's thin kernels (4-row blocks): a 32-row
+/// block would do 32/M times the useful work, and past 8 rows reading op(B) once per 4 rows costs more
+/// than that.
+const THIN_ROWS: usize = 8;
+
 /// Builds the dispatch computing `c (+)= op(a)·op(b) (+ bias)` for the product's `[m, k, n]`.
 fn launch(
     gpu: &Gpu,
@@ -248,13 +253,18 @@ fn launch(
             let a_axis = if product == Product::WeightGrad { m } else { k };
             let b_axis = if product == Product::InputGrad { k } else { n };
             let vec4 = [a_axis, b_axis, n].iter().all(|d| d % 4 == 0);
-            let (shader, entry) = match (lanes > 1, vec4) {
-                (false, false) => (SHADER, "matmul_cpu"),
-                (false, true) => (SHADER, "matmul_cpu_vec4"),
-                (true, false) => (SUBGROUP_SHADER, "matmul_cpu_subgroup"),
-                (true, true) => (SUBGROUP_SHADER, "matmul_cpu_subgroup_vec4"),
+            // Few rows (a decode step): blocks of 4 rows, op(A) not shared (see matmul_cpu_thin).
+            let thin = m <= THIN_ROWS && product != Product::WeightGrad;
+            let (shader, entry) = match (thin, lanes > 1, vec4) {
+                (true, _, false) => (SHADER, "matmul_cpu_thin"),
+                (true, _, true) => (SHADER, "matmul_cpu_thin_vec4"),
+                (false, false, false) => (SHADER, "matmul_cpu"),
+                (false, false, true) => (SHADER, "matmul_cpu_vec4"),
+                (false, true, false) => (SUBGROUP_SHADER, "matmul_cpu_subgroup"),
+                (false, true, true) => (SUBGROUP_SHADER, "matmul_cpu_subgroup_vec4"),
             };
-            if lanes > 1 {
+            let rows = if thin { 4 } else { rows };
+            if lanes > 1 && !thin {
                 constants.push(("cpu_lanes", lanes as f64));
                 constants.push(("cpu_rows", rows as f64));
             }
