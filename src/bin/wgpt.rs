@@ -60,11 +60,11 @@ fn main() {
             print_parameters(&name, &c);
             print_memory_plan(&c, batch, seq.unwrap_or(c.n_positions))
         }),
-        Command::Train(args) => wgpt::Gpu::new()
+        Command::Train(args) => wgpt::cli::gpu_for_training(&args, "baby")
             .and_then(|gpu| wgpt::cli::train(&gpu, &args, Default::default(), "baby"))
             .map(|_| ()),
         Command::Eval(args) => eval(&args),
-        Command::Sample(args) => wgpt::Gpu::new()
+        Command::Sample(args) => wgpt::cli::gpu_for_model(&args.model)
             .and_then(|gpu| wgpt::cli::sample(&gpu, &args, &mut std::io::stdout().lock())),
         Command::Prepare(args) => wgpt::cli::prepare(&args),
         Command::Inspect(args) => inspect(&args),
@@ -77,7 +77,7 @@ fn main() {
 }
 
 fn inspect(args: &InspectArgs) -> wgpt::Result<()> {
-    let gpu = wgpt::Gpu::new()?;
+    let gpu = wgpt::cli::gpu_for_model(&args.model)?;
     let (anatomy, files) = wgpt::cli::inspect(&gpu, args)?;
     println!("prompt: {} tokens", anatomy.prompt.len());
     let top: Vec<String> = anatomy
@@ -94,7 +94,7 @@ fn inspect(args: &InspectArgs) -> wgpt::Result<()> {
 }
 
 fn eval(args: &EvalArgs) -> wgpt::Result<()> {
-    let gpu = wgpt::Gpu::new()?;
+    let gpu = wgpt::cli::gpu_for_model(&args.model)?;
     let loss = wgpt::cli::eval(&gpu, args)?;
     if args.json {
         println!("{{\"val_loss\":{loss}}}");

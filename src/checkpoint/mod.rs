@@ -97,15 +97,20 @@ pub fn tensor(bytes: &[u8], source: &str, name: &str, shape: &[usize]) -> Result
     to_f32(view.dtype(), view.data()).map_err(|e| Error::Invalid(format!("{source}: {name}: {e}")))
 }
 
+/// The `config.json` of a model directory alone (without reading the weights).
+pub fn load_config(dir: &Path) -> Result<GptConfig> {
+    let config_path = existing_dir(dir)?.join(CONFIG_FILE);
+    GptConfig::from_json(
+        &read_text(&config_path)?,
+        &config_path.display().to_string(),
+    )
+}
+
 /// Reads a model directory written by wgpt or by transformers' `save_pretrained` (names with or without
 /// the `transformer.` prefix; f32, f16 or bf16), checking every tensor's name and shape against the config.
 pub fn load(dir: &Path) -> Result<Checkpoint> {
     let dir = existing_dir(dir)?;
-    let config_path = dir.join(CONFIG_FILE);
-    let config = GptConfig::from_json(
-        &read_text(&config_path)?,
-        &config_path.display().to_string(),
-    )?;
+    let config = load_config(&dir)?;
     let weights_path = dir.join(WEIGHTS_FILE);
     let bytes = std::fs::read(&weights_path).map_err(|source| io_error(&weights_path, source))?;
     let file = SafeTensors::deserialize(&bytes).map_err(|e| {

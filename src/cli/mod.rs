@@ -205,6 +205,39 @@ pub fn saved_tokenizer(dir: &Path) -> Result<Option<Tokenizer>> {
     Tokenizer::from_model_dir(dir, vocab as usize)
 }
 
+/// The configuration of a fresh model: `--config`, else `--preset`, else `preset`.
+fn fresh_config(args: &TrainArgs, preset: &str) -> Result<GptConfig> {
+    match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+                path: path.display().to_string(),
+                source,
+            })?;
+            GptConfig::from_json(&text, &path.display().to_string())
+        }
+        None => GptConfig::preset(args.preset.as_deref().unwrap_or(preset)),
+    }
+}
+
+/// The device for a model of `config`: WebGPU's default limits, the storage binding raised toward the
+/// largest parameter where the adapter allows (so it stays whole; the model splits it otherwise).
+pub fn gpu_for(config: &GptConfig) -> Result<Gpu> {
+    Gpu::with_binding_room(config.largest_parameter_bytes())
+}
+
+/// [`gpu_for`] the model a model directory holds (its config.json).
+pub fn gpu_for_model(dir: &Path) -> Result<Gpu> {
+    gpu_for(&checkpoint::load_config(dir)?)
+}
+
+/// [`gpu_for`] the model `wgpt train` would train with these flags (`preset` when none names one).
+pub fn gpu_for_training(args: &TrainArgs, preset: &str) -> Result<Gpu> {
+    match args.resume.as_deref().or(args.init.as_deref()) {
+        Some(dir) => gpu_for_model(dir),
+        None => gpu_for(&fresh_config(args, preset)?),
+    }
+}
+
 /// How a finished run went.
 pub struct Summary {
     pub steps: u32,
@@ -238,16 +271,7 @@ pub fn train(gpu: &Gpu, args: &TrainArgs, defaults: Settings, preset: &str) -> R
             (Gpt::new(gpu, &config, &saved.params)?, defaults, 0)
         }
         (None, None) => {
-            let mut config = match &args.config {
-                Some(path) => {
-                    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-                        path: path.display().to_string(),
-                        source,
-                    })?;
-                    GptConfig::from_json(&text, &path.display().to_string())?
-                }
-                None => GptConfig::preset(args.preset.as_deref().unwrap_or(preset))?,
-            };
+            let mut config = fresh_config(args, preset)?;
             if let Some(v) = corpus.vocab_size {
                 config.vocab_size = v;
             }

@@ -62,6 +62,22 @@ impl std::fmt::Display for AdapterSummary {
     }
 }
 
+/// `base` with `max_storage_buffer_binding_size` raised to `bytes` where `allowed` permits (else to the
+/// adapter's most), and `max_buffer_size` at least as large; never lowered.
+pub fn binding_room(base: wgpu::Limits, allowed: &wgpu::Limits, bytes: u64) -> wgpu::Limits {
+    let binding = bytes
+        .min(allowed.max_storage_buffer_binding_size)
+        .max(base.max_storage_buffer_binding_size);
+    let buffer = binding
+        .min(allowed.max_buffer_size)
+        .max(base.max_buffer_size);
+    wgpu::Limits {
+        max_storage_buffer_binding_size: binding,
+        max_buffer_size: buffer,
+        ..base
+    }
+}
+
 /// Optional features wgpt uses when the adapter has them; nothing requires them.
 const WANTED_FEATURES: wgpu::Features = wgpu::Features::SUBGROUP
     .union(wgpu::Features::TIMESTAMP_QUERY)
@@ -77,15 +93,26 @@ impl Gpu {
     /// Like [`Gpu::new`], with limits raised to `required` (each checked against the adapter first, so a
     /// shortfall is an error naming the limit rather than a failed device request).
     pub fn with_limits(required: wgpu::Limits) -> Result<Self> {
-        pollster::block_on(Self::open(required))
+        pollster::block_on(Self::open(|_| required))
     }
 
-    async fn open(required: wgpu::Limits) -> Result<Self> {
+    /// Like [`Gpu::new`], with the storage binding (and buffer) limit raised toward `bytes`, the largest
+    /// tensor a model would like in one binding, as far as the adapter allows ([`binding_room`]). A
+    /// model splits what still does not fit.
+    pub fn with_binding_room(bytes: u64) -> Result<Self> {
+        pollster::block_on(Self::open(|allowed| {
+            binding_room(wgpu::Limits::default(), allowed, bytes)
+        }))
+    }
+
+    /// Opens the chosen adapter with the limits `required` makes of the adapter's.
+    async fn open(required: impl FnOnce(&wgpu::Limits) -> wgpu::Limits) -> Result<Self> {
         let instance =
             wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
         let adapter = pick_adapter(&instance).await?;
         let info = adapter.get_info();
         let allowed = adapter.limits();
+        let required = required(&allowed);
         let mut shortfall = None;
         required.check_limits_with_fail_fn(&allowed, true, |name, needed, allowed| {
             shortfall.get_or_insert((name, needed, allowed));
@@ -272,4 +299,31 @@ async fn pick_adapter(instance: &wgpu::Instance) -> Result<wgpu::Adapter> {
             let env = std::env::var("WGPU_BACKEND").unwrap_or_else(|_| "all backends".into());
             Error::NoAdapter(format!("{e}; searched {env}"))
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::binding_room;
+
+    #[test]
+    fn binding_room_raises_to_the_need_within_what_the_adapter_allows() {
+        let base = wgpu::Limits::default();
+        let (mib, gib) = (1u64 << 20, 1u64 << 30);
+        let big = wgpu::Limits {
+            max_storage_buffer_binding_size: 2 * gib,
+            max_buffer_size: 4 * gib,
+            ..base.clone()
+        };
+        // Small models keep WebGPU's defaults.
+        assert_eq!(binding_room(base.clone(), &big, mib), base);
+        // GPT-2's 154 MB embedding on an adapter that allows it: raised to the need, buffers too.
+        let raised = binding_room(base.clone(), &big, 154 * mib);
+        assert_eq!(raised.max_storage_buffer_binding_size, 154 * mib);
+        assert_eq!(raised.max_buffer_size, base.max_buffer_size.max(154 * mib));
+        // More than the adapter allows: its most (the model splits the rest).
+        let capped = binding_room(base.clone(), &big, 8 * gib);
+        assert_eq!(capped.max_storage_buffer_binding_size, 2 * gib);
+        // An adapter at the defaults (lavapipe's 128 MiB): nothing changes.
+        assert_eq!(binding_room(base.clone(), &base, 154 * mib), base);
+    }
 }

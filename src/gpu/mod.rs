@@ -10,6 +10,6 @@ mod pipelines;
 mod timing;
 
 pub use buffers::Tensor;
-pub use context::{AdapterSummary, Counts, Gpu};
+pub use context::{binding_room, AdapterSummary, Counts, Gpu};
 pub use pipelines::{Binding, Dispatch, Kernel, Shader};
 pub use timing::GpuTimer;

@@ -152,6 +152,12 @@ impl GptConfig {
     }
 
     /// Total number of parameters (tied weights counted once).
+    /// Bytes of the largest parameter tensor: what one storage binding would hold to keep every
+    /// parameter whole (see [`crate::Gpu::with_binding_room`]).
+    pub fn largest_parameter_bytes(&self) -> u64 {
+        4 * self.params().iter().map(ParamSpec::len).max().unwrap_or(0) as u64
+    }
+
     pub fn parameter_count(&self) -> usize {
         self.params().iter().map(ParamSpec::len).sum()
     }
