@@ -148,17 +148,11 @@ fn run() -> wgpt::Result<()> {
             out: out.join("anatomy"),
         },
     )?;
-    let top: Vec<String> = anatomy
-        .next_token
-        .iter()
-        .take(5)
-        .map(|(t, p)| format!("{:?} {p:.3}", t.text))
-        .collect();
     println!(
         "prompt {:?}: {} tokens; next token: {}",
         args.prompt,
         anatomy.prompt.len(),
-        top.join(", ")
+        anatomy.next_token_summary(5)
     );
     for file in files {
         println!("wrote {}", file.display());

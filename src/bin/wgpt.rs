@@ -80,13 +80,7 @@ fn inspect(args: &InspectArgs) -> wgpt::Result<()> {
     let gpu = wgpt::cli::gpu_for_model(&args.model)?;
     let (anatomy, files) = wgpt::cli::inspect(&gpu, args)?;
     println!("prompt: {} tokens", anatomy.prompt.len());
-    let top: Vec<String> = anatomy
-        .next_token
-        .iter()
-        .take(5)
-        .map(|(t, p)| format!("{:?} {p:.3}", t.text))
-        .collect();
-    println!("next token: {}", top.join(", "));
+    println!("next token: {}", anatomy.next_token_summary(5));
     for file in files {
         println!("wrote {}", file.display());
     }

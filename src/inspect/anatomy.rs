@@ -193,6 +193,20 @@ impl Anatomy {
         })
     }
 
+    /// The `k` most likely next tokens as `"text" p, ...` (small probabilities in scientific notation).
+    pub fn next_token_summary(&self, k: usize) -> String {
+        let shown: Vec<String> = self
+            .next_token
+            .iter()
+            .take(k)
+            .map(|(t, p)| match p {
+                p if *p >= 1e-3 => format!("{:?} {p:.3}", t.text),
+                p => format!("{:?} {p:.2e}", t.text),
+            })
+            .collect();
+        shown.join(", ")
+    }
+
     pub fn to_json(&self) -> Result<String> {
         serde_json::to_string(self).map_err(|e| Error::Invalid(format!("anatomy as JSON: {e}")))
     }
