@@ -10,8 +10,8 @@ use crate::harness::{Bench, Row};
 
 /// (M, K, N): squares, then a GPT block at B·T = 768 rows: (128 → 384) attention in, (128 → 512) MLP
 /// up, (512 → 128) MLP down, (128 → 65) character-vocabulary head; then a GPT-2 decode step's one row
-/// through (768 → 768) and (768 → 3072), memory-bound (the weights are read once).
-const SHAPES: [(usize, usize, usize); 9] = [
+/// through (768 → 768), (768 → 3072) and (3072 → 768), memory-bound (the weights are read once).
+const SHAPES: [(usize, usize, usize); 10] = [
     (256, 256, 256),
     (512, 512, 512),
     (1024, 1024, 1024),
@@ -21,6 +21,7 @@ const SHAPES: [(usize, usize, usize); 9] = [
     (768, 128, 65),
     (1, 768, 768),
     (1, 768, 3072),
+    (1, 3072, 768),
 ];
 
 #[derive(Clone, Copy)]
