@@ -212,13 +212,13 @@ impl Anatomy {
     }
 }
 
-/// Whether a token's text shows as something: no control characters but whitespace, no replacement
-/// character (a lone byte of a multi-byte character).
+/// Whether a token's text shows as something: no control characters but newline and tab (which figures
+/// draw as ↵ and ⇥), no replacement character (a lone byte of a multi-byte character).
 fn prints(text: &str) -> bool {
     !text.is_empty()
-        && text
-            .chars()
-            .all(|ch| ch != char::REPLACEMENT_CHARACTER && (!ch.is_control() || ch.is_whitespace()))
+        && text.chars().all(|ch| {
+            ch != char::REPLACEMENT_CHARACTER && (!ch.is_control() || matches!(ch, '\n' | '\t'))
+        })
 }
 
 fn softmax(logits: &[f32]) -> Vec<f32> {
@@ -278,7 +278,7 @@ mod tests {
     #[test]
     fn control_bytes_and_lone_utf8_bytes_do_not_print() {
         assert!(prints(" the") && prints("\n") && prints("é"));
-        assert!(!prints("\u{1}") && !prints("\u{fffd}") && !prints(""));
+        assert!(!prints("\u{1}") && !prints("\r") && !prints("\u{fffd}") && !prints(""));
     }
 
     #[test]
