@@ -335,6 +335,17 @@ fn attention_backward_query(@builtin(workgroup_id) group: vec3<u32>, @builtin(lo
 // output. Backward (after attention_backward_delta): value_grad, score_grad (overwrites the
 // probabilities with dS), query_grad, key_grad.
 
+// scale·q·k of query t and key s in head (b, h), one plain loop over D.
+fn scaled_score(b: u32, h: u32, t: u32, s: u32) -> f32 {
+    let qi = q_at(b, t, h);
+    let ki = k_at(b, s, kv_head(h));
+    var score = 0.0;
+    for (var i = 0u; i < d4(); i++) {
+        score += dot(qkv[qi + i], qkv[ki + i]);
+    }
+    return score * params.scale;
+}
+
 // Element (t, s) of the score matrix of head (b, h); grid (ceil(T² / block), B·H).
 @compute @workgroup_size(block)
 fn attention_unfused_scores(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_id) local: vec3<u32>) {
@@ -348,13 +359,9 @@ fn attention_unfused_scores(@builtin(workgroup_id) group: vec3<u32>, @builtin(lo
     }
     var score = 0.0;
     if s <= t {
-        let qi = q_at(b, t, h);
-        let ki = k_at(b, s, kv_head(h));
-        for (var i = 0u; i < d4(); i++) {
-            score += dot(qkv[qi + i], qkv[ki + i]);
-        }
+        score = scaled_score(b, h, t, s);
     }
-    scores[row_at(b, h, t) * params.seq + s] = score * params.scale;
+    scores[row_at(b, h, t) * params.seq + s] = score;
 }
 
 // Element (t, s) of head (b, h)'s attention probabilities, recomputed from the saved lse: exp(scale·q·k
@@ -372,13 +379,7 @@ fn attention_probabilities(@builtin(workgroup_id) group: vec3<u32>, @builtin(loc
     }
     var p = 0.0;
     if s <= t {
-        let qi = q_at(b, t, h);
-        let ki = k_at(b, s, kv_head(h));
-        var score = 0.0;
-        for (var i = 0u; i < d4(); i++) {
-            score += dot(qkv[qi + i], qkv[ki + i]);
-        }
-        p = exp(score * params.scale - lse[row_at(b, h, t)]);
+        p = exp(scaled_score(b, h, t, s) - lse[row_at(b, h, t)]);
     }
     scores[row_at(b, h, t) * params.seq + s] = p;
 }
