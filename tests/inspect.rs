@@ -1,41 +1,15 @@
 //! What `wgpt inspect` reads from the GPU: the captured attention probabilities of every head are a
 //! causal distribution per query and equal the CPU reference model's.
 
-use rand::{Rng, SeedableRng};
 use wgpt::graph::reference::{self, CpuInputs, CpuModel};
 use wgpt::inspect::capture;
 use wgpt::kernels::adamw;
 use wgpt::model::graph::{build, Mode};
-use wgpt::model::{Gpt, GptConfig, Norm};
+use wgpt::model::Gpt;
 use wgpt::Gpu;
 
-/// The modern variant with grouped heads (4 query heads over 2 kv heads), RMSNorm, no biases.
-fn config() -> GptConfig {
-    GptConfig {
-        vocab_size: 97,
-        n_positions: 32,
-        n_embd: 64,
-        n_layer: 2,
-        n_head: 4,
-        n_kv_head: 2,
-        n_inner: 256,
-        norm: Norm::RmsNorm,
-        bias: false,
-        tie_word_embeddings: true,
-        layer_norm_epsilon: 1e-5,
-        dropout: 0.1,
-    }
-}
-
-/// Parameters uniform in [-0.3, 0.3): attention far from uniform, so a wrong row or head shows.
-fn params(config: &GptConfig, seed: u64) -> Vec<Vec<f32>> {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    config
-        .params()
-        .iter()
-        .map(|s| (0..s.len()).map(|_| rng.random_range(-0.3..0.3)).collect())
-        .collect()
-}
+mod common;
+use common::{tiny, uniform_params};
 
 /// Probabilities may differ from the reference model's by 2e-6: both run the same forward, the GPU in
 /// f32 and the reference with f64 sums, so the scores entering the softmax carry the activations'
@@ -46,8 +20,9 @@ const PROB_TOL: f64 = 2e-6;
 #[test]
 fn captured_attention_is_causal_normalized_and_equals_the_reference_model() {
     let gpu = Gpu::new().expect("a GPU adapter (lavapipe: apt-get install mesa-vulkan-drivers)");
-    let config = config();
-    let params = params(&config, 7);
+    // The modern variant: RMSNorm, 4 query heads over 2 kv heads.
+    let config = tiny(true);
+    let params = uniform_params(&config, 7);
     let model = Gpt::new(&gpu, &config, &params).unwrap();
     for seq in [1, 13, config.n_positions] {
         let tokens: Vec<u32> = (0..seq as u32).map(|i| (i * 37 + 5) % 97).collect();

@@ -5,29 +5,11 @@ use wgpt::data::BatchSampler;
 use wgpt::graph::reference::{self, CpuInputs, CpuModel};
 use wgpt::graph::StepInputs;
 use wgpt::kernels::adamw;
-use wgpt::model::{Gpt, GptConfig, Norm, Optimizer};
+use wgpt::model::{Gpt, GptConfig, Optimizer};
 use wgpt::Gpu;
 
-fn tiny(modern: bool) -> GptConfig {
-    GptConfig {
-        vocab_size: 97,
-        n_positions: 32,
-        n_embd: 64,
-        n_layer: 2,
-        n_head: 4,
-        n_kv_head: if modern { 2 } else { 4 },
-        n_inner: 256,
-        norm: if modern {
-            Norm::RmsNorm
-        } else {
-            Norm::LayerNorm
-        },
-        bias: !modern,
-        tie_word_embeddings: true,
-        layer_norm_epsilon: 1e-5,
-        dropout: 0.1,
-    }
-}
+mod common;
+use common::tiny;
 
 /// Largest |a - b| relative to the largest |b| of a tensor.
 fn rel_err(a: &[f32], b: &[f32]) -> f64 {

@@ -7,43 +7,12 @@ use wgpt::model::{Gpt, GptConfig, Norm};
 use wgpt::sample::{choose, Generator, Sampling};
 use wgpt::Gpu;
 
-/// 2 layers, 4 heads, width 64, vocabulary 97, context 32: GPT-2 (LayerNorm, biases, 4 kv heads) or
-/// the modern variant (RMSNorm, no biases, 2 kv heads).
-fn tiny(modern: bool) -> GptConfig {
-    GptConfig {
-        vocab_size: 97,
-        n_positions: 32,
-        n_embd: 64,
-        n_layer: 2,
-        n_head: 4,
-        n_kv_head: if modern { 2 } else { 4 },
-        n_inner: 256,
-        norm: if modern {
-            Norm::RmsNorm
-        } else {
-            Norm::LayerNorm
-        },
-        bias: !modern,
-        tie_word_embeddings: true,
-        layer_norm_epsilon: 1e-5,
-        dropout: 0.1,
-    }
-}
+mod common;
+use common::{tiny, uniform_params};
 
-/// A model whose parameters are uniform in [-0.3, 0.3): far from GPT-2's small initialization, so that
-/// attention is peaked, logits spread, and a wrong cache row or position shows.
+/// A model with [`uniform_params`].
 fn model(gpu: &Gpu, config: &GptConfig, seed: u64) -> Gpt {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let params: Vec<Vec<f32>> = config
-        .params()
-        .iter()
-        .map(|spec| {
-            (0..spec.len())
-                .map(|_| rng.random_range(-0.3..0.3))
-                .collect()
-        })
-        .collect();
-    Gpt::new(gpu, config, &params).unwrap()
+    Gpt::new(gpu, config, &uniform_params(config, seed)).unwrap()
 }
 
 fn tokens(seed: u64, len: usize, vocab: usize) -> Vec<u32> {

@@ -193,8 +193,8 @@ pub enum Op {
     GradNorm {
         max_norm: Option<f32>,
     },
-    /// AdamW over the parameter arena (one dispatch per chunk), reading the per-step hyperparameters and, with `clip`, the clip
-    /// scale [`Op::GradNorm`] wrote.
+    /// AdamW over the parameter arena (one dispatch per chunk), reading the per-step hyperparameters
+    /// and, with `clip`, the clip scale [`Op::GradNorm`] wrote.
     AdamW {
         config: adamw::Config,
         clip: bool,

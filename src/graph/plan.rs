@@ -167,14 +167,15 @@ impl Plan {
             tensors,
             inputs,
             kept: keep.to_vec(),
-            grads: match trains {
-                true => shared
+            grads: if trains {
+                shared
                     .arenas
                     .chunks
                     .iter()
                     .map(|c| c.grads.clone())
-                    .collect(),
-                false => Vec::new(),
+                    .collect()
+            } else {
+                Vec::new()
             },
             vocab,
             memory,
