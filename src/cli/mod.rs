@@ -491,15 +491,26 @@ pub fn sample(gpu: &Gpu, args: &SampleArgs, out: &mut impl std::io::Write) -> Re
     write!(out, "{}", args.prompt).map_err(io)?;
     let mut failed = None;
     let mut stream = TextStream::new(&tokenizer);
+    // When the first and the last token came: the steady per-token time excludes the prompt's prefill.
+    let mut times: Option<(Instant, Instant)> = None;
+    let mut count = 0usize;
     generator.generate(&prompt, args.max_new_tokens, &sampling, args.seed, |t| {
+        let now = Instant::now();
+        times = Some((times.map_or(now, |(first, _)| first), now));
+        count += 1;
         if failed.is_none() {
             failed = write!(out, "{}", stream.push(t))
                 .and_then(|_| out.flush())
                 .err();
         }
     })?;
-    match failed {
-        Some(e) => Err(io(e)),
-        None => writeln!(out, "{}", stream.finish()).map_err(io),
+    if let Some(e) = failed {
+        return Err(io(e));
     }
+    writeln!(out, "{}", stream.finish()).map_err(io)?;
+    if let Some((first, last)) = times.filter(|_| count > 1) {
+        let per_token = (last - first).as_secs_f64() * 1e3 / (count - 1) as f64;
+        eprintln!("{count} tokens, {per_token:.1} ms per token after the first (KV cache)");
+    }
+    Ok(())
 }
