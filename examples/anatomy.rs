@@ -9,7 +9,7 @@
 //! `OUT/tokenizer.json`, `OUT/tokens/`, `OUT/model/`, `OUT/log.jsonl`, `OUT/loss.svg` and the figures
 //! and `anatomy.json` of `wgpt inspect` in `OUT/anatomy/`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Parser;
@@ -49,13 +49,6 @@ fn main() {
     }
 }
 
-fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> wgpt::Error + '_ {
-    move |source| wgpt::Error::Io {
-        path: path.display().to_string(),
-        source,
-    }
-}
-
 /// The play as documents: one per speech (paragraphs are separated by blank lines).
 fn documents(play: &str) -> String {
     play.split("\n\n")
@@ -69,10 +62,10 @@ fn run() -> wgpt::Result<()> {
     let mut args = Args::parse();
     let gpu = wgpt::Gpu::new()?;
     let out = args.out.clone();
-    std::fs::create_dir_all(&out).map_err(io_error(&out))?;
+    std::fs::create_dir_all(&out).map_err(wgpt::Error::io(&out))?;
     let write = |name: &str, contents: &str| -> wgpt::Result<()> {
         let path = out.join(name);
-        std::fs::write(&path, contents).map_err(io_error(&path))
+        std::fs::write(&path, contents).map_err(wgpt::Error::io(&path))
     };
     let config = GptConfig::preset("anatomy")?;
     println!(
@@ -84,7 +77,7 @@ fn run() -> wgpt::Result<()> {
 
     // 1. The tokenizer: a byte-level BPE with two special tokens, trained on the documents.
     let source = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/tinyshakespeare.txt");
-    let play = std::fs::read_to_string(&source).map_err(io_error(&source))?;
+    let play = std::fs::read_to_string(&source).map_err(wgpt::Error::io(&source))?;
     let corpus = documents(&play);
     write("corpus.txt", &corpus)?;
     let start = Instant::now();

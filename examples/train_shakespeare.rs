@@ -63,15 +63,9 @@ fn run() -> wgpt::Result<()> {
         .clone();
     let write = |name: &str, contents: String| {
         let path = args.out.join(name);
-        std::fs::write(&path, contents).map_err(|source| wgpt::Error::Io {
-            path: path.display().to_string(),
-            source,
-        })
+        std::fs::write(&path, contents).map_err(wgpt::Error::io(&path))
     };
-    std::fs::create_dir_all(&args.out).map_err(|source| wgpt::Error::Io {
-        path: args.out.display().to_string(),
-        source,
-    })?;
+    std::fs::create_dir_all(&args.out).map_err(wgpt::Error::io(&args.out))?;
     eprintln!(
         "preset {}, output {}",
         train.preset.as_deref().unwrap_or(preset),

@@ -61,6 +61,14 @@ impl Error {
         }
     }
 
+    /// What `map_err` needs to turn an I/O failure on `path` into [`Error::Io`].
+    pub fn io(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+        move |source| Error::Io {
+            path: path.display().to_string(),
+            source,
+        }
+    }
+
     pub(crate) fn gpu(what: impl Into<String>, reason: impl std::fmt::Display) -> Self {
         Error::Gpu {
             what: what.into(),

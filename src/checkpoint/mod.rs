@@ -101,7 +101,7 @@ pub fn tensor(bytes: &[u8], source: &str, name: &str, shape: &[usize]) -> Result
 pub fn load_config(dir: &Path) -> Result<GptConfig> {
     let config_path = existing_dir(dir)?.join(CONFIG_FILE);
     GptConfig::from_json(
-        &read_text(&config_path)?,
+        &std::fs::read_to_string(&config_path).map_err(Error::io(&config_path))?,
         &config_path.display().to_string(),
     )
 }
@@ -112,7 +112,7 @@ pub fn load(dir: &Path) -> Result<Checkpoint> {
     let dir = existing_dir(dir)?;
     let config = load_config(&dir)?;
     let weights_path = dir.join(WEIGHTS_FILE);
-    let bytes = std::fs::read(&weights_path).map_err(|source| io_error(&weights_path, source))?;
+    let bytes = std::fs::read(&weights_path).map_err(Error::io(&weights_path))?;
     let file = SafeTensors::deserialize(&bytes).map_err(|e| {
         Error::Invalid(format!(
             "{}: not a safetensors file (truncated?): {e}",
@@ -161,7 +161,7 @@ pub fn read_extra(dir: &Path, name: &str) -> Result<Option<Vec<u8>>> {
     match std::fs::read(&path) {
         Ok(bytes) => Ok(Some(bytes)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(io_error(&path, source)),
+        Err(source) => Err(Error::io(&path)(source)),
     }
 }
 
@@ -204,22 +204,22 @@ fn write_dir_atomically(dir: &Path, files: &[(&str, Vec<u8>)]) -> Result<()> {
     let tmp = sibling(dir, "tmp");
     let old = sibling(dir, "old");
     if tmp.exists() {
-        std::fs::remove_dir_all(&tmp).map_err(|s| io_error(&tmp, s))?;
+        std::fs::remove_dir_all(&tmp).map_err(Error::io(&tmp))?;
     }
-    std::fs::create_dir_all(&tmp).map_err(|s| io_error(&tmp, s))?;
+    std::fs::create_dir_all(&tmp).map_err(Error::io(&tmp))?;
     for (name, bytes) in files {
         let path = tmp.join(name);
-        std::fs::write(&path, bytes).map_err(|s| io_error(&path, s))?;
+        std::fs::write(&path, bytes).map_err(Error::io(&path))?;
     }
     if dir.exists() {
         if old.exists() {
-            std::fs::remove_dir_all(&old).map_err(|s| io_error(&old, s))?;
+            std::fs::remove_dir_all(&old).map_err(Error::io(&old))?;
         }
-        std::fs::rename(dir, &old).map_err(|s| io_error(dir, s))?;
+        std::fs::rename(dir, &old).map_err(Error::io(dir))?;
     }
-    std::fs::rename(&tmp, dir).map_err(|s| io_error(dir, s))?;
+    std::fs::rename(&tmp, dir).map_err(Error::io(dir))?;
     if old.exists() {
-        std::fs::remove_dir_all(&old).map_err(|s| io_error(&old, s))?;
+        std::fs::remove_dir_all(&old).map_err(Error::io(&old))?;
     }
     Ok(())
 }
@@ -228,17 +228,6 @@ fn sibling(dir: &Path, suffix: &str) -> PathBuf {
     let mut name = dir.file_name().unwrap_or_default().to_os_string();
     name.push(format!(".{suffix}"));
     dir.with_file_name(name)
-}
-
-fn read_text(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|source| io_error(path, source))
-}
-
-fn io_error(path: &Path, source: std::io::Error) -> Error {
-    Error::Io {
-        path: path.display().to_string(),
-        source,
-    }
 }
 
 #[cfg(test)]

@@ -55,16 +55,10 @@ pub fn inspect(gpu: &Gpu, args: &InspectArgs) -> Result<(Anatomy, Vec<PathBuf>)>
 }
 
 fn create_dir(dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|source| Error::Io {
-        path: dir.display().to_string(),
-        source,
-    })
+    std::fs::create_dir_all(dir).map_err(Error::io(dir))
 }
 
 fn write(path: &Path, bytes: &[u8]) -> Result<PathBuf> {
-    std::fs::write(path, bytes).map_err(|source| Error::Io {
-        path: path.display().to_string(),
-        source,
-    })?;
+    std::fs::write(path, bytes).map_err(Error::io(path))?;
     Ok(path.to_path_buf())
 }

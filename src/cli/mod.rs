@@ -145,10 +145,7 @@ impl Corpus {
     ) -> Result<Self> {
         match (data, tokens) {
             (Some(path), _) => {
-                let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-                    path: path.display().to_string(),
-                    source,
-                })?;
+                let text = std::fs::read_to_string(path).map_err(Error::io(path))?;
                 let tokenizer = tokenizer.unwrap_or_else(|| Tokenizer::chars_of(&text));
                 let tokens = tokenizer
                     .encode(&text)
@@ -209,10 +206,7 @@ pub fn saved_tokenizer(dir: &Path) -> Result<Option<Tokenizer>> {
 fn fresh_config(args: &TrainArgs, preset: &str) -> Result<GptConfig> {
     match &args.config {
         Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-                path: path.display().to_string(),
-                source,
-            })?;
+            let text = std::fs::read_to_string(path).map_err(Error::io(path))?;
             GptConfig::from_json(&text, &path.display().to_string())
         }
         None => GptConfig::preset(args.preset.as_deref().unwrap_or(preset)),

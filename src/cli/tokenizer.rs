@@ -57,13 +57,6 @@ pub enum TokenizerCommand {
     },
 }
 
-fn read_text(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|source| Error::Io {
-        path: path.display().to_string(),
-        source,
-    })
-}
-
 /// `gpt2`, `char` (the characters of `text`, when there is one) or a tokenizer.json path.
 fn named(spec: &str, text: Option<&str>) -> Result<Tokenizer> {
     match (spec, text) {
@@ -80,7 +73,7 @@ fn named(spec: &str, text: Option<&str>) -> Result<Tokenizer> {
 /// Encodes the text with the tokenizer and writes the 90/10 split of the one token sequence (train.bin
 /// followed by val.bin is the whole text's encoding) and tokenizer.json into `out`.
 pub fn prepare(args: &PrepareArgs) -> Result<()> {
-    let text = read_text(&args.data)?;
+    let text = std::fs::read_to_string(&args.data).map_err(Error::io(&args.data))?;
     let tokenizer = named(&args.tokenizer, Some(&text))?;
     let vocab = tokenizer.vocab_size();
     if vocab > 1 << 16 {
@@ -95,10 +88,7 @@ pub fn prepare(args: &PrepareArgs) -> Result<()> {
         .map_err(|e| Error::Invalid(format!("{}: {e}", args.data.display())))?;
     let seconds = start.elapsed().as_secs_f64();
     let (train, val) = split_train_val(&ids);
-    std::fs::create_dir_all(&args.out).map_err(|source| Error::Io {
-        path: args.out.display().to_string(),
-        source,
-    })?;
+    std::fs::create_dir_all(&args.out).map_err(Error::io(&args.out))?;
     write_tokens(&args.out.join("train.bin"), train)?;
     write_tokens(&args.out.join("val.bin"), val)?;
     tokenizer.save(&args.out.join(TOKENIZER_FILE))?;
@@ -123,7 +113,7 @@ pub fn tokenizer_command(command: &TokenizerCommand) -> Result<()> {
             special_tokens,
             out,
         } => {
-            let text = read_text(file)?;
+            let text = std::fs::read_to_string(file).map_err(Error::io(file))?;
             let special: Vec<&str> = special_tokens
                 .split(',')
                 .map(str::trim)

@@ -6,10 +6,7 @@ use crate::error::{Error, Result};
 
 /// Reads a `.bin` token file.
 pub fn read_tokens(path: &Path) -> Result<Vec<u32>> {
-    let bytes = std::fs::read(path).map_err(|source| Error::Io {
-        path: path.display().to_string(),
-        source,
-    })?;
+    let bytes = std::fs::read(path).map_err(Error::io(path))?;
     if bytes.len() % 2 != 0 {
         return Err(Error::Invalid(format!(
             "{}: {} bytes is not a whole number of uint16 tokens (truncated file?)",
@@ -34,10 +31,7 @@ pub fn write_tokens(path: &Path, tokens: &[u32]) -> Result<()> {
         })?;
         bytes.extend_from_slice(&t.to_le_bytes());
     }
-    std::fs::write(path, bytes).map_err(|source| Error::Io {
-        path: path.display().to_string(),
-        source,
-    })
+    std::fs::write(path, bytes).map_err(Error::io(path))
 }
 
 #[cfg(test)]

@@ -135,18 +135,12 @@ impl Tokenizer {
     }
 
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path).map_err(Error::io(path))?;
         Self::from_json(&text, &path.display().to_string())
     }
 
     pub fn save(&self, path: &Path) -> Result<()> {
-        std::fs::write(path, self.to_json()).map_err(|source| Error::Io {
-            path: path.display().to_string(),
-            source,
-        })
+        std::fs::write(path, self.to_json()).map_err(Error::io(path))
     }
 
     /// The tokenizer of a model directory: its `tokenizer.json` when there is one, else GPT-2's when the
