@@ -4,6 +4,7 @@
 
 pub mod checkpoint;
 pub mod cli;
+pub mod contract;
 pub mod data;
 pub mod error;
 pub mod gpu;

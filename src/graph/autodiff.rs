@@ -77,8 +77,7 @@ impl Graph {
                 self.push(Op::HeadBackward { x, w, dy, dx, dw });
                 self.contribute(grads, x, dx);
             }
-            Op::Norm {
-                kind,
+            Op::LayerNorm {
                 x,
                 gain,
                 bias,
@@ -91,8 +90,7 @@ impl Graph {
                 let dx = self.grad_tensor(x);
                 let dgain = self.param_grad(gain);
                 let dbias = bias.map(|b| self.param_grad(b));
-                self.push(Op::NormBackward {
-                    kind,
+                self.push(Op::LayerNormBackward {
                     x,
                     gain,
                     mean,
@@ -101,6 +99,22 @@ impl Graph {
                     dx,
                     dgain,
                     dbias,
+                });
+                self.contribute(grads, x, dx);
+            }
+            Op::RmsNorm {
+                x, gain, out, rstd, ..
+            } => {
+                let Some(dy) = grad_out(&out) else { return };
+                let dx = self.grad_tensor(x);
+                let dgain = self.param_grad(gain);
+                self.push(Op::RmsNormBackward {
+                    x,
+                    gain,
+                    rstd,
+                    dy,
+                    dx,
+                    dgain,
                 });
                 self.contribute(grads, x, dx);
             }

@@ -4,12 +4,13 @@
 
 use std::collections::HashMap;
 
+use crate::contract::{adamw_hyper, AdamWConfig, HYPER_LEN};
 use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, GpuTimer, Tensor};
 use crate::graph::autodiff::{BUCKETS, POSITIONS};
 use crate::graph::ops::{Arenas, Lowering};
 use crate::graph::planner::{peak_live_len, Lifetime, SlotLayout};
-use crate::graph::{Graph, Storage};
+use crate::graph::{Graph, Op, Storage};
 use crate::kernels::{crossentropy, embedding, matmul};
 
 /// Names of the per-step inputs a model graph declares.
@@ -77,6 +78,11 @@ pub struct Plan {
     grads: Vec<Tensor>,
     vocab: usize,
     memory: MemoryReport,
+    /// The per-step state every plan of the model reads ([`Shared::random_state`], [`Shared::hyper`]),
+    /// and the AdamW settings this plan was built with, when it trains.
+    random_state: Tensor,
+    hyper: Tensor,
+    optimizer: Option<AdamWConfig>,
 }
 
 impl Plan {
@@ -179,7 +185,24 @@ impl Plan {
             },
             vocab,
             memory,
+            random_state: shared.random_state.clone(),
+            hyper: shared.hyper.clone(),
+            optimizer: graph.ops.iter().find_map(|op| match op {
+                Op::AdamW { config, .. } => Some(*config),
+                _ => None,
+            }),
         })
+    }
+
+    /// Writes what changes per step, before [`Plan::run`]: the dropout state `[seed, step]` and, for a
+    /// training plan, AdamW's per-step values for learning rate `lr` at `step` (counted from 1) with the
+    /// settings the plan was built with.
+    pub fn set_step(&self, gpu: &Gpu, seed: u32, step: u32, lr: f64) -> Result<()> {
+        gpu.write(&self.random_state, &[seed, step])?;
+        match &self.optimizer {
+            Some(config) => gpu.write(&self.hyper, &adamw_hyper(config, lr, step)),
+            None => Ok(()),
+        }
     }
 
     pub fn memory(&self) -> MemoryReport {
@@ -363,7 +386,7 @@ pub fn planned_memory(
         .filter(|t| t.storage == Storage::Input)
         .map(|t| t.len())
         .sum();
-    let state = 2 + crate::kernels::adamw::HYPER_LEN + crate::kernels::gradnorm::OUT_LEN;
+    let state = 2 + HYPER_LEN + crate::kernels::gradnorm::OUT_LEN;
     Placement::new(graph, keep).report(graph, 4 * param_len as u64, 4 * (inputs + state) as u64)
 }
 

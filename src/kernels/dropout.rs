@@ -1,5 +1,5 @@
 //! Dropout for embeddings and residual branches, over any shape: `y = keep ? x / (1 - p) : 0` with
-//! `keep = random_keep(seed, step, site, element, threshold(p))` (`shaders/random.wgsl`, CPU twin
+//! `keep = random_keep(seed, step, site, element, dropout_threshold(p))` (`shaders/random.wgsl`, CPU twin
 //! [`crate::reference::random`]); `element` is the flat index.
 //!
 //! - [`forward`]: `x -> y` (writes `y`).
@@ -14,12 +14,12 @@
 
 use bytemuck::{Pod, Zeroable};
 
+use crate::contract::dropout_threshold;
 use crate::error::{Error, Result};
 use crate::gpu::{Binding, Dispatch, Gpu, Shader, Tensor};
 use crate::kernels::check::expect_len;
 use crate::kernels::copy;
 use crate::kernels::grid::elementwise;
-use crate::reference::random::threshold;
 
 pub const SHADER: Shader = crate::shader!("dropout", ["random"]);
 
@@ -70,7 +70,7 @@ pub fn forward(
         |n| Params {
             n,
             site,
-            threshold: threshold(p),
+            threshold: dropout_threshold(p),
             scale: 1.0 / (1.0 - p),
         },
     )

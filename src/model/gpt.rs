@@ -3,6 +3,7 @@
 
 use rand::{Rng, SeedableRng};
 
+use crate::contract::{AdamWConfig, Segment, HYPER_LEN};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Tensor};
 use crate::graph::planner::ArenaLayout;
@@ -14,7 +15,7 @@ use crate::model::{GptConfig, Init};
 /// How the optimizer runs (fixed for a plan; the learning rate is set per step).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Optimizer {
-    pub adamw: adamw::Config,
+    pub adamw: AdamWConfig,
     /// Clip the global gradient norm to this (`None`: no clipping).
     pub max_norm: Option<f32>,
 }
@@ -85,9 +86,9 @@ impl Gpt {
         let mut chunks = Vec::with_capacity(layout.chunks.len());
         for (c, &len) in layout.chunks.iter().enumerate() {
             let arena = |name: &str| gpu.zeros(&format!("{name} chunk {c}"), &[len]);
-            let segments: Vec<adamw::Segment> = (layout.places.iter().zip(&pieces))
+            let segments: Vec<Segment> = (layout.places.iter().zip(&pieces))
                 .filter(|((chunk, _), _)| *chunk == c)
-                .map(|(&(_, offset), piece)| adamw::Segment {
+                .map(|(&(_, offset), piece)| Segment {
                     offset,
                     len: piece.len(),
                     decay: specs[piece.param].decays(),
@@ -116,7 +117,7 @@ impl Gpt {
             params: param_views,
             grads: grad_views,
             random_state: gpu.zeros("random state", &[2])?,
-            hyper: gpu.zeros("adamw hyper", &[adamw::HYPER_LEN])?,
+            hyper: gpu.zeros("adamw hyper", &[HYPER_LEN])?,
             norm: gpu.zeros("gradient norm", &[gradnorm::OUT_LEN])?,
         };
         Ok(Gpt {
@@ -249,20 +250,6 @@ impl Gpt {
         Ok((plan, model))
     }
 
-    /// Writes the per-step state every plan reads: the dropout seed and step, and AdamW's learning rate
-    /// and bias corrections for step `step` (counted from 1). Once per step, before running a plan.
-    pub fn set_step(
-        &self,
-        gpu: &Gpu,
-        seed: u32,
-        step: u32,
-        lr: f64,
-        optimizer: &adamw::Config,
-    ) -> Result<()> {
-        gpu.write(&self.shared.random_state, &[seed, step])?;
-        gpu.write(&self.shared.hyper, &adamw::hyper(optimizer, lr, step))
-    }
-
     /// The parameters, in [`GptConfig::params`] order.
     pub fn read_params(&self, gpu: &Gpu) -> Result<Vec<Vec<f32>>> {
         self.read_pieces(gpu, &self.shared.params)
@@ -300,11 +287,6 @@ impl Gpt {
             }
         }
         Ok(())
-    }
-
-    /// The gradient norm before clipping, as of the last training step.
-    pub fn read_grad_norm(&self, gpu: &Gpu) -> Result<f32> {
-        Ok(gpu.read::<f32>(&self.shared.norm)?[gradnorm::NORM])
     }
 }
 

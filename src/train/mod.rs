@@ -15,11 +15,11 @@ pub use progress::{clock, Progress};
 pub use schedule::{learning_rate, Schedule};
 
 use crate::checkpoint;
+use crate::contract::AdamWConfig;
 use crate::data::{Batch, BatchSampler};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::graph::{Plan, StepInputs};
-use crate::kernels::adamw;
 use crate::model::{Gpt, Optimizer};
 
 /// Everything that fixes a run besides the model: nanoGPT's knobs.
@@ -76,7 +76,7 @@ impl Default for Settings {
 impl Settings {
     pub fn optimizer(&self) -> Optimizer {
         Optimizer {
-            adamw: adamw::Config {
+            adamw: AdamWConfig {
                 beta1: self.beta1,
                 beta2: self.beta2,
                 eps: self.eps,
@@ -214,9 +214,8 @@ impl<'a> Trainer<'a> {
                 targets: &batch.targets,
             },
         )?;
-        let seed = s.seed as u32;
-        self.model
-            .set_step(self.gpu, seed, it + 1, lr, &s.optimizer().adamw)?;
+        self.train_plan
+            .set_step(self.gpu, dropout_seed(s.seed), it + 1, lr)?;
         let loss = self.train_plan.run(self.gpu, read_loss)?;
         self.step += 1;
         if let Some(loss) = loss.filter(|l| !l.is_finite()) {
@@ -315,6 +314,12 @@ impl<'a> Trainer<'a> {
             &files,
         )
     }
+}
+
+/// The dropout masks' 32-bit seed: the run's 64-bit seed folded, so seeds that differ only above bit 31
+/// still draw different masks (and seeds below 2³² keep their own value).
+fn dropout_seed(seed: u64) -> u32 {
+    (seed ^ (seed >> 32)) as u32
 }
 
 /// A saved run: the model (with its AdamW moments loaded), its settings and the steps done.
