@@ -2,6 +2,8 @@
 //! AdamW's settings and per-step values. Both import this module and neither imports the other, so the
 //! checked code and its specification cannot drift apart through a shared definition on one side.
 
+use crate::error::{Error, Result};
+
 /// One attention layer's shape. `qkv: [B, T, (H + 2·Hkv)·D]` holds per token q (H heads), k (Hkv heads)
 /// and v (Hkv heads); query head h uses kv head `h / (H / Hkv)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,6 +43,21 @@ impl AttentionDropout {
 /// element) is below it drops (`shaders/random.wgsl`).
 pub fn dropout_threshold(p: f32) -> u32 {
     (p.clamp(0.0, 1.0) as f64 * 4294967296.0).min(u32::MAX as f64) as u32
+}
+
+/// An error naming the first of `ids` (`what`: "input", "target", "training data") outside a
+/// `vocab`-token vocabulary, with its position. Kernels index with token ids unchecked, so every batch
+/// is checked before upload.
+pub fn check_token_ids(what: &str, ids: &[u32], vocab: usize) -> Result<()> {
+    match ids.iter().position(|&t| t as usize >= vocab) {
+        None => Ok(()),
+        Some(position) => Err(Error::TokenId {
+            what: what.into(),
+            id: ids[position],
+            position,
+            vocab,
+        }),
+    }
 }
 
 /// AdamW's settings fixed for a run (the learning rate varies per step). Kept in f64, as PyTorch keeps
@@ -105,4 +122,32 @@ pub fn adamw_hyper(config: &AdamWConfig, lr: f64, t: u32) -> [f32; HYPER_LEN] {
         0.0,
     ]
     .map(|x| x as f32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_ids_outside_the_vocabulary_are_refused_naming_the_id_and_position() {
+        assert!(check_token_ids("target", &[0, 64, 3], 65).is_ok());
+        let err = check_token_ids("target", &[0, 64, 65, 3], 65).unwrap_err();
+        let message = err.to_string();
+        assert!(
+            matches!(
+                err,
+                Error::TokenId {
+                    id: 65,
+                    position: 2,
+                    vocab: 65,
+                    ..
+                }
+            ),
+            "{message}"
+        );
+        assert!(
+            message.contains("65") && message.contains("position 2"),
+            "{message}"
+        );
+    }
 }

@@ -45,6 +45,42 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// A JSON file or value that does not parse as what it should be (config.json, tokenizer.json,
+    /// trainer_state.json), or a value that would not serialize.
+    #[error("{what}: {source}")]
+    Json {
+        what: String,
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// A safetensors file that does not parse, or a tensor in it that cannot be read.
+    #[error("{what}: {source}")]
+    Safetensors {
+        what: String,
+        #[source]
+        source: safetensors::SafeTensorError,
+    },
+
+    /// A model configuration whose keys contradict each other or the kernels' limits.
+    #[error("{0}")]
+    Config(String),
+
+    /// Something wgpt does not implement (erf GELU, a tokenizer normalizer, vocabularies past uint16).
+    #[error("{0}")]
+    Unsupported(String),
+
+    /// A token id outside the vocabulary it is used with.
+    #[error(
+        "{what}: token id {id} at position {position} is outside the vocabulary of {vocab} tokens"
+    )]
+    TokenId {
+        what: String,
+        id: u32,
+        position: usize,
+        vocab: usize,
+    },
+
     /// Input that is well-formed but not acceptable (bad flag value, bad file contents).
     #[error("{0}")]
     Invalid(String),
@@ -67,6 +103,20 @@ impl Error {
             path: path.display().to_string(),
             source,
         }
+    }
+
+    /// What `map_err` needs to turn a JSON error about `what` into [`Error::Json`].
+    pub fn json(what: impl Into<String>) -> impl FnOnce(serde_json::Error) -> Error {
+        let what = what.into();
+        move |source| Error::Json { what, source }
+    }
+
+    /// What `map_err` needs to turn a safetensors error about `what` into [`Error::Safetensors`].
+    pub(crate) fn safetensors(
+        what: impl Into<String>,
+    ) -> impl FnOnce(safetensors::SafeTensorError) -> Error {
+        let what = what.into();
+        move |source| Error::Safetensors { what, source }
     }
 
     pub(crate) fn gpu(what: impl Into<String>, reason: impl std::fmt::Display) -> Self {

@@ -277,7 +277,7 @@ fn bad_input_is_one_clear_line_and_leaves_checkpoints_alone() {
     let contradicts = [
         "train", "--init", &broken, "--data", &data, "--save", &model,
     ];
-    fails_with(&contradicts, "has shape", &model);
+    fails_with(&contradicts, "but the config implies", &model);
 }
 
 fn read_u16(path: &str) -> Vec<u32> {

@@ -121,10 +121,7 @@ fn info() -> wgpt::Result<()> {
         limits.max_compute_workgroup_storage_size / 1024,
         limits.max_compute_invocations_per_workgroup
     );
-    println!(
-        "matmul variant: {}",
-        wgpt::kernels::matmul::Variant::best(&gpu).name()
-    );
+    println!("matmul variant: {}", wgpt::model::matmul_variant(&gpu));
     Ok(())
 }
 
@@ -194,19 +191,12 @@ fn print_memory_plan(
     batch: usize,
     seq: usize,
 ) -> wgpt::Result<()> {
-    use wgpt::model::graph::{build, Mode};
-    let default_binding = wgpu::Limits::default().max_storage_buffer_binding_size;
-    let max_binding = default_binding as usize / 4;
-    let model = build(config, batch, seq, Mode::Train, max_binding)?;
-    let params: usize = (model.graph.pieces.iter())
-        .map(|p| p.len().next_multiple_of(wgpt::Tensor::ALIGN))
-        .sum();
-    let m = wgpt::graph::planned_memory(&model.graph, model.loss.as_slice(), params);
+    let m = config.planned_memory(batch, seq)?;
     let mib = |b: u64| b as f64 / (1 << 20) as f64;
     println!(
         "memory plan of a training step at batch {batch} x {seq} (MiB), for WebGPU's default {} MiB \
          storage binding:",
-        default_binding >> 20
+        wgpt::gpu::default_max_binding() >> 20
     );
     for (class, bytes) in [
         ("parameters", m.params),

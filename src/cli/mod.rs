@@ -62,7 +62,7 @@ pub struct TrainArgs {
     #[arg(long)]
     pub min_lr: Option<f64>,
     #[arg(long, value_enum)]
-    pub schedule: Option<Schedule>,
+    pub schedule: Option<ScheduleFlag>,
     #[arg(long)]
     pub warmup: Option<u32>,
     #[arg(long)]
@@ -98,6 +98,22 @@ pub struct TrainArgs {
     pub json: bool,
 }
 
+/// `--schedule`'s values: clap stays in the CLI, and the trainer's [`Schedule`] knows nothing of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ScheduleFlag {
+    Constant,
+    Cosine,
+}
+
+impl From<ScheduleFlag> for Schedule {
+    fn from(flag: ScheduleFlag) -> Self {
+        match flag {
+            ScheduleFlag::Constant => Schedule::Constant,
+            ScheduleFlag::Cosine => Schedule::Cosine,
+        }
+    }
+}
+
 impl TrainArgs {
     /// `base` with every flag that was given applied.
     pub fn settings(&self, base: Settings) -> Settings {
@@ -108,7 +124,7 @@ impl TrainArgs {
             steps: self.steps.unwrap_or(s.steps),
             lr: self.lr.unwrap_or(s.lr),
             min_lr: self.min_lr.unwrap_or(s.min_lr),
-            schedule: self.schedule.unwrap_or(s.schedule),
+            schedule: self.schedule.map_or(s.schedule, Schedule::from),
             warmup: self.warmup.unwrap_or(s.warmup),
             weight_decay: self.weight_decay.unwrap_or(s.weight_decay),
             beta1: self.beta1.unwrap_or(s.beta1),
@@ -284,8 +300,8 @@ pub fn train(gpu: &Gpu, args: &TrainArgs, defaults: Settings, preset: &str) -> R
             "the data's vocabulary ({v}) is larger than the model's ({vocab})"
         )));
     }
-    crate::kernels::crossentropy::check_token_ids("training data", &corpus.train, vocab)?;
-    crate::kernels::crossentropy::check_token_ids("validation data", &corpus.val, vocab)?;
+    model.config.check_tokens("training data", &corpus.train)?;
+    model.config.check_tokens("validation data", &corpus.val)?;
     let config = model.config.clone();
     let mut trainer = Trainer::new(gpu, model, settings, &corpus.train, &corpus.val, step)?;
     let s = trainer.settings.clone();

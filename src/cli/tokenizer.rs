@@ -77,7 +77,7 @@ pub fn prepare(args: &PrepareArgs) -> Result<()> {
     let tokenizer = named(&args.tokenizer, Some(&text))?;
     let vocab = tokenizer.vocab_size();
     if vocab > 1 << 16 {
-        return Err(Error::Invalid(format!(
+        return Err(Error::Unsupported(format!(
             "{}: {vocab} tokens do not fit uint16 token files (ids up to 65,535); use a smaller vocabulary",
             args.tokenizer
         )));

@@ -6,6 +6,7 @@ use std::sync::Mutex;
 
 use crate::error::{Error, Result};
 use crate::gpu::pipelines::PipelineCache;
+use crate::gpu::Commands;
 
 /// The one GPU context of a program: adapter, device, queue and the pipeline cache.
 pub struct Gpu {
@@ -243,18 +244,16 @@ impl Gpu {
     }
 
     /// Submits one command buffer (counted by [`Gpu::counts`]).
-    pub fn submit(&self, encoder: wgpu::CommandEncoder) {
+    pub fn submit(&self, commands: Commands) {
         self.created.submits.fetch_add(1, Ordering::Relaxed);
-        self.queue.submit([encoder.finish()]);
+        self.queue.submit([commands.encoder.finish()]);
     }
 
-    /// Records with `record` into a fresh encoder, submits it and waits until the GPU is done.
-    pub fn run(&self, record: impl FnOnce(&mut wgpu::CommandEncoder)) -> Result<()> {
-        let mut encoder = self
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
-        record(&mut encoder);
-        self.submit(encoder);
+    /// Records with `record` into fresh commands, submits them and waits until the GPU is done.
+    pub fn run(&self, record: impl FnOnce(&mut Commands)) -> Result<()> {
+        let mut commands = self.commands("run");
+        record(&mut commands);
+        self.submit(commands);
         self.wait()
     }
 

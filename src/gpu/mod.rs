@@ -5,11 +5,18 @@
 //! dispatch into a pass is the only thing that happens per step.
 
 mod buffers;
+mod commands;
 mod context;
 mod pipelines;
 mod timing;
 
 pub use buffers::Tensor;
+
+/// WebGPU's default `max_storage_buffer_binding_size` (128 MiB): what a device gets unless raised.
+pub fn default_max_binding() -> u64 {
+    wgpu::Limits::default().max_storage_buffer_binding_size
+}
+pub use commands::{Commands, Readback};
 pub use context::{binding_room, AdapterSummary, Counts, Gpu};
 pub use pipelines::{Binding, Dispatch, Kernel, Shader};
 pub use timing::GpuTimer;

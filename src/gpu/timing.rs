@@ -3,12 +3,12 @@
 
 use std::time::{Duration, Instant};
 
-use crate::error::{Error, Result};
-use crate::gpu::{Dispatch, Gpu};
+use crate::error::Result;
+use crate::gpu::{Dispatch, Gpu, Readback};
 
 /// Reusable timing resources; make one per benchmark run, not per sample.
 pub struct GpuTimer {
-    queries: Option<(wgpu::QuerySet, wgpu::Buffer, wgpu::Buffer)>,
+    queries: Option<(wgpu::QuerySet, wgpu::Buffer, Readback)>,
 }
 
 impl GpuTimer {
@@ -22,11 +22,9 @@ impl GpuTimer {
                     ty: wgpu::QueryType::Timestamp,
                     count: 2,
                 });
-                let buffer = |usage| gpu.buffer("timer", 16, usage);
-                let resolve =
-                    buffer(wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC);
-                let staging = buffer(wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST);
-                (set, resolve, staging)
+                let usage = wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC;
+                let resolve = gpu.buffer("timer", 16, usage);
+                (set, resolve, Readback::new(gpu, "timer readback", 16))
             });
         GpuTimer { queries }
     }
@@ -38,9 +36,8 @@ impl GpuTimer {
 
     /// Runs `dispatches` `repeat` times in one compute pass and returns the time of one repetition.
     pub fn time(&self, gpu: &Gpu, dispatches: &[Dispatch], repeat: usize) -> Result<Duration> {
-        let mut encoder = gpu
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
+        let mut commands = gpu.commands("timed");
+        let encoder = &mut commands.encoder;
         {
             let timestamp_writes =
                 self.queries
@@ -62,31 +59,16 @@ impl GpuTimer {
         }
         if let Some((set, resolve, staging)) = &self.queries {
             encoder.resolve_query_set(set, 0..2, resolve, 0);
-            encoder.copy_buffer_to_buffer(resolve, 0, staging, 0, 16);
+            staging.copy_bytes(encoder, resolve, 0);
         }
         let start = Instant::now();
-        gpu.submit(encoder);
+        gpu.submit(commands);
         gpu.wait()?;
         let wall = start.elapsed();
         let Some((_, _, staging)) = &self.queries else {
             return Ok(wall / repeat.max(1) as u32);
         };
-        let (sender, receiver) = std::sync::mpsc::channel();
-        staging.map_async(wgpu::MapMode::Read, .., move |r| {
-            let _ = sender.send(r);
-        });
-        gpu.wait()?;
-        receiver
-            .recv()
-            .map_err(|e| Error::gpu("reading timestamps", e))?
-            .map_err(|e| Error::gpu("reading timestamps", e))?;
-        let ticks: [u64; 2] = {
-            let view = staging
-                .get_mapped_range(..)
-                .map_err(|e| Error::gpu("reading timestamps", e))?;
-            bytemuck::pod_read_unaligned(&view)
-        };
-        staging.unmap();
+        let ticks: Vec<u64> = staging.read(gpu, "reading timestamps")?;
         let nanos =
             ticks[1].saturating_sub(ticks[0]) as f64 * gpu.queue.get_timestamp_period() as f64;
         Ok(Duration::from_nanos(nanos as u64) / repeat.max(1) as u32)

@@ -208,8 +208,24 @@ impl Graph {
                     dwpe,
                 });
             }
-            // Backward, optimizer, decode and inspection ops have no backward.
-            _ => {}
+            // The loss's gradient comes from the cross-entropy's `dlogits`, already divided by the
+            // rows the mean is over.
+            Op::Mean { .. } => {}
+            // Decoding and inspection graphs are never differentiated.
+            Op::CachedAttention { .. } | Op::AttentionProbabilities { .. } => {}
+            // Ops of the backward itself and the optimizer.
+            Op::EmbeddingBackward { .. }
+            | Op::LayerNormBackward { .. }
+            | Op::RmsNormBackward { .. }
+            | Op::LinearBackward { .. }
+            | Op::HeadBackward { .. }
+            | Op::AttentionBackward { .. }
+            | Op::GeluBackward { .. }
+            | Op::DropoutBackward { .. }
+            | Op::TakeColumns { .. }
+            | Op::Copy { .. }
+            | Op::GradNorm { .. }
+            | Op::AdamW { .. } => {}
         }
     }
 

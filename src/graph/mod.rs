@@ -11,7 +11,9 @@ pub mod reference;
 
 pub use autodiff::Gradients;
 pub use ops::{ArenaChunk, Arenas, Op};
-pub use plan::{planned_memory, MemoryReport, Plan, Shared, StepInputs, POSITION, TARGETS, TOKENS};
+pub use plan::{
+    planned_memory, ArenaTensor, MemoryReport, Plan, Shared, StepInputs, POSITION, TARGETS, TOKENS,
+};
 
 /// A tensor of a graph.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -4,14 +4,14 @@
 
 use std::collections::HashMap;
 
-use crate::contract::{adamw_hyper, AdamWConfig, HYPER_LEN};
+use crate::contract::{adamw_hyper, check_token_ids, AdamWConfig, Segment, HYPER_LEN};
 use crate::error::{Error, Result};
-use crate::gpu::{Dispatch, Gpu, GpuTimer, Tensor};
+use crate::gpu::{Dispatch, Gpu, GpuTimer, Readback, Tensor};
 use crate::graph::autodiff::{BUCKETS, POSITIONS};
-use crate::graph::ops::{Arenas, Lowering};
-use crate::graph::planner::{peak_live_len, Lifetime, SlotLayout};
+use crate::graph::ops::{ArenaChunk, Arenas, Lowering};
+use crate::graph::planner::{peak_live_len, ArenaLayout, Lifetime, SlotLayout};
 use crate::graph::{Graph, Op, Storage};
-use crate::kernels::{crossentropy, embedding, matmul};
+use crate::kernels::{adamw, embedding, gradnorm, matmul};
 
 /// Names of the per-step inputs a model graph declares.
 pub const TOKENS: &str = "tokens";
@@ -23,15 +23,63 @@ pub const POSITION: &str = "position";
 /// tensors the trainer writes before each submit.
 pub struct Shared {
     pub arenas: Arenas,
-    /// Views of the parameter and gradient arenas, one per parameter.
+    /// Views of the parameter, gradient and AdamW moment (`[m, v]`) arenas, one per piece.
     pub params: Vec<Tensor>,
     pub grads: Vec<Tensor>,
+    pub moments: [Vec<Tensor>; 2],
     /// `[seed, step]` (u32) for dropout masks.
     pub random_state: Tensor,
     /// AdamW's per-step hyperparameters.
     pub hyper: Tensor,
     /// Gradient norm and clip scale.
     pub norm: Tensor,
+}
+
+/// One parameter tensor (or piece of one) as the arenas hold it: its length and whether AdamW decays it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ArenaTensor {
+    pub len: usize,
+    pub decay: bool,
+}
+
+impl Shared {
+    /// Zeroed arenas for `tensors` placed as `layout` says (one place per tensor), with AdamW's segment
+    /// table per chunk, and the per-step state.
+    pub fn new(gpu: &Gpu, layout: &ArenaLayout, tensors: &[ArenaTensor]) -> Result<Self> {
+        let mut chunks = Vec::with_capacity(layout.chunks.len());
+        for (c, &len) in layout.chunks.iter().enumerate() {
+            let arena = |name: &str| gpu.zeros(&format!("{name} chunk {c}"), &[len]);
+            let segments: Vec<Segment> = (layout.places.iter().zip(tensors))
+                .filter(|((chunk, _), _)| *chunk == c)
+                .map(|(&(_, offset), t)| Segment {
+                    offset,
+                    len: t.len,
+                    decay: t.decay,
+                })
+                .collect();
+            chunks.push(ArenaChunk {
+                params: arena("params")?,
+                grads: arena("grads")?,
+                m: arena("adam m")?,
+                v: arena("adam v")?,
+                segments: adamw::Segments::new(gpu, &segments)?,
+            });
+        }
+        let views = |arena: fn(&ArenaChunk) -> &Tensor| -> Result<Vec<Tensor>> {
+            (layout.places.iter().zip(tensors))
+                .map(|(&(c, offset), t)| arena(&chunks[c]).view(offset, &[t.len]))
+                .collect()
+        };
+        Ok(Shared {
+            params: views(|c| &c.params)?,
+            grads: views(|c| &c.grads)?,
+            moments: [views(|c| &c.m)?, views(|c| &c.v)?],
+            arenas: Arenas { chunks },
+            random_state: gpu.zeros("random state", &[2])?,
+            hyper: gpu.zeros("adamw hyper", &[HYPER_LEN])?,
+            norm: gpu.zeros("gradient norm", &[gradnorm::OUT_LEN])?,
+        })
+    }
 }
 
 /// Bytes a plan places, per class, beside the least any placement needs.
@@ -71,7 +119,7 @@ pub struct Plan {
     inputs: HashMap<String, Tensor>,
     /// The first kept tensor (the loss, or a decode step's logits) and the buffer it is read back
     /// through.
-    readback: Option<(Tensor, wgpu::Buffer)>,
+    readback: Option<(Tensor, Readback)>,
     /// The tensors kept (captured) for reading after a step; every other activation's buffer is reused.
     kept: Vec<crate::graph::TensorId>,
     /// The gradient arena's chunks when this plan trains (cleared at the start of each step).
@@ -160,11 +208,8 @@ impl Plan {
         };
         let readback = keep.first().map(|id| {
             let t = tensors[id.0].clone();
-            let staging = gpu.buffer(
-                &format!("{} readback", graph.def(*id).name),
-                t.bytes(),
-                wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            );
+            let label = format!("{} readback", graph.def(*id).name);
+            let staging = Readback::new(gpu, &label, t.bytes());
             (t, staging)
         });
         Ok(Plan {
@@ -249,8 +294,8 @@ impl Plan {
     /// Uploads a batch: tokens and targets (checked against the vocabulary first) and, for a training
     /// plan, the embedding backward's token buckets.
     pub fn set_batch(&self, gpu: &Gpu, batch: &StepInputs) -> Result<()> {
-        crossentropy::check_targets(batch.targets, self.vocab)?;
-        crossentropy::check_token_ids("input", batch.tokens, self.vocab)?;
+        check_token_ids("target", batch.targets, self.vocab)?;
+        check_token_ids("input", batch.tokens, self.vocab)?;
         gpu.write(self.input(TOKENS)?, batch.tokens)?;
         if let Some(targets) = self.inputs.get(TARGETS) {
             gpu.write(targets, batch.targets)?;
@@ -289,41 +334,19 @@ impl Plan {
     }
 
     fn step(&self, gpu: &Gpu, read: bool) -> Result<Option<Vec<f32>>> {
-        let mut encoder = gpu
-            .device()
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("step"),
-            });
+        let mut commands = gpu.commands("step");
         for grads in &self.grads {
-            encoder.clear_buffer(&grads.buffer, grads.offset, Some(grads.bytes()));
+            commands.clear(grads);
         }
-        Dispatch::record_all(&mut encoder, &self.dispatches);
+        commands.dispatch(&self.dispatches);
         let readback = self.readback.as_ref().filter(|_| read);
         if let Some((t, staging)) = readback {
-            encoder.copy_buffer_to_buffer(&t.buffer, t.offset, staging, 0, t.bytes());
+            staging.copy(&mut commands, t);
         }
-        gpu.submit(encoder);
-        let Some((_, staging)) = readback else {
-            return Ok(None);
-        };
-        let what = "reading a step's result";
-        let (sender, receiver) = std::sync::mpsc::channel();
-        staging.map_async(wgpu::MapMode::Read, .., move |r| {
-            let _ = sender.send(r);
-        });
-        gpu.wait()?;
-        receiver
-            .recv()
-            .map_err(|e| Error::gpu(what, e))?
-            .map_err(|e| Error::gpu(what, e))?;
-        let values = {
-            let view = staging
-                .get_mapped_range(..)
-                .map_err(|e| Error::gpu(what, e))?;
-            bytemuck::cast_slice(&view).to_vec()
-        };
-        staging.unmap();
-        Ok(Some(values))
+        gpu.submit(commands);
+        readback
+            .map(|(_, staging)| staging.read(gpu, "reading a step's result"))
+            .transpose()
     }
 }
 
@@ -386,7 +409,7 @@ pub fn planned_memory(
         .filter(|t| t.storage == Storage::Input)
         .map(|t| t.len())
         .sum();
-    let state = 2 + HYPER_LEN + crate::kernels::gradnorm::OUT_LEN;
+    let state = 2 + HYPER_LEN + gradnorm::OUT_LEN;
     Placement::new(graph, keep).report(graph, 4 * param_len as u64, 4 * (inputs + state) as u64)
 }
 

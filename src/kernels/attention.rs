@@ -36,6 +36,18 @@ pub const CPU_SHADER: Shader = crate::shader!("attention_cpu", ["random", "atten
 
 /// Largest head dimension (`4·MAX_D4` in the shader, sized so the accumulators fill 16 KiB).
 pub const MAX_HEAD_DIM: usize = 128;
+/// The head dimensions the fused kernels take: they read D as vec4s, two at a time in dk/dv, and keep
+/// at most [`MAX_HEAD_DIM`] accumulators.
+pub fn check_head_dim(d: usize) -> Result<()> {
+    if d == 0 || !d.is_multiple_of(8) || d > MAX_HEAD_DIM {
+        return Err(Error::Config(format!(
+            "head dimension {d} (n_embd / n_head) must be a positive multiple of 8 up to \
+             {MAX_HEAD_DIM} for the attention kernels"
+        )));
+    }
+    Ok(())
+}
+
 /// Invocations per workgroup: query rows (`ROWS` in the shader), key rows (`KEYS`), and elements or vec4
 /// columns (the unfused kernels' `block`).
 const ROWS: usize = 32;
@@ -176,13 +188,7 @@ impl Tensors<'_> {
             kv_heads: hkv,
             head_dim: d,
         } = shape;
-        // The shader reads D as vec4s, two at a time in dk/dv.
-        if d == 0 || d % 8 != 0 || d > MAX_HEAD_DIM {
-            return Err(Error::shape(
-                "attention",
-                format!("head_dim {d} must be a positive multiple of 8 up to {MAX_HEAD_DIM}"),
-            ));
-        }
+        check_head_dim(d)?;
         if hkv == 0 || h % hkv != 0 {
             return Err(Error::shape(
                 "attention",

@@ -14,20 +14,11 @@ pub(crate) fn groups(gpu: &Gpu, items: usize, per_group: usize) -> u32 {
     items.div_ceil(per_group).min(max) as u32
 }
 
-/// Invocations per row for the row kernels (`rowsum.wgsl`'s `wg`): on CPU adapters one SIMD row (8 beat
-/// 1, 4, 32, 64 and 128 on lavapipe, where barriers are expensive); a few warps elsewhere.
-pub(crate) fn row_workgroup(gpu: &Gpu) -> u32 {
-    if gpu.is_cpu() {
-        8
-    } else {
-        64
-    }
-}
-
-/// Invocations per workgroup of the kernels giving one invocation to each column (`columns`): on CPU
-/// adapters one SIMD row, so that a few hundred columns still spread over every thread (a workgroup
-/// runs on one); a few warps elsewhere.
-pub(crate) fn column_workgroup(gpu: &Gpu) -> u32 {
+/// Invocations per workgroup of the kernels that give a workgroup to each row (`rowsum.wgsl`'s `wg`) or
+/// an invocation to each column (`columns`): on CPU adapters one SIMD row, so that a few hundred columns
+/// still spread over every thread (a workgroup runs on one) and a row's reduction needs no barrier-heavy
+/// tree (8 beat 1, 4, 32, 64 and 128 on lavapipe); a few warps elsewhere.
+pub(crate) fn lane_workgroup(gpu: &Gpu) -> u32 {
     if gpu.is_cpu() {
         8
     } else {
@@ -91,11 +82,11 @@ struct RowShape {
 /// How a row kernel's entry point spreads over a `[rows, cols]` matrix.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Spread {
-    /// One workgroup of [`row_workgroup`] invocations per row (`rowsum.wgsl`).
+    /// One workgroup of [`lane_workgroup`] invocations per row (`rowsum.wgsl`).
     Rows,
     /// One invocation per row, `wg` = 64 per workgroup, with `row_cols` = cols (the `_row` entry points).
     Invocations,
-    /// One invocation per column (or vec4 of columns), summing over rows, [`column_workgroup`] per
+    /// One invocation per column (or vec4 of columns), summing over rows, [`lane_workgroup`] per
     /// workgroup (`columns`).
     Columns,
 }
@@ -121,7 +112,7 @@ pub(crate) fn per_row(
     };
     let workgroups = match spread {
         Spread::Rows => {
-            constants.push(("wg", row_workgroup(gpu) as f64));
+            constants.push(("wg", lane_workgroup(gpu) as f64));
             [groups(gpu, rows, 1), 1, 1]
         }
         Spread::Invocations => {
@@ -129,7 +120,7 @@ pub(crate) fn per_row(
             [groups(gpu, rows, 64), 1, 1]
         }
         Spread::Columns => {
-            let columns = column_workgroup(gpu);
+            let columns = lane_workgroup(gpu);
             constants.push(("columns", columns as f64));
             [groups(gpu, lanes, columns as usize), 1, 1]
         }

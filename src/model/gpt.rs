@@ -3,12 +3,11 @@
 
 use rand::{Rng, SeedableRng};
 
-use crate::contract::{AdamWConfig, Segment, HYPER_LEN};
+use crate::contract::{check_token_ids, AdamWConfig};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Tensor};
 use crate::graph::planner::ArenaLayout;
-use crate::graph::{ArenaChunk, Arenas, Op, Piece, Plan, Shared, TensorId};
-use crate::kernels::{adamw, gradnorm};
+use crate::graph::{planned_memory, ArenaTensor, MemoryReport, Op, Piece, Plan, Shared, TensorId};
 use crate::model::graph::{build, Mode, ModelGraph};
 use crate::model::{GptConfig, Init};
 
@@ -25,8 +24,6 @@ pub struct Gpt {
     shared: Shared,
     /// How the parameters are split into pieces (see [`GptConfig::pieces`]), one per view of `shared`.
     pieces: Vec<Piece>,
-    /// AdamW's moments, one view per piece.
-    moments: [Vec<Tensor>; 2],
     /// Elements of the largest storage binding the model's tensors may take.
     max_binding: usize,
 }
@@ -69,11 +66,10 @@ impl Gpt {
         let (pieces, layout) = arena_layout(gpu, config, max_binding)?;
         let specs = config.params();
         if params.len() != specs.len() {
-            return Err(Error::Invalid(format!(
-                "{} parameter tensors for a model of {}",
-                params.len(),
-                specs.len()
-            )));
+            return Err(Error::shape(
+                "model parameters",
+                format!("{} tensors for a model of {}", params.len(), specs.len()),
+            ));
         }
         for (spec, data) in specs.iter().zip(params) {
             if data.len() != spec.len() {
@@ -83,48 +79,20 @@ impl Gpt {
                 ));
             }
         }
-        let mut chunks = Vec::with_capacity(layout.chunks.len());
-        for (c, &len) in layout.chunks.iter().enumerate() {
-            let arena = |name: &str| gpu.zeros(&format!("{name} chunk {c}"), &[len]);
-            let segments: Vec<Segment> = (layout.places.iter().zip(&pieces))
-                .filter(|((chunk, _), _)| *chunk == c)
-                .map(|(&(_, offset), piece)| Segment {
-                    offset,
-                    len: piece.len(),
-                    decay: specs[piece.param].decays(),
-                })
-                .collect();
-            chunks.push(ArenaChunk {
-                params: arena("params")?,
-                grads: arena("grads")?,
-                m: arena("adam m")?,
-                v: arena("adam v")?,
-                segments: adamw::Segments::new(gpu, &segments)?,
-            });
-        }
-        let views = |arena: fn(&ArenaChunk) -> &Tensor| -> Result<Vec<Tensor>> {
-            (layout.places.iter().zip(&pieces))
-                .map(|(&(c, offset), piece)| arena(&chunks[c]).view(offset, &[piece.len()]))
-                .collect()
-        };
-        let (param_views, grad_views) = (views(|c| &c.params)?, views(|c| &c.grads)?);
-        let moments = [views(|c| &c.m)?, views(|c| &c.v)?];
-        for (piece, view) in pieces.iter().zip(&param_views) {
+        let tensors: Vec<ArenaTensor> = (pieces.iter())
+            .map(|piece| ArenaTensor {
+                len: piece.len(),
+                decay: specs[piece.param].decays(),
+            })
+            .collect();
+        let shared = Shared::new(gpu, &layout, &tensors)?;
+        for (piece, view) in pieces.iter().zip(&shared.params) {
             gpu.write(view, &params[piece.param][piece.offset()..][..piece.len()])?;
         }
-        let shared = Shared {
-            arenas: Arenas { chunks },
-            params: param_views,
-            grads: grad_views,
-            random_state: gpu.zeros("random state", &[2])?,
-            hyper: gpu.zeros("adamw hyper", &[HYPER_LEN])?,
-            norm: gpu.zeros("gradient norm", &[gradnorm::OUT_LEN])?,
-        };
         Ok(Gpt {
             config: config.clone(),
             shared,
             pieces,
-            moments,
             max_binding,
         })
     }
@@ -263,14 +231,14 @@ impl Gpt {
     /// AdamW's moments `[m, v]`, each in [`GptConfig::params`] order.
     pub fn read_moments(&self, gpu: &Gpu) -> Result<[Vec<Vec<f32>>; 2]> {
         Ok([
-            self.read_pieces(gpu, &self.moments[0])?,
-            self.read_pieces(gpu, &self.moments[1])?,
+            self.read_pieces(gpu, &self.shared.moments[0])?,
+            self.read_pieces(gpu, &self.shared.moments[1])?,
         ])
     }
 
     /// Overwrites AdamW's moments `[m, v]` (each in [`GptConfig::params`] order), to resume a run.
     pub fn write_moments(&self, gpu: &Gpu, moments: &[Vec<Vec<f32>>; 2]) -> Result<()> {
-        for (views, values) in self.moments.iter().zip(moments) {
+        for (views, values) in self.shared.moments.iter().zip(moments) {
             for (piece, view) in self.pieces.iter().zip(views) {
                 let data = values.get(piece.param).map(|v| v.get(piece.offset()..));
                 let Some(Some(data)) = data.filter(|d| d.is_some_and(|d| d.len() >= piece.len()))
@@ -288,6 +256,30 @@ impl Gpt {
         }
         Ok(())
     }
+}
+
+impl GptConfig {
+    /// The GPU memory a training step at `batch × seq` would take, planned without a GPU for a device
+    /// with WebGPU's default storage binding (parameters larger than one binding split as
+    /// [`GptConfig::pieces`] says).
+    pub fn planned_memory(&self, batch: usize, seq: usize) -> Result<MemoryReport> {
+        let max_binding = crate::gpu::default_max_binding() as usize / 4;
+        let model = build(self, batch, seq, Mode::Train, max_binding)?;
+        let params: usize = (model.graph.pieces.iter())
+            .map(|p| p.len().next_multiple_of(Tensor::ALIGN))
+            .sum();
+        Ok(planned_memory(&model.graph, model.loss.as_slice(), params))
+    }
+
+    /// An error naming the first of `ids` (`what`: "training data", ...) outside the vocabulary.
+    pub fn check_tokens(&self, what: &str, ids: &[u32]) -> Result<()> {
+        check_token_ids(what, ids, self.vocab_size)
+    }
+}
+
+/// The matmul variant a model's plans use on this adapter (what `wgpt info` reports).
+pub fn matmul_variant(gpu: &Gpu) -> &'static str {
+    crate::kernels::matmul::Variant::best(gpu).name()
 }
 
 /// Elements of the largest storage binding this device allows.

@@ -19,8 +19,7 @@ use crate::contract::AdamWConfig;
 use crate::data::{Batch, BatchSampler};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::graph::{Plan, StepInputs};
-use crate::model::{Gpt, Optimizer};
+use crate::model::{Gpt, Optimizer, Plan, StepInputs};
 
 /// Everything that fixes a run besides the model: nanoGPT's knobs.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -165,7 +164,7 @@ impl<'a> Trainer<'a> {
         let (b, t) = (settings.batch, settings.seq);
         if b == 0 || settings.steps == 0 {
             return Err(Error::Invalid(
-                "--batch and --steps must be positive".into(),
+                "training settings: batch and steps must be positive".into(),
             ));
         }
         let (train_plan, _) = model.train_plan(gpu, b, t, &settings.optimizer())?;
@@ -220,7 +219,7 @@ impl<'a> Trainer<'a> {
         self.step += 1;
         if let Some(loss) = loss.filter(|l| !l.is_finite()) {
             return Err(Error::Invalid(format!(
-                "the loss became {loss} at step {}: lower --lr or enable --grad-clip",
+                "the loss became {loss} at step {}: lower the learning rate or clip the gradient norm",
                 self.step
             )));
         }
@@ -300,8 +299,7 @@ impl<'a> Trainer<'a> {
             step: self.step,
             settings: self.settings.clone(),
         };
-        let state = serde_json::to_vec_pretty(&state)
-            .map_err(|e| Error::Invalid(format!("trainer state: {e}")))?;
+        let state = serde_json::to_vec_pretty(&state).map_err(Error::json("trainer state"))?;
         let mut files = vec![
             (OPTIMIZER_FILE, checkpoint::serialize(&moments)?),
             (STATE_FILE, state),
@@ -327,12 +325,12 @@ pub fn resume(gpu: &Gpu, dir: &Path) -> Result<(Gpt, Settings, u32)> {
     let saved = checkpoint::load(dir)?;
     let state_bytes = checkpoint::read_extra(dir, STATE_FILE)?.ok_or_else(|| {
         Error::Invalid(format!(
-            "{}: no {STATE_FILE}: not a training checkpoint (use --init to start from its weights)",
+            "{}: no {STATE_FILE}: not a training checkpoint (start from its weights instead of resuming it)",
             dir.display()
         ))
     })?;
     let state: TrainerState = serde_json::from_slice(&state_bytes)
-        .map_err(|e| Error::Invalid(format!("{}/{STATE_FILE}: {e}", dir.display())))?;
+        .map_err(Error::json(format!("{}/{STATE_FILE}", dir.display())))?;
     let optimizer = checkpoint::read_extra(dir, OPTIMIZER_FILE)?
         .ok_or_else(|| Error::Invalid(format!("{}: no {OPTIMIZER_FILE}", dir.display())))?;
     let source = format!("{}/{OPTIMIZER_FILE}", dir.display());

@@ -1,0 +1,91 @@
+//! What a step records before its one submit, behind a narrow API so the layers above `gpu` never touch
+//! wgpu; and reading results back through staging buffers.
+
+use bytemuck::Pod;
+
+use crate::error::{Error, Result};
+use crate::gpu::{Dispatch, Gpu, Tensor};
+
+/// One command encoder: clears, a compute pass of dispatches, copies; submitted once by
+/// [`Gpu::submit`].
+pub struct Commands {
+    pub(crate) encoder: wgpu::CommandEncoder,
+}
+
+impl Commands {
+    /// Zeroes `t` (a gradient arena at the start of a step).
+    pub fn clear(&mut self, t: &Tensor) {
+        self.encoder
+            .clear_buffer(&t.buffer, t.offset, Some(t.bytes()));
+    }
+
+    /// Records `dispatches` into one compute pass.
+    pub fn dispatch(&mut self, dispatches: &[Dispatch]) {
+        Dispatch::record_all(&mut self.encoder, dispatches);
+    }
+}
+
+impl Gpu {
+    /// A fresh command encoder.
+    pub fn commands(&self, label: &str) -> Commands {
+        let encoder = (self.device)
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) });
+        Commands { encoder }
+    }
+}
+
+/// A staging buffer the GPU copies a tensor (or part of one) into and the CPU maps to read: made once,
+/// reused by every read.
+pub struct Readback {
+    staging: wgpu::Buffer,
+    bytes: u64,
+}
+
+impl Readback {
+    /// A staging buffer of `bytes`.
+    pub fn new(gpu: &Gpu, label: &str, bytes: u64) -> Self {
+        let usage = wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST;
+        Readback {
+            staging: gpu.buffer(label, bytes, usage),
+            bytes,
+        }
+    }
+
+    /// Records the copy of all of `source` into the staging buffer.
+    pub fn copy(&self, commands: &mut Commands, source: &Tensor) {
+        self.copy_bytes(&mut commands.encoder, &source.buffer, source.offset);
+    }
+
+    /// Records the copy of this readback's bytes from `buffer` at byte `offset`.
+    pub(crate) fn copy_bytes(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        buffer: &wgpu::Buffer,
+        offset: u64,
+    ) {
+        encoder.copy_buffer_to_buffer(buffer, offset, &self.staging, 0, self.bytes);
+    }
+
+    /// Waits for the GPU, maps the staging buffer and returns its contents (`what` names the read in
+    /// errors).
+    pub fn read<T: Pod>(&self, gpu: &Gpu, what: &str) -> Result<Vec<T>> {
+        let (sender, receiver) = std::sync::mpsc::channel();
+        self.staging
+            .map_async(wgpu::MapMode::Read, .., move |result| {
+                let _ = sender.send(result);
+            });
+        gpu.wait()?;
+        receiver
+            .recv()
+            .map_err(|e| Error::gpu(what, e))?
+            .map_err(|e| Error::gpu(what, e))?;
+        let values = {
+            let view = (self.staging)
+                .get_mapped_range(..)
+                .map_err(|e| Error::gpu(what, e))?;
+            bytemuck::pod_collect_to_vec(&view)
+        };
+        self.staging.unmap();
+        Ok(values)
+    }
+}
