@@ -59,6 +59,8 @@ impl Graph {
         grads.insert(base, whole);
     }
 
+    /// Appends `op`'s backward, given the gradients found so far. (One arm per op: a long match whose
+    /// arms each read alone; every op is listed, so a new one cannot silently get no backward.)
     fn backward_op(&mut self, op: &Op, grads: &mut HashMap<TensorId, TensorId>) {
         let grad_out = |out: &TensorId| grads.get(out).copied();
         match *op {

@@ -217,7 +217,8 @@ pub enum Op {
 }
 
 impl Op {
-    /// The tensors the op reads and the ones it writes (or adds into).
+    /// The tensors the op reads and the ones it writes (or adds into). (One arm per op: a long match
+    /// whose arms each read alone.)
     pub fn uses(&self) -> (Vec<TensorId>, Vec<TensorId>) {
         let some = |o: &Option<TensorId>| o.iter().copied().collect::<Vec<_>>();
         match self {
@@ -389,7 +390,8 @@ impl Lowering<'_> {
 }
 
 impl Op {
-    /// The dispatches computing this op, in order.
+    /// The dispatches computing this op, in order. (One arm per op: a long match whose arms each read
+    /// alone, every one a call of the op's launcher.)
     pub fn lower(&self, cx: &Lowering) -> Result<Vec<Dispatch>> {
         let gpu = cx.gpu;
         let mm = cx.matmul;

@@ -115,7 +115,8 @@ fn targets<'a>(graph: &Graph, id: TensorId, inputs: &CpuInputs<'a>) -> &'a [u32]
     }
 }
 
-/// Runs one op on the CPU values.
+/// Runs one op on the CPU values. (One arm per op: a long match whose arms each read alone, every one a
+/// call of the op's reference twin.)
 fn step_op(
     graph: &Graph,
     op: &Op,

@@ -1,0 +1,340 @@
+//! `wgpt train` (and the examples' training): flags, building the model and trainer they describe,
+//! running with a progress bar or JSON lines, saving.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use clap::Args;
+
+use crate::checkpoint;
+use crate::cli::{gpu_for, gpu_for_model, saved_tokenizer, Corpus};
+use crate::data::tokenizer::TOKENIZER_FILE;
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::model::{Gpt, GptConfig};
+use crate::train::{clock, resume, Event, Progress, Schedule, Settings, Trainer};
+
+/// The flags of `wgpt train` (and of the example), named as a nanoGPT user expects. Unset flags keep the
+/// resumed run's settings, or the defaults.
+#[derive(Args, Clone, Debug, Default)]
+pub struct TrainArgs {
+    /// Model preset: gpt2, gpt2-medium, gpt2-large, gpt2-xl, shakespeare-char, baby, anatomy.
+    #[arg(long, conflicts_with_all = ["config", "init", "resume"])]
+    pub preset: Option<String>,
+    /// A config.json (Hugging Face GPT2Config keys) to build a fresh model from.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Start from the weights of a model directory.
+    #[arg(long, conflicts_with = "resume")]
+    pub init: Option<PathBuf>,
+    /// Continue a run saved with --save (weights, AdamW moments, step and settings).
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
+    /// UTF-8 text to train on with a character vocabulary (split 90/10 into train and validation).
+    #[arg(long, conflicts_with = "tokens")]
+    pub data: Option<PathBuf>,
+    /// A uint16 token file (.bin) to train on (needs --vocab-size unless the model fixes it), or a
+    /// directory `wgpt prepare` wrote (train.bin, val.bin and the tokenizer.json that sets the vocabulary).
+    #[arg(long)]
+    pub tokens: Option<PathBuf>,
+    #[arg(long)]
+    pub vocab_size: Option<usize>,
+    /// Write the model directory (with optimizer state, for --resume) here at the end.
+    #[arg(long)]
+    pub save: Option<PathBuf>,
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// Sequence length (at most the model's context).
+    #[arg(long)]
+    pub seq: Option<usize>,
+    /// Steps of the whole run (a resumed run continues to this count).
+    #[arg(long)]
+    pub steps: Option<u32>,
+    #[arg(long)]
+    pub lr: Option<f64>,
+    #[arg(long)]
+    pub min_lr: Option<f64>,
+    #[arg(long, value_enum)]
+    pub schedule: Option<ScheduleFlag>,
+    #[arg(long)]
+    pub warmup: Option<u32>,
+    #[arg(long)]
+    pub weight_decay: Option<f64>,
+    #[arg(long)]
+    pub beta1: Option<f64>,
+    #[arg(long)]
+    pub beta2: Option<f64>,
+    #[arg(long)]
+    pub eps: Option<f64>,
+    /// Clip the global gradient norm (0 = off).
+    #[arg(long)]
+    pub grad_clip: Option<f32>,
+    /// Dropout on embeddings, attention and residual branches (overrides the model's).
+    #[arg(long)]
+    pub dropout: Option<f32>,
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Evaluate every N steps (0 = never).
+    #[arg(long)]
+    pub eval_every: Option<u32>,
+    /// Batches per evaluation of each split.
+    #[arg(long)]
+    pub eval_steps: Option<u32>,
+    /// Read the loss back every N steps.
+    #[arg(long)]
+    pub log_every: Option<u32>,
+    /// Train on one fixed batch (the first B·T tokens).
+    #[arg(long)]
+    pub overfit_batch: bool,
+    /// One JSON object per line on stdout instead of the progress bar.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `--schedule`'s values: clap stays in the CLI, and the trainer's [`Schedule`] knows nothing of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ScheduleFlag {
+    Constant,
+    Cosine,
+}
+
+impl From<ScheduleFlag> for Schedule {
+    fn from(flag: ScheduleFlag) -> Self {
+        match flag {
+            ScheduleFlag::Constant => Schedule::Constant,
+            ScheduleFlag::Cosine => Schedule::Cosine,
+        }
+    }
+}
+
+impl TrainArgs {
+    /// `base` with every flag that was given applied.
+    pub fn settings(&self, base: Settings) -> Settings {
+        let s = base;
+        Settings {
+            batch: self.batch.unwrap_or(s.batch),
+            seq: self.seq.unwrap_or(s.seq),
+            steps: self.steps.unwrap_or(s.steps),
+            lr: self.lr.unwrap_or(s.lr),
+            min_lr: self.min_lr.unwrap_or(s.min_lr),
+            schedule: self.schedule.map_or(s.schedule, Schedule::from),
+            warmup: self.warmup.unwrap_or(s.warmup),
+            weight_decay: self.weight_decay.unwrap_or(s.weight_decay),
+            beta1: self.beta1.unwrap_or(s.beta1),
+            beta2: self.beta2.unwrap_or(s.beta2),
+            eps: self.eps.unwrap_or(s.eps),
+            grad_clip: self.grad_clip.unwrap_or(s.grad_clip),
+            seed: self.seed.unwrap_or(s.seed),
+            eval_every: self.eval_every.unwrap_or(s.eval_every),
+            eval_steps: self.eval_steps.unwrap_or(s.eval_steps),
+            log_every: self.log_every.unwrap_or(s.log_every),
+            overfit_batch: self.overfit_batch || s.overfit_batch,
+        }
+    }
+}
+
+/// The configuration of a fresh model: `--config`, else `--preset`, else `preset`.
+fn fresh_config(args: &TrainArgs, preset: &str) -> Result<GptConfig> {
+    match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(Error::io(path))?;
+            GptConfig::from_json(&text, &path.display().to_string())
+        }
+        None => GptConfig::preset(args.preset.as_deref().unwrap_or(preset)),
+    }
+}
+
+/// [`gpu_for`] the model `wgpt train` would train with these flags (`preset` when none names one).
+pub fn gpu_for_training(args: &TrainArgs, preset: &str) -> Result<Gpu> {
+    match args.resume.as_deref().or(args.init.as_deref()) {
+        Some(dir) => gpu_for_model(dir),
+        None => gpu_for(&fresh_config(args, preset)?),
+    }
+}
+
+/// How a finished run went.
+pub struct Summary {
+    pub steps: u32,
+    pub seconds: f64,
+    pub tokens_per_s: f64,
+    pub last_loss: Option<f32>,
+    pub last_eval: Option<(f32, f32)>,
+    pub events: Vec<Event>,
+}
+
+/// Builds the model and trainer the flags describe, trains, saves, and reports as it goes. `defaults`
+/// are the settings before flags (the example picks them per adapter); `preset` the model when neither
+/// flags nor a checkpoint give one.
+pub fn train(gpu: &Gpu, args: &TrainArgs, defaults: Settings, preset: &str) -> Result<Summary> {
+    let checkpoint_dir = args.resume.as_deref().or(args.init.as_deref());
+    let tokenizer = match checkpoint_dir {
+        Some(dir) => saved_tokenizer(dir)?,
+        None => None,
+    };
+    let corpus = Corpus::load(
+        args.data.as_deref(),
+        args.tokens.as_deref(),
+        args.vocab_size,
+        tokenizer,
+    )?;
+    let (model, base, step) = model_to_train(gpu, args, defaults, preset, &corpus)?;
+    let mut settings = args.settings(base);
+    if args.seq.is_none() {
+        settings.seq = settings.seq.min(model.config.n_positions);
+    }
+    let vocab = model.config.vocab_size;
+    if let Some(v) = corpus.vocab_size.filter(|&v| v > vocab) {
+        return Err(Error::Invalid(format!(
+            "the data's vocabulary ({v}) is larger than the model's ({vocab})"
+        )));
+    }
+    model.config.check_tokens("training data", &corpus.train)?;
+    model.config.check_tokens("validation data", &corpus.val)?;
+    let mut trainer = Trainer::new(gpu, model, settings, &corpus.train, &corpus.val, step)?;
+    if !args.json {
+        print_header(gpu, &trainer, step);
+    }
+    let start = Instant::now();
+    let events = run_reporting(&mut trainer, step, args.json)?;
+    let seconds = start.elapsed().as_secs_f64();
+    if let Some(dir) = &args.save {
+        let extra: Vec<(&str, Vec<u8>)> = (corpus.tokenizer.iter())
+            .map(|t| (TOKENIZER_FILE, t.to_json().into_bytes()))
+            .collect();
+        trainer.save(dir, &extra)?;
+    }
+    let summary = Summary::new(trainer.step - step, seconds, &trainer.settings, events);
+    if !args.json {
+        eprintln!(
+            "{} steps in {} ({:.0} tokens/s){}",
+            summary.steps,
+            clock(std::time::Duration::from_secs_f64(seconds)),
+            summary.tokens_per_s,
+            (args.save.as_ref())
+                .map(|d| format!(", saved to {}", d.display()))
+                .unwrap_or_default()
+        );
+    }
+    Ok(summary)
+}
+
+/// The model to train, the settings its flags apply to and the steps already done: a resumed run's,
+/// a checkpoint's weights (`--init`), or a fresh model of `--config`/`--preset` (`preset` when neither)
+/// sized to the corpus's vocabulary.
+fn model_to_train(
+    gpu: &Gpu,
+    args: &TrainArgs,
+    defaults: Settings,
+    preset: &str,
+    corpus: &Corpus,
+) -> Result<(Gpt, Settings, u32)> {
+    Ok(match (&args.resume, &args.init) {
+        (Some(dir), _) => resume(gpu, dir)?,
+        (None, Some(dir)) => {
+            let saved = checkpoint::load(dir)?;
+            let config = with_dropout(saved.config, args.dropout);
+            (Gpt::new(gpu, &config, &saved.params)?, defaults, 0)
+        }
+        (None, None) => {
+            let mut config = fresh_config(args, preset)?;
+            if let Some(v) = corpus.vocab_size {
+                config.vocab_size = v;
+            }
+            let config = with_dropout(config, args.dropout);
+            let seed = args.seed.unwrap_or(defaults.seed);
+            (Gpt::init(gpu, &config, seed)?, defaults, 0)
+        }
+    })
+}
+
+/// What is about to run: adapter, model, settings and the GPU memory of a step (on stderr).
+fn print_header(gpu: &Gpu, trainer: &Trainer, step: u32) {
+    let (config, s) = (&trainer.model.config, &trainer.settings);
+    let memory = trainer.train_plan().memory();
+    eprintln!("adapter: {}", gpu.summary());
+    eprintln!(
+        "model: {} layers, {} heads, width {}, context {}, vocabulary {}, {} parameters",
+        config.n_layer,
+        config.n_head,
+        config.n_embd,
+        config.n_positions,
+        config.vocab_size,
+        config.parameter_count()
+    );
+    eprintln!(
+        "training: batch {} x {} tokens, steps {}..{}, lr {:e} ({:?} to {:e}, warmup {}), dropout {}, GPU memory {:.1} MiB",
+        s.batch,
+        s.seq,
+        step,
+        s.steps,
+        s.lr,
+        s.schedule,
+        s.min_lr,
+        s.warmup,
+        config.dropout,
+        memory.total() as f64 / (1 << 20) as f64
+    );
+}
+
+/// Trains to the end, reporting each event as a JSON line (`json`) or on the progress bar, and
+/// returns the events.
+fn run_reporting(trainer: &mut Trainer, step: u32, json: bool) -> Result<Vec<Event>> {
+    let progress = Progress::new(step, trainer.settings.steps, !json);
+    let mut events = Vec::new();
+    trainer.run(|event| {
+        if json {
+            println!("{}", event.to_json());
+        }
+        match *event {
+            Event::Step {
+                step,
+                loss,
+                tokens_per_s,
+                ..
+            } => progress.update(step, loss, tokens_per_s),
+            Event::Eval {
+                step,
+                train_loss,
+                val_loss,
+            } => {
+                progress.break_line();
+                if !json {
+                    eprintln!("step {step}: train loss {train_loss:.4}, val loss {val_loss:.4}");
+                }
+            }
+        }
+        events.push(*event);
+    })?;
+    progress.break_line();
+    Ok(events)
+}
+
+impl Summary {
+    fn new(steps: u32, seconds: f64, settings: &Settings, events: Vec<Event>) -> Self {
+        Summary {
+            steps,
+            seconds,
+            tokens_per_s: (steps as usize * settings.tokens_per_step()) as f64 / seconds,
+            last_loss: events.iter().rev().find_map(|e| match e {
+                Event::Step { loss, .. } => Some(*loss),
+                _ => None,
+            }),
+            last_eval: events.iter().rev().find_map(|e| match e {
+                Event::Eval {
+                    train_loss,
+                    val_loss,
+                    ..
+                } => Some((*train_loss, *val_loss)),
+                _ => None,
+            }),
+            events,
+        }
+    }
+}
+
+fn with_dropout(config: GptConfig, dropout: Option<f32>) -> GptConfig {
+    GptConfig {
+        dropout: dropout.unwrap_or(config.dropout),
+        ..config
+    }
+}
