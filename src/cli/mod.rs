@@ -7,6 +7,7 @@ mod data;
 mod eval;
 mod info;
 mod inspect;
+mod profile;
 mod sample;
 mod tokenizer;
 mod train;

@@ -89,6 +89,9 @@ pub struct TrainArgs {
     /// One JSON object per line on stdout instead of the progress bar.
     #[arg(long)]
     pub json: bool,
+    /// After training, time each kernel family of one step and print where the step goes.
+    #[arg(long)]
+    pub profile: bool,
 }
 
 /// `--schedule`'s values: clap stays in the CLI, and the trainer's [`Schedule`] knows nothing of it.
@@ -202,6 +205,11 @@ pub fn train(gpu: &Gpu, args: &TrainArgs, defaults: Settings, preset: &str) -> R
             .map(|t| (TOKENIZER_FILE, t.to_json().into_bytes()))
             .collect();
         trainer.save(dir, &extra)?;
+    }
+    if args.profile {
+        let s = &trainer.settings;
+        let what = format!("a training step at batch {} x {}", s.batch, s.seq);
+        crate::cli::profile::print_profile(gpu, trainer.train_plan(), &what)?;
     }
     let summary = Summary::new(trainer.step - step, seconds, &trainer.settings, events);
     if !args.json {

@@ -3,6 +3,7 @@
 //! the loss back only when asked.
 
 use std::collections::HashMap;
+use std::ops::Range;
 
 use crate::contract::{adamw_hyper, check_token_ids, AdamWConfig, Segment, HYPER_LEN};
 use crate::error::{Error, Result};
@@ -10,7 +11,7 @@ use crate::gpu::{Dispatch, Gpu, GpuTimer, Readback, Tensor};
 use crate::graph::autodiff::{BUCKETS, POSITIONS};
 use crate::graph::ops::{ArenaChunk, Arenas, Lowering};
 use crate::graph::planner::{peak_live_len, ArenaLayout, Lifetime, SlotLayout};
-use crate::graph::{Graph, Op, Storage};
+use crate::graph::{Graph, Op, Storage, Work};
 use crate::kernels::{adamw, embedding, gradnorm, matmul};
 
 /// Names of the per-step inputs a model graph declares.
@@ -115,6 +116,8 @@ pub struct StepInputs<'a> {
 
 pub struct Plan {
     dispatches: Vec<Dispatch>,
+    /// Each op's kernel family, work and dispatches (a range of `dispatches`), for profiles.
+    ops: Vec<(&'static str, Work, Range<usize>)>,
     tensors: Vec<Tensor>,
     inputs: HashMap<String, Tensor>,
     /// The first kept tensor (the loss, or a decode step's logits) and the buffer it is read back
@@ -194,8 +197,16 @@ impl Plan {
             matmul: matmul::Variant::best(gpu),
         };
         let mut dispatches = Vec::new();
+        let mut ops = Vec::with_capacity(graph.ops.len());
+        let param_len = (shared.arenas.bytes() / 4) as usize;
         for op in &graph.ops {
+            let start = dispatches.len();
             dispatches.extend(op.lower(&cx)?);
+            ops.push((
+                op.kind(),
+                op.work(graph, param_len),
+                start..dispatches.len(),
+            ));
         }
         let trains = graph
             .tensors
@@ -214,6 +225,7 @@ impl Plan {
         });
         Ok(Plan {
             dispatches,
+            ops,
             readback,
             tensors,
             inputs,
@@ -259,24 +271,37 @@ impl Plan {
         self.dispatches.len()
     }
 
-    /// GPU time of each kernel of a step, summed per kernel entry point and sorted by time: each
-    /// dispatch is timed alone (so the total exceeds a step's, which overlaps nothing but pays no
-    /// per-submit cost). Runs the step's dispatches once more; for profiling, not for training.
-    pub fn profile(&self, gpu: &Gpu) -> Result<Vec<(String, std::time::Duration, usize)>> {
+    /// Where a step's GPU time goes, per kernel family, slowest first: each op's dispatches timed alone
+    /// (so the total exceeds a step's, which pays no per-op submission), the median of `rounds`. Runs
+    /// the step's dispatches `rounds` more times; for profiling, not for training.
+    pub fn profile(&self, gpu: &Gpu, rounds: usize) -> Result<Vec<ProfileRow>> {
         let timer = GpuTimer::new(gpu);
-        let mut totals: Vec<(String, std::time::Duration, usize)> = Vec::new();
-        for d in &self.dispatches {
-            let time = timer.time(gpu, std::slice::from_ref(d), 1)?;
-            match totals.iter_mut().find(|t| t.0 == d.label) {
-                Some(t) => {
-                    t.1 += time;
-                    t.2 += 1;
-                }
-                None => totals.push((d.label.clone(), time, 1)),
+        let mut times = vec![Vec::with_capacity(rounds); self.ops.len()];
+        for _ in 0..rounds.max(1) {
+            for ((_, _, range), samples) in self.ops.iter().zip(&mut times) {
+                samples.push(timer.time(gpu, &self.dispatches[range.clone()], 1)?);
             }
         }
-        totals.sort_by_key(|t| std::cmp::Reverse(t.1));
-        Ok(totals)
+        let mut rows: Vec<ProfileRow> = Vec::new();
+        for ((kind, work, range), mut samples) in self.ops.iter().zip(times) {
+            samples.sort();
+            let time = samples[samples.len() / 2];
+            match rows.iter_mut().find(|r| r.kind == *kind) {
+                Some(row) => {
+                    row.time += time;
+                    row.dispatches += range.len();
+                    row.work = row.work.plus(*work);
+                }
+                None => rows.push(ProfileRow {
+                    kind,
+                    time,
+                    dispatches: range.len(),
+                    work: *work,
+                }),
+            }
+        }
+        rows.sort_by_key(|r| std::cmp::Reverse(r.time));
+        Ok(rows)
     }
 
     /// Reads back kept tensor `id` as of the last step (outside the hot path: it waits for the GPU).
@@ -348,6 +373,15 @@ impl Plan {
             .map(|(_, staging)| staging.read(gpu, "reading a step's result"))
             .transpose()
     }
+}
+
+/// One kernel family's share of a step ([`Plan::profile`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProfileRow {
+    pub kind: &'static str,
+    pub time: std::time::Duration,
+    pub dispatches: usize,
+    pub work: Work,
 }
 
 /// Where a graph's activations go: buffers assigned by lifetime.
