@@ -197,6 +197,9 @@ pub fn train(gpu: &Gpu, args: &TrainArgs, defaults: Settings, preset: &str) -> R
     if !args.json {
         print_header(gpu, &trainer, step);
     }
+    if args.profile {
+        trainer.record_timeline((trainer.settings.steps - step) as usize);
+    }
     let start = Instant::now();
     let events = run_reporting(&mut trainer, step, args.json)?;
     let seconds = start.elapsed().as_secs_f64();
@@ -208,6 +211,7 @@ pub fn train(gpu: &Gpu, args: &TrainArgs, defaults: Settings, preset: &str) -> R
     }
     if args.profile {
         let s = &trainer.settings;
+        crate::cli::profile::print_timeline(&trainer.timeline()?, step, s.eval_every);
         let what = format!("a training step at batch {} x {}", s.batch, s.seq);
         crate::cli::profile::print_profile(gpu, trainer.train_plan(), &what)?;
     }

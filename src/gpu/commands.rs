@@ -1,10 +1,13 @@
 //! What a step records before its one submit, behind a narrow API so the layers above `gpu` never touch
 //! wgpu; and reading results back through staging buffers.
 
+use std::sync::mpsc::Receiver;
+use std::sync::Mutex;
+
 use bytemuck::Pod;
 
 use crate::error::{Error, Result};
-use crate::gpu::{Dispatch, Gpu, Tensor};
+use crate::gpu::{Dispatch, Gpu, Tensor, Timeline};
 
 /// One command encoder: clears, a compute pass of dispatches, copies; submitted once by
 /// [`Gpu::submit`].
@@ -23,6 +26,11 @@ impl Commands {
     pub fn dispatch(&mut self, dispatches: &[Dispatch]) {
         Dispatch::record_all(&mut self.encoder, dispatches);
     }
+
+    /// Records `dispatches` into one compute pass whose begin and end `timeline` keeps.
+    pub fn dispatch_timed(&mut self, dispatches: &[Dispatch], timeline: &Timeline) {
+        timeline.record(&mut self.encoder, dispatches);
+    }
 }
 
 impl Gpu {
@@ -34,11 +42,24 @@ impl Gpu {
     }
 }
 
+/// A submitted command buffer, to wait for.
+#[derive(Clone, Debug)]
+pub struct Submission(pub(crate) wgpu::SubmissionIndex);
+
+/// What a requested mapping waits on: the submission that fills the staging buffer, and the mapping's
+/// result.
+type PendingMap = (
+    Option<Submission>,
+    Receiver<std::result::Result<(), wgpu::BufferAsyncError>>,
+);
+
 /// A staging buffer the GPU copies a tensor (or part of one) into and the CPU maps to read: made once,
-/// reused by every read.
+/// reused by every read. A read is requested after the submit that fills it and finished later, so the
+/// CPU can queue more work first ([`Readback::request`], [`Readback::finish`]).
 pub struct Readback {
     staging: wgpu::Buffer,
     bytes: u64,
+    pending: Mutex<Option<PendingMap>>,
 }
 
 impl Readback {
@@ -48,6 +69,7 @@ impl Readback {
         Readback {
             staging: gpu.buffer(label, bytes, usage),
             bytes,
+            pending: Mutex::new(None),
         }
     }
 
@@ -66,15 +88,35 @@ impl Readback {
         encoder.copy_buffer_to_buffer(buffer, offset, &self.staging, 0, self.bytes);
     }
 
-    /// Waits for the GPU, maps the staging buffer and returns its contents (`what` names the read in
-    /// errors).
-    pub fn read<T: Pod>(&self, gpu: &Gpu, what: &str) -> Result<Vec<T>> {
+    /// Whether a read was requested and not yet finished.
+    pub fn is_pending(&self) -> bool {
+        self.pending.lock().is_ok_and(|p| p.is_some())
+    }
+
+    /// Asks for the staging buffer's contents once `after` (the submit that fills it; `None`: all
+    /// submitted work) has run, without waiting.
+    pub fn request(&self, after: Option<Submission>) {
         let (sender, receiver) = std::sync::mpsc::channel();
         self.staging
             .map_async(wgpu::MapMode::Read, .., move |result| {
                 let _ = sender.send(result);
             });
-        gpu.wait()?;
+        if let Ok(mut pending) = self.pending.lock() {
+            *pending = Some((after, receiver));
+        }
+    }
+
+    /// Waits for the requested read (only for the submission it follows, not for work queued after
+    /// it) and returns the contents (`what` names the read in errors).
+    pub fn finish<T: Pod>(&self, gpu: &Gpu, what: &str) -> Result<Vec<T>> {
+        let pending = self.pending.lock().ok().and_then(|mut p| p.take());
+        let Some((after, receiver)) = pending else {
+            return Err(Error::gpu(what, "no read was requested"));
+        };
+        match after {
+            Some(submission) => gpu.wait_for(&submission)?,
+            None => gpu.wait()?,
+        }
         receiver
             .recv()
             .map_err(|e| Error::gpu(what, e))?
@@ -87,5 +129,11 @@ impl Readback {
         };
         self.staging.unmap();
         Ok(values)
+    }
+
+    /// Waits for all submitted work and returns the contents.
+    pub fn read<T: Pod>(&self, gpu: &Gpu, what: &str) -> Result<Vec<T>> {
+        self.request(None);
+        self.finish(gpu, what)
     }
 }

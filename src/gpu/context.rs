@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use crate::error::{Error, Result};
 use crate::gpu::pipelines::PipelineCache;
-use crate::gpu::Commands;
+use crate::gpu::{Commands, Submission};
 
 /// The one GPU context of a program: adapter, device, queue and the pipeline cache.
 pub struct Gpu {
@@ -244,9 +244,20 @@ impl Gpu {
     }
 
     /// Submits one command buffer (counted by [`Gpu::counts`]).
-    pub fn submit(&self, commands: Commands) {
+    pub fn submit(&self, commands: Commands) -> Submission {
         self.created.submits.fetch_add(1, Ordering::Relaxed);
-        self.queue.submit([commands.encoder.finish()]);
+        Submission(self.queue.submit([commands.encoder.finish()]))
+    }
+
+    /// Blocks until `submission` has finished (work submitted after it may still run).
+    pub fn wait_for(&self, submission: &Submission) -> Result<()> {
+        let poll = wgpu::PollType::Wait {
+            submission_index: Some(submission.0.clone()),
+            timeout: None,
+        };
+        (self.device.poll(poll))
+            .map(|_| ())
+            .map_err(|e| Error::gpu("waiting for the GPU", e))
     }
 
     /// Records with `record` into fresh commands, submits them and waits until the GPU is done.

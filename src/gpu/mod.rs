@@ -16,7 +16,7 @@ pub use buffers::Tensor;
 pub fn default_max_binding() -> u64 {
     wgpu::Limits::default().max_storage_buffer_binding_size
 }
-pub use commands::{Commands, Readback};
+pub use commands::{Commands, Readback, Submission};
 pub use context::{binding_room, AdapterSummary, Counts, Gpu};
 pub use pipelines::{Binding, Dispatch, Kernel, Shader};
-pub use timing::GpuTimer;
+pub use timing::{GpuTimer, Timeline};

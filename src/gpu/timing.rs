@@ -1,6 +1,7 @@
 //! Timing GPU work: timestamp queries around a compute pass where the adapter has them, otherwise the
 //! wall clock around submit-and-wait (which then includes the submission overhead).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::error::Result;
@@ -72,5 +73,78 @@ impl GpuTimer {
         let nanos =
             ticks[1].saturating_sub(ticks[0]) as f64 * gpu.queue.get_timestamp_period() as f64;
         Ok(Duration::from_nanos(nanos as u64) / repeat.max(1) as u32)
+    }
+}
+
+/// The GPU's begin and end timestamps of up to `capacity` submitted passes (training steps), to see
+/// whether it idles between them: a gap between one step's end and the next one's begin is time the
+/// GPU waited for the CPU. Only where the adapter has timestamp queries.
+pub struct Timeline {
+    set: wgpu::QuerySet,
+    resolve: wgpu::Buffer,
+    readback: Readback,
+    capacity: usize,
+    used: AtomicUsize,
+}
+
+impl Timeline {
+    /// At most `capacity` passes (WebGPU allows 4096 queries a set, so 2048); `None` without
+    /// timestamp queries.
+    pub fn new(gpu: &Gpu, capacity: usize) -> Option<Self> {
+        if !gpu.features().contains(wgpu::Features::TIMESTAMP_QUERY) {
+            return None;
+        }
+        let capacity = capacity.clamp(1, 2048);
+        let bytes = 16 * capacity as u64;
+        let set = gpu.device.create_query_set(&wgpu::QuerySetDescriptor {
+            label: Some("timeline"),
+            ty: wgpu::QueryType::Timestamp,
+            count: 2 * capacity as u32,
+        });
+        let usage = wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC;
+        Some(Timeline {
+            set,
+            resolve: gpu.buffer("timeline", bytes, usage),
+            readback: Readback::new(gpu, "timeline readback", bytes),
+            capacity,
+            used: AtomicUsize::new(0),
+        })
+    }
+
+    /// Records `dispatches` in one pass with its begin and end written to the next free pair of slots
+    /// (a plain pass once all are used).
+    pub(crate) fn record(&self, encoder: &mut wgpu::CommandEncoder, dispatches: &[Dispatch]) {
+        let slot = self.used.fetch_add(1, Ordering::Relaxed);
+        let timestamp_writes = (slot < self.capacity).then(|| wgpu::ComputePassTimestampWrites {
+            query_set: &self.set,
+            beginning_of_pass_write_index: Some(2 * slot as u32),
+            end_of_pass_write_index: Some(2 * slot as u32 + 1),
+        });
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("step"),
+            timestamp_writes,
+        });
+        for d in dispatches {
+            d.record(&mut pass);
+        }
+    }
+
+    /// Each recorded pass's `(begin, end)` in nanoseconds on the GPU's clock (waits for the GPU).
+    pub fn read(&self, gpu: &Gpu) -> Result<Vec<(f64, f64)>> {
+        let passes = self.used.load(Ordering::Relaxed).min(self.capacity);
+        if passes == 0 {
+            return Ok(Vec::new());
+        }
+        gpu.run(|c| {
+            let queries = 0..2 * passes as u32;
+            c.encoder
+                .resolve_query_set(&self.set, queries, &self.resolve, 0);
+            self.readback.copy_bytes(&mut c.encoder, &self.resolve, 0);
+        })?;
+        let ticks: Vec<u64> = self.readback.read(gpu, "reading the timeline")?;
+        let period = gpu.queue.get_timestamp_period() as f64;
+        Ok((ticks.chunks_exact(2).take(passes))
+            .map(|t| (t[0] as f64 * period, t[1] as f64 * period))
+            .collect())
     }
 }

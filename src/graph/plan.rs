@@ -2,12 +2,13 @@
 //! command encoder (clear the gradients, one compute pass with every dispatch), submits once, and reads
 //! the loss back only when asked.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::ops::Range;
+use std::sync::Mutex;
 
 use crate::contract::{adamw_hyper, check_token_ids, AdamWConfig, Segment, HYPER_LEN};
 use crate::error::{Error, Result};
-use crate::gpu::{Dispatch, Gpu, GpuTimer, Readback, Tensor};
+use crate::gpu::{Dispatch, Gpu, GpuTimer, Readback, Submission, Tensor, Timeline};
 use crate::graph::autodiff::{BUCKETS, POSITIONS};
 use crate::graph::ops::{ArenaChunk, Arenas, Lowering};
 use crate::graph::planner::{peak_live_len, ArenaLayout, Lifetime, SlotLayout};
@@ -120,9 +121,13 @@ pub struct Plan {
     ops: Vec<(&'static str, Work, Range<usize>)>,
     tensors: Vec<Tensor>,
     inputs: HashMap<String, Tensor>,
-    /// The first kept tensor (the loss, or a decode step's logits) and the buffer it is read back
-    /// through.
-    readback: Option<(Tensor, Readback)>,
+    /// The first kept tensor (the loss, or a decode step's logits) and the two buffers it is read back
+    /// through, so one step's read can wait while the next step is queued.
+    readback: Option<(Tensor, [Readback; 2])>,
+    /// The staging buffers with a requested read, oldest first.
+    requested: Mutex<VecDeque<usize>>,
+    /// When set, each step's pass writes its GPU begin and end here (profiling).
+    timeline: Option<Timeline>,
     /// The tensors kept (captured) for reading after a step; every other activation's buffer is reused.
     kept: Vec<crate::graph::TensorId>,
     /// The gradient arena's chunks when this plan trains (cleared at the start of each step).
@@ -220,13 +225,15 @@ impl Plan {
         let readback = keep.first().map(|id| {
             let t = tensors[id.0].clone();
             let label = format!("{} readback", graph.def(*id).name);
-            let staging = Readback::new(gpu, &label, t.bytes());
+            let staging = [0, 1].map(|_| Readback::new(gpu, &label, t.bytes()));
             (t, staging)
         });
         Ok(Plan {
             dispatches,
             ops,
             readback,
+            requested: Mutex::new(VecDeque::new()),
+            timeline: None,
             tensors,
             inputs,
             kept: keep.to_vec(),
@@ -346,32 +353,86 @@ impl Plan {
             .ok_or_else(|| Error::Invalid(format!("the plan has no input {name}")))
     }
 
-    /// Runs one step (one submit) and returns the loss when `read_loss`.
+    /// Runs one step (one submit) and returns the loss when `read_loss` (waiting for the GPU).
     pub fn run(&self, gpu: &Gpu, read_loss: bool) -> Result<Option<f32>> {
-        Ok(self.step(gpu, read_loss)?.map(|values| values[0]))
+        self.submit(gpu, read_loss)?;
+        if !read_loss {
+            return Ok(None);
+        }
+        Ok(self.collect(gpu)?.first().copied())
     }
 
     /// Runs one step (one submit) and reads back the whole first kept tensor (a decode step's logits)
     /// in the same submit.
     pub fn run_and_read(&self, gpu: &Gpu) -> Result<Vec<f32>> {
-        self.step(gpu, true)?
-            .ok_or_else(|| Error::Invalid("the plan keeps no tensor to read back".into()))
+        self.submit(gpu, true)?;
+        self.collect(gpu)
     }
 
-    fn step(&self, gpu: &Gpu, read: bool) -> Result<Option<Vec<f32>>> {
+    /// Submits one step without waiting: clear the gradients, every dispatch in one compute pass and,
+    /// when `read`, the copy of the first kept tensor to a staging buffer whose read [`Plan::collect`]
+    /// finishes later. At most two reads may be outstanding.
+    pub fn submit(&self, gpu: &Gpu, read: bool) -> Result<Submission> {
         let mut commands = gpu.commands("step");
         for grads in &self.grads {
             commands.clear(grads);
         }
-        commands.dispatch(&self.dispatches);
-        let readback = self.readback.as_ref().filter(|_| read);
-        if let Some((t, staging)) = readback {
-            staging.copy(&mut commands, t);
+        match &self.timeline {
+            Some(timeline) => commands.dispatch_timed(&self.dispatches, timeline),
+            None => commands.dispatch(&self.dispatches),
         }
-        gpu.submit(commands);
-        readback
-            .map(|(_, staging)| staging.read(gpu, "reading a step's result"))
-            .transpose()
+        let staging = match (&self.readback, read) {
+            (_, false) => None,
+            (None, true) => {
+                return Err(Error::Invalid(
+                    "the plan keeps no tensor to read back".into(),
+                ))
+            }
+            (Some((t, buffers)), true) => {
+                let free = (0..2).find(|&k| !buffers[k].is_pending()).ok_or_else(|| {
+                    Error::Invalid(
+                        "two reads are outstanding: collect one before asking more".into(),
+                    )
+                })?;
+                buffers[free].copy(&mut commands, t);
+                Some((free, &buffers[free]))
+            }
+        };
+        let submission = gpu.submit(commands);
+        if let Some((k, buffer)) = staging {
+            buffer.request(Some(submission.clone()));
+            self.lock_requested()?.push_back(k);
+        }
+        Ok(submission)
+    }
+
+    /// Waits for the oldest outstanding read of [`Plan::submit`] (not for steps queued after it) and
+    /// returns the kept tensor's values.
+    pub fn collect(&self, gpu: &Gpu) -> Result<Vec<f32>> {
+        let oldest = self.lock_requested()?.pop_front();
+        match (oldest, &self.readback) {
+            (Some(k), Some((_, buffers))) => buffers[k].finish(gpu, "reading a step's result"),
+            _ => Err(Error::Invalid("no step result was asked for".into())),
+        }
+    }
+
+    /// From now on, each step's GPU begin and end go to `timeline` (`None`: stop).
+    pub fn set_timeline(&mut self, timeline: Option<Timeline>) {
+        self.timeline = timeline;
+    }
+
+    pub fn timeline(&self) -> Option<&Timeline> {
+        self.timeline.as_ref()
+    }
+
+    /// Whether a read of [`Plan::submit`] awaits [`Plan::collect`].
+    pub fn has_outstanding_read(&self) -> bool {
+        self.requested.lock().is_ok_and(|r| !r.is_empty())
+    }
+
+    fn lock_requested(&self) -> Result<std::sync::MutexGuard<'_, VecDeque<usize>>> {
+        (self.requested.lock())
+            .map_err(|_| Error::gpu("reading a step's result", "a reader panicked"))
     }
 }
 

@@ -6,7 +6,7 @@ mod progress;
 mod schedule;
 
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -18,7 +18,7 @@ use crate::checkpoint;
 use crate::contract::AdamWConfig;
 use crate::data::{Batch, BatchSampler};
 use crate::error::{Error, Result};
-use crate::gpu::Gpu;
+use crate::gpu::{Gpu, Submission, Timeline};
 use crate::model::{Gpt, Optimizer, Plan, StepInputs};
 
 /// Everything that fixes a run besides the model: nanoGPT's knobs.
@@ -149,6 +149,19 @@ pub struct Trainer<'a> {
     eval_plan: Plan,
     /// Steps completed.
     pub step: u32,
+    /// While recording a timeline ([`Trainer::record_timeline`]), the CPU time of each step's
+    /// preparation and of its recording and submit.
+    cpu_times: Option<Vec<(Duration, Duration)>>,
+}
+
+/// Where a run of steps spent its time on each side ([`Trainer::timeline`]).
+pub struct StepTimeline {
+    /// CPU time per step: preparing it (batch, token buckets, uploads), then recording and submitting
+    /// it (on drivers that run work inside the submit call, such as lavapipe, the latter includes the
+    /// step's execution).
+    pub cpu: Vec<(Duration, Duration)>,
+    /// The GPU's `(begin, end)` of each step, nanoseconds on its clock.
+    pub gpu: Vec<(f64, f64)>,
 }
 
 impl<'a> Trainer<'a> {
@@ -178,6 +191,7 @@ impl<'a> Trainer<'a> {
             train_plan,
             eval_plan,
             step,
+            cpu_times: None,
         })
     }
 
@@ -200,11 +214,20 @@ impl<'a> Trainer<'a> {
         learning_rate(s.schedule, it, s.steps, s.warmup, s.lr, s.min_lr)
     }
 
-    /// Runs one training step; returns the loss when `read_loss`.
+    /// Runs one training step; returns the loss when `read_loss` (waiting for the GPU).
     pub fn train_step(&mut self, read_loss: bool) -> Result<Option<f32>> {
+        self.submit_step(read_loss)?;
+        if !read_loss {
+            return Ok(None);
+        }
+        self.collect_loss(self.step).map(Some)
+    }
+
+    /// Uploads the next step's batch and per-step state and submits the step without waiting; with
+    /// `read_loss` its loss is collected later ([`Trainer::collect_loss`]).
+    fn submit_step(&mut self, read_loss: bool) -> Result<Submission> {
+        let start = Instant::now();
         let it = self.step;
-        let lr = self.lr_at(it);
-        let s = &self.settings;
         let batch = self.batch(it as u64)?;
         self.train_plan.set_batch(
             self.gpu,
@@ -213,17 +236,44 @@ impl<'a> Trainer<'a> {
                 targets: &batch.targets,
             },
         )?;
-        self.train_plan
-            .set_step(self.gpu, dropout_seed(s.seed), it + 1, lr)?;
-        let loss = self.train_plan.run(self.gpu, read_loss)?;
+        let seed = dropout_seed(self.settings.seed);
+        (self.train_plan).set_step(self.gpu, seed, it + 1, self.lr_at(it))?;
+        let prepared = start.elapsed();
+        let submission = self.train_plan.submit(self.gpu, read_loss)?;
+        if let Some(times) = &mut self.cpu_times {
+            times.push((prepared, start.elapsed() - prepared));
+        }
         self.step += 1;
-        if let Some(loss) = loss.filter(|l| !l.is_finite()) {
+        Ok(submission)
+    }
+
+    /// The loss of the oldest submitted step that asked for it (`step`, for the error when it is not
+    /// finite).
+    fn collect_loss(&self, step: u32) -> Result<f32> {
+        let loss = self.train_plan.collect(self.gpu)?[0];
+        if !loss.is_finite() {
             return Err(Error::Invalid(format!(
-                "the loss became {loss} at step {}: lower the learning rate or clip the gradient norm",
-                self.step
+                "the loss became {loss} at step {step}: lower the learning rate or clip the gradient norm"
             )));
         }
         Ok(loss)
+    }
+
+    /// From now on, records each step's CPU time and the GPU's begin and end of up to `steps` steps
+    /// (for `--profile`; nothing without timestamp queries on the GPU side).
+    pub fn record_timeline(&mut self, steps: usize) {
+        self.train_plan.set_timeline(Timeline::new(self.gpu, steps));
+        self.cpu_times = Some(Vec::with_capacity(steps));
+    }
+
+    /// What [`Trainer::record_timeline`] recorded (waits for the GPU).
+    pub fn timeline(&self) -> Result<StepTimeline> {
+        let gpu = match self.train_plan.timeline() {
+            Some(timeline) => timeline.read(self.gpu)?,
+            None => Vec::new(),
+        };
+        let cpu = self.cpu_times.clone().unwrap_or_default();
+        Ok(StepTimeline { cpu, gpu })
     }
 
     /// Mean loss over `eval_steps` batches of the training (`val = false`) or validation split, with
@@ -247,38 +297,59 @@ impl<'a> Trainer<'a> {
     }
 
     /// Trains to `settings.steps`, reporting steps (every `log_every`) and evaluations to `on`.
+    ///
+    /// The CPU stays a step ahead of the GPU: step i+1's batch is prepared and submitted while step i
+    /// runs, and a logged loss is read once the next step is queued (reported one step late), so the
+    /// GPU never waits for the CPU; at most two steps are in flight.
     pub fn run(&mut self, mut on: impl FnMut(&Event)) -> Result<()> {
         let steps = self.settings.steps;
         let log_every = self.settings.log_every.max(1);
-        let mut since = Instant::now();
-        let mut since_step = self.step;
+        let mut rate = Rate::new(self.step);
+        let mut previous: Option<Submission> = None;
+        // A logged step whose loss is still on its way: (step, lr).
+        let mut logged: Option<(u32, f64)> = None;
         while self.step < steps {
             let next = self.step + 1;
             let log = next.is_multiple_of(log_every) || next == steps || next == 1;
             let lr = self.lr_at(self.step);
-            if let Some(loss) = self.train_step(log)? {
-                let tokens = (self.step - since_step) as usize * self.settings.tokens_per_step();
-                on(&Event::Step {
-                    step: self.step,
-                    loss,
-                    lr,
-                    tokens_per_s: tokens as f64 / since.elapsed().as_secs_f64(),
-                });
-                since = Instant::now();
-                since_step = self.step;
+            let submission = self.submit_step(log)?;
+            if let Some(before) = previous.replace(submission) {
+                self.gpu.wait_for(&before)?;
+            }
+            if let Some((step, lr)) = logged.take() {
+                on(&self.step_event(step, lr, &mut rate)?);
+            }
+            if log {
+                logged = Some((self.step, lr));
             }
             let every = self.settings.eval_every;
             if every > 0 && (self.step.is_multiple_of(every) || self.step == steps) {
+                if let Some((step, lr)) = logged.take() {
+                    on(&self.step_event(step, lr, &mut rate)?);
+                }
                 on(&Event::Eval {
                     step: self.step,
                     train_loss: self.evaluate(false)?,
                     val_loss: self.evaluate(true)?,
                 });
-                since = Instant::now();
-                since_step = self.step;
+                rate = Rate::new(self.step);
             }
         }
+        if let Some((step, lr)) = logged.take() {
+            on(&self.step_event(step, lr, &mut rate)?);
+        }
         Ok(())
+    }
+
+    /// The report of logged step `step`, its loss collected now.
+    fn step_event(&self, step: u32, lr: f64, rate: &mut Rate) -> Result<Event> {
+        let loss = self.collect_loss(step)?;
+        Ok(Event::Step {
+            step,
+            loss,
+            lr,
+            tokens_per_s: rate.tokens_per_s(step, self.settings.tokens_per_step()),
+        })
     }
 
     /// Saves the model directory (config, weights, `extra` files such as the tokenizer) with the
@@ -311,6 +382,29 @@ impl<'a> Trainer<'a> {
             &self.model.read_params(self.gpu)?,
             &files,
         )
+    }
+}
+
+/// Tokens per second between reports.
+struct Rate {
+    since: Instant,
+    since_step: u32,
+}
+
+impl Rate {
+    fn new(step: u32) -> Self {
+        Rate {
+            since: Instant::now(),
+            since_step: step,
+        }
+    }
+
+    /// The rate over the steps since the last report, up to `step`; starts the next interval.
+    fn tokens_per_s(&mut self, step: u32, tokens_per_step: usize) -> f64 {
+        let tokens = (step - self.since_step) as usize * tokens_per_step;
+        let rate = tokens as f64 / self.since.elapsed().as_secs_f64();
+        *self = Rate::new(step);
+        rate
     }
 }
 
