@@ -21,7 +21,7 @@ use crate::kernels::copy;
 use crate::kernels::grid::elementwise;
 use crate::reference::random::threshold;
 
-pub const SHADER: Shader = crate::shader!("dropout", ["random"]);
+pub const SHADER: Shader = crate::shader!("dropout", ["random", "elementwise"]);
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
