@@ -5,6 +5,7 @@
 pub mod checkpoint;
 pub mod cli;
 pub mod data;
+pub mod dtype;
 pub mod error;
 pub mod gpu;
 pub mod graph;
