@@ -11,8 +11,8 @@ use crate::common::{assert_within, gpu, random, F32_EPS};
 
 /// (M, K, N) of `forward` and (M, C, V) of `transposed`: one element; K = 1; inner dimensions that are
 /// not multiples of 4 (the value-by-value entry points); columns that are multiples of 4 but not of 8
-/// (f32 reads vec4s, 16 bits value by value) or of 16 (a 16-bit invocation's last columns past N); odd
-/// columns; M = 1, 3, 5 and 8; GPT-2's 50257-token vocabulary; and a decode step's MLP shape.
+/// (f32 reads vec4s, 16 bits value by value) or of 16 (an invocation's 16 columns reach past N); odd
+/// columns; M = 1, 2, 3, 5 and 8; GPT-2's 50257-token vocabulary; and a decode step's MLP shapes.
 const SHAPES: [(usize, usize, usize); 12] = [
     (1, 1, 1),
     (1, 1, 24),

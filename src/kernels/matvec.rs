@@ -98,32 +98,29 @@ pub fn forward(
     if let Some(b) = b {
         expect_len("matvec forward bias", b, n)?;
     }
-    // Invocations own 4·quads columns: two vec4s of words of each row of W (8 columns of f32, 16 of 16
-    // bits), or one of 16 bits past 4 rows, so that every row's sums still fit in registers.
-    let quads = if w.dtype == Dtype::F32 || m > 4 { 2 } else { 4 };
+    let what = "matvec forward";
     let vec4 = k.is_multiple_of(4) && w.rows_in_vec4s();
-    let entry = if vec4 {
-        "matvec_forward_vec4"
-    } else {
-        "matvec_forward"
-    };
-    let launch = Launch {
-        entry,
+    Launch {
+        entry: if vec4 {
+            "matvec_forward_vec4"
+        } else {
+            "matvec_forward"
+        },
         m,
-        inner: k,
+        w,
+        tensors: [x, b.unwrap_or(x), y],
+        has_bias: b.is_some(),
         params: Params {
-            k: to_u32("matvec forward", k)?,
-            n: to_u32("matvec forward", n)?,
+            k: to_u32(what, k)?,
+            n: to_u32(what, n)?,
             y_cols: n as u32,
             y_first: 0,
         },
-        invocations: n.div_ceil(4 * quads),
-        constants: vec![
-            ("quads", quads as f64),
-            ("has_bias", b.is_some() as u32 as f64),
-        ],
-    };
-    launch.dispatch(gpu, w, [x, b.unwrap_or(x), y])
+        // Invocations own 16 columns and walk K in steps of 4.
+        invocations: n.div_ceil(16),
+        loops: k.div_ceil(4),
+    }
+    .dispatch(gpu)
 }
 
 /// `y[:, first .. first + V] = x·eᵀ`, `e: [V, C]`, `y: [M, Y]` with `first + V ≤ Y`; writes those
@@ -142,44 +139,48 @@ pub fn transposed(gpu: &Gpu, x: &Tensor, e: Weights, y: &Tensor, first: usize) -
             ),
         ));
     }
+    let what = "matvec transposed";
     let vec4 = c.is_multiple_of(4) && e.rows_in_vec4s();
-    let entry = if vec4 {
-        "matvec_transposed_vec4"
-    } else {
-        "matvec_transposed"
-    };
-    let launch = Launch {
-        entry,
+    Launch {
+        entry: if vec4 {
+            "matvec_transposed_vec4"
+        } else {
+            "matvec_transposed"
+        },
         m,
-        inner: c,
+        w: e,
+        tensors: [x, x, y],
+        has_bias: false,
         params: Params {
-            k: to_u32("matvec transposed", c)?,
-            n: to_u32("matvec transposed", v)?,
-            y_cols: to_u32("matvec transposed", y_cols)?,
+            k: to_u32(what, c)?,
+            n: to_u32(what, v)?,
+            y_cols: to_u32(what, y_cols)?,
             y_first: first as u32,
         },
-        // Invocations own 4 rows of E.
+        // Invocations own 4 rows of E and walk C in steps of 4 (or 8).
         invocations: v.div_ceil(4),
-        constants: vec![],
-    };
-    launch.dispatch(gpu, e, [x, x, y])
+        loops: c.div_ceil(4),
+    }
+    .dispatch(gpu)
 }
 
 /// What both products dispatch.
-struct Launch {
+struct Launch<'a> {
     entry: &'static str,
     /// Rows of x and y.
     m: usize,
-    /// The inner dimension, which each invocation walks.
-    inner: usize,
+    w: Weights<'a>,
+    /// x, the bias (x when there is none) and y.
+    tensors: [&'a Tensor; 3],
+    has_bias: bool,
     params: Params,
     invocations: usize,
-    /// The entry point's own override constants.
-    constants: Vec<(&'static str, f64)>,
+    /// Iterations of an invocation's main loop.
+    loops: usize,
 }
 
-impl Launch {
-    fn dispatch(self, gpu: &Gpu, w: Weights, [x, bias, y]: [&Tensor; 3]) -> Result<Dispatch> {
+impl Launch<'_> {
+    fn dispatch(self, gpu: &Gpu) -> Result<Dispatch> {
         if self.m > MAX_ROWS {
             return Err(Error::shape(
                 self.entry,
@@ -189,30 +190,30 @@ impl Launch {
                 ),
             ));
         }
-        // llvmpipe ends an invocation after 65535 loop iterations in all, silently; an invocation
-        // makes one per 4 of the inner dimension (or 8), plus a few in its epilogue.
+        // llvmpipe ends an invocation after 65535 loop iterations in all, silently; the epilogue's
+        // few dozen are left as margin (K or C up to about 262000).
         const CPU_LOOP_LIMIT: usize = 65535 - 64;
-        if gpu.is_cpu() && self.inner.div_ceil(4) > CPU_LOOP_LIMIT {
+        if gpu.is_cpu() && self.loops > CPU_LOOP_LIMIT {
             return Err(Error::Limit {
-                what: format!("{} (inner dimension {})", self.entry, self.inner),
+                what: self.entry.to_string(),
                 limit: "loop iterations per invocation",
-                needed: self.inner.div_ceil(4) as u64,
+                needed: self.loops as u64,
                 allowed: CPU_LOOP_LIMIT as u64,
                 adapter: gpu.info().name.clone(),
             });
         }
         let wg = workgroup(gpu);
-        let mut constants = self.constants;
-        constants.extend([
-            ("rows", self.m.max(1) as f64),
-            ("dtype", w.dtype.code() as f64),
-            ("wg", wg as f64),
-        ]);
         let kernel = Kernel {
             shader: SHADER,
             entry: self.entry,
-            constants,
+            constants: vec![
+                ("rows", self.m.max(1) as f64),
+                ("dtype", self.w.dtype.code() as f64),
+                ("wg", wg as f64),
+                ("has_bias", self.has_bias as u32 as f64),
+            ],
         };
+        let [x, bias, y] = self.tensors;
         // No rows: nothing to compute, and a dispatch of no workgroups records nothing.
         let invocations = if self.m == 0 { 0 } else { self.invocations };
         Dispatch::new(
@@ -220,12 +221,12 @@ impl Launch {
             &kernel,
             &[
                 Binding::Read(x),
-                Binding::Read(w.tensor),
+                Binding::Read(self.w.tensor),
                 Binding::Read(bias),
                 Binding::ReadWrite(y),
             ],
             &self.params,
-            // Past the dispatch limit (over 4 million columns) Dispatch::new refuses, naming it.
+            // Past the dispatch limit (some million columns) Dispatch::new refuses, naming it.
             [to_u32(self.entry, invocations.div_ceil(wg))?, 1, 1],
         )
     }
