@@ -9,7 +9,7 @@ use crate::gpu::{Binding, Dispatch, Gpu, Kernel, Shader};
 use crate::kernels::check::to_u32;
 
 /// Workgroups covering `items` at `per_group` each, capped at the device's dimension limit (the shader's
-/// grid-stride loop does the rest). Zero items give zero workgroups, which records nothing.
+/// loop does the rest). Zero items give zero workgroups, which records nothing.
 pub(crate) fn groups(gpu: &Gpu, items: usize, per_group: usize) -> u32 {
     let max = gpu.limits().max_compute_workgroups_per_dimension as usize;
     items.div_ceil(per_group).min(max) as u32
@@ -45,8 +45,9 @@ pub(crate) fn column_workgroup(gpu: &Gpu) -> u32 {
 /// runs do not repay. On lavapipe this moves 64 MiB at ~6 GB/s against ~3.9 for one 256-wide workgroup
 /// per 256 items, and beats 16-wide workgroups (~2), 4 vec4s per invocation and every workgroup count
 /// from 8 to 2048. On GPUs 256 per workgroup and one item per invocation up to the dispatch limit.
-/// An invocation loops at most ⌈items / (65535 · wg)⌉ + 1 times, far below llvmpipe's 65535 for any
-/// tensor that fits a binding (< 2³⁰ items).
+/// An invocation loops at most 2048 / wg + 1 times, or ⌈items / (65535 · wg)⌉ + 1 once the workgroups
+/// reach the dispatch limit: far below llvmpipe's 65535 for any tensor that fits a binding (< 2³⁰
+/// items).
 pub(crate) fn elementwise_shape(gpu: &Gpu, items: usize) -> (u32, u32) {
     if gpu.is_cpu() {
         (8, groups(gpu, items, 2048))
