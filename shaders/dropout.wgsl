@@ -7,7 +7,8 @@
 // dropout of the model this is), the threshold p·2³² and the scale 1/(1-p) are fixed per dispatch.
 //
 // `dropout_apply_vec4` goes over vec4s (params.n counts vec4s) and is used when the element count is a
-// multiple of 4; `dropout_apply` goes element by element. Grid-stride loops.
+// multiple of 4; `dropout_apply` goes element by element. Each workgroup walks its own run of the items
+// (elementwise.wgsl, the prelude, after random.wgsl).
 
 struct Params {
     n: u32,
@@ -16,7 +17,6 @@ struct Params {
     scale: f32,
 }
 
-const WG: u32 = 256u;
 
 // Bindings: x, state, y, params.
 @group(0) @binding(0) var<storage, read> x: array<f32>;
@@ -29,9 +29,10 @@ fn dropout(v: f32, element: u32) -> f32 {
     return select(0.0, v * params.scale, keep);
 }
 
-@compute @workgroup_size(WG)
-fn dropout_apply(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-    for (var i = id.x; i < params.n; i += groups.x * WG) {
+@compute @workgroup_size(wg)
+fn dropout_apply(@builtin(workgroup_id) group: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
+    let run = elementwise_run(params.n, group.x, groups.x);
+    for (var i = run.x + lane; i < run.y; i += wg) {
         y[i] = dropout(x[i], i);
     }
 }
@@ -39,9 +40,10 @@ fn dropout_apply(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_work
 @group(0) @binding(0) var<storage, read> x4: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> y4: array<vec4<f32>>;
 
-@compute @workgroup_size(WG)
-fn dropout_apply_vec4(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-    for (var i = id.x; i < params.n; i += groups.x * WG) {
+@compute @workgroup_size(wg)
+fn dropout_apply_vec4(@builtin(workgroup_id) group: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
+    let run = elementwise_run(params.n, group.x, groups.x);
+    for (var i = run.x + lane; i < run.y; i += wg) {
         let v = x4[i];
         let e = 4u * i;
         y4[i] = vec4(dropout(v.x, e), dropout(v.y, e + 1u), dropout(v.z, e + 2u), dropout(v.w, e + 3u));

@@ -21,7 +21,7 @@ use crate::kernels::check::expect_len;
 use crate::kernels::copy;
 use crate::kernels::grid::elementwise;
 
-pub const SHADER: Shader = crate::shader!("dropout", ["random"]);
+pub const SHADER: Shader = crate::shader!("dropout", ["random", "elementwise"]);
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
