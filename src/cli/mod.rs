@@ -7,7 +7,9 @@ mod data;
 mod eval;
 mod info;
 mod inspect;
+mod resume;
 mod sample;
+mod signals;
 mod tokenizer;
 mod train;
 

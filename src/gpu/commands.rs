@@ -56,6 +56,18 @@ impl Readback {
         self.copy_bytes(&mut commands.encoder, &source.buffer, source.offset);
     }
 
+    /// Records the copy of the first `len` elements of `source` to element `at` of the staging buffer.
+    pub fn copy_range(&self, commands: &mut Commands, source: &Tensor, len: usize, at: usize) {
+        let bytes = (4 * len as u64).min(source.bytes());
+        (commands.encoder).copy_buffer_to_buffer(
+            &source.buffer,
+            source.offset,
+            &self.staging,
+            4 * at as u64,
+            bytes,
+        );
+    }
+
     /// Records the copy of this readback's bytes from `buffer` at byte `offset`.
     pub(crate) fn copy_bytes(
         &self,

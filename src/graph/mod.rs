@@ -12,7 +12,8 @@ pub mod reference;
 pub use autodiff::Gradients;
 pub use ops::{ArenaChunk, Arenas, Op};
 pub use plan::{
-    planned_memory, ArenaTensor, MemoryReport, Plan, Shared, StepInputs, POSITION, TARGETS, TOKENS,
+    planned_memory, ArenaTensor, MemoryReport, Plan, Shared, StepInputs, StepReadout, POSITION,
+    TARGETS, TOKENS,
 };
 
 /// A tensor of a graph.

@@ -1,10 +1,13 @@
 //! A compiled graph: every tensor placed, every dispatch built once. A step uploads the batch, records one
 //! command encoder (clear the gradients, one compute pass with every dispatch), submits once, and reads
-//! the loss back only when asked.
+//! the loss back only when asked. A step accumulated over N micro-batches submits N times: each adds its
+//! gradients, the last also runs the gradient norm and AdamW.
 
 use std::collections::HashMap;
 
-use crate::contract::{adamw_hyper, check_token_ids, AdamWConfig, Segment, HYPER_LEN};
+use crate::contract::{
+    adamw_hyper, check_token_ids, AdamWConfig, Segment, HYPER_LEN, RANDOM_STATE_LEN,
+};
 use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, GpuTimer, Readback, Tensor};
 use crate::graph::autodiff::{BUCKETS, POSITIONS};
@@ -27,11 +30,11 @@ pub struct Shared {
     pub params: Vec<Tensor>,
     pub grads: Vec<Tensor>,
     pub moments: [Vec<Tensor>; 2],
-    /// `[seed, step]` (u32) for dropout masks.
+    /// `[seed, step, micro]` (u32) for dropout masks.
     pub random_state: Tensor,
     /// AdamW's per-step hyperparameters.
     pub hyper: Tensor,
-    /// Gradient norm and clip scale.
+    /// Gradient norm, clip scale and the running sum of norms ([`gradnorm`]'s output).
     pub norm: Tensor,
 }
 
@@ -75,7 +78,7 @@ impl Shared {
             grads: views(|c| &c.grads)?,
             moments: [views(|c| &c.m)?, views(|c| &c.v)?],
             arenas: Arenas { chunks },
-            random_state: gpu.zeros("random state", &[2])?,
+            random_state: gpu.zeros("random state", &[RANDOM_STATE_LEN])?,
             hyper: gpu.zeros("adamw hyper", &[HYPER_LEN])?,
             norm: gpu.zeros("gradient norm", &[gradnorm::OUT_LEN])?,
         })
@@ -113,13 +116,44 @@ pub struct StepInputs<'a> {
     pub targets: &'a [u32],
 }
 
+/// What a training step reads back when asked: each micro-batch's mean loss, and the gradient norm of
+/// the step with the running sum of every step's norm (non-finite once any step's norm was).
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepReadout {
+    pub losses: Vec<f32>,
+    pub grad_norm: f32,
+    pub norm_sum: f32,
+}
+
+impl StepReadout {
+    /// The step's loss: the mean over its (equal) micro-batches.
+    pub fn loss(&self) -> f32 {
+        let sum: f64 = self.losses.iter().map(|&l| l as f64).sum();
+        (sum / self.losses.len().max(1) as f64) as f32
+    }
+}
+
+/// A training plan's staging buffer: micro-batch k's loss at element k, then the head of the gradient
+/// norm's output ([`gradnorm::NORM`], [`gradnorm::SCALE`], [`gradnorm::NORM_SUM`]).
+struct StepReadback {
+    staging: Readback,
+    micros: usize,
+    loss: Tensor,
+    norm: Tensor,
+}
+
 pub struct Plan {
+    /// Forward and backward (and the forward of plans that do not train).
     dispatches: Vec<Dispatch>,
+    /// A training plan's gradient norm and AdamW, run once per step after its last micro-batch.
+    update: Vec<Dispatch>,
     tensors: Vec<Tensor>,
     inputs: HashMap<String, Tensor>,
     /// The first kept tensor (the loss, or a decode step's logits) and the buffer it is read back
     /// through.
     readback: Option<(Tensor, Readback)>,
+    /// A training plan's readback of losses and gradient norm ([`Plan::run_micro`]).
+    step_readback: Option<StepReadback>,
     /// The tensors kept (captured) for reading after a step; every other activation's buffer is reused.
     kept: Vec<crate::graph::TensorId>,
     /// The gradient arena's chunks when this plan trains (cleared at the start of each step).
@@ -193,9 +227,13 @@ impl Plan {
             arenas: &shared.arenas,
             matmul: matmul::Variant::best(gpu),
         };
-        let mut dispatches = Vec::new();
+        let (mut dispatches, mut update) = (Vec::new(), Vec::new());
         for op in &graph.ops {
-            dispatches.extend(op.lower(&cx)?);
+            let list = match op {
+                Op::GradNorm { .. } | Op::AdamW { .. } => &mut update,
+                _ => &mut dispatches,
+            };
+            list.extend(op.lower(&cx)?);
         }
         let trains = graph
             .tensors
@@ -214,7 +252,9 @@ impl Plan {
         });
         Ok(Plan {
             dispatches,
+            update,
             readback,
+            step_readback: None,
             tensors,
             inputs,
             kept: keep.to_vec(),
@@ -239,11 +279,41 @@ impl Plan {
         })
     }
 
-    /// Writes what changes per step, before [`Plan::run`]: the dropout state `[seed, step]` and, for a
-    /// training plan, AdamW's per-step values for learning rate `lr` at `step` (counted from 1) with the
-    /// settings the plan was built with.
+    /// A training plan whose steps run as `micros` micro-batches ([`Plan::run_micro`]), with the
+    /// staging buffer their losses and the gradient norm come back through. Built once, with the plan.
+    pub fn with_micro_batches(mut self, gpu: &Gpu, micros: usize, shared: &Shared) -> Result<Self> {
+        let Some((loss, _)) = self.readback.as_ref().filter(|_| micros > 0) else {
+            return Err(Error::Invalid(format!(
+                "{micros} micro-batches of a plan {} a loss",
+                if self.readback.is_some() {
+                    "with"
+                } else {
+                    "without"
+                }
+            )));
+        };
+        let bytes = 4 * (micros + gradnorm::HEAD_LEN) as u64;
+        self.step_readback = Some(StepReadback {
+            staging: Readback::new(gpu, "step readback", bytes),
+            micros,
+            loss: loss.clone(),
+            norm: shared.norm.clone(),
+        });
+        Ok(self)
+    }
+
+    /// Writes what changes per step, before [`Plan::run`]: the dropout state `[seed, step, 0]` and, for
+    /// a training plan, AdamW's per-step values for learning rate `lr` at `step` (counted from 1) with
+    /// the settings the plan was built with.
     pub fn set_step(&self, gpu: &Gpu, seed: u32, step: u32, lr: f64) -> Result<()> {
-        gpu.write(&self.random_state, &[seed, step])?;
+        self.set_micro_step(gpu, [seed, step, 0], lr)
+    }
+
+    /// [`Plan::set_step`] for micro-batch `state[2]` of an accumulated step (`state = [seed, step,
+    /// micro]`), before [`Plan::run_micro`].
+    pub fn set_micro_step(&self, gpu: &Gpu, state: [u32; RANDOM_STATE_LEN], lr: f64) -> Result<()> {
+        let step = state[1];
+        gpu.write(&self.random_state, &state)?;
         match &self.optimizer {
             Some(config) => gpu.write(&self.hyper, &adamw_hyper(config, lr, step)),
             None => Ok(()),
@@ -256,7 +326,7 @@ impl Plan {
 
     /// Dispatches per step.
     pub fn dispatch_count(&self) -> usize {
-        self.dispatches.len()
+        self.dispatches.len() + self.update.len()
     }
 
     /// GPU time of each kernel of a step, summed per kernel entry point and sorted by time: each
@@ -265,7 +335,7 @@ impl Plan {
     pub fn profile(&self, gpu: &Gpu) -> Result<Vec<(String, std::time::Duration, usize)>> {
         let timer = GpuTimer::new(gpu);
         let mut totals: Vec<(String, std::time::Duration, usize)> = Vec::new();
-        for d in &self.dispatches {
+        for d in self.dispatches.iter().chain(&self.update) {
             let time = timer.time(gpu, std::slice::from_ref(d), 1)?;
             match totals.iter_mut().find(|t| t.0 == d.label) {
                 Some(t) => {
@@ -333,12 +403,54 @@ impl Plan {
             .ok_or_else(|| Error::Invalid("the plan keeps no tensor to read back".into()))
     }
 
+    /// Runs micro-batch `micro` of a step of [`Plan::with_micro_batches`] (one submit): clears the
+    /// gradients before the first micro-batch, adds this one's into them, and after the last runs the
+    /// gradient norm and AdamW. With `read` (the same for every micro-batch of a step) its loss goes
+    /// to the staging buffer, and the last micro-batch returns every loss and the gradient norm.
+    pub fn run_micro(&self, gpu: &Gpu, micro: usize, read: bool) -> Result<Option<StepReadout>> {
+        let Some(out) = &self.step_readback else {
+            return Err(Error::Invalid(
+                "the plan was not built for micro-batches".into(),
+            ));
+        };
+        let last = micro + 1 == out.micros;
+        let mut commands = gpu.commands("micro-batch");
+        if micro == 0 {
+            for grads in &self.grads {
+                commands.clear(grads);
+            }
+        }
+        commands.dispatch(&self.dispatches);
+        if last {
+            commands.dispatch(&self.update);
+        }
+        if read {
+            out.staging.copy_range(&mut commands, &out.loss, 1, micro);
+            if last {
+                out.staging
+                    .copy_range(&mut commands, &out.norm, gradnorm::HEAD_LEN, out.micros);
+            }
+        }
+        gpu.submit(commands);
+        if !(read && last) {
+            return Ok(None);
+        }
+        let values: Vec<f32> = out.staging.read(gpu, "reading a step's loss")?;
+        let norm = &values[out.micros..];
+        Ok(Some(StepReadout {
+            losses: values[..out.micros].to_vec(),
+            grad_norm: norm[gradnorm::NORM],
+            norm_sum: norm[gradnorm::NORM_SUM],
+        }))
+    }
+
     fn step(&self, gpu: &Gpu, read: bool) -> Result<Option<Vec<f32>>> {
         let mut commands = gpu.commands("step");
         for grads in &self.grads {
             commands.clear(grads);
         }
         commands.dispatch(&self.dispatches);
+        commands.dispatch(&self.update);
         let readback = self.readback.as_ref().filter(|_| read);
         if let Some((t, staging)) = readback {
             staging.copy(&mut commands, t);
@@ -409,7 +521,7 @@ pub fn planned_memory(
         .filter(|t| t.storage == Storage::Input)
         .map(|t| t.len())
         .sum();
-    let state = 2 + HYPER_LEN + gradnorm::OUT_LEN;
+    let state = RANDOM_STATE_LEN + HYPER_LEN + gradnorm::OUT_LEN;
     Placement::new(graph, keep).report(graph, 4 * param_len as u64, 4 * (inputs + state) as u64)
 }
 

@@ -1,0 +1,181 @@
+//! A model with its training and evaluation plans and its data: one step (its micro-batches, one
+//! update) and one evaluation.
+
+use crate::data::{Batch, BatchSampler};
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::model::{Gpt, Plan, StepInputs, StepReadout};
+use crate::train::{checkpoint_files, learning_rate, Settings};
+
+pub struct Trainer<'a> {
+    gpu: &'a Gpu,
+    pub model: Gpt,
+    pub settings: Settings,
+    /// Batches of `grad_accum · batch` rows, cut into micro-batches.
+    train: BatchSampler<'a>,
+    /// Batches of `batch` rows of each split, for evaluation.
+    train_eval: BatchSampler<'a>,
+    val: BatchSampler<'a>,
+    train_plan: Plan,
+    eval_plan: Plan,
+    /// Steps completed.
+    pub step: u32,
+    /// The last loss read back that was finite, with its step.
+    last_finite: Option<(u32, f32)>,
+    /// Steps completed when the gradient norm was last read back finite.
+    checked: u32,
+}
+
+impl<'a> Trainer<'a> {
+    /// Builds the plans (every pipeline and buffer of the run) for `model` at `step` steps done, after
+    /// checking the settings.
+    pub fn new(
+        gpu: &'a Gpu,
+        model: Gpt,
+        settings: Settings,
+        train: &'a [u32],
+        val: &'a [u32],
+        step: u32,
+    ) -> Result<Self> {
+        settings.validate()?;
+        let (b, t, micros) = (settings.batch, settings.seq, settings.grad_accum as usize);
+        let (train_plan, _) = model.train_plan(gpu, b, t, micros, &settings.optimizer())?;
+        let (eval_plan, _) = model.eval_plan(gpu, b, t)?;
+        let seed = settings.seed;
+        Ok(Trainer {
+            gpu,
+            train: BatchSampler::new(train, b * micros, t, seed)?,
+            train_eval: BatchSampler::new(train, b, t, seed)?,
+            val: BatchSampler::new(val, b, t, seed ^ 0x5eed)?,
+            model,
+            settings,
+            train_plan,
+            eval_plan,
+            step,
+            last_finite: None,
+            checked: step,
+        })
+    }
+
+    /// The training plan (for its memory report and profile).
+    pub fn train_plan(&self) -> &Plan {
+        &self.train_plan
+    }
+
+    fn batch(&self, index: u64) -> Result<Batch> {
+        if self.settings.overfit_batch {
+            self.train.first_batch()
+        } else {
+            Ok(self.train.batch(index))
+        }
+    }
+
+    /// The learning rate of step `it` (0-based).
+    pub fn lr_at(&self, it: u32) -> f64 {
+        let s = &self.settings;
+        learning_rate(s.schedule, it, s.steps, s.warmup, s.lr, s.min_lr)
+    }
+
+    /// Runs one training step and returns its loss when `read_loss`: the step's batch as `grad_accum`
+    /// micro-batches of `batch` rows (micro-batch k the rows `k·batch ..` of the batch, with the
+    /// dropout masks those rows get in the whole batch), one submit each, the last also updating. An
+    /// [`Error::Diverged`] when the loss or the gradient norm read back is NaN or infinite.
+    pub fn train_step(&mut self, read_loss: bool) -> Result<Option<f32>> {
+        let it = self.step;
+        let lr = self.lr_at(it);
+        let batch = self.batch(it as u64)?;
+        let micros = self.settings.grad_accum as usize;
+        let len = batch.inputs.len() / micros;
+        let seed = dropout_seed(self.settings.seed);
+        let mut readout = None;
+        for k in 0..micros {
+            let rows = k * len..(k + 1) * len;
+            let inputs = StepInputs {
+                tokens: &batch.inputs[rows.clone()],
+                targets: &batch.targets[rows],
+            };
+            self.train_plan.set_batch(self.gpu, &inputs)?;
+            (self.train_plan).set_micro_step(self.gpu, [seed, it + 1, k as u32], lr)?;
+            readout = self.train_plan.run_micro(self.gpu, k, read_loss)?;
+        }
+        self.step += 1;
+        readout.map(|r| self.check(&r)).transpose()
+    }
+
+    /// The step's loss, or [`Error::Diverged`] naming the step, the last finite loss and what to try.
+    fn check(&mut self, readout: &StepReadout) -> Result<f32> {
+        let loss = readout.loss();
+        let what = if !loss.is_finite() {
+            format!("the loss became {loss} at step {}", self.step)
+        } else if !readout.grad_norm.is_finite() {
+            format!(
+                "the gradient norm became {} at step {}",
+                readout.grad_norm, self.step
+            )
+        } else if !readout.norm_sum.is_finite() {
+            let steps = format!("{}..={}", self.checked + 1, self.step);
+            format!("the gradient norm became NaN or infinite at a step in {steps}")
+        } else {
+            self.last_finite = Some((self.step, loss));
+            self.checked = self.step;
+            return Ok(loss);
+        };
+        let last = match self.last_finite {
+            Some((step, loss)) => format!("the last finite loss was {loss:.4} at step {step}"),
+            None => "no finite loss was read before".into(),
+        };
+        Err(Error::Diverged(format!(
+            "training diverged: {what} ({last}); stopped without saving over the last checkpoint. \
+             Lower the learning rate (it was {:e} at this step), clip the gradient norm, or check the data",
+            self.lr_at(self.step - 1)
+        )))
+    }
+
+    /// Mean loss over `eval_steps` batches of the training (`val = false`) or validation split, with
+    /// the evaluation plan (no dropout). The same batches at every evaluation, so curves compare.
+    pub fn evaluate(&self, val: bool) -> Result<f32> {
+        let sampler = if val { &self.val } else { &self.train_eval };
+        let mut total = 0.0f64;
+        for i in 0..self.settings.eval_steps.max(1) {
+            let batch = sampler.batch(u64::MAX - i as u64);
+            self.eval_plan.set_batch(
+                self.gpu,
+                &StepInputs {
+                    tokens: &batch.inputs,
+                    targets: &batch.targets,
+                },
+            )?;
+            let loss = self.eval_plan.run(self.gpu, true)?.unwrap_or(f32::NAN);
+            total += loss as f64;
+        }
+        let loss = (total / self.settings.eval_steps.max(1) as f64) as f32;
+        if !loss.is_finite() {
+            return Err(Error::Diverged(format!(
+                "training diverged: the {} loss became {loss} at step {}; stopped without saving over the last checkpoint. Lower the learning rate, clip the gradient norm, or check the data",
+                if val { "validation" } else { "training" },
+                self.step
+            )));
+        }
+        Ok(loss)
+    }
+
+    /// The files of a checkpoint of the run as it stands (model, `extra` such as the tokenizer, AdamW
+    /// moments, step and settings); an error when a value is NaN or infinite.
+    pub fn checkpoint_files(&self, extra: &[(&str, Vec<u8>)]) -> Result<Vec<(String, Vec<u8>)>> {
+        let params = self.model.read_params(self.gpu)?;
+        let moments = self.model.read_moments(self.gpu)?;
+        let (config, s) = (&self.model.config, &self.settings);
+        checkpoint_files(config, &params, &moments, self.step, s, extra)
+    }
+
+    /// Saves the checkpoint (see [`Trainer::checkpoint_files`]) to `dir`, atomically.
+    pub fn save(&self, dir: &std::path::Path, extra: &[(&str, Vec<u8>)]) -> Result<()> {
+        crate::checkpoint::write_dir(dir, &self.checkpoint_files(extra)?)
+    }
+}
+
+/// The dropout masks' 32-bit seed: the run's 64-bit seed folded, so seeds that differ only above bit 31
+/// still draw different masks (and seeds below 2³² keep their own value).
+fn dropout_seed(seed: u64) -> u32 {
+    (seed ^ (seed >> 32)) as u32
+}
