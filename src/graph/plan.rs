@@ -49,6 +49,12 @@ impl Shared {
     /// Zeroed arenas for `tensors` placed as `layout` says (one place per tensor), with AdamW's segment
     /// table per chunk, and the per-step state.
     pub fn new(gpu: &Gpu, layout: &ArenaLayout, tensors: &[ArenaTensor]) -> Result<Self> {
+        gpu.allocating("the parameters, gradients and AdamW moments", || {
+            Self::allocate(gpu, layout, tensors)
+        })
+    }
+
+    fn allocate(gpu: &Gpu, layout: &ArenaLayout, tensors: &[ArenaTensor]) -> Result<Self> {
         let mut chunks = Vec::with_capacity(layout.chunks.len());
         for (c, &len) in layout.chunks.iter().enumerate() {
             let arena = |name: &str| gpu.zeros(&format!("{name} chunk {c}"), &[len]);
@@ -172,7 +178,20 @@ impl Plan {
     /// first of them the one a step may read back (the loss; a decode step's logits): the capture
     /// option. A kept tensor lives to the end of the step instead of giving its buffer to a later one;
     /// that is all it costs, so a plan captures only what it is asked to.
+    /// Inside [`Gpu::allocating`]: a buffer the device refuses is [`Error::OutOfMemory`].
     pub fn compile(
+        gpu: &Gpu,
+        graph: &Graph,
+        shared: &Shared,
+        keep: &[crate::graph::TensorId],
+        vocab: usize,
+    ) -> Result<Self> {
+        gpu.allocating("a step's activations", || {
+            Self::place(gpu, graph, shared, keep, vocab)
+        })
+    }
+
+    fn place(
         gpu: &Gpu,
         graph: &Graph,
         shared: &Shared,
@@ -414,6 +433,7 @@ impl Plan {
             ));
         };
         let last = micro + 1 == out.micros;
+        gpu.check("a training step")?;
         let mut commands = gpu.commands("micro-batch");
         if micro == 0 {
             for grads in &self.grads {

@@ -18,8 +18,8 @@ pub use progress::{clock, Progress};
 pub use schedule::{learning_rate, Schedule};
 pub use settings::Settings;
 pub use state::{
-    checkpoint_files, latest_checkpoint, resume, saved_state, BEST_DIR, LATEST_DIR, OPTIMIZER_FILE,
-    STATE_FILE,
+    checkpoint_files, latest_checkpoint, resume, saved_moments, saved_state, BEST_DIR, LATEST_DIR,
+    OPTIMIZER_FILE, STATE_FILE,
 };
 pub use stop::Stop;
 pub use trainer::Trainer;

@@ -39,8 +39,10 @@ impl<'a> Trainer<'a> {
     ) -> Result<Self> {
         settings.validate()?;
         let (b, t, micros) = (settings.batch, settings.seq, settings.grad_accum as usize);
-        let (train_plan, _) = model.train_plan(gpu, b, t, micros, &settings.optimizer())?;
-        let (eval_plan, _) = model.eval_plan(gpu, b, t)?;
+        let plans = (model.train_plan(gpu, b, t, micros, &settings.optimizer()))
+            .and_then(|(train, _)| Ok((train, model.eval_plan(gpu, b, t)?.0)));
+        let (train_plan, eval_plan) =
+            plans.map_err(|e| out_of_memory(e, gpu, &model, &settings))?;
         let seed = settings.seed;
         Ok(Trainer {
             gpu,
@@ -120,15 +122,20 @@ impl<'a> Trainer<'a> {
             self.checked = self.step;
             return Ok(loss);
         };
-        let last = match self.last_finite {
-            Some((step, loss)) => format!("the last finite loss was {loss:.4} at step {step}"),
-            None => "no finite loss was read before".into(),
-        };
         Err(Error::Diverged(format!(
-            "training diverged: {what} ({last}); stopped without saving over the last checkpoint. \
+            "training diverged: {what} ({}); stopped without saving over the last checkpoint. \
              Lower the learning rate (it was {:e} at this step), clip the gradient norm, or check the data",
+            self.last_finite(),
             self.lr_at(self.step - 1)
         )))
+    }
+
+    /// The last finite loss read back, for messages.
+    fn last_finite(&self) -> String {
+        match self.last_finite {
+            Some((step, loss)) => format!("the last finite loss was {loss:.4} at step {step}"),
+            None => "no finite loss was read before".into(),
+        }
     }
 
     /// Mean loss over `eval_steps` batches of the training (`val = false`) or validation split, with
@@ -151,9 +158,10 @@ impl<'a> Trainer<'a> {
         let loss = (total / self.settings.eval_steps.max(1) as f64) as f32;
         if !loss.is_finite() {
             return Err(Error::Diverged(format!(
-                "training diverged: the {} loss became {loss} at step {}; stopped without saving over the last checkpoint. Lower the learning rate, clip the gradient norm, or check the data",
+                "training diverged: the {} loss became {loss} at step {} ({}); stopped without saving over the last checkpoint. Lower the learning rate, clip the gradient norm, or check the data",
                 if val { "validation" } else { "training" },
-                self.step
+                self.step,
+                self.last_finite()
             )));
         }
         Ok(loss)
@@ -165,12 +173,51 @@ impl<'a> Trainer<'a> {
         let params = self.model.read_params(self.gpu)?;
         let moments = self.model.read_moments(self.gpu)?;
         let (config, s) = (&self.model.config, &self.settings);
-        checkpoint_files(config, &params, &moments, self.step, s, extra)
+        checkpoint_files(config, &params, &moments, self.step, s, extra).map_err(|e| match e {
+            Error::Diverged(what) => Error::Diverged(format!("{what} ({})", self.last_finite())),
+            e => e,
+        })
     }
 
     /// Saves the checkpoint (see [`Trainer::checkpoint_files`]) to `dir`, atomically.
     pub fn save(&self, dir: &std::path::Path, extra: &[(&str, Vec<u8>)]) -> Result<()> {
         crate::checkpoint::write_dir(dir, &self.checkpoint_files(extra)?)
+    }
+}
+
+/// An [`Error::OutOfMemory`] building the plans of `settings` made to name the model, the batch and the
+/// planned bytes, with the largest smaller `--batch` whose plans build (probed, halving); other errors
+/// as they are.
+fn out_of_memory(error: Error, gpu: &Gpu, model: &Gpt, settings: &Settings) -> Error {
+    let Error::OutOfMemory { adapter, .. } = error else {
+        return error;
+    };
+    let (config, b, t) = (&model.config, settings.batch, settings.seq);
+    let planned = config.planned_memory(b, t).map_or(0, |m| m.total());
+    let fits = std::iter::successors(Some(b / 2), |&n| (n > 1).then_some(n / 2))
+        .filter(|&n| n > 0)
+        .find(|&n| {
+            let train = model.train_plan(gpu, n, t, 1, &settings.optimizer());
+            train.is_ok() && model.eval_plan(gpu, n, t).is_ok()
+        });
+    let hint = match fits {
+        Some(n) => format!(
+            "; --batch {n} fits (add --grad-accum {} to keep the batch of {} rows)",
+            (b * settings.grad_accum as usize).div_ceil(n),
+            b * settings.grad_accum as usize
+        ),
+        None => "; not even --batch 1 fits: give a shorter --seq or a smaller model".into(),
+    };
+    Error::OutOfMemory {
+        what: format!(
+            "training a {}-parameter model ({} layers, width {}) on batches of {b} x {t} tokens",
+            config.parameter_count(),
+            config.n_layer,
+            config.n_embd
+        ),
+        planned_mib: planned as f64 / (1 << 20) as f64,
+        adapter,
+        hint,
     }
 }
 
