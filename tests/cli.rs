@@ -340,16 +340,7 @@ fn a_trained_bpe_prepares_data_trains_and_samples() {
     let model = dir.path("model");
     let out = dir.path("out");
     let mut args = vec![
-        "train",
-        "--tokens",
-        &prepared,
-        "--steps",
-        "2",
-        "--save",
-        &model,
-        "--json",
-        "--out",
-        &out,
+        "train", "--tokens", &prepared, "--steps", "2", "--save", &model, "--json", "--out", &out,
     ];
     args.extend(SMALL);
     let (ok, _, err) = wgpt(&args);

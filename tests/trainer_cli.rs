@@ -299,19 +299,19 @@ fn contradicting_or_impossible_inputs_are_refused_before_anything_is_written() {
     refused(&with(&["--lr", "nan"]), "lr = NaN", &out);
     refused(&with(&["--beta2", "inf"]), "beta2 = inf", &out);
     refused(&with(&["--grad-accum", "0"]), "grad_accum = 0", &out);
-    // The data's 65 characters cannot be numbered in 50 ids.
+    // The data's 59 characters cannot be numbered in 50 ids.
     refused(
         &with(&["--vocab-size", "50"]),
         "--vocab-size 50 contradicts the tokenizer",
         &out,
     );
-    // A model of 65 tokens started from, told it has 97.
+    // A model of the corpus's 59 characters started from, told it has 97 tokens.
     let mut init = with(&["--vocab-size", "97"]);
     let at = init.iter().position(|a| a == "--config").unwrap();
     init.splice(at..at + 2, ["--init".to_string(), format!("{saved}/model")]);
     refused(
         &init,
-        "--vocab-size 97 contradicts the model's vocabulary of 65",
+        "--vocab-size 97 contradicts the model's vocabulary of 59",
         &out,
     );
     // The same run resumed with another model shape.
@@ -354,7 +354,9 @@ fn running_out_of_gpu_memory_is_one_line_naming_the_batch_that_fits() {
     let dir = Scratch::new("oom");
     let (data, config) = setup(&dir);
     let out = dir.path("never");
-    let args = train_args(&config, &data, 2, &out, &["--batch", "64"]);
+    let mut args = train_args(&config, &data, 2, &out, &[]);
+    let batch = args.iter().position(|a| a == "--batch").unwrap();
+    args[batch + 1] = "64".into();
     let output = Command::new(env!("CARGO_BIN_EXE_wgpt"))
         .args(&args)
         .env(wgpt::gpu::TEST_DEVICE_MEMORY, "2000000")

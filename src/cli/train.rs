@@ -219,11 +219,11 @@ pub fn train(gpu: &Gpu, args: &TrainArgs, defaults: Settings, preset: &str) -> R
     let mut output = Output::open(&out, &title, save_every, step)?.with_extra(owned(&extra));
     if !args.json {
         print_header(gpu, &trainer, step);
-        eprintln!(
-            "output: {} (model/, best/, log.jsonl, loss.svg)",
-            out.display()
-        );
     }
+    eprintln!(
+        "output: {} (model/, best/, log.jsonl, loss.svg)",
+        out.display()
+    );
     let start = Instant::now();
     let events = run_reporting(&mut trainer, &mut output, step, args.json)?;
     let seconds = start.elapsed().as_secs_f64();
