@@ -12,14 +12,13 @@ mod state;
 mod stop;
 mod trainer;
 
-pub use output::{Output, LOG_FILE, PLOT_FILE};
+pub use output::Output;
 pub use plot::loss_curves_svg;
 pub use progress::{clock, Progress};
 pub use schedule::{learning_rate, Schedule};
 pub use settings::Settings;
 pub use state::{
-    checkpoint_files, latest_checkpoint, resume, saved_moments, saved_state, BEST_DIR, LATEST_DIR,
-    OPTIMIZER_FILE, STATE_FILE,
+    checkpoint_files, latest_checkpoint, resume, saved_moments, saved_state, LATEST_DIR,
 };
 pub use stop::Stop;
 pub use trainer::Trainer;

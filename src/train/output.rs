@@ -11,8 +11,8 @@ use crate::error::{Error, Result};
 use crate::train::state::{BEST_DIR, LATEST_DIR};
 use crate::train::{loss_curves_svg, Event};
 
-pub const LOG_FILE: &str = "log.jsonl";
-pub const PLOT_FILE: &str = "loss.svg";
+const LOG_FILE: &str = "log.jsonl";
+const PLOT_FILE: &str = "loss.svg";
 
 /// An open output directory.
 pub struct Output {
@@ -79,13 +79,8 @@ impl Output {
         self.dir.join(LATEST_DIR)
     }
 
-    pub fn best(&self) -> PathBuf {
+    fn best(&self) -> PathBuf {
         self.dir.join(BEST_DIR)
-    }
-
-    /// Every event of the run, from its start (a resumed run's too).
-    pub fn events(&self) -> &[Event] {
-        &self.events
     }
 
     pub fn extra(&self) -> Vec<(&str, Vec<u8>)> {
@@ -105,8 +100,8 @@ impl Output {
         Ok(())
     }
 
-    /// Writes the plot of every event so far.
-    pub fn draw(&self) -> Result<()> {
+    /// Writes the plot of every event so far (a resumed run's from its start).
+    fn draw(&self) -> Result<()> {
         let path = self.dir.join(PLOT_FILE);
         let svg = loss_curves_svg(&self.events, &self.title);
         std::fs::write(&path, svg).map_err(Error::io(&path))

@@ -20,8 +20,8 @@ struct TrainerState {
     settings: Settings,
 }
 
-pub const STATE_FILE: &str = "trainer_state.json";
-pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
+const STATE_FILE: &str = "trainer_state.json";
+const OPTIMIZER_FILE: &str = "optimizer.safetensors";
 /// An output directory's latest checkpoint and its best one (lowest validation loss).
 pub const LATEST_DIR: &str = "model";
 pub const BEST_DIR: &str = "best";

@@ -15,11 +15,6 @@ impl Stop {
         Arc::clone(&self.0)
     }
 
-    /// Asks the loop to stop after its current step, as signal `signal` would.
-    pub fn request(&self, signal: i32) {
-        self.0.store(signal.max(1) as usize, Ordering::SeqCst);
-    }
-
     /// The signal that asked to stop, if any.
     pub fn requested(&self) -> Option<i32> {
         match self.0.load(Ordering::SeqCst) {
