@@ -1,9 +1,10 @@
 // dropout: y = keep ? x / (1 - p) : 0, with keep = random_keep(seed, step, site, element, threshold)
-// from random.wgsl (the prelude); element is the flat index. The backward applies the same map to dy,
+// from random.wgsl (the prelude); element is the flat index, numbered in the whole batch
+// (random_element) when the step is micro-batch state[2] of an accumulated batch. The backward applies the same map to dy,
 // regenerating the mask, so the entry points serve both.
 //
-// seed and step come from `state` ([seed, step], a tiny storage tensor the trainer writes once per
-// step), not from the uniform, so the pre-built dispatch stays valid as the step advances. site (which
+// seed, step and micro-batch come from `state` ([seed, step, micro], a tiny storage tensor the trainer
+// writes before each submit), not from the uniform, so the pre-built dispatch stays valid as the step advances. site (which
 // dropout of the model this is), the threshold p·2³² and the scale 1/(1-p) are fixed per dispatch.
 //
 // `dropout_apply_vec4` goes over vec4s (params.n counts vec4s) and is used when the element count is a
@@ -24,8 +25,10 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 @group(0) @binding(3) var<uniform> params: Params;
 
-fn dropout(v: f32, element: u32) -> f32 {
-    let keep = random_keep(state[0], state[1], params.site, element, params.threshold);
+// `count`: the elements of x.
+fn dropout(v: f32, element: u32, count: u32) -> f32 {
+    let e = random_element(state[2], count, element);
+    let keep = random_keep(state[0], state[1], params.site, e, params.threshold);
     return select(0.0, v * params.scale, keep);
 }
 
@@ -33,7 +36,7 @@ fn dropout(v: f32, element: u32) -> f32 {
 fn dropout_apply(@builtin(workgroup_id) group: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
     let run = elementwise_run(params.n, group.x, groups.x);
     for (var i = run.x + lane; i < run.y; i += wg) {
-        y[i] = dropout(x[i], i);
+        y[i] = dropout(x[i], i, params.n);
     }
 }
 
@@ -46,6 +49,7 @@ fn dropout_apply_vec4(@builtin(workgroup_id) group: vec3<u32>, @builtin(num_work
     for (var i = run.x + lane; i < run.y; i += wg) {
         let v = x4[i];
         let e = 4u * i;
-        y4[i] = vec4(dropout(v.x, e), dropout(v.y, e + 1u), dropout(v.z, e + 2u), dropout(v.w, e + 3u));
+        let n = 4u * params.n;
+        y4[i] = vec4(dropout(v.x, e, n), dropout(v.y, e + 1u, n), dropout(v.z, e + 2u, n), dropout(v.w, e + 3u, n));
     }
 }

@@ -84,12 +84,56 @@ pub enum Error {
     /// Input that is well-formed but not acceptable (bad flag value, bad file contents).
     #[error("{0}")]
     Invalid(String),
+
+    /// Training stopped on a signal after its current step, having saved (`saved` says where).
+    #[error("stopped by {} after step {step}; {saved}", signal_name(*.signal))]
+    Interrupted {
+        signal: i32,
+        step: u32,
+        saved: String,
+    },
+
+    /// The loss or the gradient norm became NaN or infinite: training stopped, nothing more was saved.
+    #[error("{0}")]
+    Diverged(String),
+
+    /// The GPU could not allocate what a plan needs.
+    #[error("out of GPU memory on {adapter}: {what} needs {planned_mib:.1} MiB{hint}")]
+    OutOfMemory {
+        what: String,
+        planned_mib: f64,
+        adapter: String,
+        /// What would fit, when known (", try --batch 4").
+        hint: String,
+    },
+
+    /// The GPU device was lost (driver reset, GPU removed): nothing more runs on it.
+    #[error("the GPU device was lost ({reason}) during {what}; files written before stay whole")]
+    DeviceLost { what: String, reason: String },
+}
+
+/// `SIGINT`, `SIGTERM`, or `signal N`.
+fn signal_name(signal: i32) -> String {
+    match signal {
+        2 => "SIGINT".into(),
+        15 => "SIGTERM".into(),
+        n => format!("signal {n}"),
+    }
 }
 
 /// Shorthand used throughout the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// The exit status a command ends with on this error: `128 + signal` when a signal stopped it
+    /// (130 for Ctrl-C, 143 for SIGTERM, as shells report them), 1 otherwise.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Interrupted { signal, .. } => 128 + signal,
+            _ => 1,
+        }
+    }
+
     pub(crate) fn shape(what: impl Into<String>, detail: impl Into<String>) -> Self {
         Error::Shape {
             what: what.into(),

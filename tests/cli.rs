@@ -107,8 +107,9 @@ fn train_save_eval_sample_and_resume_a_model() {
     let dir = Scratch::new("e2e");
     let data = corpus(&dir);
     let model = dir.path("model");
+    let out = dir.path("out");
     let mut args = vec![
-        "train", "--data", &data, "--steps", "10", "--save", &model, "--json",
+        "train", "--data", &data, "--steps", "10", "--save", &model, "--json", "--out", &out,
     ];
     args.extend(SMALL);
     let (ok, out, err) = wgpt(&args);
@@ -177,7 +178,16 @@ fn train_save_eval_sample_and_resume_a_model() {
     assert_eq!(out, again, "same seed, same text");
 
     let (ok, out, err) = wgpt(&[
-        "train", "--resume", &model, "--data", &data, "--steps", "15", "--json",
+        "train",
+        "--resume",
+        &model,
+        "--data",
+        &data,
+        "--steps",
+        "15",
+        "--json",
+        "--out",
+        &dir.path("resumed"),
     ]);
     assert!(ok, "{err}");
     assert!(out.lines().any(|l| l.contains("\"step\":15")), "{out}");
@@ -206,8 +216,9 @@ fn bad_input_is_one_clear_line_and_leaves_checkpoints_alone() {
     let dir = Scratch::new("bad");
     let data = corpus(&dir);
     let model = dir.path("model");
+    let out = dir.path("out");
     let mut args = vec![
-        "train", "--data", &data, "--steps", "2", "--save", &model, "--json",
+        "train", "--data", &data, "--steps", "2", "--save", &model, "--json", "--out", &out,
     ];
     args.extend(SMALL);
     assert!(wgpt(&args).0);
@@ -327,8 +338,9 @@ fn a_trained_bpe_prepares_data_trains_and_samples() {
     assert_eq!([train, val].concat(), tokenizer.encode(&text).unwrap());
 
     let model = dir.path("model");
+    let out = dir.path("out");
     let mut args = vec![
-        "train", "--tokens", &prepared, "--steps", "2", "--save", &model, "--json",
+        "train", "--tokens", &prepared, "--steps", "2", "--save", &model, "--json", "--out", &out,
     ];
     args.extend(SMALL);
     let (ok, _, err) = wgpt(&args);

@@ -8,7 +8,9 @@ mod eval;
 mod info;
 mod inspect;
 mod profile;
+mod resume;
 mod sample;
+mod signals;
 mod tokenizer;
 mod train;
 

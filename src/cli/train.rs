@@ -7,27 +7,34 @@ use std::time::Instant;
 use clap::Args;
 
 use crate::checkpoint;
+use crate::cli::resume::{check_agrees, check_vocabulary, output_dir, owned, run_name};
+use crate::cli::signals::StopOnSignals;
 use crate::cli::{gpu_for, gpu_for_model, saved_tokenizer, Corpus};
 use crate::data::tokenizer::TOKENIZER_FILE;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::model::{Gpt, GptConfig};
-use crate::train::{clock, resume, Event, Progress, Schedule, Settings, Trainer};
+use crate::train::{
+    clock, latest_checkpoint, resume, Event, Output, Progress, Schedule, Settings, Trainer,
+};
 
 /// The flags of `wgpt train` (and of the example), named as a nanoGPT user expects. Unset flags keep the
 /// resumed run's settings, or the defaults.
 #[derive(Args, Clone, Debug, Default)]
 pub struct TrainArgs {
-    /// Model preset: gpt2, gpt2-medium, gpt2-large, gpt2-xl, shakespeare-char, baby, anatomy.
-    #[arg(long, conflicts_with_all = ["config", "init", "resume"])]
+    /// Model preset: gpt2, gpt2-medium, gpt2-large, gpt2-xl, shakespeare-char, baby, anatomy. With
+    /// --resume it must agree with the checkpoint.
+    #[arg(long, conflicts_with_all = ["config", "init"])]
     pub preset: Option<String>,
-    /// A config.json (Hugging Face GPT2Config keys) to build a fresh model from.
+    /// A config.json (Hugging Face GPT2Config keys) to build a fresh model from. With --resume it
+    /// must agree with the checkpoint.
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Start from the weights of a model directory.
     #[arg(long, conflicts_with = "resume")]
     pub init: Option<PathBuf>,
-    /// Continue a run saved with --save (weights, AdamW moments, step and settings).
+    /// Continue a run from its output directory's latest checkpoint (or a directory saved with --save):
+    /// weights, AdamW moments, step and settings, exactly.
     #[arg(long)]
     pub resume: Option<PathBuf>,
     /// UTF-8 text to train on with a character vocabulary (split 90/10 into train and validation).
@@ -42,6 +49,18 @@ pub struct TrainArgs {
     /// Write the model directory (with optimizer state, for --resume) here at the end.
     #[arg(long)]
     pub save: Option<PathBuf>,
+    /// Output directory: model/ (latest checkpoint), best/ (lowest validation loss), log.jsonl and
+    /// loss.svg [default: out/<preset or config name>; with --resume OUT, OUT].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Save the checkpoint in OUT/model every N steps (0: only at the end) [default: at every
+    /// evaluation].
+    #[arg(long)]
+    pub save_every: Option<u32>,
+    /// Micro-batches of --batch rows per step, gradients accumulated before one update (nanoGPT's
+    /// gradient_accumulation_steps): the step of one batch of N x --batch rows.
+    #[arg(long)]
+    pub grad_accum: Option<u32>,
     #[arg(long)]
     pub batch: Option<usize>,
     /// Sequence length (at most the model's context).
@@ -92,6 +111,9 @@ pub struct TrainArgs {
     /// After training, time each kernel family of one step and print where the step goes.
     #[arg(long)]
     pub profile: bool,
+    /// The title of OUT/loss.svg (the examples name their data; not a flag).
+    #[arg(skip)]
+    pub plot_title: Option<String>,
 }
 
 /// `--schedule`'s values: clap stays in the CLI, and the trainer's [`Schedule`] knows nothing of it.
@@ -132,6 +154,7 @@ impl TrainArgs {
             eval_steps: self.eval_steps.unwrap_or(s.eval_steps),
             log_every: self.log_every.unwrap_or(s.log_every),
             overfit_batch: self.overfit_batch || s.overfit_batch,
+            grad_accum: self.grad_accum.unwrap_or(s.grad_accum),
         }
     }
 }
@@ -149,7 +172,8 @@ fn fresh_config(args: &TrainArgs, preset: &str) -> Result<GptConfig> {
 
 /// [`gpu_for`] the model `wgpt train` would train with these flags (`preset` when none names one).
 pub fn gpu_for_training(args: &TrainArgs, preset: &str) -> Result<Gpu> {
-    match args.resume.as_deref().or(args.init.as_deref()) {
+    let resume = args.resume.as_deref().map(latest_checkpoint);
+    match resume.as_deref().or(args.init.as_deref()) {
         Some(dir) => gpu_for_model(dir),
         None => gpu_for(&fresh_config(args, preset)?),
     }
@@ -169,7 +193,8 @@ pub struct Summary {
 /// are the settings before flags (the example picks them per adapter); `preset` the model when neither
 /// flags nor a checkpoint give one.
 pub fn train(gpu: &Gpu, args: &TrainArgs, defaults: Settings, preset: &str) -> Result<Summary> {
-    let checkpoint_dir = args.resume.as_deref().or(args.init.as_deref());
+    let resumed = args.resume.as_deref().map(latest_checkpoint);
+    let checkpoint_dir = resumed.as_deref().or(args.init.as_deref());
     let tokenizer = match checkpoint_dir {
         Some(dir) => saved_tokenizer(dir)?,
         None => None,
@@ -185,46 +210,48 @@ pub fn train(gpu: &Gpu, args: &TrainArgs, defaults: Settings, preset: &str) -> R
     if args.seq.is_none() {
         settings.seq = settings.seq.min(model.config.n_positions);
     }
-    let vocab = model.config.vocab_size;
-    if let Some(v) = corpus.vocab_size.filter(|&v| v > vocab) {
-        return Err(Error::Invalid(format!(
-            "the data's vocabulary ({v}) is larger than the model's ({vocab})"
-        )));
-    }
-    model.config.check_tokens("training data", &corpus.train)?;
-    model.config.check_tokens("validation data", &corpus.val)?;
+    check_vocabulary(args, &model.config, &corpus)?;
+    let out = output_dir(args, preset, resumed.as_deref())?;
     let mut trainer = Trainer::new(gpu, model, settings, &corpus.train, &corpus.val, step)?;
+    let extra: Vec<(&str, Vec<u8>)> = (corpus.tokenizer.iter())
+        .map(|t| (TOKENIZER_FILE, t.to_json().into_bytes()))
+        .collect();
+    let title = (args.plot_title.clone())
+        .unwrap_or_else(|| format!("wgpt train: {}", run_name(args, preset)));
+    let save_every = args.save_every.unwrap_or(trainer.settings.eval_every);
+    let mut output = Output::open(&out, &title, save_every, step)?.with_extra(owned(&extra));
     if !args.json {
         print_header(gpu, &trainer, step);
     }
     if args.profile {
-        trainer.record_timeline((trainer.settings.steps - step) as usize);
+        let s = &trainer.settings;
+        trainer.record_timeline(((s.steps - step) * s.grad_accum) as usize);
     }
+    eprintln!(
+        "output: {} (model/, best/, log.jsonl, loss.svg)",
+        out.display()
+    );
     let start = Instant::now();
-    let events = run_reporting(&mut trainer, step, args.json)?;
+    let events = run_reporting(&mut trainer, &mut output, step, args.json)?;
     let seconds = start.elapsed().as_secs_f64();
     if let Some(dir) = &args.save {
-        let extra: Vec<(&str, Vec<u8>)> = (corpus.tokenizer.iter())
-            .map(|t| (TOKENIZER_FILE, t.to_json().into_bytes()))
-            .collect();
         trainer.save(dir, &extra)?;
     }
     if args.profile {
         let s = &trainer.settings;
-        crate::cli::profile::print_timeline(&trainer.timeline()?, step, s.eval_every);
+        let timeline = trainer.timeline()?;
+        crate::cli::profile::print_timeline(&timeline, step, s.eval_every, s.grad_accum);
         let what = format!("a training step at batch {} x {}", s.batch, s.seq);
         crate::cli::profile::print_profile(gpu, trainer.train_plan(), &what)?;
     }
     let summary = Summary::new(trainer.step - step, seconds, &trainer.settings, events);
     if !args.json {
         eprintln!(
-            "{} steps in {} ({:.0} tokens/s){}",
+            "{} steps in {} ({:.0} tokens/s), saved to {}",
             summary.steps,
             clock(std::time::Duration::from_secs_f64(seconds)),
             summary.tokens_per_s,
-            (args.save.as_ref())
-                .map(|d| format!(", saved to {}", d.display()))
-                .unwrap_or_default()
+            (args.save.as_ref().unwrap_or(&output.latest())).display()
         );
     }
     Ok(summary)
@@ -241,7 +268,14 @@ fn model_to_train(
     corpus: &Corpus,
 ) -> Result<(Gpt, Settings, u32)> {
     Ok(match (&args.resume, &args.init) {
-        (Some(dir), _) => resume(gpu, dir)?,
+        (Some(dir), _) => {
+            let (model, settings, step) = resume(gpu, dir)?;
+            if args.preset.is_some() || args.config.is_some() {
+                let config = with_dropout(fresh_config(args, preset)?, args.dropout);
+                check_agrees(&config, &model.config, &latest_checkpoint(dir), corpus)?;
+            }
+            (model, settings, step)
+        }
         (None, Some(dir)) => {
             let saved = checkpoint::load(dir)?;
             let config = with_dropout(saved.config, args.dropout);
@@ -288,12 +322,18 @@ fn print_header(gpu: &Gpu, trainer: &Trainer, step: u32) {
     );
 }
 
-/// Trains to the end, reporting each event as a JSON line (`json`) or on the progress bar, and
-/// returns the events.
-fn run_reporting(trainer: &mut Trainer, step: u32, json: bool) -> Result<Vec<Event>> {
+/// Trains to the end (or a signal), reporting each event as a JSON line (`json`) or on the progress
+/// bar, recording it in `output` with the checkpoints; returns the events.
+fn run_reporting(
+    trainer: &mut Trainer,
+    output: &mut Output,
+    step: u32,
+    json: bool,
+) -> Result<Vec<Event>> {
     let progress = Progress::new(step, trainer.settings.steps, !json);
     let mut events = Vec::new();
-    trainer.run(|event| {
+    let signals = StopOnSignals::install()?;
+    let result = trainer.run_into(Some(output), signals.stop(), |event| {
         if json {
             println!("{}", event.to_json());
         }
@@ -316,9 +356,9 @@ fn run_reporting(trainer: &mut Trainer, step: u32, json: bool) -> Result<Vec<Eve
             }
         }
         events.push(*event);
-    })?;
+    });
     progress.break_line();
-    Ok(events)
+    result.map(|()| events)
 }
 
 impl Summary {

@@ -2,9 +2,10 @@
 //! raised only on request, and submit/wait helpers.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
+use crate::gpu::health::{test_memory_cap, Health};
 use crate::gpu::pipelines::PipelineCache;
 use crate::gpu::{Commands, Submission};
 
@@ -15,6 +16,9 @@ pub struct Gpu {
     pub(crate) queue: wgpu::Queue,
     pub(crate) pipelines: Mutex<PipelineCache>,
     pub(crate) created: Created,
+    pub(crate) health: Arc<Health>,
+    /// The test hook's memory cap ([`crate::gpu::TEST_DEVICE_MEMORY`]).
+    pub(crate) memory_cap: Option<u64>,
     info: wgpu::AdapterInfo,
     features: wgpu::Features,
     limits: wgpu::Limits,
@@ -28,6 +32,8 @@ pub(crate) struct Created {
     pub(crate) bind_groups: AtomicU64,
     pub(crate) pipelines: AtomicU64,
     pub(crate) submits: AtomicU64,
+    /// Bytes of the buffers created.
+    pub(crate) bytes: AtomicU64,
 }
 
 /// A snapshot of [`Gpu::counts`].
@@ -141,6 +147,8 @@ impl Gpu {
                 reason: e.to_string(),
             })?;
         Ok(Gpu {
+            health: Health::watch(&device),
+            memory_cap: test_memory_cap(),
             adapter,
             device,
             queue,
@@ -235,6 +243,7 @@ impl Gpu {
     /// Creates a buffer (every buffer wgpt makes goes through here, so [`Gpu::counts`] sees it).
     pub fn buffer(&self, label: &str, size: u64, usage: wgpu::BufferUsages) -> wgpu::Buffer {
         self.created.buffers.fetch_add(1, Ordering::Relaxed);
+        self.created.bytes.fetch_add(size, Ordering::Relaxed);
         self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
             size,
@@ -255,9 +264,15 @@ impl Gpu {
             submission_index: Some(submission.0.clone()),
             timeout: None,
         };
-        (self.device.poll(poll))
-            .map(|_| ())
-            .map_err(|e| Error::gpu("waiting for the GPU", e))
+        // A lost device makes the poll fail too (its submissions never ran): run the callbacks that say
+        // so, and report that first.
+        let polled = self.device.poll(poll);
+        if polled.is_err() {
+            let _ = self.device.poll(wgpu::PollType::Poll);
+        }
+        self.check("waiting for the GPU")?;
+        polled.map_err(|e| Error::gpu("waiting for the GPU", e))?;
+        Ok(())
     }
 
     /// Records with `record` into fresh commands, submits them and waits until the GPU is done.
@@ -272,8 +287,8 @@ impl Gpu {
     pub fn wait(&self) -> Result<()> {
         self.device
             .poll(wgpu::PollType::wait_indefinitely())
-            .map(|_| ())
-            .map_err(|e| Error::gpu("waiting for the GPU", e))
+            .map_err(|e| Error::gpu("waiting for the GPU", e))?;
+        self.check("waiting for the GPU")
     }
 }
 

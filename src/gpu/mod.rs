@@ -7,6 +7,7 @@
 mod buffers;
 mod commands;
 mod context;
+mod health;
 mod pipelines;
 mod timing;
 
@@ -18,5 +19,6 @@ pub fn default_max_binding() -> u64 {
 }
 pub use commands::{Commands, Readback, Submission};
 pub use context::{binding_room, AdapterSummary, Counts, Gpu};
+pub use health::TEST_DEVICE_MEMORY;
 pub use pipelines::{Binding, Dispatch, Kernel, Shader};
 pub use timing::{GpuTimer, Timeline};

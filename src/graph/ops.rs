@@ -348,7 +348,7 @@ impl Op {
 pub struct Lowering<'a> {
     pub gpu: &'a Gpu,
     pub tensors: &'a [Tensor],
-    /// `[seed, step]` (u32), written once per step: dropout masks depend on it.
+    /// `[seed, step, micro]` (u32), written before each submit: dropout masks depend on it.
     pub random_state: &'a Tensor,
     /// The optimizer's per-step hyperparameters ([`adamw::hyper`]), written once per step.
     pub hyper: &'a Tensor,
