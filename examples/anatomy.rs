@@ -60,7 +60,7 @@ fn documents(play: &str) -> String {
 
 fn run() -> wgpt::Result<()> {
     let mut args = Args::parse();
-    let gpu = wgpt::Gpu::new()?;
+    let gpu = wgpt::Gpu::on(&args.train.device.choice())?;
     let out = args.out.clone();
     std::fs::create_dir_all(&out).map_err(wgpt::Error::io(&out))?;
     let write = |name: &str, contents: &str| -> wgpt::Result<()> {
@@ -139,6 +139,7 @@ fn run() -> wgpt::Result<()> {
             model: model_dir,
             prompt: args.prompt.clone(),
             out: out.join("anatomy"),
+            device: args.train.device.clone(),
         },
     )?;
     println!(

@@ -2,7 +2,6 @@
 //! evaluation on held-out data, and checkpoints that resume exactly.
 
 mod plot;
-mod progress;
 mod schedule;
 
 use std::path::Path;
@@ -11,7 +10,6 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 pub use plot::loss_curves_svg;
-pub use progress::{clock, Progress};
 pub use schedule::{learning_rate, Schedule};
 
 use crate::checkpoint;
@@ -229,6 +227,11 @@ impl<'a> Trainer<'a> {
     /// Mean loss over `eval_steps` batches of the training (`val = false`) or validation split, with
     /// the evaluation plan (no dropout). The same batches at every evaluation, so curves compare.
     pub fn evaluate(&self, val: bool) -> Result<f32> {
+        self.evaluate_with(val, |_| {})
+    }
+
+    /// [`Trainer::evaluate`], calling `done` with the number of batches done after each one.
+    pub fn evaluate_with(&self, val: bool, mut done: impl FnMut(u32)) -> Result<f32> {
         let sampler = if val { &self.val } else { &self.train };
         let mut total = 0.0f64;
         for i in 0..self.settings.eval_steps.max(1) {
@@ -242,6 +245,7 @@ impl<'a> Trainer<'a> {
             )?;
             let loss = self.eval_plan.run(self.gpu, true)?.unwrap_or(f32::NAN);
             total += loss as f64;
+            done(i + 1);
         }
         Ok((total / self.settings.eval_steps.max(1) as f64) as f32)
     }
