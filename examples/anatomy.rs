@@ -59,7 +59,7 @@ fn documents(play: &str) -> String {
 
 fn run() -> wgpt::Result<()> {
     let mut args = Args::parse();
-    let gpu = wgpt::Gpu::new()?;
+    let gpu = wgpt::Gpu::on(&args.train.device.choice())?;
     let out = (args.train.out)
         .get_or_insert_with(|| PathBuf::from("out/anatomy"))
         .clone();
@@ -132,6 +132,7 @@ fn run() -> wgpt::Result<()> {
             model: model_dir,
             prompt: args.prompt.clone(),
             out: out.join("anatomy"),
+            device: args.train.device.clone(),
         },
     )?;
     println!(

@@ -3,8 +3,9 @@
 /// Everything that can go wrong in wgpt, with enough context to act on.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// No adapter matched the environment (`WGPU_BACKEND`, `WGPU_ADAPTER_NAME`), or none exists.
-    #[error("no GPU adapter found ({0}); on a machine without a GPU install Mesa's lavapipe (Debian/Ubuntu: apt-get install mesa-vulkan-drivers)")]
+    /// No adapter exists (on `WGPU_BACKEND`'s backends), or none is the one asked for; the message says
+    /// what was searched and what to do.
+    #[error("{0}")]
     NoAdapter(String),
 
     /// The device could not be created.
@@ -124,6 +125,17 @@ fn signal_name(signal: i32) -> String {
 /// Shorthand used throughout the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// ` (did you mean "gpt2"?)` when one of `known` is close to `wanted` (Jaro-Winkler similarity above
+/// 0.7, as clap judges misspelled flags), else nothing.
+pub fn did_you_mean(wanted: &str, known: &[&str]) -> String {
+    let best = (known.iter())
+        .map(|k| (strsim::jaro_winkler(wanted, k), *k))
+        .filter(|(score, _)| *score > 0.7)
+        .max_by(|a, b| a.0.total_cmp(&b.0));
+    best.map(|(_, k)| format!(" (did you mean {k:?}?)"))
+        .unwrap_or_default()
+}
+
 impl Error {
     /// The exit status a command ends with on this error: `128 + signal` when a signal stopped it
     /// (130 for Ctrl-C, 143 for SIGTERM, as shells report them), 1 otherwise.
@@ -168,5 +180,21 @@ impl Error {
             what: what.into(),
             reason: reason.to_string(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::did_you_mean;
+
+    #[test]
+    fn a_close_name_is_suggested_and_a_far_one_is_not() {
+        let presets = ["gpt2", "gpt2-medium", "shakespeare-char", "baby"];
+        assert_eq!(did_you_mean("gtp2", &presets), " (did you mean \"gpt2\"?)");
+        assert_eq!(
+            did_you_mean("shakespeare", &presets),
+            " (did you mean \"shakespeare-char\"?)"
+        );
+        assert_eq!(did_you_mean("llama", &presets), "");
     }
 }

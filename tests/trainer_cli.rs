@@ -276,8 +276,9 @@ fn refused(args: &[String], expect: &str, out: &str) {
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&output.stderr);
+    // clap's refusals add a blank line and a pointer to --help after their one error line.
     let lines: Vec<&str> = (err.lines())
-        .filter(|l| !l.contains("XDG_RUNTIME_DIR"))
+        .filter(|l| !l.is_empty() && !l.starts_with("For more information"))
         .collect();
     assert!(!output.status.success(), "{args:?} succeeded");
     assert!(
@@ -296,9 +297,13 @@ fn contradicting_or_impossible_inputs_are_refused_before_anything_is_written() {
     let out = dir.path("never");
     let with = |more: &[&str]| train_args(&config, &data, 2, &out, more);
 
-    refused(&with(&["--lr", "nan"]), "lr = NaN", &out);
-    refused(&with(&["--beta2", "inf"]), "beta2 = inf", &out);
-    refused(&with(&["--grad-accum", "0"]), "grad_accum = 0", &out);
+    refused(
+        &with(&["--lr", "nan"]),
+        "'--lr <LR>': must be a finite number",
+        &out,
+    );
+    refused(&with(&["--beta2", "inf"]), "must be a finite number", &out);
+    refused(&with(&["--grad-accum", "0"]), "must be at least 1", &out);
     // The data's 59 characters cannot be numbered in 50 ids.
     refused(
         &with(&["--vocab-size", "50"]),
@@ -337,13 +342,15 @@ fn contradicting_or_impossible_inputs_are_refused_before_anything_is_written() {
         "2001 bytes is not a whole number of uint16 tokens",
         &out,
     );
-    // A fresh run into a directory that holds another run's checkpoint.
+    // A fresh run into a directory holding a finished run replaces it (the same command runs again);
+    // one holding an unfinished run (here made to have stopped at step 2 of 10) is refused.
     let again = train_args(&config, &data, 2, &saved, &[]);
-    refused(
-        &again,
-        "already holds another run's checkpoint at step 2",
-        &out,
-    );
+    run(&again);
+    let state = format!("{saved}/model/trainer_state.json");
+    let unfinished =
+        (std::fs::read_to_string(&state).unwrap()).replace("\"steps\": 2,", "\"steps\": 10,");
+    std::fs::write(&state, unfinished).unwrap();
+    refused(&again, "holds an unfinished run (step 2 of 10)", &out);
 }
 
 /// A device that cannot hold the step's activations (the test hook caps what a plan may allocate, as

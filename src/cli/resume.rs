@@ -22,7 +22,8 @@ pub fn run_name(args: &TrainArgs, preset: &str) -> String {
 }
 
 /// `--out`, else the directory resumed when it is a run's output directory, else `out/<run name>`;
-/// an error when it holds a checkpoint other than the one resumed (continue it or pick another).
+/// an error when it holds an unfinished run other than the one resumed (continue it or pick another).
+/// A finished run there is replaced, as nanoGPT does, so the same command runs again.
 pub fn output_dir(args: &TrainArgs, preset: &str, resumed: Option<&Path>) -> Result<PathBuf> {
     let resumed_out = (args.resume.as_deref()).filter(|d| latest_checkpoint(d) != *d);
     let out = (args.out.clone())
@@ -35,9 +36,13 @@ pub fn output_dir(args: &TrainArgs, preset: &str, resumed: Option<&Path>) -> Res
     if resumed.is_some_and(|r| same_dir(r, &latest)) {
         return Ok(out);
     }
-    let step = saved_state(&latest).map_or(String::new(), |(s, _)| format!(" at step {s}"));
+    let at = match saved_state(&latest) {
+        Ok((done, settings)) if done >= settings.steps => return Ok(out),
+        Ok((done, settings)) => format!(" (step {done} of {})", settings.steps),
+        Err(_) => String::new(),
+    };
     Err(Error::Invalid(format!(
-        "{} already holds another run's checkpoint{step}: continue it with --resume {}, or give another --out",
+        "{} holds an unfinished run{at}: continue it with --resume {}, or give another --out",
         out.display(),
         out.display()
     )))

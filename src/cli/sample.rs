@@ -6,31 +6,41 @@ use std::time::Instant;
 use clap::Args;
 
 use crate::checkpoint;
-use crate::cli::saved_tokenizer;
+use crate::cli::values::{at_least_one, model_dir, non_negative, probability};
+use crate::cli::{saved_tokenizer, DeviceArgs};
 use crate::data::TextStream;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::model::Gpt;
 
-/// The flags of `wgpt sample`.
+/// The flags of `wgpt sample`, with nanoGPT's `sample.py` names as aliases.
 #[derive(Args, Clone, Debug)]
+#[command(allow_negative_numbers = true)]
 pub struct SampleArgs {
-    /// The model directory (its tokenizer.json, or GPT-2's tokenizer for a 50,257-token model).
-    #[arg(long)]
+    /// The model directory, or a training output directory (its model/). The model's tokenizer.json
+    /// encodes the prompt (GPT-2's for a 50,257-token model without one).
+    #[arg(long, visible_alias = "out_dir", value_parser = model_dir)]
     pub model: PathBuf,
-    #[arg(long, default_value = "\n")]
+    /// The text to continue.
+    #[arg(long, visible_alias = "start", default_value = "\n")]
     pub prompt: String,
-    #[arg(long, default_value_t = 500)]
+    /// Tokens to generate.
+    #[arg(long, visible_alias = "max_new_tokens", default_value_t = 500)]
     pub max_new_tokens: usize,
-    /// 0 picks the most likely token every time.
-    #[arg(long, default_value_t = 0.8)]
+    /// Divides the logits before sampling; 0 picks the most likely token every time.
+    #[arg(long, default_value_t = 0.8, value_parser = non_negative::<f32>)]
     pub temperature: f32,
-    #[arg(long)]
+    /// Sample among the K most likely tokens only [default: all]
+    #[arg(long, visible_alias = "top_k", value_parser = at_least_one::<usize>)]
     pub top_k: Option<usize>,
-    #[arg(long)]
+    /// Sample among the most likely tokens whose probabilities add up to P, in (0, 1] [default: 1, off]
+    #[arg(long, visible_alias = "top_p", value_parser = probability::<f32>)]
     pub top_p: Option<f32>,
+    /// Seed of the sampling.
     #[arg(long, default_value_t = 1337)]
     pub seed: u64,
+    #[command(flatten)]
+    pub device: DeviceArgs,
 }
 
 /// Generates from a saved model, streaming the text to `out` as it comes.

@@ -4,7 +4,6 @@
 
 mod output;
 mod plot;
-mod progress;
 mod run;
 mod schedule;
 mod settings;
@@ -14,7 +13,6 @@ mod trainer;
 
 pub use output::Output;
 pub use plot::loss_curves_svg;
-pub use progress::{clock, Progress};
 pub use schedule::{learning_rate, Schedule};
 pub use settings::Settings;
 pub use state::{

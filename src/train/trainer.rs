@@ -206,6 +206,11 @@ impl<'a> Trainer<'a> {
     /// Mean loss over `eval_steps` batches of the training (`val = false`) or validation split, with
     /// the evaluation plan (no dropout). The same batches at every evaluation, so curves compare.
     pub fn evaluate(&self, val: bool) -> Result<f32> {
+        self.evaluate_with(val, |_| {})
+    }
+
+    /// [`Trainer::evaluate`], calling `done` with the batches done after each (for a progress bar).
+    pub fn evaluate_with(&self, val: bool, mut done: impl FnMut(u32)) -> Result<f32> {
         let sampler = if val { &self.val } else { &self.train_eval };
         let mut total = 0.0f64;
         for i in 0..self.settings.eval_steps.max(1) {
@@ -219,6 +224,7 @@ impl<'a> Trainer<'a> {
             )?;
             let loss = self.eval_plan.run(self.gpu, true)?.unwrap_or(f32::NAN);
             total += loss as f64;
+            done(i + 1);
         }
         let loss = (total / self.settings.eval_steps.max(1) as f64) as f32;
         if !loss.is_finite() {
