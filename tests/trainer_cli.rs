@@ -100,16 +100,18 @@ fn spawn(args: &[String]) -> Running {
 }
 
 impl Running {
-    /// Reads JSON lines until one reports step `step` or later (or the output ends).
-    fn wait_for_step(&mut self, step: u64) {
+    /// Reads JSON lines until one reports step `step` or later; returns the step it reports
+    /// (`None` if the output ends first).
+    fn wait_for_step(&mut self, step: u64) -> Option<u64> {
         let mut line = String::new();
         while self.stdout.read_line(&mut line).unwrap() > 0 {
             self.read += &line;
-            if losses(&line).first().is_some_and(|&(s, _)| s >= step) {
-                return;
+            match losses(&line).first() {
+                Some(&(s, _)) if s >= step => return Some(s),
+                _ => line.clear(),
             }
-            line.clear();
         }
+        None
     }
 
     fn signal(&self, name: &str) {
@@ -154,10 +156,11 @@ fn loads(dir: &Path) -> bool {
 fn sigint_saves_exits_130_and_resuming_gives_the_uninterrupted_losses_bit_for_bit() {
     let dir = Scratch::new("sigint");
     let (data, config) = setup(&dir);
-    let straight = run(&train_args(&config, &data, 12, &dir.path("straight"), &[]));
+    // Enough steps after the signalled one that a fast machine cannot finish before the signal.
+    let straight = run(&train_args(&config, &data, 40, &dir.path("straight"), &[]));
 
     let out = dir.path("stopped");
-    let args = train_args(&config, &data, 12, &out, &[]);
+    let args = train_args(&config, &data, 40, &out, &[]);
     let mut child = spawn(&args);
     child.wait_for_step(5);
     child.signal("-INT");
@@ -167,7 +170,7 @@ fn sigint_saves_exits_130_and_resuming_gives_the_uninterrupted_losses_bit_for_bi
     assert!(err.contains(&format!("--resume {out}")), "{err}");
     let first = losses(&stdout);
     let stopped_at = first.last().unwrap().0;
-    assert!(stopped_at < 12, "the run did not stop: {stdout}");
+    assert!(stopped_at < 40, "the run did not stop: {stdout}");
 
     // The same command with --resume added continues where it stopped.
     let mut resumed_args = args.clone();
@@ -223,7 +226,7 @@ fn sigterm_exits_143_and_a_second_sigint_exits_at_once_leaving_a_checkpoint() {
 fn kill_9_at_ten_random_moments_always_leaves_a_checkpoint_that_resumes() {
     let dir = Scratch::new("kill9");
     let (data, config) = setup(&dir);
-    let steps = 40;
+    let steps = 80;
     let straight = dir.path("straight");
     run(&train_args(
         &config,
@@ -242,10 +245,13 @@ fn kill_9_at_ten_random_moments_always_leaves_a_checkpoint_that_resumes() {
             more.extend(["--resume", out.as_str()]);
         }
         let mut child = spawn(&train_args(&config, &data, steps, &out, &more));
-        // Once it trains (the first run: once its first checkpoint is saved), at a random moment
-        // within a few steps.
-        child.wait_for_step(if kill == 0 { 2 } else { 0 });
-        std::thread::sleep(Duration::from_millis(rng.random_range(0..400)));
+        // Once it trains (the first run: once its first checkpoint is saved), 0 to 2 steps later
+        // and then a random moment into the step (or its save). Counting steps, not sleeping
+        // long, keeps every kill inside the run however fast the machine is.
+        let first = child.wait_for_step(if kill == 0 { 2 } else { 0 });
+        let first = first.unwrap_or_else(|| panic!("kill {kill}: no step logged: {}", child.read));
+        child.wait_for_step(first + rng.random_range(0..3));
+        std::thread::sleep(Duration::from_micros(rng.random_range(0..20_000)));
         child.child.kill().unwrap();
         let (code, _, err) = child.finish();
         assert!(code != 0, "kill {kill}: the run ended before it: {err}");
