@@ -314,7 +314,11 @@ fn cpu_kernel(
     // lanes, read through the vec4 views, and M is large enough to repay the longer compile: ~10-20%
     // faster from M = 512 up. Through the scalar views 64 rows run no faster and compile twice as long
     // (their loads are four times as many loops for llvmpipe).
-    let rows = if lanes > 1 && vec4 && m >= 512 { 64 } else { 32 };
+    let rows = if lanes > 1 && vec4 && m >= 512 {
+        64
+    } else {
+        32
+    };
     let (shader, entry) = match (lanes > 1, vec4) {
         (false, false) => (SHADER, "matmul_cpu"),
         (false, true) => (SHADER, "matmul_cpu_vec4"),
