@@ -96,9 +96,10 @@ fn matmul_tiled(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocati
 // arithmetic, bound these kernels (about 70% of their time at 64 rows), so an invocation keeps as large a
 // block of C in registers as compile time allows: 32 rows × 4 adjacent columns (four blocks of 8 rows), or
 // 64 rows in matmul_subgroup.wgsl, and walks K four steps at a time, so each vec4 of op(B) it loads feeds
-// 128 (256) multiply-adds. No workgroup memory, no barriers. A workgroup is one 8-lane SIMD vector
-// (cpu_width = 8; the thin kernels below use wider ones), and workgroup x walks row blocks so that
-// neighbouring workgroups share B's columns in cache.
+// 128 (256) multiply-adds. No workgroup memory, no barriers. A workgroup is one or four 8-lane SIMD
+// vectors side by side on the same rows (cpu_width = 8 or 32, chosen by the launcher; the thin kernels
+// below use up to 64), and workgroup x walks row blocks so that neighbouring workgroups share B's
+// columns in cache.
 //
 // Everything inside the K loop is written out, not looped: lavapipe keeps only fully unrolled code in
 // registers, and it stops any invocation after 65535 loop iterations in all (so K < 262140 here).

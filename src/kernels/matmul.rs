@@ -269,10 +269,25 @@ fn launch(
 /// per 4 of K, plus a few hundred in their epilogue.
 const CPU_LOOP_LIMIT: usize = 65535 - 512;
 
-/// Invocations per workgroup of the cpu kernels (not the thin ones): one 8-lane SIMD vector, which is
-/// what lavapipe runs at a time. Wider workgroups only made fewer, larger tasks for its threads (worse
-/// balance at GPT shapes, up to 3× slower for a weight gradient of 128 rows) and one pipeline per N.
-const CPU_GROUP: usize = 8;
+/// Invocations per workgroup of the cpu kernels (not the thin ones), each 4 columns wide. Lavapipe runs a
+/// workgroup's 8-lane SIMD vectors one after another on one thread, so four of them side by side (32)
+/// find op(A)'s rows still in cache: up to 1.1-1.2× faster than one (8) for the forward and
+/// input-gradient products at GPT shapes. One vector per workgroup where four would idle lanes past N
+/// (more than an eighth of the columns), or leave lavapipe's threads (one per core) fewer than four
+/// workgroups each to balance (a weight gradient of 128 rows ran up to 3× slower), and always for weight
+/// gradients: their op(B) panel, K = B·T rows deep, outgrows the cache at 32 (1.2-1.5× slower).
+fn cpu_group(product: Product, [m, n]: [usize; 2], rows: usize) -> usize {
+    const WIDE: usize = 32;
+    let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
+    let columns = 4 * WIDE;
+    let idle = n.next_multiple_of(columns) - n;
+    let groups = m.div_ceil(rows) * n.div_ceil(columns);
+    if product != Product::WeightGrad && 8 * idle <= n && groups >= 4 * threads {
+        WIDE
+    } else {
+        8
+    }
+}
 
 /// The cpu variant's entry point and workgroup grid for the product's `[m, k, n]`, pushing its constants.
 fn cpu_kernel(
@@ -309,7 +324,6 @@ fn cpu_kernel(
         };
         return Ok((SHADER, entry, [m.div_ceil(4), n.div_ceil(4 * width), 1]));
     }
-    constants.push(("cpu_width", CPU_GROUP as f64));
     // An invocation covers 4 columns and 32 rows, or 64 rows (`cpu_rows`) when op(A) is shared across
     // lanes, read through the vec4 views, and M has at least two such blocks: 1.15-1.3× faster (a third
     // fewer loads per multiply-add), down to weight gradients of 128 rows, at twice the compile time
@@ -326,15 +340,13 @@ fn cpu_kernel(
         (true, false) => (SUBGROUP_SHADER, "matmul_cpu_subgroup"),
         (true, true) => (SUBGROUP_SHADER, "matmul_cpu_subgroup_vec4"),
     };
+    let group = cpu_group(product, [m, n], rows);
+    constants.push(("cpu_width", group as f64));
     if lanes > 1 {
         constants.push(("cpu_lanes", lanes as f64));
         constants.push(("cpu_rows", rows as f64));
     }
-    Ok((
-        shader,
-        entry,
-        [m.div_ceil(rows), n.div_ceil(4 * CPU_GROUP), 1],
-    ))
+    Ok((shader, entry, [m.div_ceil(rows), n.div_ceil(4 * group), 1]))
 }
 
 fn params([m, k, n]: [usize; 3]) -> Result<Params> {
