@@ -10,7 +10,7 @@ use crate::model::{Gpt, Plan, StepInputs, POSITION};
 /// How the next token is chosen from the logits.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Sampling {
-    /// Divides the logits; 0 picks the most likely token.
+    /// Divides the logits; 0 picks the most likely token (the lowest id among equals).
     pub temperature: f32,
     /// Keep only the k most likely tokens.
     pub top_k: Option<usize>,
@@ -18,18 +18,20 @@ pub struct Sampling {
     pub top_p: Option<f32>,
 }
 
-/// The next token for `logits` under `sampling`, drawn with `rng`.
+/// The next token for `logits` under `sampling`, drawn with `rng`. Temperature 0 is greedy: the most
+/// likely token, the lowest id among equal logits, drawing nothing from `rng`.
 pub fn choose(logits: &[f32], sampling: &Sampling, rng: &mut impl Rng) -> u32 {
-    let argmax = || {
-        logits
-            .iter()
-            .enumerate()
-            .max_by(|a, b| a.1.total_cmp(b.1))
-            .map_or(0, |(i, _)| i as u32)
-    };
     if sampling.temperature <= 0.0 {
-        return argmax();
+        let best = (0..logits.len()).fold(0, |best, i| {
+            if logits[i].total_cmp(&logits[best]).is_gt() {
+                i
+            } else {
+                best
+            }
+        });
+        return best as u32;
     }
+    // A stable sort: equal logits keep the lower id first.
     let mut order: Vec<usize> = (0..logits.len()).collect();
     order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]));
     if let Some(k) = sampling.top_k {
@@ -209,5 +211,25 @@ mod tests {
         let seen: std::collections::HashSet<u32> =
             (0..500).map(|_| choose(&logits, &all, &mut rng)).collect();
         assert_eq!(seen.len(), 5);
+    }
+
+    #[test]
+    fn greedy_and_top_k_1_pick_the_lowest_id_among_equal_maxima() {
+        let logits = [0.5, 2.0, -1.0, 2.0, 2.0];
+        let mut rng = rand::rngs::StdRng::seed_from_u64(2);
+        let greedy = Sampling {
+            temperature: 0.0,
+            top_k: None,
+            top_p: None,
+        };
+        assert_eq!(choose(&logits, &greedy, &mut rng), 1);
+        let top1 = Sampling {
+            temperature: 0.7,
+            top_k: Some(1),
+            top_p: None,
+        };
+        for _ in 0..20 {
+            assert_eq!(choose(&logits, &top1, &mut rng), 1);
+        }
     }
 }
