@@ -43,7 +43,7 @@ pub fn sample(gpu: &Gpu, args: &SampleArgs, out: &mut impl std::io::Write) -> Re
         ))
     })?;
     let model = Gpt::new(gpu, &saved.config, &saved.params)?;
-    let generator = crate::sample::Generator::new(gpu, &model)?;
+    let mut generator = crate::sample::Generator::new(gpu, &model, 1)?;
     let sampling = crate::sample::Sampling {
         temperature: args.temperature,
         top_k: args.top_k,
@@ -60,16 +60,23 @@ pub fn sample(gpu: &Gpu, args: &SampleArgs, out: &mut impl std::io::Write) -> Re
     // When the first and the last token came: the steady per-token time excludes the prompt's prefill.
     let mut times: Option<(Instant, Instant)> = None;
     let mut count = 0usize;
-    generator.generate(&prompt, args.max_new_tokens, &sampling, args.seed, |t| {
-        let now = Instant::now();
-        times = Some((times.map_or(now, |(first, _)| first), now));
-        count += 1;
-        if failed.is_none() {
-            failed = write!(out, "{}", stream.push(t))
-                .and_then(|_| out.flush())
-                .err();
-        }
-    })?;
+    generator.generate(
+        &prompt,
+        args.max_new_tokens,
+        &sampling,
+        args.seed,
+        |_, t| {
+            let now = Instant::now();
+            times = Some((times.map_or(now, |(first, _)| first), now));
+            count += 1;
+            if failed.is_none() {
+                failed = write!(out, "{}", stream.push(t))
+                    .and_then(|_| out.flush())
+                    .err();
+            }
+            false
+        },
+    )?;
     if let Some(e) = failed {
         return Err(io(e));
     }
