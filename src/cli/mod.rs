@@ -1,12 +1,13 @@
-//! The `wgpt` command line's library side, one module per command (`info`, `train`, `eval`, `sample`,
-//! `prepare` and `tokenizer`, `inspect`); the binary (`src/bin/wgpt.rs`) only parses and dispatches.
-//! The examples reuse `train` and `inspect`. Here is what they share: opening the device for a model,
-//! reading a model directory's tokenizer, and loading training data.
+//! The `wgpt` command line's library side, one module per command (`info`, `train`, `eval`, `sample`
+//! and its `playground`, `prepare` and `tokenizer`, `inspect`); the binary (`src/bin/wgpt.rs`) only
+//! parses and dispatches. The examples reuse `train` and `inspect`. Here is what they share: opening the
+//! device for a model, reading a model directory's tokenizer, and loading training data.
 
 mod data;
 mod eval;
 mod info;
 mod inspect;
+mod playground;
 mod profile;
 mod sample;
 mod tokenizer;
