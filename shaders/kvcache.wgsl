@@ -13,9 +13,11 @@
 // g = h / (H / Hkv). A position at or beyond ctx writes nothing and attends over the whole cache.
 //
 // The attention runs one workgroup per (query head, sequence): the WG invocations score WG keys at a
-// time into workgroup memory, then every invocation folds that chunk into the same running max and sum
-// (an online softmax, so the cache length needs no workgroup array) and into the output columns it
-// owns, c = tid + r·WG. Per invocation that is about D + 4·WG loop iterations per chunk of WG keys.
+// time into workgroup memory; each takes the chunk's max and turns its own score into a weight (one exp
+// per key, not per key and invocation); then every invocation folds the chunk's weights into the same
+// running max and sum (an online softmax, so the cache length needs no workgroup array) and into the
+// output columns it owns, c = tid + r·WG. Per invocation that is about D + 4·WG loop iterations per
+// chunk of WG keys.
 
 struct Params {
     heads: u32,
@@ -90,6 +92,7 @@ fn kvcache_fill(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workg
 
 var<workgroup> query: array<f32, MAX_D>;
 var<workgroup> scores: array<f32, WG>;
+var<workgroup> weights: array<f32, WG>;
 
 @compute @workgroup_size(WG)
 fn kvcache_attention(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
@@ -132,13 +135,16 @@ fn kvcache_attention(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(work
             chunk_max = max(chunk_max, scores[i]);
         }
         let m_new = max(m, chunk_max);
+        // Keys past n score "minus infinity": weight 0.
+        weights[tid] = exp(s - m_new);
+        workgroupBarrier();
         let correction = exp(m - m_new);
         l *= correction;
         for (var r = 0u; r < COLUMNS_PER_INVOCATION; r++) {
             acc[r] *= correction;
         }
         for (var i = 0u; i < count; i++) {
-            let e = exp(scores[i] - m_new);
+            let e = weights[i];
             l += e;
             let base = cache + (start + i) * width + g * d;
             for (var r = 0u; r < COLUMNS_PER_INVOCATION; r++) {
@@ -149,7 +155,7 @@ fn kvcache_attention(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(work
             }
         }
         m = m_new;
-        // Every invocation has read this chunk's scores before the next overwrites them.
+        // Every invocation has read this chunk's scores and weights before the next overwrites them.
         workgroupBarrier();
     }
     let o = sequence * p.heads * d + h * d;
