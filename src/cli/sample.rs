@@ -344,9 +344,10 @@ fn report(run: &Generation, prompt: usize, sequences: usize) {
     }
     let prefill = ms(run.prefill);
     eprintln!(
-        "prefill: {prompt} tokens in {prefill:.1} ms, {:.0} tokens/s (its plan built in {:.0} ms)",
+        "prefill: {prompt} tokens in {prefill:.1} ms, {:.0} tokens/s (after {:.0} ms building its \
+         plan and finishing uploads)",
         prompt as f64 * 1e3 / prefill.max(1e-9),
-        ms(run.prefill_build)
+        ms(run.setup)
     );
     if let Some(step) = per_step_ms(run) {
         eprintln!(

@@ -135,8 +135,9 @@ pub struct Generator<'a> {
 pub struct Generation {
     /// Each sequence's new tokens, up to and including the one that ended it.
     pub tokens: Vec<Vec<u32>>,
-    /// Building the prompt's prefill plan (its buffers and dispatches; none when it was built before).
-    pub prefill_build: Duration,
+    /// Before the prefill: building its plan (none when built before) and finishing the uploads still
+    /// queued (the parameters', on a model's first generation).
+    pub setup: Duration,
     /// The prompt's prefill: one forward pass, to its logits on the CPU.
     pub prefill: Duration,
     /// Forward passes after the prefill (decode steps, and re-prefills past the context).
@@ -259,7 +260,7 @@ impl<'a> Generator<'a> {
         let n = self.sequences();
         let mut run = Generation {
             tokens: vec![Vec::new(); n],
-            prefill_build: Duration::ZERO,
+            setup: Duration::ZERO,
             prefill: Duration::ZERO,
             steps: 0,
             decode: Duration::ZERO,
@@ -269,7 +270,8 @@ impl<'a> Generator<'a> {
         }
         let start = Instant::now();
         self.prefill_plan(1, prompt.len())?;
-        run.prefill_build = start.elapsed();
+        self.gpu.run(|_| {})?;
+        run.setup = start.elapsed();
         let start = Instant::now();
         let mut logits = self.prefill(prompt, 1)?;
         run.prefill = start.elapsed();
