@@ -168,7 +168,8 @@ pub enum Op {
         first: usize,
         out: TensorId,
     },
-    /// `out = x[.., first .. first + w]` for `out: [.., w]` (a piece's part of the logits' gradient).
+    /// `out = x[.., first .. first + w]` for `out: [.., w]` (a piece's part of the logits' gradient; a
+    /// prefill's last positions, from a `[B, T·C]` view of its `[B, T, C]` activations).
     TakeColumns {
         x: TensorId,
         first: usize,

@@ -34,7 +34,8 @@ pub struct ModelGraph {
     pub graph: Graph,
     /// The mean loss (none in [`Mode::Decode`], [`Mode::Prefill`] and [`Mode::Inspect`]).
     pub loss: Option<TensorId>,
-    /// All the logits `[B, T, V]`; none when they are computed in row chunks (larger than one binding).
+    /// All the logits `[B, T, V]` (a prefill's last positions': `[B, 1, V]`); none when they are
+    /// computed in row chunks (larger than one binding).
     pub logits: Option<TensorId>,
     /// The token embedding (plus positions) entering the first block.
     pub embedding: TensorId,
