@@ -11,6 +11,7 @@ path and, on a mismatch, the margin where the paths part.
 
     python scripts/check_greedy.py                         # GPT-2-shaped, 2 layers (about 10 s)
     python scripts/check_greedy.py --layers 12             # GPT-2 124M's shape (a minute or two)
+    python scripts/check_greedy.py --init-range 0.2        # larger weights: a path of many tokens
     python scripts/check_greedy.py path/to/wgpt --new 64 --prompt 16 --seed 1
 
 Exits non-zero on any difference.
@@ -65,11 +66,13 @@ def main():
     parser.add_argument("--prompt", type=int, default=16, help="prompt tokens")
     parser.add_argument("--new", type=int, default=64, help="new tokens")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--init-range", type=float, default=0.02,
+                        help="std of the random weights (GPT-2's 0.02 repeats a token or two; 0.2 wanders)")
     args = parser.parse_args()
 
     torch.manual_seed(args.seed)
     torch.set_num_threads(2)
-    config = GPT2Config(n_layer=args.layers)
+    config = GPT2Config(n_layer=args.layers, initializer_range=args.init_range)
     model = GPT2LMHeadModel(config).float().eval()
     prompt = torch.randint(0, config.vocab_size - 1, (args.prompt,)).tolist()
     ok = True
@@ -77,7 +80,8 @@ def main():
         model.save_pretrained(model_dir)
         with torch.no_grad():
             want, margins = transformers_greedy(model, prompt, args.new)
-        print(f"GPT-2-shaped, {args.layers} layers, prompt {args.prompt} tokens, {len(want)} new")
+        print(f"GPT-2-shaped, {args.layers} layers, weights std {args.init_range}, prompt {args.prompt} "
+              f"tokens, {len(want)} new ({len(set(want))} distinct)")
         print(f"transformers: {want}")
         print(f"smallest top-1 − top-2 logit margin on the path: {min(margins):.3g}")
         for name, flags in [("--temperature 0", ["--temperature", "0"]),
