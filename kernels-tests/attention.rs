@@ -28,8 +28,8 @@ const CASES: [Case; 11] = [
 ];
 
 const STEP: u32 = 7;
-/// The dropout state `[seed, step]` of most cases.
-const STATE: [u32; 2] = [1234, STEP];
+/// The dropout state `[seed, step, micro]` of most cases.
+const STATE: [u32; 3] = [1234, STEP, 0];
 
 fn shape_of(
     (batch, seq, heads, kv_heads, head_dim, _): (usize, usize, usize, usize, usize, f32),
@@ -159,7 +159,7 @@ impl Setup {
         let garbage = vec![f32::NAN; qkv.len()];
         Setup {
             qkv: gpu.upload("qkv", &[b, t, sh.qkv_width()], qkv).unwrap(),
-            state: gpu.upload("state", &[2], &STATE).unwrap(),
+            state: gpu.upload("state", &[3], &STATE).unwrap(),
             o: gpu.zeros("o", &[b, t, h * sh.head_dim]).unwrap(),
             lse: gpu.zeros("lse", &[b, h, t]).unwrap(),
             d_o: gpu.upload("d_o", &[b, t, h * sh.head_dim], d_o).unwrap(),
@@ -360,10 +360,10 @@ fn attention_dropout_mask_follows_the_step_buffer_without_rebuilding() {
     let bound = bounds(&qkv, &d_o, &sh, dropout.p);
     let mut previous = None;
     for step in [STEP, 8] {
-        gpu.write(&s.state, &[STATE[0], step]).unwrap();
+        gpu.write(&s.state, &[STATE[0], step, 0]).unwrap();
         gpu.run_dispatches(std::slice::from_ref(&forward)).unwrap();
         let got: Vec<f32> = gpu.read(&s.o).unwrap();
-        let (want, _) = reference::forward(&qkv, &sh, dropout, [STATE[0], step]);
+        let (want, _) = reference::forward(&qkv, &sh, dropout, [STATE[0], step, 0]);
         assert_within(&format!("o at step {step}"), &got, &want, |_| bound.o);
         assert_ne!(
             previous.as_ref(),
@@ -384,7 +384,7 @@ fn attention_rejects_shapes_it_cannot_run() {
     ];
     for sh in bad {
         let qkv = gpu.zeros("qkv", &[1, sh.seq, sh.qkv_width()]).unwrap();
-        let state = gpu.zeros("state", &[2]).unwrap();
+        let state = gpu.zeros("state", &[3]).unwrap();
         let o = gpu
             .zeros("o", &[1, sh.seq, sh.heads * sh.head_dim])
             .unwrap();

@@ -27,8 +27,13 @@ impl AttentionShape {
     }
 }
 
-/// Dropout on the attention probabilities: drop probability `p` and this layer's site (seed and step
-/// come from the `[seed, step]` state tensor at run time).
+/// Length of the dropout state tensor `[seed, step, micro]`: the run's seed, the step, and which
+/// micro-batch of an accumulated batch a submit runs (0 without accumulation; the masks then number
+/// elements as in the whole batch, see `random_element` in `shaders/random.wgsl`).
+pub const RANDOM_STATE_LEN: usize = 3;
+
+/// Dropout on the attention probabilities: drop probability `p` and this layer's site (seed, step and
+/// micro-batch come from the `[seed, step, micro]` state tensor at run time).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AttentionDropout {
     pub p: f32,

@@ -39,7 +39,7 @@ fn captured_attention_is_causal_normalized_and_equals_the_reference_model() {
             tokens: &tokens,
             targets: &[],
             position: 0,
-            random_state: [0, 0],
+            random_state: [0, 0, 0],
             hyper: [0.0; HYPER_LEN],
         };
         let step = reference::run(&graph.graph, &mut cpu, &inputs);

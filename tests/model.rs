@@ -70,7 +70,7 @@ fn check_step_matches_reference(config: GptConfig, max_binding: Option<usize>) {
         max_norm: Some(1.0),
     };
     let plain = Gpt::init(&gpu, &config, 7).unwrap();
-    let (_, graph) = plain.train_plan(&gpu, batch, seq, &optimizer).unwrap();
+    let (_, graph) = plain.train_plan(&gpu, batch, seq, 1, &optimizer).unwrap();
     let model = match max_binding {
         Some(max) => {
             let split =
@@ -84,7 +84,7 @@ fn check_step_matches_reference(config: GptConfig, max_binding: Option<usize>) {
         }
         None => plain,
     };
-    let (plan, split_graph) = model.train_plan(&gpu, batch, seq, &optimizer).unwrap();
+    let (plan, split_graph) = model.train_plan(&gpu, batch, seq, 1, &optimizer).unwrap();
     if max_binding.is_some() {
         let pieces = &split_graph.graph.pieces;
         assert!(pieces.len() > config.params().len(), "wte should be split");
@@ -120,7 +120,7 @@ fn check_step_matches_reference(config: GptConfig, max_binding: Option<usize>) {
                 tokens: &b.inputs,
                 targets: &b.targets,
                 position: 0,
-                random_state: [11, step],
+                random_state: [11, step, 0],
                 hyper: adamw_hyper(&optimizer.adamw, lr, step),
             },
         );
@@ -163,7 +163,7 @@ fn check_step_matches_reference(config: GptConfig, max_binding: Option<usize>) {
         tokens: &b.inputs,
         targets: &b.targets,
         position: 0,
-        random_state: [11, 4],
+        random_state: [11, 4, 0],
         hyper: [0.0; HYPER_LEN],
     };
     let want = reference::run(&eval_graph.graph, &mut cpu.clone(), &cpu_inputs).loss;
@@ -235,7 +235,7 @@ fn reference_model_gradients_match_finite_differences() {
             tokens: &tokens,
             targets: &targets,
             position: 0,
-            random_state: [5, 1],
+            random_state: [5, 1, 0],
             hyper: [0.0; HYPER_LEN],
         };
         let specs = config.params();

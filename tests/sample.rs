@@ -225,7 +225,7 @@ fn a_prefill_plan_matches_the_cpu_executor() {
         tokens: &prompts,
         targets: &[],
         position: 0,
-        random_state: [0, 0],
+        random_state: [0, 0, 0],
         hyper: [0.0; HYPER_LEN],
     };
     let values = reference::run(&graph.graph, &mut cpu, &cpu_inputs).values;

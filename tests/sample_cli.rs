@@ -208,28 +208,72 @@ fn bad_sample_input_is_one_clear_line() {
     let latin1 = dir.path("latin1.txt");
     std::fs::write(&latin1, b"KING: caf\xe9").unwrap();
     let long = "KING: ".repeat(6);
-    let cases: [(&[&str], &str); 7] = [
+    // Refused by wgpt once the model's context and the prompt are known: one line.
+    let cases: [(&[&str], &str); 3] = [
         (
             &["--prompt", &long],
             "longer than the model's context of 32 tokens",
         ),
-        (&["--num-samples", "0"], "--num-samples 0"),
-        (&["--temperature=-1"], "temperature -1 must be"),
-        (&["--temperature", "NaN"], "temperature NaN must be"),
-        (&["--top-p", "0"], "top-p 0 must be in (0, 1]"),
-        (&["--top-p", "1.5"], "top-p 1.5 must be in (0, 1]"),
         (&["--prompt-file", &latin1], "not UTF-8 text (byte 9"),
+        (&["--prompt-ids", "1,2,999"], "999"),
     ];
     for (args, expect) in cases {
         let (ok, _, err) = sample(&model, args, "");
         assert!(!ok, "{args:?} succeeded");
-        let lines: Vec<&str> = err
-            .lines()
-            .filter(|l| !l.contains("XDG_RUNTIME_DIR"))
-            .collect();
+        let lines: Vec<&str> = err.lines().collect();
         assert_eq!(lines.len(), 1, "{args:?}: {err}");
         assert!(
             lines[0].starts_with("error: ") && lines[0].contains(expect),
+            "{args:?}: {err}"
+        );
+    }
+    // Refused as the flags are parsed: one error line naming the flag and the reason (then clap's
+    // pointer to --help).
+    let at_least_one = "must be at least 1";
+    let cases: [(&[&str], &str, &str); 7] = [
+        (
+            &["--num-samples", "0"],
+            "'--num-samples <NUM_SAMPLES>'",
+            at_least_one,
+        ),
+        (
+            &["--num_samples", "0"],
+            "'--num-samples <NUM_SAMPLES>'",
+            at_least_one,
+        ),
+        (
+            &["--temperature=-1"],
+            "'--temperature <TEMPERATURE>'",
+            "must be at least 0",
+        ),
+        (
+            &["--temperature", "NaN"],
+            "'--temperature <TEMPERATURE>'",
+            "finite number",
+        ),
+        (
+            &["--top-p", "0"],
+            "'--top-p <TOP_P>'",
+            "must be above 0 and at most 1",
+        ),
+        (
+            &["--top-p", "1.5"],
+            "'--top-p <TOP_P>'",
+            "must be above 0 and at most 1",
+        ),
+        (
+            &["--interactive", "--json"],
+            "'--interactive'",
+            "cannot be used with '--json'",
+        ),
+    ];
+    for (args, flag, reason) in cases {
+        let (ok, _, err) = sample(&model, args, "");
+        assert!(!ok, "{args:?} succeeded");
+        let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error")).collect();
+        assert_eq!(errors.len(), 1, "{args:?}: {err}");
+        assert!(
+            errors[0].contains(flag) && errors[0].contains(reason),
             "{args:?}: {err}"
         );
     }

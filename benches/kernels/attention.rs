@@ -72,7 +72,7 @@ impl Operands {
         let width = h * sh.head_dim;
         Operands {
             qkv: fill(&[b, t, sh.qkv_width()]),
-            state: gpu.upload("state", &[2], &[0u32, 0]).unwrap(),
+            state: gpu.upload("state", &[3], &[0u32, 0, 0]).unwrap(),
             o: fill(&[b, t, width]),
             lse: fill(&[b, h, t]),
             d_o: fill(&[b, t, width]),
@@ -200,7 +200,7 @@ fn cpu_baseline(bench: &Bench, sh: AttentionShape, forward: bool) -> std::time::
                 &qkv,
                 &sh,
                 AttentionDropout::NONE,
-                [0, 0],
+                [0, 0, 0],
             ));
         } else {
             std::hint::black_box(reference::backward(
@@ -208,7 +208,7 @@ fn cpu_baseline(bench: &Bench, sh: AttentionShape, forward: bool) -> std::time::
                 &d_o,
                 &sh,
                 AttentionDropout::NONE,
-                [0, 0],
+                [0, 0, 0],
             ));
         }
     })

@@ -30,6 +30,15 @@ pub fn save(
     params: &[Vec<f32>],
     extra: &[(&str, Vec<u8>)],
 ) -> Result<()> {
+    write_dir(dir, &model_files(config, params, extra)?)
+}
+
+/// A model directory's files as `(name, bytes)`: `config.json`, `model.safetensors`, then `extra`.
+pub fn model_files(
+    config: &GptConfig,
+    params: &[Vec<f32>],
+    extra: &[(&str, Vec<u8>)],
+) -> Result<Vec<(String, Vec<u8>)>> {
     let specs = config.params();
     if specs.len() != params.len() {
         return Err(Error::shape(
@@ -43,12 +52,17 @@ pub fn save(
         .map(|(spec, data)| (spec.name.as_str(), spec.shape.as_slice(), data.as_slice()))
         .collect();
     let weights = serialize(&named)?;
-    let mut files: Vec<(&str, Vec<u8>)> = vec![
-        (CONFIG_FILE, config.to_json().into_bytes()),
-        (WEIGHTS_FILE, weights),
+    let mut files = vec![
+        (CONFIG_FILE.to_string(), config.to_json().into_bytes()),
+        (WEIGHTS_FILE.to_string(), weights),
     ];
-    files.extend(extra.iter().cloned());
-    write_dir_atomically(dir, &files)
+    files.extend(extra.iter().map(|(n, b)| (n.to_string(), b.clone())));
+    Ok(files)
+}
+
+/// Whether `dir` holds a model directory to load (or `dir.old`, left by an interrupted save).
+pub fn exists(dir: &Path) -> bool {
+    existing_dir(dir).is_ok()
 }
 
 /// safetensors bytes holding f32 tensors `(name, shape, values)`, with the metadata transformers expects.
@@ -189,8 +203,11 @@ fn existing_dir(dir: &Path) -> Result<PathBuf> {
     )))
 }
 
-/// Writes `files` into `dir.tmp`, then swaps it in: `dir` → `dir.old`, `dir.tmp` → `dir`, remove `dir.old`.
-fn write_dir_atomically(dir: &Path, files: &[(&str, Vec<u8>)]) -> Result<()> {
+/// Writes `files` into `dir.tmp`, then swaps it in: `dir` → `dir.old`, `dir.tmp` → `dir`, remove
+/// `dir.old`. A process killed at any moment leaves a whole directory at `dir` or, between the two
+/// renames, at `dir.old` ([`load`] falls back to it): `dir` only ever appears by renaming a `dir.tmp`
+/// whose files are all written, and `dir.old` is removed only while a whole `dir` exists.
+pub fn write_dir(dir: &Path, files: &[(String, Vec<u8>)]) -> Result<()> {
     let tmp = sibling(dir, "tmp");
     let old = sibling(dir, "old");
     if tmp.exists() {

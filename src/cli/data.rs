@@ -33,10 +33,14 @@ impl Corpus {
                 let tokens = tokenizer
                     .encode(&text)
                     .map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))?;
-                Ok(Corpus::split(tokens, Some(tokenizer), None))
+                let vocab_size = vocabulary(vocab_size, Some(&tokenizer))?;
+                Ok(Corpus::split(tokens, Some(tokenizer), vocab_size))
             }
             (None, Some(dir)) if dir.is_dir() => Self::prepared(dir, vocab_size, tokenizer),
-            (None, Some(path)) => Ok(Corpus::split(read_tokens(path)?, tokenizer, vocab_size)),
+            (None, Some(path)) => {
+                let vocab_size = vocabulary(vocab_size, tokenizer.as_ref())?;
+                Ok(Corpus::split(read_tokens(path)?, tokenizer, vocab_size))
+            }
             (None, None) => Err(Error::Invalid(
                 "no training data: give --data FILE (text) or --tokens FILE.bin|DIR".into(),
             )),
@@ -69,8 +73,21 @@ impl Corpus {
         Ok(Corpus {
             train: read_tokens(&dir.join("train.bin"))?,
             val: read_tokens(&dir.join("val.bin"))?,
-            vocab_size: vocab_size.or(tokenizer.as_ref().map(Tokenizer::vocab_size)),
+            vocab_size: vocabulary(vocab_size, tokenizer.as_ref())?,
             tokenizer,
         })
+    }
+}
+
+/// The vocabulary of the data: `--vocab-size` when given (at least the tokenizer's: a larger one pads
+/// the model, as nanoGPT's 50304 for GPT-2), else the tokenizer's; an error when it is smaller.
+fn vocabulary(given: Option<usize>, tokenizer: Option<&Tokenizer>) -> Result<Option<usize>> {
+    let own = tokenizer.map(Tokenizer::vocab_size);
+    match (given, own) {
+        (Some(v), Some(own)) if v < own => Err(Error::Invalid(format!(
+            "--vocab-size {v} contradicts the tokenizer, which has {own} tokens (ids up to {}); drop it or give at least {own}",
+            own - 1
+        ))),
+        (given, own) => Ok(given.or(own)),
     }
 }

@@ -5,17 +5,20 @@ use std::path::PathBuf;
 use clap::Args;
 
 use crate::checkpoint;
-use crate::cli::{saved_tokenizer, Corpus};
-use crate::error::Result;
+use crate::cli::progress::Task;
+use crate::cli::values::{at_least_one, model_dir};
+use crate::cli::{saved_tokenizer, Corpus, DeviceArgs};
+use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::model::Gpt;
 use crate::train::{Settings, Trainer};
 
 /// The flags of `wgpt eval`.
 #[derive(Args, Clone, Debug)]
+#[command(allow_negative_numbers = true)]
 pub struct EvalArgs {
-    /// The model directory to evaluate.
-    #[arg(long)]
+    /// The model directory to evaluate (or a training output directory: its model/).
+    #[arg(long, value_parser = model_dir)]
     pub model: PathBuf,
     /// Text to evaluate on (encoded with the model's tokenizer).
     #[arg(long, conflicts_with = "tokens")]
@@ -23,22 +26,32 @@ pub struct EvalArgs {
     /// A uint16 token file, or a `wgpt prepare` directory (its val.bin is evaluated).
     #[arg(long)]
     pub tokens: Option<PathBuf>,
-    #[arg(long, default_value_t = 8)]
+    /// Sequences per batch.
+    #[arg(long, visible_alias = "batch_size", default_value_t = 8, value_parser = at_least_one::<usize>)]
     pub batch: usize,
-    /// Sequence length (default: the model's context).
-    #[arg(long)]
+    /// Tokens per sequence, at most the model's context [default: the model's context length]
+    #[arg(long, visible_alias = "block_size", value_parser = at_least_one::<usize>)]
     pub seq: Option<usize>,
     /// Batches drawn from the validation split (the last 10% of the data).
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, visible_alias = "eval_iters", default_value_t = 50, value_parser = at_least_one::<u32>)]
     pub eval_steps: u32,
+    /// Seed of the batches drawn.
     #[arg(long, default_value_t = 1337)]
     pub seed: u64,
+    /// Print {"val_loss":..} on stdout instead of a sentence (and no progress bar).
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub device: DeviceArgs,
 }
 
 /// Mean loss of a saved model over batches of the data's validation split.
 pub fn eval(gpu: &Gpu, args: &EvalArgs) -> Result<f32> {
+    if args.data.is_none() && args.tokens.is_none() {
+        return Err(Error::Invalid(
+            "no evaluation data: give --data FILE (text) or --tokens FILE.bin|DIR".into(),
+        ));
+    }
     let saved = checkpoint::load(&args.model)?;
     let corpus = Corpus::load(
         args.data.as_deref(),
@@ -56,5 +69,8 @@ pub fn eval(gpu: &Gpu, args: &EvalArgs) -> Result<f32> {
         ..Settings::default()
     };
     let trainer = Trainer::new(gpu, model, settings, &corpus.train, &corpus.val, 0)?;
-    trainer.evaluate(true)
+    let mut progress = Task::new("evaluating", args.eval_steps as u64, !args.json);
+    let loss = trainer.evaluate_with(true, |done| progress.set(done as u64));
+    progress.finish();
+    loss
 }

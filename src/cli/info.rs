@@ -1,13 +1,84 @@
 //! `wgpt info`: the adapter wgpt would use and its limits; or a model's parameter table and the memory
-//! plan of its training step.
+//! plan of its training step. `wgpt devices`: every adapter.
 
-use crate::error::Result;
-use crate::gpu::Gpu;
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::checkpoint;
+use crate::cli::values::{at_least_one, model_dir};
+use crate::cli::DeviceArgs;
+use crate::error::{Error, Result};
+use crate::gpu::{adapters, Gpu};
 use crate::model::GptConfig;
 
-/// Prints the adapter (chosen as `WGPU_BACKEND` / `WGPU_ADAPTER_NAME` say) and its limits.
-pub fn info() -> Result<()> {
-    let gpu = Gpu::new()?;
+/// The flags of `wgpt info`.
+#[derive(Args, Clone, Debug)]
+pub struct InfoArgs {
+    /// A model preset: gpt2, gpt2-medium, gpt2-large, gpt2-xl, shakespeare-char, baby, anatomy.
+    #[arg(long, conflicts_with_all = ["model", "config"])]
+    pub preset: Option<String>,
+    /// A model directory, or a training output directory (its model/); only config.json is read.
+    #[arg(long, value_parser = model_dir, conflicts_with = "config")]
+    pub model: Option<PathBuf>,
+    /// A config.json (Hugging Face GPT2Config keys, plus wgpt's optional ones).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Batch size of the memory plan shown for a model.
+    #[arg(long, default_value_t = 8, value_parser = at_least_one::<usize>)]
+    pub batch: usize,
+    /// Sequence length of the memory plan [default: the model's context length]
+    #[arg(long, value_parser = at_least_one::<usize>)]
+    pub seq: Option<usize>,
+    #[command(flatten)]
+    pub device: DeviceArgs,
+}
+
+/// `wgpt info`: the model's tables when one is named, else the adapter's.
+pub fn info_command(args: &InfoArgs) -> Result<()> {
+    let (name, config) = match (&args.preset, &args.model, &args.config) {
+        (Some(name), _, _) => (name.clone(), GptConfig::preset(name)?),
+        (None, Some(dir), _) => (dir.display().to_string(), checkpoint::load_config(dir)?),
+        (None, None, Some(path)) => {
+            let text = std::fs::read_to_string(path).map_err(Error::io(path))?;
+            let name = path.display().to_string();
+            let config = GptConfig::from_json(&text, &name)?;
+            (name, config)
+        }
+        (None, None, None) => return info(&Gpu::on(&args.device.choice())?),
+    };
+    model_info(
+        &name,
+        &config,
+        args.batch,
+        args.seq.unwrap_or(config.n_positions),
+    )
+}
+
+/// `wgpt devices`: every adapter with the index `--adapter` takes, its backend, type and driver; the
+/// one wgpt uses without `--adapter` marked.
+pub fn devices() -> Result<()> {
+    let (list, default) = adapters();
+    if list.is_empty() {
+        return Gpu::new().map(|_| ());
+    }
+    println!(
+        "  {:>2}  {:<7} {:<14} {:<36} driver",
+        "#", "backend", "type", "name"
+    );
+    for (i, a) in list.iter().enumerate() {
+        let mark = if Some(i) == default { "*" } else { " " };
+        println!(
+            "{mark} {i:>2}  {:<7} {:<14} {:<36} {}",
+            a.backend, a.device_type, a.name, a.driver
+        );
+    }
+    println!("* the default (wgpu's choice; WGPU_BACKEND, WGPU_ADAPTER_NAME, WGPU_POWER_PREF apply); pick another with --adapter INDEX|NAME");
+    Ok(())
+}
+
+/// Prints the adapter `gpu` runs on and its limits.
+pub fn info(gpu: &Gpu) -> Result<()> {
     let summary = gpu.summary();
     println!("adapter:    {}", summary.name);
     println!("backend:    {}", summary.backend);
@@ -29,7 +100,7 @@ pub fn info() -> Result<()> {
         limits.max_compute_workgroup_storage_size / 1024,
         limits.max_compute_invocations_per_workgroup
     );
-    println!("matmul variant: {}", crate::model::matmul_variant(&gpu));
+    println!("matmul variant: {}", crate::model::matmul_variant(gpu));
     Ok(())
 }
 
@@ -130,7 +201,7 @@ fn print_memory_plan(config: &GptConfig, batch: usize, seq: usize) -> Result<()>
 }
 
 /// `124439808` as `124,439,808`.
-fn group(n: usize) -> String {
+pub(crate) fn group(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, ch) in digits.chars().enumerate() {

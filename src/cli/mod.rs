@@ -1,21 +1,28 @@
 //! The `wgpt` command line's library side, one module per command (`info`, `train`, `eval`, `sample`
-//! and its `playground`, `prepare` and `tokenizer`, `inspect`); the binary (`src/bin/wgpt.rs`) only
-//! parses and dispatches. The examples reuse `train` and `inspect`. Here is what they share: opening the
-//! device for a model, reading a model directory's tokenizer, and loading training data.
+//! and its `playground`, `prepare` and `tokenizer`, `inspect`), the flags of them all (`app`), checked
+//! values (`values`) and progress bars (`progress`); the binary (`src/bin/wgpt.rs`) only parses and
+//! dispatches. The examples reuse `train` and `inspect`. Here is what they share: choosing and opening
+//! the device for a model, reading a model directory's tokenizer, and loading training data.
 
+mod app;
 mod data;
 mod eval;
 mod info;
 mod inspect;
 mod playground;
 mod profile;
+mod progress;
+mod resume;
 mod sample;
+mod signals;
 mod tokenizer;
 mod train;
+mod values;
 
+pub use app::{completions, Cli, Command};
 pub use data::Corpus;
 pub use eval::{eval, EvalArgs};
-pub use info::{info, model_info};
+pub use info::{devices, info, info_command, model_info, InfoArgs};
 pub use inspect::{inspect, InspectArgs, ANATOMY_FILE};
 pub use sample::{sample, SampleArgs};
 pub use tokenizer::{prepare, tokenizer_command, PrepareArgs, TokenizerCommand};
@@ -23,11 +30,28 @@ pub use train::{gpu_for_training, train, ScheduleFlag, Summary, TrainArgs};
 
 use std::path::Path;
 
+use clap::Args;
+
 use crate::checkpoint;
 use crate::data::Tokenizer;
 use crate::error::Result;
-use crate::gpu::Gpu;
+use crate::gpu::{AdapterChoice, Gpu};
 use crate::model::GptConfig;
+
+/// The `--adapter` flag of every command that runs on a GPU.
+#[derive(Args, Clone, Debug, Default)]
+pub struct DeviceArgs {
+    /// The GPU adapter: an index or part of a name from `wgpt devices`, or a backend (vulkan, gl,
+    /// metal, dx12) [default: wgpu's choice, as WGPU_BACKEND and WGPU_ADAPTER_NAME say]
+    #[arg(long, value_name = "INDEX|NAME")]
+    pub adapter: Option<AdapterChoice>,
+}
+
+impl DeviceArgs {
+    pub fn choice(&self) -> AdapterChoice {
+        self.adapter.clone().unwrap_or_default()
+    }
+}
 
 /// The tokenizer of a model directory: its tokenizer.json (characters or BPE), or GPT-2's when there is
 /// none and config.json says the vocabulary is GPT-2's 50,257 (see [`Tokenizer::from_model_dir`]).
@@ -39,13 +63,14 @@ pub fn saved_tokenizer(dir: &Path) -> Result<Option<Tokenizer>> {
     Tokenizer::from_model_dir(dir, vocab as usize)
 }
 
-/// The device for a model of `config`: WebGPU's default limits, the storage binding raised toward the
-/// largest parameter where the adapter allows (so it stays whole; the model splits it otherwise).
-pub fn gpu_for(config: &GptConfig) -> Result<Gpu> {
-    Gpu::with_binding_room(config.largest_parameter_bytes())
+/// The device on the adapter `device` names for a model of `config`: WebGPU's default limits, the
+/// storage binding raised toward the largest parameter where the adapter allows (so it stays whole; the
+/// model splits it otherwise).
+pub fn gpu_for(device: &DeviceArgs, config: &GptConfig) -> Result<Gpu> {
+    Gpu::with_binding_room(&device.choice(), config.largest_parameter_bytes())
 }
 
 /// [`gpu_for`] the model a model directory holds (its config.json).
-pub fn gpu_for_model(dir: &Path) -> Result<Gpu> {
-    gpu_for(&checkpoint::load_config(dir)?)
+pub fn gpu_for_model(device: &DeviceArgs, dir: &Path) -> Result<Gpu> {
+    gpu_for(device, &checkpoint::load_config(dir)?)
 }

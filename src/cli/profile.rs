@@ -46,11 +46,12 @@ fn rate(row: &ProfileRow, seconds: f64) -> String {
     }
 }
 
-/// Prints CPU time per step against GPU time per step and the GPU's idle gaps between consecutive
-/// steps (the time it waited for the CPU), leaving out the gaps that hold an evaluation (every
-/// `eval_every` steps from `first`, the steps done before the run).
-pub fn print_timeline(timeline: &StepTimeline, first: u32, eval_every: u32) {
+/// Prints CPU time per step against GPU time per pass (`micros` passes a step, one per micro-batch) and
+/// the GPU's idle gaps between consecutive passes (the time it waited for the CPU), leaving out the
+/// gaps that hold an evaluation (every `eval_every` steps from `first`, the steps done before the run).
+pub fn print_timeline(timeline: &StepTimeline, first: u32, eval_every: u32, micros: u32) {
     let ms = |d: f64| d / 1e6;
+    let cpu = &timeline.cpu;
     let prepare: Vec<f64> = (timeline.cpu.iter())
         .map(|t| t.0.as_secs_f64() * 1e3)
         .collect();
@@ -58,7 +59,14 @@ pub fn print_timeline(timeline: &StepTimeline, first: u32, eval_every: u32) {
         .map(|t| t.1.as_secs_f64() * 1e3)
         .collect();
     let gpu: Vec<f64> = timeline.gpu.iter().map(|(b, e)| ms(e - b)).collect();
-    let evaluated = |i: usize| eval_every > 0 && (first + i as u32 + 1).is_multiple_of(eval_every);
+    // The gap after pass i ends step `first + (i + 1) / micros` when `(i + 1) % micros == 0`.
+    let evaluated = |i: usize| {
+        let (done, ends_step) = (
+            (i + 1) as u32 / micros,
+            ((i + 1) as u32).is_multiple_of(micros),
+        );
+        ends_step && eval_every > 0 && (first + done).is_multiple_of(eval_every)
+    };
     let gaps: Vec<f64> = (timeline.gpu.windows(2).enumerate())
         .filter(|(i, _)| !evaluated(*i))
         .map(|(_, w)| ms(w[1].0 - w[0].1).max(0.0))
@@ -69,7 +77,7 @@ pub fn print_timeline(timeline: &StepTimeline, first: u32, eval_every: u32) {
     }
     let busy: f64 = gpu.iter().sum();
     let idle: f64 = gaps.iter().sum();
-    eprintln!("timeline of {} steps:", gpu.len());
+    eprintln!("timeline of {} steps ({} passes):", cpu.len(), gpu.len());
     eprintln!(
         "  CPU preparing a step (batch, uploads): {}",
         summary(&prepare)
@@ -78,7 +86,7 @@ pub fn print_timeline(timeline: &StepTimeline, first: u32, eval_every: u32) {
         "  CPU recording and submitting a step:   {}",
         summary(&submit)
     );
-    eprintln!("  GPU running a step:                    {}", summary(&gpu));
+    eprintln!("  GPU running a pass (a micro-batch):    {}", summary(&gpu));
     eprintln!(
         "  GPU idle between steps:                {} ({:.2}% of its time; {} of {} gaps over 1 ms)",
         summary(&gaps),

@@ -9,54 +9,66 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::checkpoint;
-use crate::cli::saved_tokenizer;
+use crate::cli::progress::Task;
+use crate::cli::values::{at_least_one, model_dir, non_negative, probability};
+use crate::cli::{saved_tokenizer, DeviceArgs};
 use crate::data::{TextStream, Tokenizer};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::model::{Gpt, GptConfig};
 use crate::sample::{Generation, Generator, Sampling};
 
-/// The flags of `wgpt sample`.
+/// The flags of `wgpt sample`, with nanoGPT's `sample.py` names as aliases.
 #[derive(Args, Clone, Debug)]
+#[command(allow_negative_numbers = true)]
 pub struct SampleArgs {
-    /// The model directory (its tokenizer.json, or GPT-2's tokenizer for a 50,257-token model).
-    #[arg(long)]
+    /// The model directory, or a training output directory (its model/). The model's tokenizer.json
+    /// encodes the prompt (GPT-2's for a 50,257-token model without one).
+    #[arg(long, visible_alias = "out_dir", value_parser = model_dir)]
     pub model: PathBuf,
-    #[arg(long, default_value = "\n")]
+    /// The text to continue.
+    #[arg(long, visible_alias = "start", default_value = "\n")]
     pub prompt: String,
-    #[arg(long, default_value_t = 500)]
-    pub max_new_tokens: usize,
-    /// 0 picks the most likely token every time.
-    #[arg(long, default_value_t = 0.8)]
-    pub temperature: f32,
-    #[arg(long)]
-    pub top_k: Option<usize>,
-    #[arg(long)]
-    pub top_p: Option<f32>,
-    #[arg(long, default_value_t = 1337)]
-    pub seed: u64,
-    /// Samples generated together as one batch, each from its own random stream of the seed (the
-    /// first one's is what a single sample draws).
-    #[arg(long, default_value_t = 1)]
-    pub num_samples: usize,
-    /// Also end a sample where its text contains this (repeatable); `<|endoftext|>` ends one whenever
-    /// the tokenizer has that token. The text stops before it.
-    #[arg(long)]
-    pub stop: Vec<String>,
     /// Read the prompt from this UTF-8 text file instead of --prompt.
     #[arg(long, conflicts_with = "prompt")]
     pub prompt_file: Option<PathBuf>,
     /// The prompt as token ids, comma-separated (e.g. 464,2068), instead of --prompt.
     #[arg(long, value_delimiter = ',', conflicts_with_all = ["prompt", "prompt_file"])]
     pub prompt_ids: Option<Vec<u32>>,
-    /// Print one JSON object per sample: {"prompt_ids":[..],"ids":[..],"text":"..","prefill_ms":..,
-    /// "ms_per_token":..} (ids and text: the new tokens only).
+    /// Tokens to generate (per sample).
+    #[arg(long, visible_alias = "max_new_tokens", default_value_t = 500)]
+    pub max_new_tokens: usize,
+    /// Divides the logits before sampling; 0 picks the most likely token every time (the lowest id
+    /// among equals).
+    #[arg(long, default_value_t = 0.8, value_parser = non_negative::<f32>)]
+    pub temperature: f32,
+    /// Sample among the K most likely tokens only [default: all]
+    #[arg(long, visible_alias = "top_k", value_parser = at_least_one::<usize>)]
+    pub top_k: Option<usize>,
+    /// Sample among the most likely tokens whose probabilities add up to P, in (0, 1] [default: 1, off]
+    #[arg(long, visible_alias = "top_p", value_parser = probability::<f32>)]
+    pub top_p: Option<f32>,
+    /// Seed of the sampling.
+    #[arg(long, default_value_t = 1337)]
+    pub seed: u64,
+    /// Samples generated together as one batch, each from its own random stream of the seed (the
+    /// first one's is what a single sample draws).
+    #[arg(long, visible_alias = "num_samples", default_value_t = 1, value_parser = at_least_one::<usize>)]
+    pub num_samples: usize,
+    /// Also end a sample where its text contains this (repeatable); `<|endoftext|>` ends one whenever
+    /// the tokenizer has that token. The text stops before it [default: none]
+    #[arg(long)]
+    pub stop: Vec<String>,
+    /// Print one JSON object per sample instead of the text (ids and text: the new tokens only):
+    /// {"prompt_ids":[..],"ids":[..],"text":"..","prefill_ms":..,"ms_per_token":..}
     #[arg(long)]
     pub json: bool,
     /// The playground: asks for a start text, a number of tokens and a temperature (the flags'
     /// values by default), streams the continuation, and asks again until end of input.
     #[arg(long, conflicts_with_all = ["json", "prompt_file", "prompt_ids"])]
     pub interactive: bool,
+    #[command(flatten)]
+    pub device: DeviceArgs,
 }
 
 impl SampleArgs {
@@ -73,11 +85,6 @@ impl SampleArgs {
 /// its length are checked before the model is loaded.
 pub fn sample(gpu: &Gpu, args: &SampleArgs, out: &mut impl Write) -> Result<()> {
     args.sampling().check()?;
-    if args.num_samples == 0 {
-        return Err(Error::Invalid(
-            "--num-samples 0 generates nothing; give 1 or more".into(),
-        ));
-    }
     let config = checkpoint::load_config(&args.model)?;
     let tokenizer = saved_tokenizer(&args.model)?.ok_or_else(|| {
         Error::Invalid(format!(
@@ -193,9 +200,17 @@ impl Session<'_> {
         }
         let mut failed = None;
         let (stops, end_of_text) = (&self.stops, self.end_of_text);
+        // Samples printed once they are done show a bar of the tokens made meanwhile.
+        let mut progress = Task::new("sampling", count as u64, !stream && !self.json);
+        let (mut made, mut done) = (vec![0u64; n], 0);
         let run = self
             .generator
             .generate(prompt, count, sampling, seed, |i, id| {
+                made[i] += 1;
+                if made[i] > done {
+                    done = made[i];
+                    progress.set(done);
+                }
                 let sample = &mut samples[i];
                 let ended = sample.push(id, end_of_text, stops);
                 if stream && failed.is_none() {
@@ -204,7 +219,9 @@ impl Session<'_> {
                         .err();
                 }
                 ended
-            })?;
+            });
+        progress.finish();
+        let run = run?;
         if let Some(e) = failed {
             return Err(stdout(e));
         }

@@ -27,9 +27,19 @@ impl Commands {
         Dispatch::record_all(&mut self.encoder, dispatches);
     }
 
-    /// Records `dispatches` into one compute pass whose begin and end `timeline` keeps.
-    pub fn dispatch_timed(&mut self, dispatches: &[Dispatch], timeline: &Timeline) {
-        timeline.record(&mut self.encoder, dispatches);
+    /// Records the `lists` of dispatches, one after the other, into one compute pass whose begin and
+    /// end `timeline` keeps (or a plain pass without one).
+    pub fn dispatch_timed(&mut self, lists: &[&[Dispatch]], timeline: Option<&Timeline>) {
+        match timeline {
+            Some(timeline) => timeline.record(&mut self.encoder, lists),
+            None => {
+                let mut pass = (self.encoder).begin_compute_pass(&Default::default());
+                lists
+                    .iter()
+                    .flat_map(|l| l.iter())
+                    .for_each(|d| d.record(&mut pass));
+            }
+        }
     }
 }
 
@@ -76,6 +86,18 @@ impl Readback {
     /// Records the copy of all of `source` into the staging buffer.
     pub fn copy(&self, commands: &mut Commands, source: &Tensor) {
         self.copy_bytes(&mut commands.encoder, &source.buffer, source.offset);
+    }
+
+    /// Records the copy of the first `len` elements of `source` to element `at` of the staging buffer.
+    pub fn copy_range(&self, commands: &mut Commands, source: &Tensor, len: usize, at: usize) {
+        let bytes = (4 * len as u64).min(source.bytes());
+        (commands.encoder).copy_buffer_to_buffer(
+            &source.buffer,
+            source.offset,
+            &self.staging,
+            4 * at as u64,
+            bytes,
+        );
     }
 
     /// Records the copy of this readback's bytes from `buffer` at byte `offset`.

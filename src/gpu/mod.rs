@@ -4,9 +4,11 @@
 //! [`Kernel`] (shader, entry point, override constants) and build [`Dispatch`]es once; recording a
 //! dispatch into a pass is the only thing that happens per step.
 
+mod adapter;
 mod buffers;
 mod commands;
 mod context;
+mod health;
 mod pipelines;
 mod timing;
 
@@ -16,7 +18,9 @@ pub use buffers::Tensor;
 pub fn default_max_binding() -> u64 {
     wgpu::Limits::default().max_storage_buffer_binding_size
 }
+pub use adapter::{adapters, AdapterChoice, AdapterSummary};
 pub use commands::{Commands, Readback, Submission};
-pub use context::{binding_room, AdapterSummary, Counts, Gpu};
+pub use context::{binding_room, Counts, Gpu};
+pub use health::TEST_DEVICE_MEMORY;
 pub use pipelines::{Binding, Dispatch, Kernel, Shader};
 pub use timing::{GpuTimer, Timeline};

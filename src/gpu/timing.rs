@@ -113,7 +113,7 @@ impl Timeline {
 
     /// Records `dispatches` in one pass with its begin and end written to the next free pair of slots
     /// (a plain pass once all are used).
-    pub(crate) fn record(&self, encoder: &mut wgpu::CommandEncoder, dispatches: &[Dispatch]) {
+    pub(crate) fn record(&self, encoder: &mut wgpu::CommandEncoder, lists: &[&[Dispatch]]) {
         let slot = self.used.fetch_add(1, Ordering::Relaxed);
         let timestamp_writes = (slot < self.capacity).then(|| wgpu::ComputePassTimestampWrites {
             query_set: &self.set,
@@ -124,9 +124,10 @@ impl Timeline {
             label: Some("step"),
             timestamp_writes,
         });
-        for d in dispatches {
-            d.record(&mut pass);
-        }
+        lists
+            .iter()
+            .flat_map(|l| l.iter())
+            .for_each(|d| d.record(&mut pass));
     }
 
     /// Each recorded pass's `(begin, end)` in nanoseconds on the GPU's clock (waits for the GPU).

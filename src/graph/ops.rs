@@ -7,7 +7,7 @@ use crate::gpu::{Dispatch, Gpu, Tensor};
 use crate::graph::TensorId;
 use crate::kernels::{
     adamw, attention, copy, crossentropy, dropout, embedding, gelu, gradnorm, kvcache, layernorm,
-    matmul, residual, rmsnorm,
+    matmul, matvec, residual, rmsnorm,
 };
 
 #[derive(Clone, Debug)]
@@ -364,7 +364,7 @@ impl Op {
 pub struct Lowering<'a> {
     pub gpu: &'a Gpu,
     pub tensors: &'a [Tensor],
-    /// `[seed, step]` (u32), written once per step: dropout masks depend on it.
+    /// `[seed, step, micro]` (u32), written before each submit: dropout masks depend on it.
     pub random_state: &'a Tensor,
     /// The optimizer's per-step hyperparameters ([`adamw::hyper`]), written once per step.
     pub hyper: &'a Tensor,
@@ -402,6 +402,16 @@ impl Lowering<'_> {
 
     fn opt(&self, id: &Option<TensorId>) -> Option<&Tensor> {
         id.map(|id| self.t(id))
+    }
+
+    /// Whether a forward product of input `x` goes to the matrix-vector kernels: at most
+    /// [`matvec::MAX_ROWS`] rows (a decode step), on CPU adapters, where it reads the weights at 2-4x
+    /// the speed of the matmul's thin path (one invocation per 16 columns is too few threads for a
+    /// real GPU, where matmul stays).
+    fn matvec(&self, x: TensorId) -> bool {
+        let x = self.t(x);
+        let rows = x.len() / x.shape.last().copied().unwrap_or(1).max(1);
+        self.gpu.is_cpu() && rows <= matvec::MAX_ROWS
     }
 }
 
@@ -526,6 +536,13 @@ impl Op {
                     rmsnorm::backward_params(gpu, x, rstd, dy, cx.t(*dgain))?,
                 ]
             }
+            Op::Linear { x, w, b, out } if cx.matvec(*x) => vec![matvec::forward(
+                gpu,
+                cx.t(*x),
+                matvec::Weights::f32(cx.t(*w))?,
+                cx.opt(b),
+                cx.t(*out),
+            )?],
             Op::Linear { x, w, b, out } => vec![matmul::forward(
                 gpu,
                 mm,
@@ -552,6 +569,13 @@ impl Op {
                 out
             }
             // out[M, V] = x[M, C]·wᵀ: the input-gradient product with x in the role of dy.
+            Op::Head { x, w, out } if cx.matvec(*x) => vec![matvec::transposed(
+                gpu,
+                cx.t(*x),
+                matvec::Weights::f32(cx.t(*w))?,
+                cx.t(*out),
+                0,
+            )?],
             Op::Head { x, w, out } => vec![matmul::backward_input(
                 gpu,
                 mm,

@@ -35,7 +35,8 @@ pub struct CpuInputs<'a> {
     pub targets: &'a [u32],
     /// The position a decode graph's embedding starts at and its caches are written at (0 otherwise).
     pub position: u32,
-    pub random_state: [u32; 2],
+    /// `[seed, step, micro]` (see [`crate::contract::RANDOM_STATE_LEN`]).
+    pub random_state: [u32; 3],
     pub hyper: [f32; HYPER_LEN],
 }
 
@@ -126,7 +127,7 @@ fn step_op(
     clip_scale: &mut f32,
     loss: &mut f32,
 ) {
-    let [seed, step] = inputs.random_state;
+    let state = inputs.random_state;
     {
         let shape = |id: TensorId| graph.shape(id).to_vec();
         let last = |id: TensorId| *graph.shape(id).last().unwrap_or(&1);
@@ -312,12 +313,8 @@ fn step_op(
                 out,
                 lse,
             } => {
-                let (o, l) = attention::forward(
-                    &values[qkv.0],
-                    &sh,
-                    AttentionDropout { p, site },
-                    [seed, step],
-                );
+                let (o, l) =
+                    attention::forward(&values[qkv.0], &sh, AttentionDropout { p, site }, state);
                 values[out.0] = o;
                 values[lse.0] = l;
             }
@@ -368,7 +365,7 @@ fn step_op(
                     &values[dout.0],
                     &sh,
                     AttentionDropout { p, site },
-                    [seed, step],
+                    state,
                 );
             }
             Op::Gelu { x, out } => values[out.0] = gelu::forward(&values[x.0]),
@@ -377,10 +374,10 @@ fn step_op(
             }
             Op::Add { a, b, out } => values[out.0] = residual::forward(&values[a.0], &values[b.0]),
             Op::Dropout { p, site, x, out } => {
-                values[out.0] = dropout::forward(&values[x.0], seed, step, site, p)
+                values[out.0] = dropout::forward(&values[x.0], state, site, p)
             }
             Op::DropoutBackward { p, site, dy, dx } => {
-                values[dx.0] = dropout::backward(&values[dy.0], seed, step, site, p)
+                values[dx.0] = dropout::backward(&values[dy.0], state, site, p)
             }
             Op::CrossEntropy {
                 logits,

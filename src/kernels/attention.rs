@@ -17,14 +17,15 @@
 //! - [`probabilities`]: `P: [B, H, T, T]` recomputed from `qkv` and the forward's `lse` (0 above the
 //!   diagonal, before dropout), for looking at; writes `P`.
 //!
-//! AttentionDropout: element `((b·H + h)·T + t)·T + s` (mod 2³²) of site `dropout.site`, with seed and step read
-//! from `state: [seed, step]` (u32, the tensor [`crate::kernels::dropout`] reads too), which the trainer
-//! writes once per step; the dispatches never change. `p = 0`
+//! AttentionDropout: element `((b·H + h)·T + t)·T + s` (mod 2³²) of site `dropout.site`, numbered in the
+//! whole batch for a micro-batch, with seed, step and micro-batch read from `state: [seed, step, micro]`
+//! (u32, the tensor [`crate::kernels::dropout`] reads too), which the trainer writes before each
+//! submit; the dispatches never change. `p = 0`
 //! compiles the mask out.
 
 use bytemuck::{Pod, Zeroable};
 
-use crate::contract::{dropout_threshold, AttentionDropout, AttentionShape};
+use crate::contract::{dropout_threshold, AttentionDropout, AttentionShape, RANDOM_STATE_LEN};
 use crate::error::{Error, Result};
 use crate::gpu::{Binding, Dispatch, Gpu, Kernel, Shader, Tensor};
 use crate::kernels::check::{expect_len, expect_shape, to_u32};
@@ -197,7 +198,11 @@ impl Tensors<'_> {
         }
         let rows = b * t;
         expect_shape("attention qkv", self.qkv, rows, shape.qkv_width())?;
-        expect_len("attention state [seed, step]", self.state, 2)?;
+        expect_len(
+            "attention state [seed, step, micro]",
+            self.state,
+            RANDOM_STATE_LEN,
+        )?;
         expect_shape("attention output", self.o, rows, h * d)?;
         expect_len("attention lse", self.lse, b * h * t)?;
         if let Some(d_o) = self.d_o {

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::{did_you_mean, Error, Result};
 
 /// The normalization before attention, before the MLP and at the end of the stack.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -100,7 +100,8 @@ impl GptConfig {
             },
             _ => {
                 return Err(Error::Invalid(format!(
-                    "unknown preset {name:?}; known presets: {}",
+                    "unknown preset {name:?}{}; known presets: {}",
+                    did_you_mean(name, &Self::PRESETS),
                     Self::PRESETS.join(", ")
                 )))
             }

@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Tensor};
 use crate::graph::planner::ArenaLayout;
 use crate::graph::{planned_memory, ArenaTensor, MemoryReport, Op, Piece, Plan, Shared, TensorId};
-use crate::model::graph::{build, cache_index, cache_shape, Mode, ModelGraph};
+use crate::model::graph::{build, build_micro, cache_index, cache_shape, Mode, ModelGraph};
 use crate::model::{GptConfig, Init};
 
 /// How the optimizer runs (fixed for a plan; the learning rate is set per step).
@@ -142,21 +142,25 @@ impl Gpt {
         Ok(())
     }
 
-    /// The plan of a training step: forward, backward, gradient norm (and clipping), AdamW.
+    /// The plan of a training step: forward, backward, gradient norm (clipping with it when the
+    /// optimizer says), AdamW. A step runs as `micros` micro-batches of `batch` rows
+    /// ([`Plan::run_micro`]), their gradients added up before one update: the step of one batch of
+    /// `micros · batch` rows.
     pub fn train_plan(
         &self,
         gpu: &Gpu,
         batch: usize,
         seq: usize,
+        micros: usize,
         optimizer: &Optimizer,
     ) -> Result<(Plan, ModelGraph)> {
         self.check_seq(seq)?;
-        let mut model = build(&self.config, batch, seq, Mode::Train, self.max_binding)?;
-        if let Some(max_norm) = optimizer.max_norm {
-            model.graph.push(Op::GradNorm {
-                max_norm: Some(max_norm),
-            });
-        }
+        let max_binding = self.max_binding;
+        let mut model = build_micro(&self.config, batch, seq, micros, Mode::Train, max_binding)?;
+        // Also without clipping: the trainer checks the norm for NaN and infinity.
+        model.graph.push(Op::GradNorm {
+            max_norm: optimizer.max_norm,
+        });
         model.graph.push(Op::AdamW {
             config: optimizer.adamw,
             clip: optimizer.max_norm.is_some(),
@@ -168,7 +172,8 @@ impl Gpt {
             &[],
             model.loss.as_slice(),
             self.config.vocab_size,
-        )?;
+        )?
+        .with_micro_batches(gpu, micros, &self.shared)?;
         Ok((plan, model))
     }
 

@@ -73,7 +73,22 @@ pub fn build(
     mode: Mode,
     max_binding: usize,
 ) -> Result<ModelGraph> {
+    build_micro(config, batch, seq, 1, mode, max_binding)
+}
+
+/// [`build`] for one of `micros` equal micro-batches of a batch of `micros · batch` rows: the loss's
+/// gradient is averaged over the whole batch (the micro-batches' gradients then add up to the batch's),
+/// while the loss tensor is this micro-batch's mean.
+pub fn build_micro(
+    config: &GptConfig,
+    batch: usize,
+    seq: usize,
+    micros: usize,
+    mode: Mode,
+    max_binding: usize,
+) -> Result<ModelGraph> {
     let mut b = Builder::new(config, batch, seq, mode, max_binding)?;
+    b.micros = micros;
     let embedding = b.embeddings();
     let mut x = b.dropout(embedding, 0, "embedding dropout".into());
     let mut blocks = Vec::new();
@@ -126,6 +141,8 @@ struct Builder<'a> {
     max_binding: usize,
     /// Dropout probability of this graph (0 unless training).
     p: f32,
+    /// The micro-batches of this size the loss averages over ([`build_micro`]).
+    micros: usize,
     /// [`Mode::Decode`]: the position input.
     position: Option<TensorId>,
     tokens: TensorId,
@@ -172,6 +189,7 @@ impl<'a> Builder<'a> {
             } else {
                 0.0
             },
+            micros: 1,
             position,
             tokens,
         })
@@ -487,7 +505,7 @@ impl<'a> Builder<'a> {
                 targets: t,
                 losses: l,
                 dlogits,
-                mean_over: rows,
+                mean_over: rows * self.micros,
             });
             if train {
                 g.backward_ops(start..g.ops.len(), &mut grads);

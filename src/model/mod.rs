@@ -13,4 +13,6 @@ pub use params::{Init, ParamSpec};
 /// The executor's types a model's user handles: the plans a [`Gpt`] builds, the batch a step takes, the
 /// tensors of its graph and a decode step's position input. Layers above the model reach the executor
 /// through these, never around the model.
-pub use crate::graph::{MemoryReport, Plan, ProfileRow, StepInputs, TensorId, Work, POSITION};
+pub use crate::graph::{
+    MemoryReport, Plan, ProfileRow, StepInputs, StepReadout, TensorId, Work, POSITION,
+};

@@ -1,6 +1,7 @@
 //! `attention` on the CPU: causal multi-head / grouped-query attention on the `c_attn` output, in f64.
 //! Layouts as in [`crate::kernels::attention`]: `qkv: [B, T, (H + 2·Hkv)·D]`, `o: [B, T, H·D]`,
-//! `lse: [B, H, T]`; dropout element `((b·H + h)·T + t)·T + s` (wrapping) at `dropout.site`.
+//! `lse: [B, H, T]`; dropout element `((b·H + h)·T + t)·T + s` (wrapping) at `dropout.site`, numbered in
+//! the whole batch for micro-batch `state[2]` of `state = [seed, step, micro]`.
 
 use crate::contract::{AttentionDropout, AttentionShape};
 use crate::reference::random;
@@ -30,7 +31,7 @@ fn dot(x: &[f32], i: usize, y: &[f32], j: usize, d: usize) -> f64 {
 fn dropout_factor(
     sh: &AttentionShape,
     dropout: AttentionDropout,
-    state: [u32; 2],
+    state: [u32; 3],
     b: usize,
     h: usize,
     t: usize,
@@ -40,7 +41,9 @@ fn dropout_factor(
         return 1.0;
     }
     let row = ((b * sh.heads + h) * sh.seq + t) as u32;
-    let element = row.wrapping_mul(sh.seq as u32).wrapping_add(s as u32);
+    let local = row.wrapping_mul(sh.seq as u32).wrapping_add(s as u32);
+    let count = sh.batch * sh.heads * sh.seq * sh.seq;
+    let element = random::element(state[2], count, local);
     if random::keep(state[0], state[1], dropout.site, element, dropout.p) {
         1.0 / (1.0 - dropout.p as f64)
     } else {
@@ -89,7 +92,7 @@ pub fn forward(
     qkv: &[f32],
     sh: &AttentionShape,
     dropout: AttentionDropout,
-    state: [u32; 2],
+    state: [u32; 3],
 ) -> (Vec<f32>, Vec<f32>) {
     let d = sh.head_dim;
     let mut o = vec![0.0; sh.batch * sh.seq * sh.heads * d];
@@ -121,7 +124,7 @@ pub fn backward(
     d_o: &[f32],
     sh: &AttentionShape,
     dropout: AttentionDropout,
-    state: [u32; 2],
+    state: [u32; 3],
 ) -> Vec<f32> {
     let d = sh.head_dim;
     let scale = 1.0 / (d as f64).sqrt();

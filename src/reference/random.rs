@@ -19,6 +19,12 @@ pub fn random_u32(seed: u32, step: u32, site: u32, element: u32) -> u32 {
     hash(hash(hash(hash(seed) ^ step) ^ site) ^ element)
 }
 
+/// The index of `element` of micro-batch `micro` in the whole batch, each micro-batch holding `count`
+/// elements of the site (mod 2³²), as `random_element` in the shader.
+pub fn element(micro: u32, count: usize, element: u32) -> u32 {
+    micro.wrapping_mul(count as u32).wrapping_add(element)
+}
+
 /// Whether the element survives dropout with probability `p`.
 pub fn keep(seed: u32, step: u32, site: u32, element: u32, p: f32) -> bool {
     random_u32(seed, step, site, element) >= dropout_threshold(p)

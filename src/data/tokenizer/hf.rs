@@ -138,6 +138,14 @@ pub fn from_json(value: &Value, source: &str) -> Result<Bpe> {
         .chain(specials.keys().map(|&id| id as u64))
         .max()
         .map_or(0, |m| m as usize + 1);
+    // Checked before allocating: an id far past the entries (a corrupt file) would ask for gigabytes.
+    if n > vocab.len() + specials.len() {
+        return Err(bad(format!(
+            "ids run up to {} but there are {} tokens (ids must run 0..n with no gaps)",
+            n - 1,
+            vocab.len() + specials.len()
+        )));
+    }
     let mut tokens: Vec<Option<Vec<u8>>> = vec![None; n];
     for (name, id) in vocab {
         let id = id
