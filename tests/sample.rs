@@ -287,6 +287,8 @@ fn kv_cache_generation_gives_the_text_of_the_full_recompute_for_the_same_seed() 
 /// Three sequences decoded as one batch each give the text the full recompute gives with that
 /// sequence's own random stream, past the context too (where each one's last half window is prefilled
 /// again in one pass), and the streams differ.
+/// Nine sequences (more rows than the matrix-vector kernels take) decode through the matmul instead,
+/// with the same result.
 #[test]
 fn batched_sequences_each_give_the_text_of_their_own_stream_past_the_context() {
     let gpu = Gpu::new().expect("sampling tests need a GPU adapter");
@@ -299,21 +301,69 @@ fn batched_sequences_each_give_the_text_of_their_own_stream_past_the_context() {
         top_p: Some(0.9),
     };
     let count = 30;
-    let mut generator = Generator::new(&gpu, &model, 3).unwrap();
-    let got = generator
-        .generate(&prompt, count, &sampling, 7, |_, _| false)
-        .unwrap();
     let full = FullForward::new(&gpu, &model);
-    for (i, tokens) in got.tokens.iter().enumerate() {
-        let want = full.generate(&gpu, &prompt, count, &sampling, 7, i);
-        assert_eq!(tokens, &want, "sequence {i}");
+    for n in [3, 9] {
+        let mut generator = Generator::new(&gpu, &model, n).unwrap();
+        let got = generator
+            .generate(&prompt, count, &sampling, 7, |_, _| false)
+            .unwrap();
+        for (i, tokens) in got.tokens.iter().enumerate() {
+            let want = full.generate(&gpu, &prompt, count, &sampling, 7, i);
+            assert_eq!(tokens, &want, "sequence {i} of {n}");
+        }
+        assert!(
+            got.tokens[0] != got.tokens[1] && got.tokens[1] != got.tokens[2],
+            "{:?}",
+            got.tokens
+        );
+        assert_eq!(got.steps, count - 1);
     }
-    assert!(
-        got.tokens[0] != got.tokens[1] && got.tokens[1] != got.tokens[2],
-        "{:?}",
-        got.tokens
-    );
-    assert_eq!(got.steps, count - 1);
+}
+
+/// On a CPU adapter a decode step's products (each layer's four linear layers and the head) go to the
+/// matrix-vector kernels for up to their 8 rows, one row per sequence, and to the matmul beyond; a
+/// prefill's linear layers run the matmul of training, and only its head, over the last position of
+/// each prompt, reads few enough rows for the matrix-vector kernel. Other adapters use the matmul
+/// throughout.
+#[test]
+fn decode_products_go_to_matvec_for_up_to_eight_sequences_on_a_cpu_adapter() {
+    let gpu = Gpu::new().expect("sampling tests need a GPU adapter");
+    let config = tiny(false);
+    let model = model(&gpu, &config, 15);
+    // Kernels as `shader/entry`; the matmul's shaders are `matmul` and its variants `matmul_*`.
+    let count = |plan: &Plan, shader: &str| {
+        (plan.kernels().iter())
+            .filter(|k| k.starts_with(shader))
+            .count()
+    };
+    let products = 4 * config.n_layer + 1;
+    let cpu = gpu.is_cpu();
+    for (n, matvec) in [(1, cpu), (8, cpu), (9, false)] {
+        let caches = model.kv_caches(&gpu, n).unwrap();
+        let (decode, _) = model.decode_plan(&gpu, &caches).unwrap();
+        let want = if matvec { products } else { 0 };
+        assert_eq!(
+            count(&decode, "matvec"),
+            want,
+            "{n} sequences: {:?}",
+            decode.kernels()
+        );
+        assert_eq!(
+            count(&decode, "matmul"),
+            products - want,
+            "{n} sequences: {:?}",
+            decode.kernels()
+        );
+        let (prefill, _) = model.prefill_plan(&gpu, &caches, 1, 20).unwrap();
+        let head = usize::from(cpu);
+        assert_eq!(count(&prefill, "matvec"), head, "{:?}", prefill.kernels());
+        assert_eq!(
+            count(&prefill, "matmul"),
+            products - head,
+            "{:?}",
+            prefill.kernels()
+        );
+    }
 }
 
 /// A sequence ends when `on_token` says so (its later tokens dropped, the others going on), and

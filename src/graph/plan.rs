@@ -413,6 +413,14 @@ impl Plan {
         self.dispatches.len() + self.update.len()
     }
 
+    /// Each dispatch's kernel as `shader/entry point`, in the order a step records them (the forward
+    /// and backward, then a training plan's update): which kernels a lowering chose.
+    pub fn kernels(&self) -> Vec<&str> {
+        (self.dispatches.iter().chain(&self.update))
+            .map(|d| d.label.as_str())
+            .collect()
+    }
+
     /// Where a step's GPU time goes, per kernel family, slowest first: each op's dispatches timed alone
     /// (so the total exceeds a step's, which pays no per-op submission), the median of `rounds`. Runs
     /// the step's dispatches `rounds` more times; for profiling, not for training.
