@@ -805,3 +805,38 @@ fn completions_cover_every_command_for_bash_zsh_and_fish() {
         }
     }
 }
+
+#[test]
+fn info_fits_80_columns_for_every_preset() {
+    let (_, _, err) = wgpt(&["info", "--preset", "no-such"]);
+    let (_, known) = err.trim().split_once("known presets: ").expect(&err);
+    let presets: Vec<&str> = known.split(", ").collect();
+    assert!(presets.contains(&"gpt2-xl"), "{err}");
+    let preset_args = presets.iter().map(|&p| vec!["info", "--preset", p]);
+    for args in preset_args.chain([vec!["info"]]) {
+        let (ok, out, err) = wgpt(&args);
+        assert!(ok, "{err}");
+        for line in out.lines() {
+            assert!(
+                line.chars().count() <= 80,
+                "{args:?}: {} columns: {line}",
+                line.chars().count()
+            );
+        }
+    }
+}
+
+#[test]
+fn a_reader_that_goes_away_ends_wgpt_quietly() {
+    // `wgpt info | head -0`: the reader closes the pipe before wgpt prints (it probes the adapter first).
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wgpt"))
+        .arg("info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+}

@@ -5,6 +5,7 @@ use clap::Parser;
 use wgpt::cli::{Cli, Command, EvalArgs, InspectArgs};
 
 fn main() {
+    quiet_on_closed_pipe();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Info(args) => wgpt::cli::info_command(&args),
@@ -26,6 +27,16 @@ fn main() {
     if let Err(e) = result {
         eprintln!("error: {e}");
         std::process::exit(e.exit_code());
+    }
+}
+
+/// Writing to a pipe whose reader is gone (`wgpt info | head`) ends the process quietly, as Unix tools
+/// do; Rust ignores SIGPIPE by default, which turns that into a panic in `println!`.
+fn quiet_on_closed_pipe() {
+    #[cfg(unix)]
+    // SAFETY: called first thing in main, before any thread exists; SIG_DFL is a valid disposition.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 
