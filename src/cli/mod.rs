@@ -1,14 +1,15 @@
-//! The `wgpt` command line's library side, one module per command (`info`, `train`, `eval`, `sample`,
-//! `prepare` and `tokenizer`, `inspect`), the flags of them all (`app`), checked values (`values`) and
-//! progress bars (`progress`); the binary (`src/bin/wgpt.rs`) only parses and dispatches. The examples
-//! reuse `train` and `inspect`. Here is what they share: choosing and opening the device for a model,
-//! reading a model directory's tokenizer, and loading training data.
+//! The `wgpt` command line's library side, one module per command (`info`, `train`, `eval`, `sample`
+//! and its `playground`, `prepare` and `tokenizer`, `inspect`), the flags of them all (`app`), checked
+//! values (`values`) and progress bars (`progress`); the binary (`src/bin/wgpt.rs`) only parses and
+//! dispatches. The examples reuse `train` and `inspect`. Here is what they share: choosing and opening
+//! the device for a model, reading a model directory's tokenizer, and loading training data.
 
 mod app;
 mod data;
 mod eval;
 mod info;
 mod inspect;
+mod playground;
 mod profile;
 mod progress;
 mod resume;
