@@ -6,6 +6,7 @@
 mod adamw;
 mod attention;
 mod common;
+mod compile;
 mod copy;
 mod crossentropy;
 mod dropout;

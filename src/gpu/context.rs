@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use crate::error::{Error, Result};
-use crate::gpu::pipelines::PipelineCache;
+use crate::gpu::compile::PipelineCache;
 
 /// The one GPU context of a program: adapter, device, queue and the pipeline cache.
 pub struct Gpu {

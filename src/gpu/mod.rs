@@ -5,6 +5,7 @@
 //! dispatch into a pass is the only thing that happens per step.
 
 mod buffers;
+mod compile;
 mod context;
 mod pipelines;
 mod timing;

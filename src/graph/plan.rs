@@ -139,9 +139,16 @@ impl Plan {
             arenas: &shared.arenas,
             matmul: matmul::Variant::best(gpu),
         };
-        let mut dispatches = Vec::new();
-        for op in &graph.ops {
-            dispatches.extend(op.lower(&cx)?);
+        // The distinct pipelines compile on worker threads while the ops lower.
+        let dispatches = gpu.build_parallel(|| -> Result<Vec<Dispatch>> {
+            let mut dispatches = Vec::new();
+            for op in &graph.ops {
+                dispatches.extend(op.lower(&cx)?);
+            }
+            Ok(dispatches)
+        })?;
+        for d in &dispatches {
+            d.ready()?;
         }
         let trains = graph
             .tensors
