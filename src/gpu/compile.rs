@@ -66,9 +66,13 @@ impl Drop for Restore {
 impl Gpu {
     /// Runs `build` (which makes dispatches) while worker threads, one per core up to
     /// [`MAX_WORKERS`], compile the pipelines it asks for; returns when they are all compiled. Check
-    /// each dispatch with [`crate::gpu::Dispatch::ready`] for compile errors.
+    /// each dispatch with [`crate::gpu::Dispatch::ready`] for compile errors. With one core (or where
+    /// threads are not known, as on the web) `build` compiles as it goes.
     pub fn build_parallel<R>(&self, build: impl FnOnce() -> R) -> R {
         let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if workers < 2 {
+            return build();
+        }
         let (sender, receiver) = channel();
         let receiver = Mutex::new(receiver);
         std::thread::scope(|s| {
