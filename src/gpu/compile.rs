@@ -231,7 +231,7 @@ impl Gpu {
                     constants: &kernel.constants,
                     zero_initialize_workgroup_memory: false,
                 },
-                cache: None,
+                cache: self.driver_cache.as_ref().map(|c| c.cache()),
             });
         match pollster::block_on(scope.pop()) {
             Some(err) => Err(err.to_string()),

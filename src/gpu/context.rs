@@ -6,6 +6,8 @@ use std::sync::Mutex;
 
 use crate::error::{Error, Result};
 use crate::gpu::compile::PipelineCache;
+use crate::gpu::driver_cache::DriverCache;
+use crate::gpu::user_cache;
 
 /// The one GPU context of a program: adapter, device, queue and the pipeline cache.
 pub struct Gpu {
@@ -13,6 +15,8 @@ pub struct Gpu {
     pub(crate) device: wgpu::Device,
     pub(crate) queue: wgpu::Queue,
     pub(crate) pipelines: Mutex<PipelineCache>,
+    /// The driver's compiled pipelines from earlier runs, where the backend keeps them (Vulkan).
+    pub(crate) driver_cache: Option<DriverCache>,
     pub(crate) created: Created,
     info: wgpu::AdapterInfo,
     features: wgpu::Features,
@@ -81,7 +85,8 @@ pub fn binding_room(base: wgpu::Limits, allowed: &wgpu::Limits, bytes: u64) -> w
 /// Optional features wgpt uses when the adapter has them; nothing requires them.
 const WANTED_FEATURES: wgpu::Features = wgpu::Features::SUBGROUP
     .union(wgpu::Features::TIMESTAMP_QUERY)
-    .union(wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS);
+    .union(wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS)
+    .union(wgpu::Features::PIPELINE_CACHE);
 
 impl Gpu {
     /// Opens the adapter chosen by `WGPU_BACKEND` / `WGPU_ADAPTER_NAME` / `WGPU_POWER_PREF` with
@@ -139,11 +144,13 @@ impl Gpu {
                 adapter: info.name.clone(),
                 reason: e.to_string(),
             })?;
+        let driver_cache = DriverCache::open(&device, &info, user_cache::dir().as_deref());
         Ok(Gpu {
             adapter,
             device,
             queue,
             pipelines: Mutex::new(PipelineCache::default()),
+            driver_cache,
             created: Created::default(),
             info,
             features,
@@ -264,6 +271,15 @@ impl Gpu {
             .poll(wgpu::PollType::wait_indefinitely())
             .map(|_| ())
             .map_err(|e| Error::gpu("waiting for the GPU", e))
+    }
+}
+
+impl Drop for Gpu {
+    /// Keeps what the driver compiled for the next run.
+    fn drop(&mut self) {
+        if let Some(cache) = &self.driver_cache {
+            cache.save();
+        }
     }
 }
 

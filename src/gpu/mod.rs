@@ -7,8 +7,10 @@
 mod buffers;
 mod compile;
 mod context;
+mod driver_cache;
 mod pipelines;
 mod timing;
+mod user_cache;
 
 pub use buffers::Tensor;
 pub use context::{binding_room, AdapterSummary, Counts, Gpu};
