@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use crate::error::{Error, Result};
 use crate::gpu::compile::PipelineCache;
 use crate::gpu::driver_cache::DriverCache;
-use crate::gpu::user_cache;
+use crate::gpu::{user_cache, Tuner};
 
 /// The one GPU context of a program: adapter, device, queue and the pipeline cache.
 pub struct Gpu {
@@ -18,6 +18,8 @@ pub struct Gpu {
     /// The driver's compiled pipelines from earlier runs, where the backend keeps them (Vulkan).
     pub(crate) driver_cache: Option<DriverCache>,
     pub(crate) created: Created,
+    /// Kernel variant choices: off unless [`Gpu::autotuned`] or [`Gpu::set_tuner`] turn it on.
+    pub(crate) tuner: Tuner,
     info: wgpu::AdapterInfo,
     features: wgpu::Features,
     limits: wgpu::Limits,
@@ -152,6 +154,7 @@ impl Gpu {
             pipelines: Mutex::new(PipelineCache::default()),
             driver_cache,
             created: Created::default(),
+            tuner: Tuner::off(),
             info,
             features,
             limits: required,
