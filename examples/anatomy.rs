@@ -60,7 +60,7 @@ fn documents(play: &str) -> String {
 
 fn run() -> wgpt::Result<()> {
     let mut args = Args::parse();
-    let gpu = wgpt::Gpu::new()?;
+    let gpu = wgpt::Gpu::new()?.autotuned();
     let out = args.out.clone();
     std::fs::create_dir_all(&out).map_err(wgpt::Error::io(&out))?;
     let write = |name: &str, contents: &str| -> wgpt::Result<()> {

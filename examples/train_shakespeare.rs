@@ -36,7 +36,7 @@ fn main() {
 
 fn run() -> wgpt::Result<()> {
     let mut args = Args::parse();
-    let gpu = wgpt::Gpu::new()?;
+    let gpu = wgpt::Gpu::new()?.autotuned();
     // nanoGPT's shakespeare_char recipe, scaled to what the adapter can do in minutes.
     let (preset, defaults) = if gpu.is_cpu() {
         ("baby", Settings::default())

@@ -20,3 +20,4 @@ mod residual;
 mod rmsnorm;
 mod shaders;
 mod tensors;
+mod tune;

@@ -2,9 +2,11 @@
 
 use std::process::Command;
 
+/// Runs wgpt with autotuning off, so that results do not depend on timings (or on other tests' runs).
 fn wgpt(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_wgpt"))
         .args(args)
+        .env("WGPT_AUTOTUNE", "off")
         .output()
         .expect("running wgpt");
     (
@@ -181,6 +183,52 @@ fn train_save_eval_sample_and_resume_a_model() {
     ]);
     assert!(ok, "{err}");
     assert!(out.lines().any(|l| l.contains("\"step\":15")), "{out}");
+}
+
+#[test]
+fn training_autotunes_into_the_cache_and_ignores_a_corrupt_file_with_one_warning() {
+    let dir = Scratch::new("autotune");
+    let data = corpus(&dir);
+    let cache = dir.path("cache");
+    let train = || {
+        let mut args = vec!["train", "--data", &data, "--steps", "2"];
+        args.extend(SMALL);
+        let out = Command::new(env!("CARGO_BIN_EXE_wgpt"))
+            .args(&args)
+            .env("WGPT_CACHE_DIR", &cache)
+            .env_remove("WGPT_AUTOTUNE")
+            .output()
+            .expect("running wgpt");
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{err}");
+        err
+    };
+    let err = train();
+    assert!(!err.contains("warning"), "{err}");
+    let files: Vec<_> = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("autotune-")
+        })
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let text = std::fs::read_to_string(&files[0]).unwrap();
+    assert!(
+        text.contains("\"layernorm_forward/128x") && text.contains("\"wgpu\""),
+        "{text}"
+    );
+
+    std::fs::write(&files[0], "{ not json").unwrap();
+    let err = train();
+    let warnings: Vec<_> = err.lines().filter(|l| l.contains("warning")).collect();
+    assert_eq!(warnings.len(), 1, "{err}");
+    assert!(warnings[0].contains("corrupt autotune cache"), "{err}");
+    let text = std::fs::read_to_string(&files[0]).unwrap();
+    assert!(text.contains("layernorm_backward"), "rewritten: {text}");
 }
 
 /// Runs a failing command and checks the one-line message; the saved model must be untouched.

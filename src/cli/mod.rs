@@ -214,9 +214,10 @@ fn fresh_config(args: &TrainArgs, preset: &str) -> Result<GptConfig> {
 }
 
 /// The device for a model of `config`: WebGPU's default limits, the storage binding raised toward the
-/// largest parameter where the adapter allows (so it stays whole; the model splits it otherwise).
+/// largest parameter where the adapter allows (so it stays whole; the model splits it otherwise), and
+/// kernel variants autotuned unless `WGPT_AUTOTUNE=off`.
 pub fn gpu_for(config: &GptConfig) -> Result<Gpu> {
-    Gpu::with_binding_room(config.largest_parameter_bytes())
+    Gpu::with_binding_room(config.largest_parameter_bytes()).map(Gpu::autotuned)
 }
 
 /// [`gpu_for`] the model a model directory holds (its config.json).

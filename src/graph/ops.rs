@@ -422,7 +422,7 @@ impl Op {
                 eps,
             } => vec![layernorm::forward(
                 gpu,
-                layernorm::Variant::best(gpu, cx.t(*gain).len()),
+                layernorm::Variant::tuned(gpu, layernorm::Pass::Forward, cx.t(*x), cx.t(*gain))?,
                 cx.t(*x),
                 cx.t(*gain),
                 cx.opt(bias),
@@ -462,7 +462,12 @@ impl Op {
                 vec![
                     layernorm::backward(
                         gpu,
-                        layernorm::Variant::best(gpu, cx.t(*gain).len()),
+                        layernorm::Variant::tuned(
+                            gpu,
+                            layernorm::Pass::Backward,
+                            cx.t(*x),
+                            cx.t(*gain),
+                        )?,
                         cx.t(*x),
                         cx.t(*gain),
                         mean,

@@ -8,9 +8,12 @@
 //! - [`backward_params`]: `dgain += Σ_rows dy·x̂`, `dbias += Σ_rows dy` (adds into both), one invocation
 //!   per column summing rows in order: deterministic without atomics.
 //!
-//! The bias is optional (the modern variant has none). Forward and backward come in two [`Variant`]s.
+//! The bias is optional (the modern variant has none). Forward and backward come in two [`Variant`]s;
+//! [`Variant::tuned`] lets the autotuner pick one per adapter and shape.
 
-use crate::error::Result;
+use std::cell::OnceCell;
+
+use crate::error::{Error, Result};
 use crate::gpu::{Binding, Dispatch, Gpu, Shader, Tensor};
 use crate::kernels::check::{expect_len, expect_shape, rows};
 use crate::kernels::grid::{per_row, Spread};
@@ -38,14 +41,48 @@ impl Variant {
         }
     }
 
-    /// The variant for rows of `cols` on this adapter: a row per invocation on CPUs, unless a row is so
-    /// long that its loops near llvmpipe's per-invocation iteration limit.
+    /// Whether the variant takes rows of `cols` on this adapter: on CPU adapters a row per invocation
+    /// stops at 4096 columns, where its loops near llvmpipe's per-invocation iteration limit.
+    pub fn fits(self, gpu: &Gpu, cols: usize) -> bool {
+        self == Variant::Workgroup || !gpu.is_cpu() || cols <= 4096
+    }
+
+    /// The variant for rows of `cols` on this adapter, untimed: a row per invocation on CPUs where it
+    /// fits, a workgroup per row elsewhere.
     pub fn best(gpu: &Gpu, cols: usize) -> Variant {
-        if gpu.is_cpu() && cols <= 4096 {
+        if gpu.is_cpu() && Variant::Invocation.fits(gpu, cols) {
             Variant::Invocation
         } else {
             Variant::Workgroup
         }
+    }
+
+    /// The variant for `pass` over `x: [rows, C]` (`gain: [C]`): [`Gpu::tune`]'s choice among those that
+    /// fit, timed once per adapter and shape class (rows to the next power of two, C), or
+    /// [`Variant::best`] when tuning is off.
+    pub fn tuned(gpu: &Gpu, pass: Pass, x: &Tensor, gain: &Tensor) -> Result<Variant> {
+        let cols = gain.len().max(1);
+        let rows = x.len() / cols;
+        let candidates: Vec<_> = Variant::ALL
+            .into_iter()
+            .filter(|v| v.fits(gpu, cols))
+            .map(|v| (v.name(), v))
+            .collect();
+        let key = format!(
+            "layernorm_{}/{}x{cols}",
+            pass.name(),
+            rows.next_power_of_two()
+        );
+        let scratch = OnceCell::new();
+        gpu.tune(&key, &candidates, Variant::best(gpu, cols), |&variant| {
+            if scratch.get().is_none() {
+                let _ = scratch.set(Scratch::new(gpu, rows, cols)?);
+            }
+            let s = scratch
+                .get()
+                .ok_or_else(|| Error::Invalid("layernorm scratch".into()))?;
+            s.dispatch(gpu, pass, variant)
+        })
     }
 
     fn spread(self) -> Spread {
@@ -53,6 +90,59 @@ impl Variant {
             Variant::Workgroup => Spread::Rows,
             Variant::Invocation => Spread::Invocations,
         }
+    }
+}
+
+/// The entry points a variant is chosen for: forward, or backward (the input gradient).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pass {
+    Forward,
+    Backward,
+}
+
+impl Pass {
+    pub fn name(self) -> &'static str {
+        match self {
+            Pass::Forward => "forward",
+            Pass::Backward => "backward",
+        }
+    }
+}
+
+/// Zeroed tensors of one shape for timing the variants on, so that tuning writes none of a plan's.
+struct Scratch {
+    x: Tensor,
+    gain: Tensor,
+    y: Tensor,
+    mean: Tensor,
+    rstd: Tensor,
+    dx: Tensor,
+}
+
+impl Scratch {
+    fn new(gpu: &Gpu, rows: usize, cols: usize) -> Result<Self> {
+        let tensor = |shape: &[usize]| gpu.zeros("layernorm tuning", shape);
+        Ok(Scratch {
+            x: tensor(&[rows, cols])?,
+            gain: tensor(&[cols])?,
+            y: tensor(&[rows, cols])?,
+            mean: tensor(&[rows])?,
+            rstd: tensor(&[rows])?,
+            dx: tensor(&[rows, cols])?,
+        })
+    }
+
+    /// `pass` of `variant` on the scratch tensors: the forward with a bias (`gain`), as GPT-2's, so that
+    /// the pipeline timed is the one a plan then uses; the backward with `y` as output gradient.
+    fn dispatch(&self, gpu: &Gpu, pass: Pass, variant: Variant) -> Result<Vec<Dispatch>> {
+        let s = self;
+        let bias = Some(&s.gain);
+        Ok(vec![match pass {
+            Pass::Forward => forward(
+                gpu, variant, &s.x, &s.gain, bias, &s.y, &s.mean, &s.rstd, 1e-5,
+            )?,
+            Pass::Backward => backward(gpu, variant, &s.x, &s.gain, &s.mean, &s.rstd, &s.y, &s.dx)?,
+        }])
     }
 }
 
