@@ -33,6 +33,14 @@ type CacheKey = (
 /// the maps only; compiling happens outside it.
 #[derive(Default)]
 pub(crate) struct PipelineCache {
+    maps: Mutex<Maps>,
+    /// Held through a request for a pipeline on backends that compile one at a time (see
+    /// [`Gpu::compiles_concurrently`]), so that threads queue here rather than at the backend.
+    one_at_a_time: Mutex<()>,
+}
+
+#[derive(Default)]
+struct Maps {
     modules: HashMap<&'static str, Module>,
     pipelines: HashMap<CacheKey, (Pipeline, wgpu::BindGroupLayout)>,
 }
@@ -70,7 +78,7 @@ impl Gpu {
     /// threads are not known, as on the web) `build` compiles as it goes.
     pub fn build_parallel<R>(&self, build: impl FnOnce() -> R) -> R {
         let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-        if workers < 2 {
+        if workers < 2 || !self.compiles_concurrently() {
             return build();
         }
         let (sender, receiver) = channel();
@@ -99,6 +107,12 @@ impl Gpu {
         }
     }
 
+    /// False for GL, whose one context compiles one pipeline at a time: compiling from several threads
+    /// gains nothing there, and threads waiting for the context give up after a few seconds.
+    fn compiles_concurrently(&self) -> bool {
+        self.info().backend != wgpu::Backend::Gl
+    }
+
     fn address(&self) -> usize {
         self as *const Gpu as usize
     }
@@ -121,6 +135,17 @@ impl Gpu {
                 .collect(),
             writable.to_vec(),
         );
+        // On GL, one request at a time, as threads waiting for its context give up after a while.
+        let _one_at_a_time = match self.compiles_concurrently() {
+            true => None,
+            // A poisoned lock guards nothing: go on.
+            false => Some(
+                self.pipelines
+                    .one_at_a_time
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()),
+            ),
+        };
         let (found, job) = self.lookup(key, kernel)?;
         let Some(job) = job else {
             return self.compiled(kernel, found);
@@ -147,6 +172,7 @@ impl Gpu {
     ) -> Result<((Pipeline, wgpu::BindGroupLayout), Option<Job>)> {
         let mut cache = self
             .pipelines
+            .maps
             .lock()
             .map_err(|_| Error::gpu("pipeline cache", "poisoned by an earlier panic"))?;
         if let Some(found) = cache.pipelines.get(&key) {

@@ -2,7 +2,6 @@
 //! raised only on request, and submit/wait helpers.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 
 use crate::error::{Error, Result};
 use crate::gpu::compile::PipelineCache;
@@ -14,7 +13,7 @@ pub struct Gpu {
     pub(crate) adapter: wgpu::Adapter,
     pub(crate) device: wgpu::Device,
     pub(crate) queue: wgpu::Queue,
-    pub(crate) pipelines: Mutex<PipelineCache>,
+    pub(crate) pipelines: PipelineCache,
     /// The driver's compiled pipelines from earlier runs, where the backend keeps them (Vulkan).
     pub(crate) driver_cache: Option<DriverCache>,
     pub(crate) created: Created,
@@ -151,7 +150,7 @@ impl Gpu {
             adapter,
             device,
             queue,
-            pipelines: Mutex::new(PipelineCache::default()),
+            pipelines: PipelineCache::default(),
             driver_cache,
             created: Created::default(),
             tuner: Tuner::off(),
