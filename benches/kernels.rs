@@ -29,6 +29,8 @@ mod kvcache;
 mod layernorm;
 #[path = "kernels/matmul.rs"]
 mod matmul;
+#[path = "kernels/matvec.rs"]
+mod matvec;
 #[path = "kernels/residual.rs"]
 mod residual;
 #[path = "kernels/rmsnorm.rs"]
@@ -38,6 +40,7 @@ fn main() {
     let mut bench = harness::Bench::from_args();
     copy::run(&mut bench);
     matmul::run(&mut bench);
+    matvec::run(&mut bench);
     embedding::run(&mut bench);
     layernorm::run(&mut bench);
     rmsnorm::run(&mut bench);

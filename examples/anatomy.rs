@@ -16,7 +16,7 @@ use clap::Parser;
 use wgpt::cli::{inspect, prepare, InspectArgs, PrepareArgs, TrainArgs};
 use wgpt::data::Tokenizer;
 use wgpt::model::GptConfig;
-use wgpt::train::{loss_curves_svg, Settings};
+use wgpt::train::{Settings, LATEST_DIR};
 
 const START: &str = "<|startoftext|>";
 const END: &str = "<|endoftext|>";
@@ -26,11 +26,10 @@ const END: &str = "<|endoftext|>";
     about = "Train the anatomy preset with its own BPE on tiny-shakespeare, then look inside it"
 )]
 struct Args {
+    /// Everything goes in --out (default out/anatomy): the tokenizer, tokens, and what `wgpt train`
+    /// writes there.
     #[command(flatten)]
     train: TrainArgs,
-    /// Where everything goes.
-    #[arg(long, default_value = "out/anatomy")]
-    out: PathBuf,
     /// Size of the BPE vocabulary (the preset's is 8192; the model takes the tokenizer's).
     #[arg(long, default_value_t = 8192)]
     bpe_vocab: usize,
@@ -45,7 +44,7 @@ struct Args {
 fn main() {
     if let Err(e) = run() {
         eprintln!("error: {e}");
-        std::process::exit(1);
+        std::process::exit(e.exit_code());
     }
 }
 
@@ -60,8 +59,10 @@ fn documents(play: &str) -> String {
 
 fn run() -> wgpt::Result<()> {
     let mut args = Args::parse();
-    let gpu = wgpt::Gpu::new()?.autotuned();
-    let out = args.out.clone();
+    let gpu = wgpt::Gpu::on(&args.train.device.choice())?.autotuned();
+    let out = (args.train.out)
+        .get_or_insert_with(|| PathBuf::from("out/anatomy"))
+        .clone();
     std::fs::create_dir_all(&out).map_err(wgpt::Error::io(&out))?;
     let write = |name: &str, contents: &str| -> wgpt::Result<()> {
         let path = out.join(name);
@@ -104,7 +105,8 @@ fn run() -> wgpt::Result<()> {
         train.preset = Some("anatomy".into());
     }
     train.tokens.get_or_insert(tokens);
-    let model_dir = train.save.get_or_insert_with(|| out.join("model")).clone();
+    let model_dir = out.join(LATEST_DIR);
+    train.plot_title = Some("anatomy preset, tiny-shakespeare, BPE 8192".into());
     let defaults = Settings {
         batch: 16,
         seq: 128,
@@ -115,15 +117,6 @@ fn run() -> wgpt::Result<()> {
         ..Settings::default()
     };
     let summary = wgpt::cli::train(&gpu, &args.train, defaults, "anatomy")?;
-    let log: Vec<String> = summary.events.iter().map(|e| e.to_json()).collect();
-    write("log.jsonl", &(log.join("\n") + "\n"))?;
-    write(
-        "loss.svg",
-        &loss_curves_svg(
-            &summary.events,
-            "anatomy preset, tiny-shakespeare, BPE 8192",
-        ),
-    )?;
     if let Some((train_loss, val_loss)) = summary.last_eval {
         println!("final: train loss {train_loss:.4}, val loss {val_loss:.4}");
     }
@@ -139,6 +132,7 @@ fn run() -> wgpt::Result<()> {
             model: model_dir,
             prompt: args.prompt.clone(),
             out: out.join("anatomy"),
+            device: args.train.device.clone(),
         },
     )?;
     println!(

@@ -3,8 +3,9 @@
 //! `cargo run --release --example train_shakespeare [-- FLAGS]`. On a CPU adapter (lavapipe, llvmpipe)
 //! it trains the `baby` preset (4 layers, 128 wide, context 64, batch 12, 2000 steps); on a real GPU the
 //! `shakespeare-char` preset (6 layers, 384 wide, context 256, batch 64, 5000 steps, dropout 0.2). Every
-//! flag of `wgpt train` overrides (`--steps 50`, `--preset`, `--data other.txt`, ...). Writes the
-//! checkpoint (`OUT/model/`), the log (`OUT/log.jsonl`) and the loss curves (`OUT/loss.svg`).
+//! flag of `wgpt train` overrides (`--steps 50`, `--preset`, `--data other.txt`, `--resume OUT`, ...).
+//! Writes what `wgpt train --out OUT` writes (OUT = `out/shakespeare` unless given): the checkpoints
+//! (`OUT/model/`, `OUT/best/`), the log (`OUT/log.jsonl`) and the loss curves (`OUT/loss.svg`).
 
 use std::path::PathBuf;
 
@@ -12,16 +13,13 @@ use clap::Parser;
 use wgpt::cli::{saved_tokenizer, TrainArgs};
 use wgpt::model::Gpt;
 use wgpt::sample::{Generator, Sampling};
-use wgpt::train::{loss_curves_svg, Settings};
+use wgpt::train::{Settings, LATEST_DIR};
 
 #[derive(Parser)]
 #[command(about = "Train a character-level GPT on tiny-shakespeare and write a sample")]
 struct Args {
     #[command(flatten)]
     train: TrainArgs,
-    /// Where the checkpoint, log and plot go.
-    #[arg(long, default_value = "out/shakespeare")]
-    out: PathBuf,
     /// Characters to generate at the end (prompt "\n", temperature 0.8, top-k 200).
     #[arg(long, default_value_t = 500)]
     sample_chars: usize,
@@ -30,13 +28,13 @@ struct Args {
 fn main() {
     if let Err(e) = run() {
         eprintln!("error: {e}");
-        std::process::exit(1);
+        std::process::exit(e.exit_code());
     }
 }
 
 fn run() -> wgpt::Result<()> {
     let mut args = Args::parse();
-    let gpu = wgpt::Gpu::new()?.autotuned();
+    let gpu = wgpt::Gpu::on(&args.train.device.choice())?.autotuned();
     // nanoGPT's shakespeare_char recipe, scaled to what the adapter can do in minutes.
     let (preset, defaults) = if gpu.is_cpu() {
         ("baby", Settings::default())
@@ -57,35 +55,26 @@ fn run() -> wgpt::Result<()> {
         train.data =
             Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/tinyshakespeare.txt"));
     }
-    let model_dir = train
-        .save
-        .get_or_insert_with(|| args.out.join("model"))
+    let out = train
+        .out
+        .get_or_insert_with(|| PathBuf::from("out/shakespeare"))
         .clone();
-    let write = |name: &str, contents: String| {
-        let path = args.out.join(name);
-        std::fs::write(&path, contents).map_err(wgpt::Error::io(&path))
-    };
-    std::fs::create_dir_all(&args.out).map_err(wgpt::Error::io(&args.out))?;
+    train.plot_title = Some("tiny-shakespeare, character level".into());
+    let model_dir = out.join(LATEST_DIR);
     eprintln!(
         "preset {}, output {}",
         train.preset.as_deref().unwrap_or(preset),
-        args.out.display()
+        out.display()
     );
 
     let summary = wgpt::cli::train(&gpu, &args.train, defaults, preset)?;
-    let log: Vec<String> = summary.events.iter().map(|e| e.to_json()).collect();
-    write("log.jsonl", log.join("\n") + "\n")?;
-    write(
-        "loss.svg",
-        loss_curves_svg(&summary.events, "tiny-shakespeare, character level"),
-    )?;
     if let Some((train_loss, val_loss)) = summary.last_eval {
         println!("final: train loss {train_loss:.4}, val loss {val_loss:.4}");
     }
     println!(
-        "training: {:.0} tokens/s; wrote {}/model, log.jsonl, loss.svg",
+        "training: {:.0} tokens/s; wrote {}/model, best, log.jsonl, loss.svg",
         summary.tokens_per_s,
-        args.out.display()
+        out.display()
     );
 
     if args.sample_chars > 0 {

@@ -1,7 +1,8 @@
 //! adamw: ten steps on random arenas against `reference::adamw`, with and without decay, gaps and clipping;
 //! the per-step values; the launch geometry of a GPT-2-sized arena; segment validation.
 
-use wgpt::kernels::adamw::{self, Config, Segment, Segments};
+use wgpt::contract::{adamw_hyper, AdamWConfig, Segment, HYPER_LEN};
+use wgpt::kernels::adamw::{self, Segments};
 use wgpt::kernels::gradnorm;
 use wgpt::reference::adamw as reference;
 
@@ -15,9 +16,9 @@ fn seg(offset: usize, len: usize, decay: bool) -> Segment {
 /// on the CPU, then compares params and both moments.
 fn ten_steps(case: &str, len: usize, segments: &[Segment], clip_scale: Option<f32>) {
     let gpu = gpu();
-    let config = Config {
+    let config = AdamWConfig {
         weight_decay: 0.1,
-        ..Config::default()
+        ..AdamWConfig::default()
     };
     let (mut p, mut m, mut v) = (random(1, len), random(2, len), random(3, len));
     v.iter_mut().for_each(|x| *x = x.abs());
@@ -25,7 +26,7 @@ fn ten_steps(case: &str, len: usize, segments: &[Segment], clip_scale: Option<f3
     let gt = gpu.zeros("grads", &[len]).unwrap();
     let mt = gpu.upload("m", &[len], &m).unwrap();
     let vt = gpu.upload("v", &[len], &v).unwrap();
-    let ht = gpu.zeros("hyper", &[adamw::HYPER_LEN]).unwrap();
+    let ht = gpu.zeros("hyper", &[HYPER_LEN]).unwrap();
     let mut clip = vec![0.0; gradnorm::OUT_LEN];
     clip[gradnorm::SCALE] = clip_scale.unwrap_or(1.0);
     let ct = gpu.upload("clip", &[gradnorm::OUT_LEN], &clip).unwrap();
@@ -34,7 +35,7 @@ fn ten_steps(case: &str, len: usize, segments: &[Segment], clip_scale: Option<f3
     let step = adamw::step(gpu, &config, &pt, &gt, &mt, &vt, &table, &ht, clip_tensor).unwrap();
     for t in 1..=10u32 {
         let g = random(100 + t as u64, len);
-        let hyper = adamw::hyper(&config, 1e-2 * (1.0 + t as f64 / 10.0), t);
+        let hyper = adamw_hyper(&config, 1e-2 * (1.0 + t as f64 / 10.0), t);
         gpu.write(&gt, &g).unwrap();
         gpu.write(&ht, &hyper).unwrap();
         gpu.run_dispatches(std::slice::from_ref(&step)).unwrap();
@@ -86,8 +87,8 @@ fn adamw_ten_steps_match_reference_with_and_without_decay() {
 
 #[test]
 fn adamw_hyper_values_follow_pytorch_formulas() {
-    let config = Config::default();
-    let h = adamw::hyper(&config, 3e-4, 1);
+    let config = AdamWConfig::default();
+    let h = adamw_hyper(&config, 3e-4, 1);
     // At t = 1: bc1 = 1 - 0.9, bc2 = 1 - 0.999.
     let want = [3e-4, 1.0, 0.1, 1e-3, 3e-3, 1e-3f64.sqrt(), 1.0 - 3e-6, 0.0];
     for (i, (&got, &want)) in h.iter().zip(&want).enumerate() {

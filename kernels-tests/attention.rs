@@ -2,7 +2,8 @@
 //! dqkv) over batch, sequence, head-dimension, grouping and dropout cases, the step buffer, and the
 //! reference's backward against finite differences.
 
-use wgpt::kernels::attention::{self, Backward, Dropout, Shape, Variant};
+use wgpt::contract::{AttentionDropout, AttentionShape};
+use wgpt::kernels::attention::{self, Backward, Variant};
 use wgpt::reference::attention as reference;
 use wgpt::{Gpu, Tensor};
 
@@ -27,13 +28,13 @@ const CASES: [Case; 11] = [
 ];
 
 const STEP: u32 = 7;
-/// The dropout state `[seed, step]` of most cases.
-const STATE: [u32; 2] = [1234, STEP];
+/// The dropout state `[seed, step, micro]` of most cases.
+const STATE: [u32; 3] = [1234, STEP, 0];
 
 fn shape_of(
     (batch, seq, heads, kv_heads, head_dim, _): (usize, usize, usize, usize, usize, f32),
-) -> Shape {
-    Shape {
+) -> AttentionShape {
+    AttentionShape {
         batch,
         seq,
         heads,
@@ -42,8 +43,8 @@ fn shape_of(
     }
 }
 
-fn dropout_of(p: f32) -> Dropout {
-    Dropout { p, site: 3 }
+fn dropout_of(p: f32) -> AttentionDropout {
+    AttentionDropout { p, site: 3 }
 }
 
 /// Largest Euclidean norm of a D-element head vector in `x` (q, k, v or dO).
@@ -77,7 +78,7 @@ struct Bounds {
     dkv: Vec<(f64, f64)>,
 }
 
-fn bounds(qkv: &[f32], d_o: &[f32], sh: &Shape, p: f32) -> Bounds {
+fn bounds(qkv: &[f32], d_o: &[f32], sh: &AttentionShape, p: f32) -> Bounds {
     let u = F32_EPS;
     let (t, d) = (sh.seq as f64, sh.head_dim as f64);
     let z = 1.0 / (1.0 - p as f64);
@@ -124,7 +125,7 @@ fn bounds(qkv: &[f32], d_o: &[f32], sh: &Shape, p: f32) -> Bounds {
 }
 
 /// Bound for element `i` of `dqkv`: q part from `dq`, k and v parts from the key's column.
-fn dqkv_bound(b: &Bounds, sh: &Shape, i: usize) -> f64 {
+fn dqkv_bound(b: &Bounds, sh: &AttentionShape, i: usize) -> f64 {
     let (d, w) = (sh.head_dim, sh.qkv_width());
     let (token, col) = (i / w, i % w);
     let (batch, s, head) = (token / sh.seq, token % sh.seq, col / d);
@@ -152,13 +153,13 @@ struct Setup {
 }
 
 impl Setup {
-    fn new(gpu: &Gpu, sh: &Shape, qkv: &[f32], d_o: &[f32]) -> Setup {
+    fn new(gpu: &Gpu, sh: &AttentionShape, qkv: &[f32], d_o: &[f32]) -> Setup {
         let (b, t, h) = (sh.batch, sh.seq, sh.heads);
         // dqkv starts as garbage: the backward must write every element.
         let garbage = vec![f32::NAN; qkv.len()];
         Setup {
             qkv: gpu.upload("qkv", &[b, t, sh.qkv_width()], qkv).unwrap(),
-            state: gpu.upload("state", &[2], &STATE).unwrap(),
+            state: gpu.upload("state", &[3], &STATE).unwrap(),
             o: gpu.zeros("o", &[b, t, h * sh.head_dim]).unwrap(),
             lse: gpu.zeros("lse", &[b, h, t]).unwrap(),
             d_o: gpu.upload("d_o", &[b, t, h * sh.head_dim], d_o).unwrap(),
@@ -184,7 +185,11 @@ impl Setup {
 
 /// Runs every case through `run` (which records forward then backward into the setup's tensors) and
 /// checks o, lse and dqkv against the reference.
-fn check_cases(name: &str, cases: &[Case], run: impl Fn(&Gpu, &Shape, Dropout, &Setup)) {
+fn check_cases(
+    name: &str,
+    cases: &[Case],
+    run: impl Fn(&Gpu, &AttentionShape, AttentionDropout, &Setup),
+) {
     let gpu = gpu();
     for (i, &case) in cases.iter().enumerate() {
         let (sh, dropout) = (shape_of(case), dropout_of(case.5));
@@ -276,7 +281,7 @@ fn attention_fused_handles_a_long_context_with_grouped_heads_for_every_variant()
 }
 
 /// Records the fused forward and backward of one case with `variant`.
-fn fused(variant: Variant) -> impl Fn(&Gpu, &Shape, Dropout, &Setup) {
+fn fused(variant: Variant) -> impl Fn(&Gpu, &AttentionShape, AttentionDropout, &Setup) {
     move |gpu, sh, dropout, s| {
         let (qkv, state, o, lse) = (&s.qkv, &s.state, &s.o, &s.lse);
         let mut dispatches =
@@ -304,7 +309,7 @@ fn attention_probabilities_from_the_fused_forward_match_reference() {
         let (b, h, t) = (sh.batch, sh.heads, sh.seq);
         let probs = gpu.zeros("probs", &[b, h, t, t]).unwrap();
         let variant = Variant::best(gpu, sh);
-        let p = Dropout::NONE;
+        let p = AttentionDropout::NONE;
         let dispatches = [
             attention::forward(gpu, variant, sh, p, &s.qkv, &s.state, &s.o, &s.lse).unwrap(),
             attention::probabilities(gpu, sh, &s.qkv, &s.state, &s.o, &s.lse, &probs).unwrap(),
@@ -355,10 +360,10 @@ fn attention_dropout_mask_follows_the_step_buffer_without_rebuilding() {
     let bound = bounds(&qkv, &d_o, &sh, dropout.p);
     let mut previous = None;
     for step in [STEP, 8] {
-        gpu.write(&s.state, &[STATE[0], step]).unwrap();
+        gpu.write(&s.state, &[STATE[0], step, 0]).unwrap();
         gpu.run_dispatches(std::slice::from_ref(&forward)).unwrap();
         let got: Vec<f32> = gpu.read(&s.o).unwrap();
-        let (want, _) = reference::forward(&qkv, &sh, dropout, [STATE[0], step]);
+        let (want, _) = reference::forward(&qkv, &sh, dropout, [STATE[0], step, 0]);
         assert_within(&format!("o at step {step}"), &got, &want, |_| bound.o);
         assert_ne!(
             previous.as_ref(),
@@ -379,14 +384,22 @@ fn attention_rejects_shapes_it_cannot_run() {
     ];
     for sh in bad {
         let qkv = gpu.zeros("qkv", &[1, sh.seq, sh.qkv_width()]).unwrap();
-        let state = gpu.zeros("state", &[2]).unwrap();
+        let state = gpu.zeros("state", &[3]).unwrap();
         let o = gpu
             .zeros("o", &[1, sh.seq, sh.heads * sh.head_dim])
             .unwrap();
         let lse = gpu.zeros("lse", &[1, sh.heads, sh.seq]).unwrap();
         for variant in variants() {
-            let result =
-                attention::forward(gpu, variant, sh, Dropout::NONE, &qkv, &state, &o, &lse);
+            let result = attention::forward(
+                gpu,
+                variant,
+                sh,
+                AttentionDropout::NONE,
+                &qkv,
+                &state,
+                &o,
+                &lse,
+            );
             assert!(result.is_err(), "{sh:?} was accepted by {}", variant.name());
         }
     }

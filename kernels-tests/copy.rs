@@ -8,8 +8,9 @@ use crate::common::{assert_within, gpu, random};
 #[test]
 fn copy_is_exact_for_awkward_sizes_and_past_the_dispatch_limit() {
     let gpu = gpu();
-    // Multiples of 4 take the vec4 entry point. 65535 · 256 + 5 elements need the shader's grid-stride loop (one dispatch dimension holds 65535
-    // workgroups of 256).
+    // Multiples of 4 take the vec4 entry point. Each workgroup walks its own run of the items: on GPUs
+    // 65535 · 256 + 5 elements are past one dispatch dimension of 256-wide workgroups, so runs are
+    // longer than a workgroup; on CPU adapters every run is (2048 elements per 8-wide workgroup).
     for (i, n) in [1, 4, 5, 97, 65 * 97, 255, 257, 97 * 768, 65535 * 256 + 5]
         .into_iter()
         .enumerate()

@@ -26,24 +26,25 @@ fn dropout_mask_equals_reference_mask_exactly_and_follows_the_state_tensor() {
         let xt = gpu.upload("x", &[n], &x).unwrap();
         let yt = gpu.zeros("y", &[n]).unwrap();
         let dxt = gpu.zeros("dx", &[n]).unwrap();
-        let state = gpu.upload("state", &[2], &[7u32, 0]).unwrap();
+        let state = gpu.upload("state", &[3], &[7u32, 0, 0]).unwrap();
         let dispatches = [
             dropout::forward(gpu, &xt, &state, site, p, &yt).unwrap(),
             dropout::backward(gpu, &xt, &state, site, p, &dxt).unwrap(),
         ];
-        // The same dispatches at later steps and another seed: only the state tensor changes.
-        for (seed, step) in [(7, 0), (7, 1), (8, 1)] {
-            gpu.write(&state, &[seed, step]).unwrap();
+        // The same dispatches at later steps, another seed and another micro-batch: only the state
+        // tensor changes.
+        for state_now in [[7, 0, 0], [7, 1, 0], [8, 1, 0], [8, 1, 3]] {
+            gpu.write(&state, &state_now).unwrap();
             gpu.run_dispatches(&dispatches).unwrap();
-            let case = format!("n={n} p={p} seed={seed} step={step}");
-            let want = reference::forward(&x, seed, step, site, p);
+            let case = format!("n={n} p={p} state={state_now:?}");
+            let want = reference::forward(&x, state_now, site, p);
             assert_within(
                 &format!("forward {case}"),
                 &gpu.read(&yt).unwrap(),
                 &want,
                 |_| 0.0,
             );
-            let want = reference::backward(&x, seed, step, site, p);
+            let want = reference::backward(&x, state_now, site, p);
             assert_within(
                 &format!("backward {case}"),
                 &gpu.read(&dxt).unwrap(),
@@ -60,7 +61,7 @@ fn dropout_keeps_one_minus_p_within_three_sigma() {
     let n = 1 << 20;
     let xt = gpu.upload("x", &[n], &vec![1.0f32; n]).unwrap();
     let yt = gpu.zeros("y", &[n]).unwrap();
-    let state = gpu.upload("state", &[2], &[1234u32, 99]).unwrap();
+    let state = gpu.upload("state", &[3], &[1234u32, 99, 0]).unwrap();
     for p in [0.1f32, 0.5, 0.9] {
         gpu.run_dispatches(&[dropout::forward(gpu, &xt, &state, 0, p, &yt).unwrap()])
             .unwrap();
@@ -83,7 +84,7 @@ fn dropout_with_p_zero_is_a_copy_and_p_one_is_refused() {
     let x = random(1300, 257);
     let xt = gpu.upload("x", &[257], &x).unwrap();
     let yt = gpu.zeros("y", &[257]).unwrap();
-    let state = gpu.upload("state", &[2], &[1u32, 2]).unwrap();
+    let state = gpu.upload("state", &[3], &[1u32, 2, 0]).unwrap();
     assert!(dropout::is_identity(0.0));
     gpu.run_dispatches(&[dropout::forward(gpu, &xt, &state, 0, 0.0, &yt).unwrap()])
         .unwrap();
@@ -100,14 +101,14 @@ fn dropout_with_p_zero_is_a_copy_and_p_one_is_refused() {
 fn dropout_reference_backward_matches_finite_differences() {
     let x = random(1, 64);
     let r = random(2, 64);
-    let (seed, step, site, p) = (5, 6, 7, 0.3);
+    let (state, site, p) = ([5, 6, 0], 7, 0.3);
     // Linear in x for a fixed mask: the differences are exact up to y[i]'s rounding (2⁻²⁴·|x|/(1-p))
     // over 2h = 0.02, below 1e-5.
     assert_gradient(
         "dropout dx",
-        |x| project(&reference::forward(x, seed, step, site, p), &r),
+        |x| project(&reference::forward(x, state, site, p), &r),
         &x,
-        &reference::backward(&r, seed, step, site, p),
+        &reference::backward(&r, state, site, p),
         1e-2,
         1e-5,
     );

@@ -1,7 +1,7 @@
 //! gradnorm: the GPU norm and clip scale against the f64 reference, over whole arenas, sub-ranges and
 //! arenas split into several buffers.
 
-use wgpt::kernels::gradnorm::{self, NORM, OUT_LEN, SCALE};
+use wgpt::kernels::gradnorm::{self, NORM, NORM_SUM, OUT_LEN, SCALE};
 use wgpt::reference::gradnorm as reference;
 
 use crate::common::{gpu, random, F32_EPS};
@@ -111,4 +111,27 @@ fn gradnorm_clips_exactly_when_the_norm_exceeds_max_norm() {
     // A zero gradient has norm 0 and must not divide.
     let (norm, scale) = run(&vec![0.0; 1000], 0..1000, Some(1.0));
     assert_eq!((norm, scale), (0.0, 1.0));
+}
+
+#[test]
+fn gradnorm_keeps_a_running_sum_that_a_nan_gradient_poisons_for_good() {
+    let gpu = gpu();
+    let grads = gpu.upload("grads", &[4], &[3.0f32, 4.0, 0.0, 0.0]).unwrap();
+    let out = gpu.zeros("gradnorm", &[OUT_LEN]).unwrap();
+    let dispatches = gradnorm::norm(gpu, &[(&grads, 0..4)], None, &out).unwrap();
+    let sum = |gpu: &wgpt::Gpu| gpu.read::<f32>(&out).unwrap()[NORM_SUM];
+    gpu.run_dispatches(&dispatches).unwrap();
+    gpu.run_dispatches(&dispatches).unwrap();
+    assert_eq!(sum(gpu), 10.0, "two steps of norm 5");
+    gpu.write(&grads, &[f32::NAN, 0.0, 0.0, 0.0]).unwrap();
+    gpu.run_dispatches(&dispatches).unwrap();
+    gpu.write(&grads, &[3.0f32, 4.0, 0.0, 0.0]).unwrap();
+    gpu.run_dispatches(&dispatches).unwrap();
+    let got: Vec<f32> = gpu.read(&out).unwrap();
+    assert_eq!(got[NORM], 5.0, "the last step's norm is finite again");
+    assert!(
+        !got[NORM_SUM].is_finite(),
+        "the sum forgot a NaN step: {}",
+        got[NORM_SUM]
+    );
 }

@@ -2,7 +2,7 @@
 //! GQA ratios 1 and 2, caches of fewer and more than one 64-key chunk, at positions 0, 1, a prime,
 //! context − 1, and one past the cache (writes nothing, attends over all of it).
 
-use wgpt::kernels::attention::Shape;
+use wgpt::contract::AttentionShape;
 use wgpt::kernels::kvcache;
 use wgpt::reference::kvcache as reference;
 
@@ -16,8 +16,8 @@ const CASES: [(usize, usize, usize, usize, usize); 4] = [
     (6, 3, 64, 64, 61),
 ];
 
-fn shape(heads: usize, kv_heads: usize, head_dim: usize) -> Shape {
-    Shape {
+fn shape(heads: usize, kv_heads: usize, head_dim: usize) -> AttentionShape {
+    AttentionShape {
         batch: 1,
         seq: 1,
         heads,
@@ -88,7 +88,7 @@ fn kvcache_rejects_batches_and_heads_it_cannot_run() {
     let qkv = gpu.zeros("qkv", &[1, sh.qkv_width()]).unwrap();
     let position = gpu.zeros("position", &[1]).unwrap();
     let cache = gpu.zeros("cache", &[8, 64]).unwrap();
-    let two = Shape { seq: 2, ..sh };
+    let two = AttentionShape { seq: 2, ..sh };
     assert!(kvcache::append(gpu, two, &qkv, &position, &cache, &cache).is_err());
     let uneven = shape(4, 3, 32);
     assert!(kvcache::append(gpu, uneven, &qkv, &position, &cache, &cache).is_err());

@@ -16,6 +16,7 @@ mod gradnorm;
 mod kvcache;
 mod layernorm;
 mod matmul;
+mod matvec;
 mod residual;
 mod rmsnorm;
 mod shaders;

@@ -154,7 +154,7 @@ def fixed_batch(toks):
 # The modern variant (--modern): wgpt's GPT-2 with RMSNorm (gain only), no biases, grouped-query
 # attention (qkv = q for H heads, then k and v for Hkv heads; query head h reads kv head h / (H/Hkv)),
 # learned positions, gelu_new MLP, tied head. transformers has no such class, so this is a plain
-# PyTorch model with wgpt's tensor names and Conv1D [in, out] layout, written from DESIGN.md and the
+# PyTorch model with wgpt's tensor names and Conv1D [in, out] layout, written from docs/architecture.md and the
 # shader comments.
 
 

@@ -9,9 +9,10 @@
 //   dS_ts = P_ts (Z_ts dA_ts - delta_t) = A_ts dA_ts - P_ts delta_t
 //   dq_t = scale Σ_s dS_ts k_s,  dk_s = scale Σ_{h in group, t ≥ s} dS_ts q_t,  dv_s = Σ_{h, t ≥ s} A_ts dO_t
 //
-// Dropout element index (mod 2³²): ((b·H + h)·T + t)·T + s, with seed and step read from `random_state`
-// ([seed, step], the buffer dropout reads too), which the trainer writes once per step (so dispatches
-// are built once).
+// Dropout element index (mod 2³²): ((b·H + h)·T + t)·T + s, numbered in the whole batch when the step
+// is a micro-batch (random_element), with seed, step and micro-batch read from `random_state`
+// ([seed, step, micro], the buffer dropout reads too), which the trainer writes before each submit (so
+// dispatches are built once).
 //
 // Fused kernels give each invocation one row (a query for the forward and dq, a key for dk/dv) and walk
 // the other axis: no barriers and no T×T storage, which suits lavapipe (barriers expensive). All lanes of a workgroup walk the other axis in the same order, so their loads of
@@ -98,7 +99,9 @@ fn kv_head(h: u32) -> u32 {
 // A_ts from P_ts: the probability with the dropout mask of (row, s) applied and rescaled.
 fn dropped(p: f32, row: u32, s: u32) -> f32 {
     if dropout {
-        let keep = random_keep(random_state[0], random_state[1], params.site, row * params.seq + s, params.threshold);
+        let count = params.batch * params.heads * params.seq * params.seq;
+        let element = random_element(random_state[2], count, row * params.seq + s);
+        let keep = random_keep(random_state[0], random_state[1], params.site, element, params.threshold);
         return select(0.0, p * params.keep_scale, keep);
     }
     return p;

@@ -3,8 +3,8 @@
 //
 // Bindings: x, y, params. Like every elementwise shader here it has two entry points: `_vec4` moves
 // whole vec4s (params.n counts vec4s) and is used when the element count is a multiple of 4; the plain
-// one moves single elements (params.n counts elements). A grid-stride loop covers tensors larger than
-// one dispatch dimension.
+// one moves single elements (params.n counts elements). Each workgroup walks its own contiguous run of
+// the items (elementwise.wgsl, the prelude), which covers tensors larger than one dispatch dimension.
 
 struct Params {
     n: u32,
@@ -13,15 +13,14 @@ struct Params {
     _pad2: u32,
 }
 
-const WG: u32 = 256u;
-
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read_write> y: array<f32>;
 @group(0) @binding(2) var<uniform> params: Params;
 
-@compute @workgroup_size(WG)
-fn copy_forward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-    for (var i = id.x; i < params.n; i += groups.x * WG) {
+@compute @workgroup_size(wg)
+fn copy_forward(@builtin(workgroup_id) group: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
+    let run = elementwise_run(params.n, group.x, groups.x);
+    for (var i = run.x + lane; i < run.y; i += wg) {
         y[i] = x[i];
     }
 }
@@ -29,9 +28,10 @@ fn copy_forward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workg
 @group(0) @binding(0) var<storage, read> x4: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read_write> y4: array<vec4<f32>>;
 
-@compute @workgroup_size(WG)
-fn copy_forward_vec4(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-    for (var i = id.x; i < params.n; i += groups.x * WG) {
+@compute @workgroup_size(wg)
+fn copy_forward_vec4(@builtin(workgroup_id) group: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
+    let run = elementwise_run(params.n, group.x, groups.x);
+    for (var i = run.x + lane; i < run.y; i += wg) {
         y4[i] = x4[i];
     }
 }
@@ -52,10 +52,12 @@ struct Columns {
 
 @group(0) @binding(2) var<uniform> columns: Columns;
 
-@compute @workgroup_size(WG)
-fn copy_columns(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+// The rows · width items of the block are spread as elementwise.wgsl spreads n items.
+@compute @workgroup_size(wg)
+fn copy_columns(@builtin(workgroup_id) group: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
     let p = columns;
-    for (var i = id.x; i < p.rows * p.width; i += groups.x * WG) {
+    let run = elementwise_run(p.rows * p.width, group.x, groups.x);
+    for (var i = run.x + lane; i < run.y; i += wg) {
         let r = i / p.width;
         let c = i - r * p.width;
         y[r * p.y_cols + p.y_first + c] = x[r * p.x_cols + p.x_first + c];

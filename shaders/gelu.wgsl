@@ -4,7 +4,8 @@
 //   backward   dx = dy · (½(1 + tanh u) + ½x (1 - tanh²u) · √(2/π)(1 + 3·0.044715 x²))   (writes dx)
 //
 // Each has a `_vec4` twin over vec4s (params.n counts vec4s), used when the element count is a multiple
-// of 4; the plain ones go element by element through the same vec4 math. Grid-stride loops.
+// of 4; the plain ones go element by element through the same vec4 math. Each workgroup walks its own
+// run of the items (elementwise.wgsl, the prelude).
 
 struct Params {
     n: u32,
@@ -13,7 +14,6 @@ struct Params {
     _pad2: u32,
 }
 
-const WG: u32 = 256u;
 const SQRT_2_OVER_PI: f32 = 0.7978845608028654;
 const CUBIC: f32 = 0.044715;
 
@@ -38,9 +38,10 @@ fn gelu_grad(x: vec4<f32>, dy: vec4<f32>) -> vec4<f32> {
 @group(0) @binding(1) var<storage, read_write> y: array<f32>;
 @group(0) @binding(2) var<uniform> params: Params;
 
-@compute @workgroup_size(WG)
-fn gelu_forward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-    for (var i = id.x; i < params.n; i += groups.x * WG) {
+@compute @workgroup_size(wg)
+fn gelu_forward(@builtin(workgroup_id) group: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
+    let run = elementwise_run(params.n, group.x, groups.x);
+    for (var i = run.x + lane; i < run.y; i += wg) {
         y[i] = gelu(vec4(x[i])).x;
     }
 }
@@ -48,9 +49,10 @@ fn gelu_forward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workg
 @group(0) @binding(0) var<storage, read> x4: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read_write> y4: array<vec4<f32>>;
 
-@compute @workgroup_size(WG)
-fn gelu_forward_vec4(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-    for (var i = id.x; i < params.n; i += groups.x * WG) {
+@compute @workgroup_size(wg)
+fn gelu_forward_vec4(@builtin(workgroup_id) group: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
+    let run = elementwise_run(params.n, group.x, groups.x);
+    for (var i = run.x + lane; i < run.y; i += wg) {
         y4[i] = gelu(x4[i]);
     }
 }
@@ -60,9 +62,10 @@ fn gelu_forward_vec4(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_
 @group(0) @binding(2) var<storage, read_write> dx: array<f32>;
 @group(0) @binding(3) var<uniform> backward_params: Params;
 
-@compute @workgroup_size(WG)
-fn gelu_backward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-    for (var i = id.x; i < backward_params.n; i += groups.x * WG) {
+@compute @workgroup_size(wg)
+fn gelu_backward(@builtin(workgroup_id) group: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
+    let run = elementwise_run(backward_params.n, group.x, groups.x);
+    for (var i = run.x + lane; i < run.y; i += wg) {
         dx[i] = gelu_grad(vec4(x[i]), vec4(dy[i])).x;
     }
 }
@@ -70,9 +73,10 @@ fn gelu_backward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_work
 @group(0) @binding(1) var<storage, read> dy4: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> dx4: array<vec4<f32>>;
 
-@compute @workgroup_size(WG)
-fn gelu_backward_vec4(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-    for (var i = id.x; i < backward_params.n; i += groups.x * WG) {
+@compute @workgroup_size(wg)
+fn gelu_backward_vec4(@builtin(workgroup_id) group: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
+    let run = elementwise_run(backward_params.n, group.x, groups.x);
+    for (var i = run.x + lane; i < run.y; i += wg) {
         dx4[i] = gelu_grad(x4[i], dy4[i]);
     }
 }

@@ -3,7 +3,9 @@
 //   norm  = sqrt(Σ_{i in [offset, offset + len)} g_i²)
 //   scale = min(1, max_norm / norm), and 1 when clipping is off (max_norm = 0) or norm = 0
 //
-//   out: [0] norm, [1] scale, [2..4) unused, [4..) one partial sum of squares per workgroup of stage 1.
+//   out: [0] norm, [1] scale, [2] the running sum of every norm written (a non-finite norm at any step
+//   leaves it non-finite: a trainer reading it now and then learns of steps it did not read), [3] unused,
+//   [4..) one partial sum of squares per workgroup of stage 1.
 //
 // The gradients may be several buffers (the chunks of the gradient arena): one partials dispatch per
 // buffer, each writing its slots from `first` on, then one gradnorm_finish over all `groups` slots.
@@ -99,6 +101,7 @@ fn gradnorm_finish(@builtin(local_invocation_index) t: u32) {
     if t == 0u {
         let norm = sqrt(total);
         out[0] = norm;
+        out[2] += norm;
         // Written as a select rather than min(1, max_norm / norm) so that norm = 0 never divides.
         out[1] = select(1.0, params.max_norm / norm, params.max_norm > 0.0 && norm > params.max_norm);
     }

@@ -18,6 +18,14 @@ fn random_u32(seed: u32, step: u32, site: u32, element: u32) -> u32 {
     return random_hash(random_hash(random_hash(random_hash(seed) ^ step) ^ site) ^ element);
 }
 
+// The index of `element` of micro-batch `micro` in the whole batch, when each of the batch's equal
+// micro-batches holds `count` elements of this site (mod 2³²). Gradient accumulation runs a batch as
+// micro-batches of rows; this numbering gives each row the mask it would get in the one big batch.
+// Micro-batch 0 (a step without accumulation) keeps `element`.
+fn random_element(micro: u32, count: u32, element: u32) -> u32 {
+    return micro * count + element;
+}
+
 // Whether the element survives dropout: kept with probability 1 - p, where `threshold` = p · 2³²
 // (see reference::random::threshold). A threshold of 0 keeps everything.
 fn random_keep(seed: u32, step: u32, site: u32, element: u32, threshold: u32) -> bool {

@@ -4,7 +4,8 @@
 //   residual_accumulate   acc += x       (gradients of a tensor read by two paths; adds into acc)
 //
 // Each has a `_vec4` twin over vec4s (params.n counts vec4s), used when the element count is a multiple
-// of 4; the plain ones go element by element. Grid-stride loops; params last.
+// of 4; the plain ones go element by element. Each workgroup walks its own run of the items
+// (elementwise.wgsl, the prelude); params last.
 
 struct Params {
     n: u32,
@@ -13,7 +14,6 @@ struct Params {
     _pad2: u32,
 }
 
-const WG: u32 = 256u;
 
 // ---- forward. Bindings: a, b, y, params.
 @group(0) @binding(0) var<storage, read> a: array<f32>;
@@ -21,9 +21,10 @@ const WG: u32 = 256u;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 @group(0) @binding(3) var<uniform> params: Params;
 
-@compute @workgroup_size(WG)
-fn residual_forward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-    for (var i = id.x; i < params.n; i += groups.x * WG) {
+@compute @workgroup_size(wg)
+fn residual_forward(@builtin(workgroup_id) group: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
+    let run = elementwise_run(params.n, group.x, groups.x);
+    for (var i = run.x + lane; i < run.y; i += wg) {
         y[i] = a[i] + b[i];
     }
 }
@@ -32,9 +33,10 @@ fn residual_forward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_w
 @group(0) @binding(1) var<storage, read> b4: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> y4: array<vec4<f32>>;
 
-@compute @workgroup_size(WG)
-fn residual_forward_vec4(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-    for (var i = id.x; i < params.n; i += groups.x * WG) {
+@compute @workgroup_size(wg)
+fn residual_forward_vec4(@builtin(workgroup_id) group: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
+    let run = elementwise_run(params.n, group.x, groups.x);
+    for (var i = run.x + lane; i < run.y; i += wg) {
         y4[i] = a4[i] + b4[i];
     }
 }
@@ -43,18 +45,20 @@ fn residual_forward_vec4(@builtin(global_invocation_id) id: vec3<u32>, @builtin(
 @group(0) @binding(1) var<storage, read_write> acc: array<f32>;
 @group(0) @binding(2) var<uniform> acc_params: Params;
 
-@compute @workgroup_size(WG)
-fn residual_accumulate(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-    for (var i = id.x; i < acc_params.n; i += groups.x * WG) {
+@compute @workgroup_size(wg)
+fn residual_accumulate(@builtin(workgroup_id) group: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
+    let run = elementwise_run(acc_params.n, group.x, groups.x);
+    for (var i = run.x + lane; i < run.y; i += wg) {
         acc[i] += a[i];
     }
 }
 
 @group(0) @binding(1) var<storage, read_write> acc4: array<vec4<f32>>;
 
-@compute @workgroup_size(WG)
-fn residual_accumulate_vec4(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-    for (var i = id.x; i < acc_params.n; i += groups.x * WG) {
+@compute @workgroup_size(wg)
+fn residual_accumulate_vec4(@builtin(workgroup_id) group: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
+    let run = elementwise_run(acc_params.n, group.x, groups.x);
+    for (var i = run.x + lane; i < run.y; i += wg) {
         acc4[i] += a4[i];
     }
 }

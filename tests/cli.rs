@@ -2,11 +2,20 @@
 
 use std::process::Command;
 
-/// Runs wgpt with autotuning off, so that results do not depend on timings (or on other tests' runs).
+/// Runs wgpt as on a fresh machine (no `XDG_RUNTIME_DIR`, whose absence makes Mesa's Vulkan layer
+/// print through libwayland unless wgpt prevents it), with stdout and stderr captured (not terminals),
+/// and autotuning off, so that results do not depend on timings (or on other tests' runs).
 fn wgpt(args: &[&str]) -> (bool, String, String) {
+    wgpt_env(args, &[])
+}
+
+/// [`wgpt`] with environment variables set.
+fn wgpt_env(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_wgpt"))
         .args(args)
+        .env_remove("XDG_RUNTIME_DIR")
         .env("WGPT_AUTOTUNE", "off")
+        .envs(env.iter().copied())
         .output()
         .expect("running wgpt");
     (
@@ -38,28 +47,74 @@ fn unknown_preset_is_one_line_and_a_failure() {
 }
 
 #[test]
-fn an_adapter_name_that_matches_nothing_is_a_clear_error() {
-    let out = Command::new(env!("CARGO_BIN_EXE_wgpt"))
-        .arg("info")
-        .env("WGPU_ADAPTER_NAME", "no-such-gpu-anywhere")
-        .output()
-        .expect("running wgpt");
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("WGPU_ADAPTER_NAME=no-such-gpu-anywhere matches none of"),
-        "{err}"
-    );
+fn an_adapter_name_that_matches_nothing_lists_the_adapters_with_their_backends() {
+    let env = [("WGPU_ADAPTER_NAME", "no-such-gpu-anywhere")];
+    for (args, env, what) in [
+        (
+            &["info"][..],
+            &env[..],
+            "WGPU_ADAPTER_NAME=no-such-gpu-anywhere matches none",
+        ),
+        (
+            &["info", "--adapter", "nvidia"],
+            &[],
+            "no adapter's name or backend matches \"nvidia\"",
+        ),
+        (&["info", "--adapter", "99"], &[], "there is no adapter #99"),
+    ] {
+        let (ok, _, err) = wgpt_env(args, env);
+        assert!(!ok, "{args:?}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.starts_with("error: ") && err.contains(what), "{err}");
+        assert!(
+            err.contains("#0 ") && err.contains(" on vulkan") && err.contains("wgpt devices"),
+            "{err}"
+        );
+        assert!(
+            !err.contains("install"),
+            "adapters exist: no install hint: {err}"
+        );
+    }
 }
 
 #[test]
-fn info_names_the_adapter_and_backend() {
+fn info_names_the_adapter_and_backend_and_prints_no_driver_noise() {
     let (ok, out, err) = wgpt(&["info"]);
     assert!(ok, "{err}");
     assert!(
         out.contains("adapter:") && out.contains("backend:"),
         "{out}"
     );
+    assert_eq!(err, "", "nothing on stderr without XDG_RUNTIME_DIR");
+}
+
+#[test]
+fn devices_lists_vulkan_and_gl_adapters_and_adapter_picks_one() {
+    let (ok, out, err) = wgpt(&["devices"]);
+    assert!(ok && err.is_empty(), "{err}");
+    let rows: Vec<Vec<&str>> = (out.lines().skip(1))
+        .map(|l| l.trim_start_matches('*').split_whitespace().collect())
+        .filter(|r: &Vec<&str>| r.first().is_some_and(|i| i.parse::<usize>().is_ok()))
+        .collect();
+    let index_of = |backend: &str| {
+        rows.iter()
+            .find(|r| r[1] == backend)
+            .unwrap_or_else(|| panic!("no {backend} adapter in\n{out}"))[0]
+    };
+    assert!(
+        out.lines().any(|l| l.starts_with('*')),
+        "the default is marked:\n{out}"
+    );
+    for backend in ["vulkan", "gl"] {
+        for choice in [index_of(backend), backend] {
+            let (ok, info, err) = wgpt(&["info", "--adapter", choice]);
+            assert!(ok && err.is_empty(), "{err}");
+            assert!(
+                info.contains(&format!("backend:    {backend}")),
+                "{choice}: {info}"
+            );
+        }
+    }
 }
 
 /// A scratch directory for one test, removed when dropped.
@@ -109,8 +164,9 @@ fn train_save_eval_sample_and_resume_a_model() {
     let dir = Scratch::new("e2e");
     let data = corpus(&dir);
     let model = dir.path("model");
+    let out = dir.path("out");
     let mut args = vec![
-        "train", "--data", &data, "--steps", "10", "--save", &model, "--json",
+        "train", "--data", &data, "--steps", "10", "--save", &model, "--json", "--out", &out,
     ];
     args.extend(SMALL);
     let (ok, out, err) = wgpt(&args);
@@ -179,7 +235,16 @@ fn train_save_eval_sample_and_resume_a_model() {
     assert_eq!(out, again, "same seed, same text");
 
     let (ok, out, err) = wgpt(&[
-        "train", "--resume", &model, "--data", &data, "--steps", "15", "--json",
+        "train",
+        "--resume",
+        &model,
+        "--data",
+        &data,
+        "--steps",
+        "15",
+        "--json",
+        "--out",
+        &dir.path("resumed"),
     ]);
     assert!(ok, "{err}");
     assert!(out.lines().any(|l| l.contains("\"step\":15")), "{out}");
@@ -236,10 +301,7 @@ fn fails_with(args: &[&str], expect: &str, untouched: &str) {
     let before = std::fs::read(std::path::Path::new(untouched).join("model.safetensors")).unwrap();
     let (ok, _, err) = wgpt(args);
     assert!(!ok, "{args:?} succeeded");
-    let message: Vec<&str> = err
-        .lines()
-        .filter(|l| !l.contains("XDG_RUNTIME_DIR"))
-        .collect();
+    let message: Vec<&str> = err.lines().collect();
     assert_eq!(message.len(), 1, "{err}");
     assert!(
         message[0].starts_with("error: ") && message[0].contains(expect),
@@ -254,8 +316,9 @@ fn bad_input_is_one_clear_line_and_leaves_checkpoints_alone() {
     let dir = Scratch::new("bad");
     let data = corpus(&dir);
     let model = dir.path("model");
+    let out = dir.path("out");
     let mut args = vec![
-        "train", "--data", &data, "--steps", "2", "--save", &model, "--json",
+        "train", "--data", &data, "--steps", "2", "--save", &model, "--json", "--out", &out,
     ];
     args.extend(SMALL);
     assert!(wgpt(&args).0);
@@ -325,7 +388,7 @@ fn bad_input_is_one_clear_line_and_leaves_checkpoints_alone() {
     let contradicts = [
         "train", "--init", &broken, "--data", &data, "--save", &model,
     ];
-    fails_with(&contradicts, "has shape", &model);
+    fails_with(&contradicts, "but the config implies", &model);
 }
 
 fn read_u16(path: &str) -> Vec<u32> {
@@ -375,8 +438,9 @@ fn a_trained_bpe_prepares_data_trains_and_samples() {
     assert_eq!([train, val].concat(), tokenizer.encode(&text).unwrap());
 
     let model = dir.path("model");
+    let out = dir.path("out");
     let mut args = vec![
-        "train", "--tokens", &prepared, "--steps", "2", "--save", &model, "--json",
+        "train", "--tokens", &prepared, "--steps", "2", "--save", &model, "--json", "--out", &out,
     ];
     args.extend(SMALL);
     let (ok, _, err) = wgpt(&args);
@@ -527,4 +591,265 @@ fn tokenizers_that_cannot_serve_are_one_clear_line() {
         &dir.path("t.json"),
     ];
     one_line(&too_small, "too small");
+}
+
+#[test]
+fn a_run_written_to_a_file_has_plain_progress_lines_and_no_escape_codes_or_driver_noise() {
+    let dir = Scratch::new("plain");
+    let data = corpus(&dir);
+    let mut args = vec!["train", "--data", &data, "--steps", "10"];
+    args.extend(SMALL);
+    let (ok, out, err) = wgpt(&args);
+    assert!(ok, "{err}");
+    assert!(out.is_empty(), "the report goes to stderr: {out}");
+    assert!(
+        !err.contains('\x1b') && !err.contains('\r'),
+        "escape codes or carriage returns: {err:?}"
+    );
+    assert!(!err.contains("error") && !err.contains("XDG"), "{err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert!(lines[0].starts_with("adapter:  "), "{err}");
+    assert!(lines.iter().all(|l| l.chars().count() <= 80), "{err}");
+    assert!(
+        lines.iter().any(|l| l.starts_with("step 1/10 loss "))
+            && lines
+                .iter()
+                .any(|l| l.starts_with("step 10/10 loss ") && l.contains("ETA")),
+        "the first and last steps get a plain line: {err}"
+    );
+    assert!(lines.last().unwrap().starts_with("10 steps in "), "{err}");
+}
+
+#[test]
+fn nanogpt_names_set_the_same_settings_and_models_are_found_in_output_directories() {
+    let dir = Scratch::new("nanogpt");
+    let data = corpus(&dir);
+    let run = dir.path("run");
+    let model = format!("{run}/model");
+    let (ok, out, err) = wgpt(&[
+        "train",
+        "--data",
+        &data,
+        "--save",
+        &model,
+        "--json",
+        "--max_iters",
+        "3",
+        "--batch_size",
+        "4",
+        "--block_size",
+        "32",
+        "--learning_rate",
+        "2e-3",
+        "--min_lr",
+        "2e-4",
+        "--warmup_iters",
+        "1",
+        "--eval_interval",
+        "3",
+        "--eval_iters",
+        "1",
+        "--weight_decay",
+        "0.05",
+        "--grad_clip",
+        "0.5",
+        "--log_interval",
+        "1",
+        "--vocab_size",
+        "65",
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        out.lines().filter(|l| l.contains("\"loss\"")).count(),
+        3,
+        "{out}"
+    );
+    assert!(out.contains("\"val_loss\""), "{out}");
+    let state = std::fs::read_to_string(format!("{model}/trainer_state.json")).unwrap();
+    let settings = &serde_json::from_str::<serde_json::Value>(&state).unwrap()["settings"];
+    for (key, value) in [
+        ("steps", 3.0),
+        ("batch", 4.0),
+        ("seq", 32.0),
+        ("lr", 2e-3),
+        ("min_lr", 2e-4),
+        ("warmup", 1.0),
+        ("eval_every", 3.0),
+        ("eval_steps", 1.0),
+        ("weight_decay", 0.05),
+        ("grad_clip", 0.5),
+        ("log_every", 1.0),
+    ] {
+        assert_eq!(settings[key].as_f64(), Some(value), "{key}: {state}");
+    }
+
+    // --init_from, sample --out_dir, eval and info take the output directory and use its model/.
+    let again = dir.path("again");
+    let (ok, _, err) = wgpt(&[
+        "train",
+        "--init_from",
+        &run,
+        "--data",
+        &data,
+        "--max_iters",
+        "1",
+        "--save",
+        &again,
+        "--batch",
+        "2",
+        "--seq",
+        "8",
+    ]);
+    assert!(ok, "{err}");
+    let (ok, text, err) = wgpt(&[
+        "sample",
+        "--out_dir",
+        &run,
+        "--start",
+        "KING:",
+        "--max_new_tokens",
+        "5",
+    ]);
+    assert!(ok && text.starts_with("KING:"), "{text}{err}");
+    let (ok, _, err) = wgpt(&["eval", "--model", &run]);
+    assert!(
+        !ok && err.contains("no evaluation data: give --data"),
+        "{err}"
+    );
+    let (ok, info, err) = wgpt(&["info", "--model", &run]);
+    assert!(ok && info.contains("memory plan"), "{info}{err}");
+}
+
+#[test]
+fn info_reads_a_model_directory_or_a_config_file_like_a_preset() {
+    let dir = Scratch::new("info");
+    let only_config = dir.0.join("only-config");
+    std::fs::create_dir_all(&only_config).unwrap();
+    let config = r#"{"vocab_size": 65, "n_positions": 64, "n_embd": 128, "n_layer": 4, "n_head": 4, "resid_pdrop": 0.0}"#;
+    std::fs::write(only_config.join("config.json"), config).unwrap();
+    let file = dir.path("config.json");
+    std::fs::write(&file, config).unwrap();
+    let after_name = |args: &[&str]| {
+        let (ok, out, err) = wgpt(args);
+        assert!(ok, "{args:?}: {err}");
+        let (_, rest) = out.split_once(':').unwrap();
+        rest.to_string()
+    };
+    let baby = after_name(&["info", "--preset", "baby", "--batch", "4"]);
+    assert!(
+        baby.contains("memory plan of a training step at batch 4 x 64"),
+        "{baby}"
+    );
+    let only_config = only_config.display().to_string();
+    assert_eq!(
+        after_name(&["info", "--model", &only_config, "--batch", "4"]),
+        baby
+    );
+    assert_eq!(
+        after_name(&["info", "--config", &file, "--batch", "4"]),
+        baby
+    );
+}
+
+/// Runs a command that clap or wgpt refuses and checks that stderr says `what`.
+fn refused(args: &[&str], what: &[&str]) {
+    let (ok, out, err) = wgpt(args);
+    assert!(!ok, "{args:?} was accepted: {out}");
+    for w in what {
+        assert!(err.contains(w), "{args:?}: {w:?} not in {err}");
+    }
+}
+
+#[test]
+fn impossible_values_are_refused_with_the_flag_and_the_reason() {
+    let at_least_one = "must be at least 1";
+    refused(&["train", "--lr", "0"], &["'--lr <LR>'", "must be above 0"]);
+    refused(
+        &["train", "--learning_rate=-1"],
+        &["'--lr <LR>'", "must be above 0"],
+    );
+    refused(
+        &["train", "--batch", "0"],
+        &["'--batch <BATCH>'", at_least_one],
+    );
+    refused(
+        &["train", "--batch_size", "0"],
+        &["'--batch <BATCH>'", at_least_one],
+    );
+    refused(
+        &["train", "--max_iters", "0"],
+        &["'--steps <STEPS>'", at_least_one],
+    );
+    refused(
+        &["train", "--dropout", "1"],
+        &["'--dropout <DROPOUT>'", "below 1"],
+    );
+    refused(
+        &["eval", "--model", "m", "--batch", "0"],
+        &["'--batch <BATCH>'", at_least_one],
+    );
+    let sample = ["sample", "--model", "m"];
+    let temperature = [&sample[..], &["--temperature", "-1"]].concat();
+    refused(
+        &temperature,
+        &["'--temperature <TEMPERATURE>'", "must be at least 0"],
+    );
+    for p in ["0", "1.5"] {
+        let top_p = [&sample[..], &["--top-p", p]].concat();
+        refused(
+            &top_p,
+            &["'--top-p <TOP_P>'", "must be above 0 and at most 1"],
+        );
+    }
+    let top_k = [&sample[..], &["--top_k", "0"]].concat();
+    refused(&top_k, &["'--top-k <TOP_K>'", at_least_one]);
+
+    // Checked against the run's settings once they are known (a resumed run brings its own).
+    let dir = Scratch::new("refused");
+    let data = corpus(&dir);
+    let warmup = ["train", "--data", &data, "--steps", "5", "--warmup", "6"];
+    let (ok, _, err) = wgpt(&warmup);
+    assert!(!ok, "a warmup longer than the run was accepted");
+    assert_eq!(
+        err.trim_end(),
+        "error: --warmup 6 is longer than the run (--steps 5); give at most --steps"
+    );
+}
+
+#[test]
+fn misspelled_flags_and_presets_get_a_did_you_mean() {
+    refused(
+        &["train", "--stpes", "3"],
+        &["'--stpes'", "a similar argument exists: '--steps'"],
+    );
+    refused(
+        &["train", "--max-iters", "3"],
+        &["similar argument exists: '--max_iters'"],
+    );
+    let (ok, _, err) = wgpt(&[
+        "train",
+        "--preset",
+        "shakespeare",
+        "--data",
+        "no-matter.txt",
+    ]);
+    assert!(!ok);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("unknown preset \"shakespeare\" (did you mean \"shakespeare-char\"?)"),
+        "{err}"
+    );
+    let (ok, _, err) = wgpt(&["tokenizer", "encode", "--tokenizer", "gtp2", "hello"]);
+    assert!(!ok && err.contains("(did you mean \"gpt2\"?)"), "{err}");
+}
+
+#[test]
+fn completions_cover_every_command_for_bash_zsh_and_fish() {
+    for shell in ["bash", "zsh", "fish"] {
+        let (ok, out, err) = wgpt(&["completions", shell]);
+        assert!(ok, "{shell}: {err}");
+        for word in ["devices", "adapter", "max_iters", "temperature"] {
+            assert!(out.contains(word), "{shell}: no {word}");
+        }
+    }
 }

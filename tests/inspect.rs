@@ -1,9 +1,9 @@
 //! What `wgpt inspect` reads from the GPU: the captured attention probabilities of every head are a
 //! causal distribution per query and equal the CPU reference model's.
 
+use wgpt::contract::HYPER_LEN;
 use wgpt::graph::reference::{self, CpuInputs, CpuModel};
 use wgpt::inspect::capture;
-use wgpt::kernels::adamw;
 use wgpt::model::graph::{build, Mode};
 use wgpt::model::Gpt;
 use wgpt::Gpu;
@@ -39,8 +39,8 @@ fn captured_attention_is_causal_normalized_and_equals_the_reference_model() {
             tokens: &tokens,
             targets: &[],
             position: 0,
-            random_state: [0, 0],
-            hyper: [0.0; adamw::HYPER_LEN],
+            random_state: [0, 0, 0],
+            hyper: [0.0; HYPER_LEN],
         };
         let step = reference::run(&graph.graph, &mut cpu, &inputs);
 

@@ -1,10 +1,10 @@
 //! A GPU training step against the same model run on the CPU by `graph::reference` (nothing but the
 //! kernels' reference twins): loss, every gradient, the parameters and moments after AdamW.
 
+use wgpt::contract::{adamw_hyper, AdamWConfig, HYPER_LEN};
 use wgpt::data::BatchSampler;
 use wgpt::graph::reference::{self, CpuInputs, CpuModel};
 use wgpt::graph::StepInputs;
-use wgpt::kernels::adamw;
 use wgpt::model::{Gpt, GptConfig, Optimizer};
 use wgpt::Gpu;
 
@@ -61,7 +61,7 @@ fn check_step_matches_reference(config: GptConfig, max_binding: Option<usize>) {
     let vocab = config.vocab_size as u32;
     let (batch, seq) = (4, 32);
     let optimizer = Optimizer {
-        adamw: adamw::Config {
+        adamw: AdamWConfig {
             beta1: 0.9,
             beta2: 0.99,
             eps: 1e-8,
@@ -70,7 +70,7 @@ fn check_step_matches_reference(config: GptConfig, max_binding: Option<usize>) {
         max_norm: Some(1.0),
     };
     let plain = Gpt::init(&gpu, &config, 7).unwrap();
-    let (_, graph) = plain.train_plan(&gpu, batch, seq, &optimizer).unwrap();
+    let (_, graph) = plain.train_plan(&gpu, batch, seq, 1, &optimizer).unwrap();
     let model = match max_binding {
         Some(max) => {
             let split =
@@ -84,7 +84,7 @@ fn check_step_matches_reference(config: GptConfig, max_binding: Option<usize>) {
         }
         None => plain,
     };
-    let (plan, split_graph) = model.train_plan(&gpu, batch, seq, &optimizer).unwrap();
+    let (plan, split_graph) = model.train_plan(&gpu, batch, seq, 1, &optimizer).unwrap();
     if max_binding.is_some() {
         let pieces = &split_graph.graph.pieces;
         assert!(pieces.len() > config.params().len(), "wte should be split");
@@ -111,9 +111,7 @@ fn check_step_matches_reference(config: GptConfig, max_binding: Option<usize>) {
             targets: &b.targets,
         };
         plan.set_batch(&gpu, &inputs).unwrap();
-        model
-            .set_step(&gpu, 11, step, lr, &optimizer.adamw)
-            .unwrap();
+        plan.set_step(&gpu, 11, step, lr).unwrap();
         let loss = plan.run(&gpu, true).unwrap().unwrap();
         let want = reference::run(
             &graph.graph,
@@ -122,8 +120,8 @@ fn check_step_matches_reference(config: GptConfig, max_binding: Option<usize>) {
                 tokens: &b.inputs,
                 targets: &b.targets,
                 position: 0,
-                random_state: [11, step],
-                hyper: adamw::hyper(&optimizer.adamw, lr, step),
+                random_state: [11, step, 0],
+                hyper: adamw_hyper(&optimizer.adamw, lr, step),
             },
         );
         let loss_err = (loss as f64 - want.loss as f64).abs() / want.loss as f64;
@@ -165,8 +163,8 @@ fn check_step_matches_reference(config: GptConfig, max_binding: Option<usize>) {
         tokens: &b.inputs,
         targets: &b.targets,
         position: 0,
-        random_state: [11, 4],
-        hyper: [0.0; adamw::HYPER_LEN],
+        random_state: [11, 4, 0],
+        hyper: [0.0; HYPER_LEN],
     };
     let want = reference::run(&eval_graph.graph, &mut cpu.clone(), &cpu_inputs).loss;
     assert!(
@@ -237,8 +235,8 @@ fn reference_model_gradients_match_finite_differences() {
             tokens: &tokens,
             targets: &targets,
             position: 0,
-            random_state: [5, 1],
-            hyper: [0.0; adamw::HYPER_LEN],
+            random_state: [5, 1, 0],
+            hyper: [0.0; HYPER_LEN],
         };
         let specs = config.params();
         let model = CpuModel {

@@ -1,9 +1,10 @@
-//! Training runs as a user meets them: the loss falls, and a saved run resumes bit-identically.
+//! Training runs as a user meets them: the loss falls, a saved run resumes bit-identically, gradient
+//! accumulation is the big batch's step, and a diverging run stops without touching its checkpoint.
 
 use wgpt::data::{split_train_val, CharTokenizer};
 use wgpt::model::{Gpt, GptConfig};
-use wgpt::train::{resume, Event, Schedule, Settings, Trainer};
-use wgpt::Gpu;
+use wgpt::train::{resume, Event, Output, Schedule, Settings, Stop, Trainer};
+use wgpt::{Error, Gpu};
 
 fn corpus() -> (CharTokenizer, Vec<u32>) {
     let text = include_str!("../data/tinyshakespeare.txt");
@@ -124,24 +125,138 @@ fn the_loss_falls_and_evaluation_reports_both_splits() {
 }
 
 /// The hot path: after the first step, a step creates no buffer, bind group or pipeline and submits one
-/// command buffer, also when it reads the loss back.
+/// command buffer per micro-batch (one without accumulation; the last micro-batch's also runs the
+/// update), also when it reads the loss back.
 #[test]
-fn a_step_submits_once_and_creates_nothing() {
+fn a_step_submits_once_per_micro_batch_and_creates_nothing() {
     let gpu = Gpu::new().expect("training tests need a GPU adapter");
     let (tokenizer, ids) = corpus();
     let (train, val) = split_train_val(&ids);
-    let model = Gpt::init(&gpu, &small_config(tokenizer.vocab_size()), 3).unwrap();
-    let mut trainer = Trainer::new(&gpu, model, settings(10), train, val, 0).unwrap();
-    trainer.train_step(true).unwrap();
-    let before = gpu.counts();
-    for i in 0..5 {
-        trainer.train_step(i % 2 == 0).unwrap();
+    for micros in [1, 3] {
+        let model = Gpt::init(&gpu, &small_config(tokenizer.vocab_size()), 3).unwrap();
+        let settings = Settings {
+            grad_accum: micros,
+            ..settings(10)
+        };
+        let mut trainer = Trainer::new(&gpu, model, settings, train, val, 0).unwrap();
+        trainer.train_step(true).unwrap();
+        let before = gpu.counts();
+        for i in 0..5 {
+            trainer.train_step(i % 2 == 0).unwrap();
+        }
+        let after = gpu.counts();
+        assert_eq!(
+            (after.buffers, after.bind_groups, after.pipelines),
+            (before.buffers, before.bind_groups, before.pipelines),
+            "objects created during steps of {micros} micro-batches"
+        );
+        let submits = after.submits - before.submits;
+        assert_eq!(submits, 5 * micros as u64, "submits per step of {micros}");
     }
-    let after = gpu.counts();
-    assert_eq!(
-        (after.buffers, after.bind_groups, after.pipelines),
-        (before.buffers, before.bind_groups, before.pipelines),
-        "objects created during steps"
+}
+
+/// Four micro-batches of 3 rows are the rows of one batch of 12 (with the same dropout masks), their
+/// gradients added on the GPU before one clip and AdamW step: the same run up to the order of f32
+/// additions. Measured: losses within 3e-7 of each other over 8 steps; the bound is 2e-5 relative.
+#[test]
+fn accumulating_four_micro_batches_of_three_rows_equals_one_batch_of_twelve() {
+    let gpu = Gpu::new().expect("training tests need a GPU adapter");
+    let (tokenizer, ids) = corpus();
+    let (train, val) = split_train_val(&ids);
+    let config = small_config(tokenizer.vocab_size());
+    let run = |batch, grad_accum| {
+        let model = Gpt::init(&gpu, &config, 5).unwrap();
+        let settings = Settings {
+            batch,
+            grad_accum,
+            ..settings(6)
+        };
+        let mut trainer = Trainer::new(&gpu, model, settings, train, val, 0).unwrap();
+        let losses = losses(&mut trainer);
+        (losses, trainer.model.read_params(&gpu).unwrap())
+    };
+    let (big, big_params) = run(12, 1);
+    let (micro, micro_params) = run(3, 4);
+    assert_eq!(big.len(), 6);
+    for (step, (a, b)) in big.iter().zip(&micro).enumerate() {
+        assert!(
+            (a - b).abs() <= 2e-5 * a.abs(),
+            "step {}: batch of 12 {a}, 4 x 3 {b}",
+            step + 1
+        );
+    }
+    let worst = (big_params.iter().flatten())
+        .zip(micro_params.iter().flatten())
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(worst <= 1e-4, "parameters differ by up to {worst}");
+}
+
+/// A run whose numbers turn NaN stops with an error naming the step, the last finite loss and what to
+/// try, and the checkpoint saved before stays byte for byte as it was (the save after is refused).
+#[test]
+fn a_run_turning_nan_stops_and_leaves_the_last_checkpoint_alone() {
+    let gpu = Gpu::new().expect("training tests need a GPU adapter");
+    let (tokenizer, ids) = corpus();
+    let (train, val) = split_train_val(&ids);
+    let out = std::env::temp_dir().join(format!("wgpt-nan-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let model = Gpt::init(&gpu, &small_config(tokenizer.vocab_size()), 6).unwrap();
+    let mut trainer = Trainer::new(&gpu, model, settings(2), train, val, 0).unwrap();
+    let mut output = Output::open(&out, "nan", 1, 0).unwrap();
+    let stop = Stop::default();
+    trainer.run_into(Some(&mut output), &stop, |_| {}).unwrap();
+    let weights = out.join("model/model.safetensors");
+    let good = std::fs::read(&weights).unwrap();
+
+    // A NaN in AdamW's first moment of the token embedding: step 3's update spreads it to the weights.
+    let [mut m, v] = trainer.model.read_moments(&gpu).unwrap();
+    m[0][0] = f32::NAN;
+    trainer.model.write_moments(&gpu, &[m, v]).unwrap();
+    trainer.settings.steps = 6;
+    let message = match trainer.run_into(Some(&mut output), &stop, |_| {}) {
+        Err(Error::Diverged(message)) => message,
+        other => panic!("expected a NaN to stop the run, got {other:?}"),
+    };
+    for expect in [
+        "after step 3",
+        "last finite loss",
+        "at step 3",
+        "learning rate",
+    ] {
+        assert!(message.contains(expect), "{expect:?} missing: {message}");
+    }
+    assert!(
+        std::fs::read(&weights).unwrap() == good,
+        "the checkpoint changed"
     );
-    assert_eq!(after.submits - before.submits, 5, "submits per step");
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+/// A device lost mid-run (here destroyed, as a driver reset would) is one clear error at the next
+/// step, and the checkpoint saved before stays whole and loads.
+#[test]
+fn a_lost_device_is_a_clear_error_and_leaves_the_checkpoint_whole() {
+    let gpu = Gpu::new().expect("training tests need a GPU adapter");
+    let (tokenizer, ids) = corpus();
+    let (train, val) = split_train_val(&ids);
+    let out = std::env::temp_dir().join(format!("wgpt-lost-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let model = Gpt::init(&gpu, &small_config(tokenizer.vocab_size()), 8).unwrap();
+    let mut trainer = Trainer::new(&gpu, model, settings(2), train, val, 0).unwrap();
+    let mut output = Output::open(&out, "lost", 1, 0).unwrap();
+    let stop = Stop::default();
+    trainer.run_into(Some(&mut output), &stop, |_| {}).unwrap();
+    let weights = std::fs::read(out.join("model/model.safetensors")).unwrap();
+
+    gpu.device().destroy();
+    trainer.settings.steps = 4;
+    let err = trainer
+        .run_into(Some(&mut output), &stop, |_| {})
+        .unwrap_err();
+    assert!(matches!(err, Error::DeviceLost { .. }), "{err}");
+    assert!(err.to_string().contains("device was lost"), "{err}");
+    assert!(std::fs::read(out.join("model/model.safetensors")).unwrap() == weights);
+    assert!(wgpt::checkpoint::load(&out.join("model")).is_ok());
+    std::fs::remove_dir_all(&out).unwrap();
 }

@@ -1,7 +1,8 @@
 //! adamw rows: one step over a 1M and a 16M parameter arena (half with weight decay, with clipping),
 //! beside the CPU reference.
 
-use wgpt::kernels::adamw::{self, Config, Segment, Segments};
+use wgpt::contract::{adamw_hyper, AdamWConfig, Segment};
+use wgpt::kernels::adamw::{self, Segments};
 use wgpt::kernels::gradnorm::{self, OUT_LEN};
 use wgpt::reference::adamw as reference;
 
@@ -14,7 +15,7 @@ pub fn run(bench: &mut Bench) {
             continue;
         }
         let gpu = &bench.gpu;
-        let config = Config::default();
+        let config = AdamWConfig::default();
         let segments = [
             Segment {
                 offset: 0,
@@ -30,7 +31,7 @@ pub fn run(bench: &mut Bench) {
         let fill =
             |k: usize| -> Vec<f32> { (0..len).map(|i| ((i + k) % 7) as f32 * 0.1).collect() };
         let (mut p, g, mut m, mut v) = (fill(0), fill(1), fill(2), fill(3));
-        let hyper = adamw::hyper(&config, 1e-3, 1);
+        let hyper = adamw_hyper(&config, 1e-3, 1);
         let mut clip = vec![0.0; OUT_LEN];
         clip[gradnorm::SCALE] = 0.5;
         let tensor = |name, data: &[f32]| gpu.upload(name, &[data.len()], data).unwrap();

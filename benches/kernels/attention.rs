@@ -11,7 +11,8 @@
 //! The unfused backward overwrites the stored probabilities with dS, so its repeated runs compute on
 //! stale values: the same work, values that do not matter.
 
-use wgpt::kernels::attention::{self, Backward, Dropout, Shape, Variant};
+use wgpt::contract::{AttentionDropout, AttentionShape};
+use wgpt::kernels::attention::{self, Backward, Variant};
 use wgpt::reference::attention as reference;
 use wgpt::{Dispatch, Tensor};
 
@@ -20,8 +21,8 @@ use crate::harness::{Bench, Row};
 /// Longest sequence whose CPU reference is timed.
 const MAX_CPU_SEQ: usize = 256;
 
-fn shape(seq: usize) -> Shape {
-    Shape {
+fn shape(seq: usize) -> AttentionShape {
+    AttentionShape {
         batch: 1,
         seq,
         heads: 6,
@@ -31,8 +32,8 @@ fn shape(seq: usize) -> Shape {
 }
 
 /// The shapes of the rows.
-fn shapes() -> [Shape; 4] {
-    let baby = Shape {
+fn shapes() -> [AttentionShape; 4] {
+    let baby = AttentionShape {
         batch: 12,
         seq: 64,
         heads: 4,
@@ -43,7 +44,7 @@ fn shapes() -> [Shape; 4] {
 }
 
 /// Row id suffix: `b12h4d32t64`.
-fn name(sh: Shape) -> String {
+fn name(sh: AttentionShape) -> String {
     let (b, h, d, t) = (sh.batch, sh.heads, sh.head_dim, sh.seq);
     format!("b{b}h{h}d{d}t{t}")
 }
@@ -60,7 +61,7 @@ struct Operands {
 }
 
 impl Operands {
-    fn new(bench: &Bench, sh: Shape) -> Operands {
+    fn new(bench: &Bench, sh: AttentionShape) -> Operands {
         let gpu = &bench.gpu;
         let (b, t, h) = (sh.batch, sh.seq, sh.heads);
         let fill = |shape: &[usize]| {
@@ -71,7 +72,7 @@ impl Operands {
         let width = h * sh.head_dim;
         Operands {
             qkv: fill(&[b, t, sh.qkv_width()]),
-            state: gpu.upload("state", &[2], &[0u32, 0]).unwrap(),
+            state: gpu.upload("state", &[3], &[0u32, 0, 0]).unwrap(),
             o: fill(&[b, t, width]),
             lse: fill(&[b, h, t]),
             d_o: fill(&[b, t, width]),
@@ -93,8 +94,14 @@ impl Operands {
         }
     }
 
-    fn dispatches(&self, bench: &Bench, sh: Shape, fused: bool, forward: bool) -> Vec<Dispatch> {
-        let (gpu, p) = (&bench.gpu, Dropout::NONE);
+    fn dispatches(
+        &self,
+        bench: &Bench,
+        sh: AttentionShape,
+        fused: bool,
+        forward: bool,
+    ) -> Vec<Dispatch> {
+        let (gpu, p) = (&bench.gpu, AttentionDropout::NONE);
         let v = Variant::best(gpu, sh);
         let (qkv, state, o, lse) = (&self.qkv, &self.state, &self.o, &self.lse);
         match (fused, forward) {
@@ -116,7 +123,7 @@ pub fn run(bench: &mut Bench) {
         let direction = if forward { "forward" } else { "backward" };
         for fused in [true, false] {
             let kind = if fused { "fused" } else { "unfused" };
-            let rows: Vec<(Shape, String)> = shapes()
+            let rows: Vec<(AttentionShape, String)> = shapes()
                 .into_iter()
                 .map(|sh| (sh, format!("attention/{kind}/{direction}/{}", name(sh))))
                 .filter(|(_, id)| bench.wants(id))
@@ -134,7 +141,7 @@ pub fn run(bench: &mut Bench) {
     }
 }
 
-fn row(bench: &mut Bench, id: String, sh: Shape, fused: bool, forward: bool) {
+fn row(bench: &mut Bench, id: String, sh: AttentionShape, fused: bool, forward: bool) {
     let operands = Operands::new(bench, sh);
     let median = bench.time_gpu(&operands.dispatches(bench, sh, fused, forward));
     let cpu = (sh.seq <= MAX_CPU_SEQ).then(|| cpu_baseline(bench, sh, forward));
@@ -178,20 +185,31 @@ fn probabilities(bench: &mut Bench) {
 }
 
 /// The qkv the CPU baselines run on (values do not matter for their time).
-fn cpu_operand(sh: Shape) -> Vec<f32> {
+fn cpu_operand(sh: AttentionShape) -> Vec<f32> {
     (0..sh.batch * sh.seq * sh.qkv_width())
         .map(|i| (i % 7) as f32 * 0.1 - 0.3)
         .collect()
 }
 
-fn cpu_baseline(bench: &Bench, sh: Shape, forward: bool) -> std::time::Duration {
+fn cpu_baseline(bench: &Bench, sh: AttentionShape, forward: bool) -> std::time::Duration {
     let qkv = cpu_operand(sh);
     let d_o = vec![0.1f32; sh.batch * sh.seq * sh.heads * sh.head_dim];
     bench.time_cpu(|| {
         if forward {
-            std::hint::black_box(reference::forward(&qkv, &sh, Dropout::NONE, [0, 0]));
+            std::hint::black_box(reference::forward(
+                &qkv,
+                &sh,
+                AttentionDropout::NONE,
+                [0, 0, 0],
+            ));
         } else {
-            std::hint::black_box(reference::backward(&qkv, &d_o, &sh, Dropout::NONE, [0, 0]));
+            std::hint::black_box(reference::backward(
+                &qkv,
+                &d_o,
+                &sh,
+                AttentionDropout::NONE,
+                [0, 0, 0],
+            ));
         }
     })
 }

@@ -1,5 +1,6 @@
 //! copy rows: the adapter's achievable bandwidth, the yardstick for every memory-bound row (which read as
-//! a fraction of it). Also the helpers the other memory-bound row groups share.
+//! a fraction of it), beside the host's own memcpy of the same bytes. Also the helpers the other
+//! memory-bound row groups share.
 
 use std::time::Duration;
 
@@ -40,17 +41,37 @@ pub fn memory_row(
 }
 
 pub fn run(bench: &mut Bench) {
-    // The activation shapes, then 64 MiB, far past any cache: the memory's own bandwidth.
+    // The activation shapes, then 64 MiB, far past any cache: the memory's own bandwidth. Each size
+    // has a `copy/host/...` row first: the host's own memcpy of the same bytes into a buffer allocated
+    // beforehand (`copy_from_slice`, one thread), the yardstick for the GPU row after it, whose
+    // `vs_cpu` is against that memcpy.
     let sizes = ACTIVATIONS
         .iter()
         .map(|&(r, c)| (format!("{r}x{c}"), r * c))
         .chain([("16777216".to_string(), 1 << 24)]);
     for (i, (shape, n)) in sizes.enumerate() {
-        let id = format!("copy/{shape}");
-        if !bench.wants(&id) {
+        let (host_id, id) = (format!("copy/host/{shape}"), format!("copy/{shape}"));
+        if !bench.wants(&id) && !bench.wants(&host_id) {
             continue;
         }
         let (x, xt) = fill(&bench.gpu, &[n]);
+        let mut y = vec![0.0f32; n];
+        let memcpy = bench.time_cpu(|| {
+            y.copy_from_slice(&x);
+            std::hint::black_box(&mut y);
+        });
+        if bench.wants(&host_id) {
+            bench.report(Row {
+                id: host_id,
+                median: memcpy,
+                flops: None,
+                bytes: Some(8.0 * n as f64),
+                cpu: None,
+            });
+        }
+        if !bench.wants(&id) {
+            continue;
+        }
         let yt = bench.gpu.zeros("y", &[n]).unwrap();
         let build = || copy::forward(&bench.gpu, &xt, &yt).unwrap();
         let d = if i == 0 {
@@ -58,10 +79,7 @@ pub fn run(bench: &mut Bench) {
         } else {
             build()
         };
-        let cpu = bench.time_cpu(|| {
-            std::hint::black_box(reference::forward(&x));
-        });
-        memory_row(bench, id, &[d], 8 * n, cpu);
+        memory_row(bench, id, &[d], 8 * n, memcpy);
     }
     // A GPT-2 head piece's logits placed into the logits of a 640-row chunk.
     let (rows, wide, narrow) = (640, 50257, 25129);

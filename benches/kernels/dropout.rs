@@ -17,7 +17,7 @@ pub fn run(bench: &mut Bench) {
         }
         let (x, xt) = fill(&bench.gpu, &[n]);
         let yt = bench.gpu.zeros("y", &[n]).unwrap();
-        let state = bench.gpu.upload("state", &[2], &[1u32, 2]).unwrap();
+        let state = bench.gpu.upload("state", &[3], &[1u32, 2, 0]).unwrap();
         let build = || dropout::forward(&bench.gpu, &xt, &state, 0, p, &yt).unwrap();
         let d = if i == 0 {
             bench.compile("dropout/forward", build)
@@ -25,7 +25,7 @@ pub fn run(bench: &mut Bench) {
             build()
         };
         let cpu = bench.time_cpu(|| {
-            std::hint::black_box(reference::forward(&x, 1, 2, 0, p));
+            std::hint::black_box(reference::forward(&x, [1, 2, 0], 0, p));
         });
         memory_row(bench, id, &[d], 8 * n, cpu);
     }

@@ -2,7 +2,7 @@
 //! 1024-row cache, the new token at positions 63 and 1023, beside the CPU reference for the same work.
 //! Both are memory-bound: the attention reads the cached keys and values of positions 0..=pos.
 
-use wgpt::kernels::attention::Shape;
+use wgpt::contract::AttentionShape;
 use wgpt::kernels::kvcache;
 use wgpt::reference::kvcache as reference;
 
@@ -11,7 +11,7 @@ use crate::harness::Bench;
 
 const CONTEXT: usize = 1024;
 const POSITIONS: [usize; 2] = [63, 1023];
-const SHAPE: Shape = Shape {
+const SHAPE: AttentionShape = AttentionShape {
     batch: 1,
     seq: 1,
     heads: 12,

@@ -30,13 +30,21 @@ pub fn save(
     params: &[Vec<f32>],
     extra: &[(&str, Vec<u8>)],
 ) -> Result<()> {
+    write_dir(dir, &model_files(config, params, extra)?)
+}
+
+/// A model directory's files as `(name, bytes)`: `config.json`, `model.safetensors`, then `extra`.
+pub fn model_files(
+    config: &GptConfig,
+    params: &[Vec<f32>],
+    extra: &[(&str, Vec<u8>)],
+) -> Result<Vec<(String, Vec<u8>)>> {
     let specs = config.params();
     if specs.len() != params.len() {
-        return Err(Error::Invalid(format!(
-            "saving {} tensors for a model of {}",
-            params.len(),
-            specs.len()
-        )));
+        return Err(Error::shape(
+            "saving a checkpoint",
+            format!("{} tensors for a model of {}", params.len(), specs.len()),
+        ));
     }
     let named: Vec<(&str, &[usize], &[f32])> = specs
         .iter()
@@ -44,12 +52,17 @@ pub fn save(
         .map(|(spec, data)| (spec.name.as_str(), spec.shape.as_slice(), data.as_slice()))
         .collect();
     let weights = serialize(&named)?;
-    let mut files: Vec<(&str, Vec<u8>)> = vec![
-        (CONFIG_FILE, config.to_json().into_bytes()),
-        (WEIGHTS_FILE, weights),
+    let mut files = vec![
+        (CONFIG_FILE.to_string(), config.to_json().into_bytes()),
+        (WEIGHTS_FILE.to_string(), weights),
     ];
-    files.extend(extra.iter().cloned());
-    write_dir_atomically(dir, &files)
+    files.extend(extra.iter().map(|(n, b)| (n.to_string(), b.clone())));
+    Ok(files)
+}
+
+/// Whether `dir` holds a model directory to load (or `dir.old`, left by an interrupted save).
+pub fn exists(dir: &Path) -> bool {
+    existing_dir(dir).is_ok()
 }
 
 /// safetensors bytes holding f32 tensors `(name, shape, values)`, with the metadata transformers expects.
@@ -68,33 +81,41 @@ pub fn serialize(tensors: &[(&str, &[usize], &[f32])]) -> Result<Vec<u8>> {
                 shape.to_vec(),
                 bytemuck::cast_slice(data),
             )
-            .map_err(|e| Error::Invalid(format!("{name}: {e}")))?;
+            .map_err(Error::safetensors(name))?;
             Ok((name.to_string(), view))
         })
         .collect::<Result<_>>()?;
     // transformers refuses safetensors files without this metadata.
     let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
-    safetensors::serialize(views, Some(metadata))
-        .map_err(|e| Error::Invalid(format!("serializing tensors: {e}")))
+    safetensors::serialize(views, Some(metadata)).map_err(Error::safetensors("serializing tensors"))
 }
 
 /// The f32 values of tensor `name` of shape `shape` in safetensors `bytes` (from `source`, for errors).
 pub fn tensor(bytes: &[u8], source: &str, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
-    let file = SafeTensors::deserialize(bytes).map_err(|e| {
-        Error::Invalid(format!(
-            "{source}: not a safetensors file (truncated?): {e}"
-        ))
-    })?;
-    let view = file
-        .tensor(name)
-        .map_err(|e| Error::Invalid(format!("{source}: {name}: {e}")))?;
+    read_tensor(&parse(bytes, source)?, source, name, shape)
+}
+
+/// `bytes` as a safetensors file.
+fn parse<'a>(bytes: &'a [u8], source: &str) -> Result<SafeTensors<'a>> {
+    SafeTensors::deserialize(bytes).map_err(Error::safetensors(format!(
+        "{source}: not a safetensors file (truncated?)"
+    )))
+}
+
+/// Tensor `name` of `file`, checked to have `shape`, as f32.
+fn read_tensor(file: &SafeTensors, source: &str, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+    let view = (file.tensor(name)).map_err(Error::safetensors(format!("{source}: {name}")))?;
     if view.shape() != shape {
-        return Err(Error::Invalid(format!(
-            "{source}: {name} has shape {:?}, expected {shape:?}",
-            view.shape()
-        )));
+        return Err(Error::shape(
+            format!("{source}: {name}"),
+            format!(
+                "stored as {:?}, but the config implies {shape:?}",
+                view.shape()
+            ),
+        ));
     }
-    to_f32(view.dtype(), view.data()).map_err(|e| Error::Invalid(format!("{source}: {name}: {e}")))
+    to_f32(view.dtype(), view.data())
+        .map_err(|e| Error::Unsupported(format!("{source}: {name}: {e}")))
 }
 
 /// The `config.json` of a model directory alone (without reading the weights).
@@ -113,12 +134,8 @@ pub fn load(dir: &Path) -> Result<Checkpoint> {
     let config = load_config(&dir)?;
     let weights_path = dir.join(WEIGHTS_FILE);
     let bytes = std::fs::read(&weights_path).map_err(Error::io(&weights_path))?;
-    let file = SafeTensors::deserialize(&bytes).map_err(|e| {
-        Error::Invalid(format!(
-            "{}: not a safetensors file (truncated?): {e}",
-            weights_path.display()
-        ))
-    })?;
+    let source = weights_path.display().to_string();
+    let file = parse(&bytes, &source)?;
     let names: Vec<&str> = file.names();
     let params = config
         .params()
@@ -132,24 +149,11 @@ pub fn load(dir: &Path) -> Result<Checkpoint> {
             .find(|n| names.contains(n))
             .ok_or_else(|| {
                 Error::Invalid(format!(
-                    "{}: no tensor {} (the config asks for it)",
-                    weights_path.display(),
+                    "{source}: no tensor {} (the config asks for it)",
                     spec.name
                 ))
             })?;
-            let view = file.tensor(stored).map_err(|e| {
-                Error::Invalid(format!("{}: {stored}: {e}", weights_path.display()))
-            })?;
-            if view.shape() != spec.shape.as_slice() {
-                return Err(Error::Invalid(format!(
-                    "{}: {stored} has shape {:?}, but config.json implies {:?}",
-                    weights_path.display(),
-                    view.shape(),
-                    spec.shape
-                )));
-            }
-            to_f32(view.dtype(), view.data())
-                .map_err(|e| Error::Invalid(format!("{}: {stored}: {e}", weights_path.display())))
+            read_tensor(&file, &source, stored, &spec.shape)
         })
         .collect::<Result<_>>()?;
     Ok(Checkpoint { config, params })
@@ -199,8 +203,11 @@ fn existing_dir(dir: &Path) -> Result<PathBuf> {
     )))
 }
 
-/// Writes `files` into `dir.tmp`, then swaps it in: `dir` → `dir.old`, `dir.tmp` → `dir`, remove `dir.old`.
-fn write_dir_atomically(dir: &Path, files: &[(&str, Vec<u8>)]) -> Result<()> {
+/// Writes `files` into `dir.tmp`, then swaps it in: `dir` → `dir.old`, `dir.tmp` → `dir`, remove
+/// `dir.old`. A process killed at any moment leaves a whole directory at `dir` or, between the two
+/// renames, at `dir.old` ([`load`] falls back to it): `dir` only ever appears by renaming a `dir.tmp`
+/// whose files are all written, and `dir.old` is removed only while a whole `dir` exists.
+pub fn write_dir(dir: &Path, files: &[(String, Vec<u8>)]) -> Result<()> {
     let tmp = sibling(dir, "tmp");
     let old = sibling(dir, "old");
     if tmp.exists() {
@@ -238,7 +245,7 @@ mod tests {
         GptConfig {
             vocab_size: 11,
             n_positions: 8,
-            n_embd: 8,
+            n_embd: 16,
             n_layer: 2,
             n_head: 2,
             n_kv_head: 2,
@@ -306,13 +313,13 @@ mod tests {
         // The config contradicts the weights: a wider embedding.
         std::fs::write(&weights, &bytes).unwrap();
         let wider = GptConfig {
-            n_embd: 16,
+            n_embd: 32,
             ..config.clone()
         };
         std::fs::write(dir.join(CONFIG_FILE), wider.to_json()).unwrap();
         let err = load(&dir).err().unwrap().to_string();
         assert!(
-            err.contains("transformer.wte.weight has shape [11, 8]"),
+            err.contains("transformer.wte.weight: stored as [11, 16]"),
             "{err}"
         );
 

@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 
 use crate::checkpoint;
-use crate::cli::saved_tokenizer;
+use crate::cli::values::model_dir;
+use crate::cli::{saved_tokenizer, DeviceArgs};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::inspect::{figures, Anatomy};
@@ -14,8 +15,9 @@ use crate::model::Gpt;
 /// The flags of `wgpt inspect`.
 #[derive(Args, Clone, Debug)]
 pub struct InspectArgs {
-    /// A model directory (config.json, model.safetensors and its tokenizer).
-    #[arg(long)]
+    /// A model directory (config.json, model.safetensors and its tokenizer), or a training output
+    /// directory (its model/).
+    #[arg(long, value_parser = model_dir)]
     pub model: PathBuf,
     /// The text to run through the model (at most its context length in tokens).
     #[arg(long)]
@@ -23,6 +25,8 @@ pub struct InspectArgs {
     /// Where the figures and anatomy.json go (created if needed).
     #[arg(long, default_value = "out/inspect")]
     pub out: PathBuf,
+    #[command(flatten)]
+    pub device: DeviceArgs,
 }
 
 /// The JSON file beside the figures.

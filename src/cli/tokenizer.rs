@@ -1,15 +1,16 @@
 //! `wgpt prepare` (text to train.bin/val.bin and the tokenizer, as nanoGPT's `prepare.py` does) and
 //! `wgpt tokenizer train|encode|decode`.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use clap::{Args, Subcommand};
 
+use crate::cli::progress::{spinner, Task};
+use crate::cli::values::at_least_one;
 use crate::data::tokenizer::TOKENIZER_FILE;
 use crate::data::{split_train_val, write_tokens, Tokenizer};
-use crate::error::{Error, Result};
+use crate::error::{did_you_mean, Error, Result};
 
 /// The flags of `wgpt prepare`.
 #[derive(Args, Clone, Debug)]
@@ -33,11 +34,12 @@ pub enum TokenizerCommand {
         /// UTF-8 text to learn from.
         file: PathBuf,
         /// Ids in all: the 256 bytes, the merges and the special tokens.
-        #[arg(long)]
+        #[arg(long, value_parser = at_least_one::<usize>)]
         vocab_size: usize,
         /// Comma-separated special tokens, given the last ids (e.g. "<|startoftext|>,<|endoftext|>").
         #[arg(long, default_value = "")]
         special_tokens: String,
+        /// The tokenizer.json to write.
         #[arg(long)]
         out: PathBuf,
     },
@@ -46,6 +48,7 @@ pub enum TokenizerCommand {
         /// `gpt2` or a tokenizer.json.
         #[arg(long, default_value = "gpt2")]
         tokenizer: String,
+        /// The text to encode.
         text: String,
     },
     /// Print the text of space- or comma-separated ids.
@@ -53,6 +56,7 @@ pub enum TokenizerCommand {
         /// `gpt2` or a tokenizer.json.
         #[arg(long, default_value = "gpt2")]
         tokenizer: String,
+        /// Token ids, separated by spaces or commas.
         ids: String,
     },
 }
@@ -66,6 +70,12 @@ fn named(spec: &str, text: Option<&str>) -> Result<Tokenizer> {
             "--tokenizer char needs a text to take its characters from; give a tokenizer.json"
                 .into(),
         )),
+        (path, _) if !Path::new(path).exists() && !path.ends_with(".json") => {
+            Err(Error::Invalid(format!(
+                "unknown tokenizer {path:?}{}: give gpt2, char or a tokenizer.json",
+                did_you_mean(path, &["gpt2", "char"])
+            )))
+        }
         (path, _) => Tokenizer::load(Path::new(path)),
     }
 }
@@ -77,15 +87,18 @@ pub fn prepare(args: &PrepareArgs) -> Result<()> {
     let tokenizer = named(&args.tokenizer, Some(&text))?;
     let vocab = tokenizer.vocab_size();
     if vocab > 1 << 16 {
-        return Err(Error::Invalid(format!(
+        return Err(Error::Unsupported(format!(
             "{}: {vocab} tokens do not fit uint16 token files (ids up to 65,535); use a smaller vocabulary",
             args.tokenizer
         )));
     }
     let start = Instant::now();
-    let ids = tokenizer
-        .encode(&text)
-        .map_err(|e| Error::Invalid(format!("{}: {e}", args.data.display())))?;
+    let spinner = spinner(format!("encoding {}", args.data.display()));
+    let ids = tokenizer.encode(&text);
+    if let Some(spinner) = spinner {
+        spinner.finish_and_clear();
+    }
+    let ids = ids.map_err(|e| Error::Invalid(format!("{}: {e}", args.data.display())))?;
     let seconds = start.elapsed().as_secs_f64();
     let (train, val) = split_train_val(&ids);
     std::fs::create_dir_all(&args.out).map_err(Error::io(&args.out))?;
@@ -120,19 +133,14 @@ pub fn tokenizer_command(command: &TokenizerCommand) -> Result<()> {
                 .filter(|s| !s.is_empty())
                 .collect();
             let start = Instant::now();
-            let mut shown: Option<usize> = None;
+            let mut bar: Option<Task> = None;
             let mut progress = |done: usize, total: usize| {
-                // About a hundred updates: redrawing for every merge would cost more than merging.
-                let percent = done * 100 / total.max(1);
-                if shown.is_none_or(|p| percent > p) {
-                    shown = Some(percent);
-                    eprint!("\r\x1b[2Kmerges {done}/{total} ({percent}%)");
-                    let _ = std::io::stderr().flush();
-                }
+                let bar = bar.get_or_insert_with(|| Task::new("merges", total as u64, true));
+                bar.set(done as u64);
             };
             let tokenizer = Tokenizer::train_bpe(&text, *vocab_size, &special, Some(&mut progress));
-            if shown.is_some() {
-                eprintln!();
+            if let Some(bar) = &bar {
+                bar.finish();
             }
             let tokenizer =
                 tokenizer.map_err(|e| Error::Invalid(format!("{}: {e}", file.display())))?;

@@ -47,8 +47,8 @@ impl CharTokenizer {
     /// Reads [`CharTokenizer::to_json`]'s format.
     pub fn from_json(text: &str, source: &str) -> Result<Self> {
         let bad = |why: &str| Error::Invalid(format!("{source}: not a character tokenizer: {why}"));
-        let value: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| bad(&e.to_string()))?;
+        let value: serde_json::Value = serde_json::from_str(text)
+            .map_err(Error::json(format!("{source}: not a character tokenizer")))?;
         if value["type"] != "char" {
             return Err(bad("\"type\" is not \"char\""));
         }

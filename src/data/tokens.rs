@@ -25,7 +25,7 @@ pub fn write_tokens(path: &Path, tokens: &[u32]) -> Result<()> {
     let mut bytes = Vec::with_capacity(tokens.len() * 2);
     for (pos, &t) in tokens.iter().enumerate() {
         let t = u16::try_from(t).map_err(|_| {
-            Error::Invalid(format!(
+            Error::Unsupported(format!(
                 "token id {t} at position {pos} does not fit a uint16 token file (vocabularies above 65,535 need another format)"
             ))
         })?;

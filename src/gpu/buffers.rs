@@ -3,7 +3,7 @@
 use bytemuck::Pod;
 
 use crate::error::{Error, Result};
-use crate::gpu::Gpu;
+use crate::gpu::{Gpu, Readback};
 
 /// A row-major array of 4-byte elements (f32, or u32 for token ids) in a GPU storage buffer: a whole
 /// buffer, or a view of part of one (an arena of parameters, gradients or activations).
@@ -122,32 +122,10 @@ impl Gpu {
         if len == 0 {
             return Ok(Vec::new());
         }
-        let bytes = 4 * len as u64;
-        let staging = self.buffer(
-            "readback",
-            bytes,
-            wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-        );
+        let readback = Readback::new(self, "readback", 4 * len as u64);
         let offset = tensor.offset + 4 * start as u64;
-        self.run(|encoder| {
-            encoder.copy_buffer_to_buffer(&tensor.buffer, offset, &staging, 0, bytes)
-        })?;
-        let (sender, receiver) = std::sync::mpsc::channel();
-        staging.map_async(wgpu::MapMode::Read, .., move |result| {
-            let _ = sender.send(result);
-        });
-        self.wait()?;
-        receiver
-            .recv()
-            .map_err(|e| Error::gpu("reading a tensor back", e))?
-            .map_err(|e| Error::gpu("reading a tensor back", e))?;
-        let view = staging
-            .get_mapped_range(..)
-            .map_err(|e| Error::gpu("reading a tensor back", e))?;
-        let out = bytemuck::cast_slice(&view).to_vec();
-        drop(view);
-        staging.unmap();
-        Ok(out)
+        self.run(|commands| readback.copy_bytes(&mut commands.encoder, &tensor.buffer, offset))?;
+        readback.read(self, "reading a tensor back")
     }
 }
 

@@ -1,12 +1,15 @@
-//! Adapter selection (as wgpu's environment variables say), device creation with WebGPU's default limits
-//! raised only on request, and submit/wait helpers.
+//! The device on the chosen adapter (see [`crate::gpu::adapter`]) with WebGPU's default limits raised
+//! only on request, and submit/wait helpers.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
+use crate::gpu::adapter::{self, AdapterChoice, AdapterSummary, WANTED_FEATURES};
 use crate::gpu::compile::PipelineCache;
 use crate::gpu::driver_cache::DriverCache;
-use crate::gpu::{user_cache, Tuner};
+use crate::gpu::health::{test_memory_cap, Health};
+use crate::gpu::{user_cache, Commands, Submission, Tuner};
 
 /// The one GPU context of a program: adapter, device, queue and the pipeline cache.
 pub struct Gpu {
@@ -19,6 +22,9 @@ pub struct Gpu {
     pub(crate) created: Created,
     /// Kernel variant choices: off unless [`Gpu::autotuned`] or [`Gpu::set_tuner`] turn it on.
     pub(crate) tuner: Tuner,
+    pub(crate) health: Arc<Health>,
+    /// The test hook's memory cap ([`crate::gpu::TEST_DEVICE_MEMORY`]).
+    pub(crate) memory_cap: Option<u64>,
     info: wgpu::AdapterInfo,
     features: wgpu::Features,
     limits: wgpu::Limits,
@@ -32,6 +38,8 @@ pub(crate) struct Created {
     pub(crate) bind_groups: AtomicU64,
     pub(crate) pipelines: AtomicU64,
     pub(crate) submits: AtomicU64,
+    /// Bytes of the buffers created.
+    pub(crate) bytes: AtomicU64,
 }
 
 /// A snapshot of [`Gpu::counts`].
@@ -41,30 +49,6 @@ pub struct Counts {
     pub bind_groups: u64,
     pub pipelines: u64,
     pub submits: u64,
-}
-
-/// What a user wants to know about the adapter a program runs on.
-#[derive(Clone, Debug)]
-pub struct AdapterSummary {
-    pub name: String,
-    pub backend: String,
-    pub device_type: String,
-    pub driver: String,
-    pub subgroup_sizes: Option<(u32, u32)>,
-    pub timestamps: bool,
-}
-
-impl std::fmt::Display for AdapterSummary {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} ({}, {}", self.name, self.backend, self.device_type)?;
-        if !self.driver.is_empty() {
-            write!(f, ", {}", self.driver)?;
-        }
-        if let Some((lo, hi)) = self.subgroup_sizes {
-            write!(f, ", subgroups {lo}..={hi}")?;
-        }
-        write!(f, ")")
-    }
 }
 
 /// `base` with `max_storage_buffer_binding_size` raised to `bytes` where `allowed` permits (else to the
@@ -83,39 +67,40 @@ pub fn binding_room(base: wgpu::Limits, allowed: &wgpu::Limits, bytes: u64) -> w
     }
 }
 
-/// Optional features wgpt uses when the adapter has them; nothing requires them.
-const WANTED_FEATURES: wgpu::Features = wgpu::Features::SUBGROUP
-    .union(wgpu::Features::TIMESTAMP_QUERY)
-    .union(wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS)
-    .union(wgpu::Features::PIPELINE_CACHE);
-
 impl Gpu {
     /// Opens the adapter chosen by `WGPU_BACKEND` / `WGPU_ADAPTER_NAME` / `WGPU_POWER_PREF` with
     /// WebGPU's default limits.
     pub fn new() -> Result<Self> {
-        Self::with_limits(wgpu::Limits::default())
+        Self::on(&AdapterChoice::Auto)
+    }
+
+    /// Opens the adapter `choice` names with WebGPU's default limits.
+    pub fn on(choice: &AdapterChoice) -> Result<Self> {
+        pollster::block_on(Self::open(choice, |_| wgpu::Limits::default()))
     }
 
     /// Like [`Gpu::new`], with limits raised to `required` (each checked against the adapter first, so a
     /// shortfall is an error naming the limit rather than a failed device request).
     pub fn with_limits(required: wgpu::Limits) -> Result<Self> {
-        pollster::block_on(Self::open(|_| required))
+        pollster::block_on(Self::open(&AdapterChoice::Auto, |_| required))
     }
 
-    /// Like [`Gpu::new`], with the storage binding (and buffer) limit raised toward `bytes`, the largest
+    /// Like [`Gpu::on`], with the storage binding (and buffer) limit raised toward `bytes`, the largest
     /// tensor a model would like in one binding, as far as the adapter allows ([`binding_room`]). A
     /// model splits what still does not fit.
-    pub fn with_binding_room(bytes: u64) -> Result<Self> {
-        pollster::block_on(Self::open(|allowed| {
+    pub fn with_binding_room(choice: &AdapterChoice, bytes: u64) -> Result<Self> {
+        pollster::block_on(Self::open(choice, |allowed| {
             binding_room(wgpu::Limits::default(), allowed, bytes)
         }))
     }
 
     /// Opens the chosen adapter with the limits `required` makes of the adapter's.
-    async fn open(required: impl FnOnce(&wgpu::Limits) -> wgpu::Limits) -> Result<Self> {
-        let instance =
-            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
-        let adapter = pick_adapter(&instance).await?;
+    async fn open(
+        choice: &AdapterChoice,
+        required: impl FnOnce(&wgpu::Limits) -> wgpu::Limits,
+    ) -> Result<Self> {
+        let instance = adapter::instance();
+        let adapter = adapter::pick(&instance, choice).await?;
         let info = adapter.get_info();
         let allowed = adapter.limits();
         let required = required(&allowed);
@@ -147,6 +132,8 @@ impl Gpu {
             })?;
         let driver_cache = DriverCache::open(&device, &info, user_cache::dir().as_deref());
         Ok(Gpu {
+            health: Health::watch(&device),
+            memory_cap: test_memory_cap(),
             adapter,
             device,
             queue,
@@ -199,19 +186,7 @@ impl Gpu {
     }
 
     pub fn summary(&self) -> AdapterSummary {
-        AdapterSummary {
-            name: self.info.name.clone(),
-            backend: self.info.backend.to_string(),
-            device_type: format!("{:?}", self.info.device_type),
-            driver: [self.info.driver.as_str(), self.info.driver_info.as_str()]
-                .iter()
-                .filter(|s| !s.is_empty())
-                .copied()
-                .collect::<Vec<_>>()
-                .join(" "),
-            subgroup_sizes: self.subgroup_sizes(),
-            timestamps: self.features.contains(wgpu::Features::TIMESTAMP_QUERY),
-        }
+        AdapterSummary::new(&self.info, self.features)
     }
 
     /// Checks that one buffer binding of `bytes` fits the device's limits, naming `what` when not.
@@ -243,6 +218,7 @@ impl Gpu {
     /// Creates a buffer (every buffer wgpt makes goes through here, so [`Gpu::counts`] sees it).
     pub fn buffer(&self, label: &str, size: u64, usage: wgpu::BufferUsages) -> wgpu::Buffer {
         self.created.buffers.fetch_add(1, Ordering::Relaxed);
+        self.created.bytes.fetch_add(size, Ordering::Relaxed);
         self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
             size,
@@ -252,18 +228,33 @@ impl Gpu {
     }
 
     /// Submits one command buffer (counted by [`Gpu::counts`]).
-    pub fn submit(&self, encoder: wgpu::CommandEncoder) {
+    pub fn submit(&self, commands: Commands) -> Submission {
         self.created.submits.fetch_add(1, Ordering::Relaxed);
-        self.queue.submit([encoder.finish()]);
+        Submission(self.queue.submit([commands.encoder.finish()]))
     }
 
-    /// Records with `record` into a fresh encoder, submits it and waits until the GPU is done.
-    pub fn run(&self, record: impl FnOnce(&mut wgpu::CommandEncoder)) -> Result<()> {
-        let mut encoder = self
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
-        record(&mut encoder);
-        self.submit(encoder);
+    /// Blocks until `submission` has finished (work submitted after it may still run).
+    pub fn wait_for(&self, submission: &Submission) -> Result<()> {
+        let poll = wgpu::PollType::Wait {
+            submission_index: Some(submission.0.clone()),
+            timeout: None,
+        };
+        // A lost device makes the poll fail too (its submissions never ran): run the callbacks that say
+        // so, and report that first.
+        let polled = self.device.poll(poll);
+        if polled.is_err() {
+            let _ = self.device.poll(wgpu::PollType::Poll);
+        }
+        self.check("waiting for the GPU")?;
+        polled.map_err(|e| Error::gpu("waiting for the GPU", e))?;
+        Ok(())
+    }
+
+    /// Records with `record` into fresh commands, submits them and waits until the GPU is done.
+    pub fn run(&self, record: impl FnOnce(&mut Commands)) -> Result<()> {
+        let mut commands = self.commands("run");
+        record(&mut commands);
+        self.submit(commands);
         self.wait()
     }
 
@@ -271,8 +262,8 @@ impl Gpu {
     pub fn wait(&self) -> Result<()> {
         self.device
             .poll(wgpu::PollType::wait_indefinitely())
-            .map(|_| ())
-            .map_err(|e| Error::gpu("waiting for the GPU", e))
+            .map_err(|e| Error::gpu("waiting for the GPU", e))?;
+        self.check("waiting for the GPU")
     }
 }
 
@@ -283,40 +274,6 @@ impl Drop for Gpu {
             cache.save();
         }
     }
-}
-
-/// Honors `WGPU_ADAPTER_NAME` (a case-insensitive substring of the adapter name) with an error instead
-/// of wgpu's panic when nothing matches; otherwise wgpu's default choice among `WGPU_BACKEND`'s backends.
-async fn pick_adapter(instance: &wgpu::Instance) -> Result<wgpu::Adapter> {
-    let backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all());
-    if let Ok(wanted) = std::env::var("WGPU_ADAPTER_NAME") {
-        let adapters = instance.enumerate_adapters(backends).await;
-        let names: Vec<String> = adapters.iter().map(|a| a.get_info().name).collect();
-        return adapters
-            .into_iter()
-            .find(|a| {
-                a.get_info()
-                    .name
-                    .to_lowercase()
-                    .contains(&wanted.to_lowercase())
-            })
-            .ok_or_else(|| {
-                Error::NoAdapter(format!(
-                    "WGPU_ADAPTER_NAME={wanted} matches none of [{}]",
-                    names.join(", ")
-                ))
-            });
-    }
-    instance
-        .request_adapter(&wgpu::RequestAdapterOptions {
-            power_preference: wgpu::PowerPreference::from_env().unwrap_or_default(),
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| {
-            let env = std::env::var("WGPU_BACKEND").unwrap_or_else(|_| "all backends".into());
-            Error::NoAdapter(format!("{e}; searched {env}"))
-        })
 }
 
 #[cfg(test)]

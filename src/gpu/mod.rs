@@ -5,18 +5,29 @@
 //! dispatch into a pass is the only thing that happens per step. Kernels with variants may let
 //! [`Gpu::tune`] time them on the adapter (see `tune.rs`).
 
+mod adapter;
 mod buffers;
+mod commands;
 mod compile;
 mod context;
 mod driver_cache;
+mod health;
 mod pipelines;
 mod timing;
 mod tune;
 mod user_cache;
 
 pub use buffers::Tensor;
-pub use context::{binding_room, AdapterSummary, Counts, Gpu};
+
+/// WebGPU's default `max_storage_buffer_binding_size` (128 MiB): what a device gets unless raised.
+pub fn default_max_binding() -> u64 {
+    wgpu::Limits::default().max_storage_buffer_binding_size
+}
+pub use adapter::{adapters, AdapterChoice, AdapterSummary};
+pub use commands::{Commands, Readback, Submission};
+pub use context::{binding_room, Counts, Gpu};
+pub use health::TEST_DEVICE_MEMORY;
 pub use pipelines::{Binding, Dispatch, Kernel, Shader};
-pub use timing::GpuTimer;
+pub use timing::{GpuTimer, Timeline};
 pub use tune::{Clock, GpuClock, Tuner};
 pub use user_cache::AdapterKey;

@@ -194,6 +194,6 @@ fn check_usage(label: &str, bindings: &[Binding]) -> Result<()> {
 impl Gpu {
     /// Records `dispatches` in one pass, submits and waits.
     pub fn run_dispatches(&self, dispatches: &[Dispatch]) -> Result<()> {
-        self.run(|encoder| Dispatch::record_all(encoder, dispatches))
+        self.run(|commands| commands.dispatch(dispatches))
     }
 }

@@ -59,6 +59,8 @@ impl Graph {
         grads.insert(base, whole);
     }
 
+    /// Appends `op`'s backward, given the gradients found so far. (One arm per op: a long match whose
+    /// arms each read alone; every op is listed, so a new one cannot silently get no backward.)
     fn backward_op(&mut self, op: &Op, grads: &mut HashMap<TensorId, TensorId>) {
         let grad_out = |out: &TensorId| grads.get(out).copied();
         match *op {
@@ -77,8 +79,7 @@ impl Graph {
                 self.push(Op::HeadBackward { x, w, dy, dx, dw });
                 self.contribute(grads, x, dx);
             }
-            Op::Norm {
-                kind,
+            Op::LayerNorm {
                 x,
                 gain,
                 bias,
@@ -91,8 +92,7 @@ impl Graph {
                 let dx = self.grad_tensor(x);
                 let dgain = self.param_grad(gain);
                 let dbias = bias.map(|b| self.param_grad(b));
-                self.push(Op::NormBackward {
-                    kind,
+                self.push(Op::LayerNormBackward {
                     x,
                     gain,
                     mean,
@@ -101,6 +101,22 @@ impl Graph {
                     dx,
                     dgain,
                     dbias,
+                });
+                self.contribute(grads, x, dx);
+            }
+            Op::RmsNorm {
+                x, gain, out, rstd, ..
+            } => {
+                let Some(dy) = grad_out(&out) else { return };
+                let dx = self.grad_tensor(x);
+                let dgain = self.param_grad(gain);
+                self.push(Op::RmsNormBackward {
+                    x,
+                    gain,
+                    rstd,
+                    dy,
+                    dx,
+                    dgain,
                 });
                 self.contribute(grads, x, dx);
             }
@@ -194,8 +210,24 @@ impl Graph {
                     dwpe,
                 });
             }
-            // Backward, optimizer, decode and inspection ops have no backward.
-            _ => {}
+            // The loss's gradient comes from the cross-entropy's `dlogits`, already divided by the
+            // rows the mean is over.
+            Op::Mean { .. } => {}
+            // Decoding and inspection graphs are never differentiated.
+            Op::CachedAttention { .. } | Op::AttentionProbabilities { .. } => {}
+            // Ops of the backward itself and the optimizer.
+            Op::EmbeddingBackward { .. }
+            | Op::LayerNormBackward { .. }
+            | Op::RmsNormBackward { .. }
+            | Op::LinearBackward { .. }
+            | Op::HeadBackward { .. }
+            | Op::AttentionBackward { .. }
+            | Op::GeluBackward { .. }
+            | Op::DropoutBackward { .. }
+            | Op::TakeColumns { .. }
+            | Op::Copy { .. }
+            | Op::GradNorm { .. }
+            | Op::AdamW { .. } => {}
         }
     }
 

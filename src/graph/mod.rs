@@ -8,10 +8,15 @@ mod ops;
 mod plan;
 pub mod planner;
 pub mod reference;
+mod work;
 
 pub use autodiff::Gradients;
 pub use ops::{ArenaChunk, Arenas, Op};
-pub use plan::{planned_memory, MemoryReport, Plan, Shared, StepInputs, POSITION, TARGETS, TOKENS};
+pub use plan::{
+    planned_memory, ArenaTensor, MemoryReport, Plan, ProfileRow, Shared, StepInputs, StepReadout,
+    POSITION, TARGETS, TOKENS,
+};
+pub use work::Work;
 
 /// A tensor of a graph.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

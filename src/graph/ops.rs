@@ -1,14 +1,14 @@
 //! The ops a GPT graph is made of, what each reads and writes (for buffer lifetimes), and how each lowers
 //! to kernel dispatches. Backward ops ADD into parameter gradients and WRITE activation gradients.
 
+use crate::contract::{AdamWConfig, AttentionDropout, AttentionShape};
 use crate::error::Result;
 use crate::gpu::{Dispatch, Gpu, Tensor};
 use crate::graph::TensorId;
 use crate::kernels::{
     adamw, attention, copy, crossentropy, dropout, embedding, gelu, gradnorm, kvcache, layernorm,
-    matmul, residual, rmsnorm,
+    matmul, matvec, residual, rmsnorm,
 };
-use crate::model::Norm;
 
 #[derive(Clone, Debug)]
 pub enum Op {
@@ -34,28 +34,43 @@ pub enum Op {
         first: usize,
         dwpe: TensorId,
     },
-    /// LayerNorm (saves `mean` and `rstd`) or RMSNorm (saves `rstd`).
-    Norm {
-        kind: Norm,
+    /// LayerNorm over the last axis with a gain and (GPT-2) a bias; saves the rows' `mean` and `rstd`.
+    LayerNorm {
         x: TensorId,
         gain: TensorId,
         bias: Option<TensorId>,
         out: TensorId,
-        mean: Option<TensorId>,
+        mean: TensorId,
         rstd: TensorId,
         eps: f32,
     },
     /// Writes `dx`, adds into `dgain` (and `dbias`).
-    NormBackward {
-        kind: Norm,
+    LayerNormBackward {
         x: TensorId,
         gain: TensorId,
-        mean: Option<TensorId>,
+        mean: TensorId,
         rstd: TensorId,
         dy: TensorId,
         dx: TensorId,
         dgain: TensorId,
         dbias: Option<TensorId>,
+    },
+    /// RMSNorm over the last axis with a gain; saves the rows' `rstd`.
+    RmsNorm {
+        x: TensorId,
+        gain: TensorId,
+        out: TensorId,
+        rstd: TensorId,
+        eps: f32,
+    },
+    /// Writes `dx`, adds into `dgain`.
+    RmsNormBackward {
+        x: TensorId,
+        gain: TensorId,
+        rstd: TensorId,
+        dy: TensorId,
+        dx: TensorId,
+        dgain: TensorId,
     },
     /// `out = x·w (+ b)` with `w: [in, out]` (GPT-2's Conv1D layout).
     Linear {
@@ -90,7 +105,7 @@ pub enum Op {
     },
     /// Fused causal attention over `qkv: [B, T, (H + 2·Hkv)·D]`; saves `lse`.
     Attention {
-        shape: attention::Shape,
+        shape: AttentionShape,
         p: f32,
         site: u32,
         qkv: TensorId,
@@ -100,7 +115,7 @@ pub enum Op {
     /// One decode step of attention (batch 1, one token): appends the token's k and v at row
     /// `position` of the caches, then attends over rows `0..=position`. Writes the cache rows and `out`.
     CachedAttention {
-        shape: attention::Shape,
+        shape: AttentionShape,
         qkv: TensorId,
         position: TensorId,
         k_cache: TensorId,
@@ -110,7 +125,7 @@ pub enum Op {
     /// The probabilities of an [`Op::Attention`] (its `qkv`, `out` and `lse`), recomputed for looking
     /// at: `probs: [B, H, T, T]`, 0 above the diagonal. Only inspection graphs have it.
     AttentionProbabilities {
-        shape: attention::Shape,
+        shape: AttentionShape,
         qkv: TensorId,
         out: TensorId,
         lse: TensorId,
@@ -118,7 +133,7 @@ pub enum Op {
     },
     /// Writes `delta` (scratch) and all of `dqkv`.
     AttentionBackward {
-        shape: attention::Shape,
+        shape: AttentionShape,
         p: f32,
         site: u32,
         qkv: TensorId,
@@ -196,13 +211,14 @@ pub enum Op {
     /// AdamW over the parameter arena (one dispatch per chunk), reading the per-step hyperparameters
     /// and, with `clip`, the clip scale [`Op::GradNorm`] wrote.
     AdamW {
-        config: adamw::Config,
+        config: AdamWConfig,
         clip: bool,
     },
 }
 
 impl Op {
-    /// The tensors the op reads and the ones it writes (or adds into).
+    /// The tensors the op reads and the ones it writes (or adds into). (One arm per op: a long match
+    /// whose arms each read alone.)
     pub fn uses(&self) -> (Vec<TensorId>, Vec<TensorId>) {
         let some = |o: &Option<TensorId>| o.iter().copied().collect::<Vec<_>>();
         match self {
@@ -232,7 +248,7 @@ impl Op {
             Op::PlaceColumns { x, out, .. } | Op::TakeColumns { x, out, .. } => {
                 (vec![*x], vec![*out])
             }
-            Op::Norm {
+            Op::LayerNorm {
                 x,
                 gain,
                 bias,
@@ -242,9 +258,9 @@ impl Op {
                 ..
             } => (
                 [vec![*x, *gain], some(bias)].concat(),
-                [vec![*out, *rstd], some(mean)].concat(),
+                vec![*out, *mean, *rstd],
             ),
-            Op::NormBackward {
+            Op::LayerNormBackward {
                 x,
                 gain,
                 mean,
@@ -253,11 +269,21 @@ impl Op {
                 dx,
                 dgain,
                 dbias,
-                ..
             } => (
-                [vec![*x, *gain, *rstd, *dy], some(mean)].concat(),
+                vec![*x, *gain, *mean, *rstd, *dy],
                 [vec![*dx, *dgain], some(dbias)].concat(),
             ),
+            Op::RmsNorm {
+                x, gain, out, rstd, ..
+            } => (vec![*x, *gain], vec![*out, *rstd]),
+            Op::RmsNormBackward {
+                x,
+                gain,
+                rstd,
+                dy,
+                dx,
+                dgain,
+            } => (vec![*x, *gain, *rstd, *dy], vec![*dx, *dgain]),
             Op::Linear { x, w, b, out } => ([vec![*x, *w], some(b)].concat(), vec![*out]),
             Op::LinearBackward {
                 x,
@@ -322,7 +348,7 @@ impl Op {
 pub struct Lowering<'a> {
     pub gpu: &'a Gpu,
     pub tensors: &'a [Tensor],
-    /// `[seed, step]` (u32), written once per step: dropout masks depend on it.
+    /// `[seed, step, micro]` (u32), written before each submit: dropout masks depend on it.
     pub random_state: &'a Tensor,
     /// The optimizer's per-step hyperparameters ([`adamw::hyper`]), written once per step.
     pub hyper: &'a Tensor,
@@ -361,10 +387,21 @@ impl Lowering<'_> {
     fn opt(&self, id: &Option<TensorId>) -> Option<&Tensor> {
         id.map(|id| self.t(id))
     }
+
+    /// Whether a forward product of input `x` goes to the matrix-vector kernels: at most
+    /// [`matvec::MAX_ROWS`] rows (a decode step), on CPU adapters, where it reads the weights at 2-4x
+    /// the speed of the matmul's thin path (one invocation per 16 columns is too few threads for a
+    /// real GPU, where matmul stays).
+    fn matvec(&self, x: TensorId) -> bool {
+        let x = self.t(x);
+        let rows = x.len() / x.shape.last().copied().unwrap_or(1).max(1);
+        self.gpu.is_cpu() && rows <= matvec::MAX_ROWS
+    }
 }
 
 impl Op {
-    /// The dispatches computing this op, in order.
+    /// The dispatches computing this op, in order. (One arm per op: a long match whose arms each read
+    /// alone, every one a call of the op's launcher.)
     pub fn lower(&self, cx: &Lowering) -> Result<Vec<Dispatch>> {
         let gpu = cx.gpu;
         let mm = cx.matmul;
@@ -411,8 +448,7 @@ impl Op {
                 let width = *out.shape.last().unwrap_or(&0);
                 vec![copy::columns(gpu, x, *first, out, 0, width)?]
             }
-            Op::Norm {
-                kind: Norm::LayerNorm,
+            Op::LayerNorm {
                 x,
                 gain,
                 bias,
@@ -427,28 +463,11 @@ impl Op {
                 cx.t(*gain),
                 cx.opt(bias),
                 cx.t(*out),
-                cx.t(mean.expect("layernorm saves its mean")),
+                cx.t(*mean),
                 cx.t(*rstd),
                 *eps,
             )?],
-            Op::Norm {
-                kind: Norm::RmsNorm,
-                x,
-                gain,
-                out,
-                rstd,
-                eps,
-                ..
-            } => vec![rmsnorm::forward(
-                gpu,
-                cx.t(*x),
-                cx.t(*gain),
-                cx.t(*out),
-                cx.t(*rstd),
-                *eps,
-            )?],
-            Op::NormBackward {
-                kind: Norm::LayerNorm,
+            Op::LayerNormBackward {
                 x,
                 gain,
                 mean,
@@ -458,54 +477,57 @@ impl Op {
                 dgain,
                 dbias,
             } => {
-                let mean = cx.t(mean.expect("layernorm saves its mean"));
+                let (x, mean, rstd, dy) = (cx.t(*x), cx.t(*mean), cx.t(*rstd), cx.t(*dy));
+                let pass = layernorm::Pass::Backward;
+                let variant = layernorm::Variant::tuned(gpu, pass, x, cx.t(*gain))?;
                 vec![
-                    layernorm::backward(
-                        gpu,
-                        layernorm::Variant::tuned(
-                            gpu,
-                            layernorm::Pass::Backward,
-                            cx.t(*x),
-                            cx.t(*gain),
-                        )?,
-                        cx.t(*x),
-                        cx.t(*gain),
-                        mean,
-                        cx.t(*rstd),
-                        cx.t(*dy),
-                        cx.t(*dx),
-                    )?,
+                    layernorm::backward(gpu, variant, x, cx.t(*gain), mean, rstd, dy, cx.t(*dx))?,
                     layernorm::backward_params(
                         gpu,
-                        cx.t(*x),
+                        x,
                         mean,
-                        cx.t(*rstd),
-                        cx.t(*dy),
+                        rstd,
+                        dy,
                         cx.t(*dgain),
                         cx.opt(dbias),
                     )?,
                 ]
             }
-            Op::NormBackward {
-                kind: Norm::RmsNorm,
+            Op::RmsNorm {
+                x,
+                gain,
+                out,
+                rstd,
+                eps,
+            } => vec![rmsnorm::forward(
+                gpu,
+                cx.t(*x),
+                cx.t(*gain),
+                cx.t(*out),
+                cx.t(*rstd),
+                *eps,
+            )?],
+            Op::RmsNormBackward {
                 x,
                 gain,
                 rstd,
                 dy,
                 dx,
                 dgain,
-                ..
-            } => vec![
-                rmsnorm::backward(
-                    gpu,
-                    cx.t(*x),
-                    cx.t(*gain),
-                    cx.t(*rstd),
-                    cx.t(*dy),
-                    cx.t(*dx),
-                )?,
-                rmsnorm::backward_params(gpu, cx.t(*x), cx.t(*rstd), cx.t(*dy), cx.t(*dgain))?,
-            ],
+            } => {
+                let (x, rstd, dy) = (cx.t(*x), cx.t(*rstd), cx.t(*dy));
+                vec![
+                    rmsnorm::backward(gpu, x, cx.t(*gain), rstd, dy, cx.t(*dx))?,
+                    rmsnorm::backward_params(gpu, x, rstd, dy, cx.t(*dgain))?,
+                ]
+            }
+            Op::Linear { x, w, b, out } if cx.matvec(*x) => vec![matvec::forward(
+                gpu,
+                cx.t(*x),
+                matvec::Weights::f32(cx.t(*w))?,
+                cx.opt(b),
+                cx.t(*out),
+            )?],
             Op::Linear { x, w, b, out } => vec![matmul::forward(
                 gpu,
                 mm,
@@ -532,6 +554,13 @@ impl Op {
                 out
             }
             // out[M, V] = x[M, C]·wᵀ: the input-gradient product with x in the role of dy.
+            Op::Head { x, w, out } if cx.matvec(*x) => vec![matvec::transposed(
+                gpu,
+                cx.t(*x),
+                matvec::Weights::f32(cx.t(*w))?,
+                cx.t(*out),
+                0,
+            )?],
             Op::Head { x, w, out } => vec![matmul::backward_input(
                 gpu,
                 mm,
@@ -683,6 +712,6 @@ impl Op {
 }
 
 /// The attention kernel's dropout description; seed and step come from the random state at run time.
-fn attention_dropout(p: f32, site: u32) -> attention::Dropout {
-    attention::Dropout { p, site }
+fn attention_dropout(p: f32, site: u32) -> AttentionDropout {
+    AttentionDropout { p, site }
 }

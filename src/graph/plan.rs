@@ -1,16 +1,22 @@
 //! A compiled graph: every tensor placed, every dispatch built once. A step uploads the batch, records one
 //! command encoder (clear the gradients, one compute pass with every dispatch), submits once, and reads
-//! the loss back only when asked.
+//! the loss back only when asked. A step accumulated over N micro-batches submits N times: each adds its
+//! gradients, the last also runs the gradient norm and AdamW.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::ops::Range;
+use std::sync::Mutex;
 
+use crate::contract::{
+    adamw_hyper, check_token_ids, AdamWConfig, Segment, HYPER_LEN, RANDOM_STATE_LEN,
+};
 use crate::error::{Error, Result};
-use crate::gpu::{Dispatch, Gpu, GpuTimer, Tensor};
+use crate::gpu::{Dispatch, Gpu, GpuTimer, Readback, Submission, Tensor, Timeline};
 use crate::graph::autodiff::{BUCKETS, POSITIONS};
-use crate::graph::ops::{Arenas, Lowering};
-use crate::graph::planner::{peak_live_len, Lifetime, SlotLayout};
-use crate::graph::{Graph, Storage};
-use crate::kernels::{crossentropy, embedding, matmul};
+use crate::graph::ops::{ArenaChunk, Arenas, Lowering};
+use crate::graph::planner::{peak_live_len, ArenaLayout, Lifetime, SlotLayout};
+use crate::graph::{Graph, Op, Storage, Work};
+use crate::kernels::{adamw, embedding, gradnorm, matmul};
 
 /// Names of the per-step inputs a model graph declares.
 pub const TOKENS: &str = "tokens";
@@ -22,15 +28,69 @@ pub const POSITION: &str = "position";
 /// tensors the trainer writes before each submit.
 pub struct Shared {
     pub arenas: Arenas,
-    /// Views of the parameter and gradient arenas, one per parameter.
+    /// Views of the parameter, gradient and AdamW moment (`[m, v]`) arenas, one per piece.
     pub params: Vec<Tensor>,
     pub grads: Vec<Tensor>,
-    /// `[seed, step]` (u32) for dropout masks.
+    pub moments: [Vec<Tensor>; 2],
+    /// `[seed, step, micro]` (u32) for dropout masks.
     pub random_state: Tensor,
     /// AdamW's per-step hyperparameters.
     pub hyper: Tensor,
-    /// Gradient norm and clip scale.
+    /// Gradient norm, clip scale and the running sum of norms ([`gradnorm`]'s output).
     pub norm: Tensor,
+}
+
+/// One parameter tensor (or piece of one) as the arenas hold it: its length and whether AdamW decays it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ArenaTensor {
+    pub len: usize,
+    pub decay: bool,
+}
+
+impl Shared {
+    /// Zeroed arenas for `tensors` placed as `layout` says (one place per tensor), with AdamW's segment
+    /// table per chunk, and the per-step state.
+    pub fn new(gpu: &Gpu, layout: &ArenaLayout, tensors: &[ArenaTensor]) -> Result<Self> {
+        gpu.allocating("the parameters, gradients and AdamW moments", || {
+            Self::allocate(gpu, layout, tensors)
+        })
+    }
+
+    fn allocate(gpu: &Gpu, layout: &ArenaLayout, tensors: &[ArenaTensor]) -> Result<Self> {
+        let mut chunks = Vec::with_capacity(layout.chunks.len());
+        for (c, &len) in layout.chunks.iter().enumerate() {
+            let arena = |name: &str| gpu.zeros(&format!("{name} chunk {c}"), &[len]);
+            let segments: Vec<Segment> = (layout.places.iter().zip(tensors))
+                .filter(|((chunk, _), _)| *chunk == c)
+                .map(|(&(_, offset), t)| Segment {
+                    offset,
+                    len: t.len,
+                    decay: t.decay,
+                })
+                .collect();
+            chunks.push(ArenaChunk {
+                params: arena("params")?,
+                grads: arena("grads")?,
+                m: arena("adam m")?,
+                v: arena("adam v")?,
+                segments: adamw::Segments::new(gpu, &segments)?,
+            });
+        }
+        let views = |arena: fn(&ArenaChunk) -> &Tensor| -> Result<Vec<Tensor>> {
+            (layout.places.iter().zip(tensors))
+                .map(|(&(c, offset), t)| arena(&chunks[c]).view(offset, &[t.len]))
+                .collect()
+        };
+        Ok(Shared {
+            params: views(|c| &c.params)?,
+            grads: views(|c| &c.grads)?,
+            moments: [views(|c| &c.m)?, views(|c| &c.v)?],
+            arenas: Arenas { chunks },
+            random_state: gpu.zeros("random state", &[RANDOM_STATE_LEN])?,
+            hyper: gpu.zeros("adamw hyper", &[HYPER_LEN])?,
+            norm: gpu.zeros("gradient norm", &[gradnorm::OUT_LEN])?,
+        })
+    }
 }
 
 /// Bytes a plan places, per class, beside the least any placement needs.
@@ -64,19 +124,97 @@ pub struct StepInputs<'a> {
     pub targets: &'a [u32],
 }
 
+/// What a training step reads back when asked: each micro-batch's mean loss, and the gradient norm of
+/// the step with the running sum of every step's norm (non-finite once any step's norm was).
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepReadout {
+    pub losses: Vec<f32>,
+    pub grad_norm: f32,
+    pub norm_sum: f32,
+}
+
+impl StepReadout {
+    /// The step's loss: the mean over its (equal) micro-batches.
+    pub fn loss(&self) -> f32 {
+        let sum: f64 = self.losses.iter().map(|&l| l as f64).sum();
+        (sum / self.losses.len().max(1) as f64) as f32
+    }
+}
+
+/// A training plan's staging buffers: micro-batch k's loss at element k, then the head of the gradient
+/// norm's output ([`gradnorm::NORM`], [`gradnorm::SCALE`], [`gradnorm::NORM_SUM`]). Two, so one step's
+/// read can wait while the next step is queued; `requested` lists the ones awaiting a read, oldest
+/// first.
+struct StepReadback {
+    staging: [Readback; 2],
+    requested: Mutex<VecDeque<usize>>,
+    micros: usize,
+    loss: Tensor,
+    norm: Tensor,
+}
+
+/// One op's share of a plan's dispatches, for profiles.
+struct OpDispatches {
+    kind: &'static str,
+    work: Work,
+    /// Whether `range` is of the plan's `update` dispatches (else of `dispatches`).
+    updates: bool,
+    range: Range<usize>,
+}
+
+impl StepReadback {
+    /// A staging buffer with no read outstanding.
+    fn free_staging(&self) -> Result<usize> {
+        (0..2)
+            .find(|&k| !self.staging[k].is_pending())
+            .ok_or_else(|| {
+                Error::Invalid("two steps' reads are outstanding: collect one first".into())
+            })
+    }
+
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, VecDeque<usize>>> {
+        (self.requested.lock())
+            .map_err(|_| Error::gpu("reading a step's loss", "a reader panicked"))
+    }
+}
+
+/// One kernel family's share of a step ([`Plan::profile`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProfileRow {
+    pub kind: &'static str,
+    pub time: std::time::Duration,
+    pub dispatches: usize,
+    pub work: Work,
+}
+
 pub struct Plan {
+    /// Forward and backward (and the forward of plans that do not train).
     dispatches: Vec<Dispatch>,
+    /// A training plan's gradient norm and AdamW, run once per step after its last micro-batch.
+    update: Vec<Dispatch>,
+    /// Each op's kernel family, work and dispatches (a range of `dispatches`, or of `update` for the
+    /// optimizer's ops), for profiles.
+    ops: Vec<OpDispatches>,
+    /// When set, each submitted pass writes its GPU begin and end here (profiling).
+    timeline: Option<Timeline>,
     tensors: Vec<Tensor>,
     inputs: HashMap<String, Tensor>,
     /// The first kept tensor (the loss, or a decode step's logits) and the buffer it is read back
     /// through.
-    readback: Option<(Tensor, wgpu::Buffer)>,
+    readback: Option<(Tensor, Readback)>,
+    /// A training plan's readback of losses and gradient norm ([`Plan::run_micro`]).
+    step_readback: Option<StepReadback>,
     /// The tensors kept (captured) for reading after a step; every other activation's buffer is reused.
     kept: Vec<crate::graph::TensorId>,
     /// The gradient arena's chunks when this plan trains (cleared at the start of each step).
     grads: Vec<Tensor>,
     vocab: usize,
     memory: MemoryReport,
+    /// The per-step state every plan of the model reads ([`Shared::random_state`], [`Shared::hyper`]),
+    /// and the AdamW settings this plan was built with, when it trains.
+    random_state: Tensor,
+    hyper: Tensor,
+    optimizer: Option<AdamWConfig>,
 }
 
 impl Plan {
@@ -84,7 +222,20 @@ impl Plan {
     /// first of them the one a step may read back (the loss; a decode step's logits): the capture
     /// option. A kept tensor lives to the end of the step instead of giving its buffer to a later one;
     /// that is all it costs, so a plan captures only what it is asked to.
+    /// Inside [`Gpu::allocating`]: a buffer the device refuses is [`Error::OutOfMemory`].
     pub fn compile(
+        gpu: &Gpu,
+        graph: &Graph,
+        shared: &Shared,
+        keep: &[crate::graph::TensorId],
+        vocab: usize,
+    ) -> Result<Self> {
+        gpu.allocating("a step's activations", || {
+            Self::place(gpu, graph, shared, keep, vocab)
+        })
+    }
+
+    fn place(
         gpu: &Gpu,
         graph: &Graph,
         shared: &Shared,
@@ -139,15 +290,30 @@ impl Plan {
             arenas: &shared.arenas,
             matmul: matmul::Variant::best(gpu),
         };
+        let (mut dispatches, mut update) = (Vec::new(), Vec::new());
+        let mut ops = Vec::with_capacity(graph.ops.len());
+        let param_len = (shared.arenas.bytes() / 4) as usize;
         // The distinct pipelines compile on worker threads while the ops lower.
-        let dispatches = gpu.build_parallel(|| -> Result<Vec<Dispatch>> {
-            let mut dispatches = Vec::new();
+        gpu.build_parallel(|| -> Result<()> {
             for op in &graph.ops {
-                dispatches.extend(op.lower(&cx)?);
+                let updates = matches!(op, Op::GradNorm { .. } | Op::AdamW { .. });
+                let list = if updates {
+                    &mut update
+                } else {
+                    &mut dispatches
+                };
+                let start = list.len();
+                list.extend(op.lower(&cx)?);
+                ops.push(OpDispatches {
+                    kind: op.kind(),
+                    work: op.work(graph, param_len),
+                    updates,
+                    range: start..list.len(),
+                });
             }
-            Ok(dispatches)
+            Ok(())
         })?;
-        for d in &dispatches {
+        for d in dispatches.iter().chain(&update) {
             d.ready()?;
         }
         let trains = graph
@@ -161,16 +327,17 @@ impl Plan {
         };
         let readback = keep.first().map(|id| {
             let t = tensors[id.0].clone();
-            let staging = gpu.buffer(
-                &format!("{} readback", graph.def(*id).name),
-                t.bytes(),
-                wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            );
+            let label = format!("{} readback", graph.def(*id).name);
+            let staging = Readback::new(gpu, &label, t.bytes());
             (t, staging)
         });
         Ok(Plan {
             dispatches,
+            update,
+            ops,
+            timeline: None,
             readback,
+            step_readback: None,
             tensors,
             inputs,
             kept: keep.to_vec(),
@@ -186,7 +353,55 @@ impl Plan {
             },
             vocab,
             memory,
+            random_state: shared.random_state.clone(),
+            hyper: shared.hyper.clone(),
+            optimizer: graph.ops.iter().find_map(|op| match op {
+                Op::AdamW { config, .. } => Some(*config),
+                _ => None,
+            }),
         })
+    }
+
+    /// A training plan whose steps run as `micros` micro-batches ([`Plan::run_micro`]), with the
+    /// staging buffer their losses and the gradient norm come back through. Built once, with the plan.
+    pub fn with_micro_batches(mut self, gpu: &Gpu, micros: usize, shared: &Shared) -> Result<Self> {
+        let Some((loss, _)) = self.readback.as_ref().filter(|_| micros > 0) else {
+            return Err(Error::Invalid(format!(
+                "{micros} micro-batches of a plan {} a loss",
+                if self.readback.is_some() {
+                    "with"
+                } else {
+                    "without"
+                }
+            )));
+        };
+        let bytes = 4 * (micros + gradnorm::HEAD_LEN) as u64;
+        self.step_readback = Some(StepReadback {
+            staging: [0, 1].map(|_| Readback::new(gpu, "step readback", bytes)),
+            requested: Mutex::new(VecDeque::new()),
+            micros,
+            loss: loss.clone(),
+            norm: shared.norm.clone(),
+        });
+        Ok(self)
+    }
+
+    /// Writes what changes per step, before [`Plan::run`]: the dropout state `[seed, step, 0]` and, for
+    /// a training plan, AdamW's per-step values for learning rate `lr` at `step` (counted from 1) with
+    /// the settings the plan was built with.
+    pub fn set_step(&self, gpu: &Gpu, seed: u32, step: u32, lr: f64) -> Result<()> {
+        self.set_micro_step(gpu, [seed, step, 0], lr)
+    }
+
+    /// [`Plan::set_step`] for micro-batch `state[2]` of an accumulated step (`state = [seed, step,
+    /// micro]`), before [`Plan::run_micro`].
+    pub fn set_micro_step(&self, gpu: &Gpu, state: [u32; RANDOM_STATE_LEN], lr: f64) -> Result<()> {
+        let step = state[1];
+        gpu.write(&self.random_state, &state)?;
+        match &self.optimizer {
+            Some(config) => gpu.write(&self.hyper, &adamw_hyper(config, lr, step)),
+            None => Ok(()),
+        }
     }
 
     pub fn memory(&self) -> MemoryReport {
@@ -195,27 +410,54 @@ impl Plan {
 
     /// Dispatches per step.
     pub fn dispatch_count(&self) -> usize {
-        self.dispatches.len()
+        self.dispatches.len() + self.update.len()
     }
 
-    /// GPU time of each kernel of a step, summed per kernel entry point and sorted by time: each
-    /// dispatch is timed alone (so the total exceeds a step's, which overlaps nothing but pays no
-    /// per-submit cost). Runs the step's dispatches once more; for profiling, not for training.
-    pub fn profile(&self, gpu: &Gpu) -> Result<Vec<(String, std::time::Duration, usize)>> {
+    /// Where a step's GPU time goes, per kernel family, slowest first: each op's dispatches timed alone
+    /// (so the total exceeds a step's, which pays no per-op submission), the median of `rounds`. Runs
+    /// the step's dispatches `rounds` more times; for profiling, not for training.
+    pub fn profile(&self, gpu: &Gpu, rounds: usize) -> Result<Vec<ProfileRow>> {
         let timer = GpuTimer::new(gpu);
-        let mut totals: Vec<(String, std::time::Duration, usize)> = Vec::new();
-        for d in &self.dispatches {
-            let time = timer.time(gpu, std::slice::from_ref(d), 1)?;
-            match totals.iter_mut().find(|t| t.0 == d.label) {
-                Some(t) => {
-                    t.1 += time;
-                    t.2 += 1;
-                }
-                None => totals.push((d.label.clone(), time, 1)),
+        let mut times = vec![Vec::with_capacity(rounds); self.ops.len()];
+        for _ in 0..rounds.max(1) {
+            for (op, samples) in self.ops.iter().zip(&mut times) {
+                let list = if op.updates {
+                    &self.update
+                } else {
+                    &self.dispatches
+                };
+                samples.push(timer.time(gpu, &list[op.range.clone()], 1)?);
             }
         }
-        totals.sort_by_key(|t| std::cmp::Reverse(t.1));
-        Ok(totals)
+        let mut rows: Vec<ProfileRow> = Vec::new();
+        for (op, mut samples) in self.ops.iter().zip(times) {
+            samples.sort();
+            let time = samples[samples.len() / 2];
+            match rows.iter_mut().find(|r| r.kind == op.kind) {
+                Some(row) => {
+                    row.time += time;
+                    row.dispatches += op.range.len();
+                    row.work = row.work.plus(op.work);
+                }
+                None => rows.push(ProfileRow {
+                    kind: op.kind,
+                    time,
+                    dispatches: op.range.len(),
+                    work: op.work,
+                }),
+            }
+        }
+        rows.sort_by_key(|r| std::cmp::Reverse(r.time));
+        Ok(rows)
+    }
+
+    /// From now on, each submitted pass's GPU begin and end go to `timeline` (`None`: stop).
+    pub fn set_timeline(&mut self, timeline: Option<Timeline>) {
+        self.timeline = timeline;
+    }
+
+    pub fn timeline(&self) -> Option<&Timeline> {
+        self.timeline.as_ref()
     }
 
     /// Reads back kept tensor `id` as of the last step (outside the hot path: it waits for the GPU).
@@ -233,8 +475,8 @@ impl Plan {
     /// Uploads a batch: tokens and targets (checked against the vocabulary first) and, for a training
     /// plan, the embedding backward's token buckets.
     pub fn set_batch(&self, gpu: &Gpu, batch: &StepInputs) -> Result<()> {
-        crossentropy::check_targets(batch.targets, self.vocab)?;
-        crossentropy::check_token_ids("input", batch.tokens, self.vocab)?;
+        check_token_ids("target", batch.targets, self.vocab)?;
+        check_token_ids("input", batch.tokens, self.vocab)?;
         gpu.write(self.input(TOKENS)?, batch.tokens)?;
         if let Some(targets) = self.inputs.get(TARGETS) {
             gpu.write(targets, batch.targets)?;
@@ -272,42 +514,91 @@ impl Plan {
             .ok_or_else(|| Error::Invalid("the plan keeps no tensor to read back".into()))
     }
 
-    fn step(&self, gpu: &Gpu, read: bool) -> Result<Option<Vec<f32>>> {
-        let mut encoder = gpu
-            .device()
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("step"),
-            });
-        for grads in &self.grads {
-            encoder.clear_buffer(&grads.buffer, grads.offset, Some(grads.bytes()));
+    /// Runs micro-batch `micro` of a step of [`Plan::with_micro_batches`] and, after the last with
+    /// `read`, returns every loss and the gradient norm (waiting for the GPU). See
+    /// [`Plan::submit_micro`].
+    pub fn run_micro(&self, gpu: &Gpu, micro: usize, read: bool) -> Result<Option<StepReadout>> {
+        let last = self.submit_micro(gpu, micro, read)?.is_some();
+        match read && last {
+            true => self.collect_step(gpu).map(Some),
+            false => Ok(None),
         }
-        Dispatch::record_all(&mut encoder, &self.dispatches);
+    }
+
+    /// Submits micro-batch `micro` of a step of [`Plan::with_micro_batches`] (one submit): clears the
+    /// gradients before the first micro-batch, adds this one's into them, and after the last runs the
+    /// gradient norm and AdamW. With `read` (the same for every micro-batch of a step) its loss goes
+    /// to a staging buffer, whose read [`Plan::collect_step`] finishes after the last micro-batch,
+    /// without waiting for later steps. Returns the submission of the step's last micro-batch.
+    pub fn submit_micro(&self, gpu: &Gpu, micro: usize, read: bool) -> Result<Option<Submission>> {
+        let Some(out) = &self.step_readback else {
+            return Err(Error::Invalid(
+                "the plan was not built for micro-batches".into(),
+            ));
+        };
+        let last = micro + 1 == out.micros;
+        gpu.check("a training step")?;
+        let staging = match read {
+            true => Some(out.free_staging()?),
+            false => None,
+        };
+        let mut commands = gpu.commands("micro-batch");
+        if micro == 0 {
+            for grads in &self.grads {
+                commands.clear(grads);
+            }
+        }
+        let update: &[Dispatch] = if last { &self.update } else { &[] };
+        commands.dispatch_timed(&[&self.dispatches, update], self.timeline.as_ref());
+        if let Some(k) = staging {
+            out.staging[k].copy_range(&mut commands, &out.loss, 1, micro);
+            if last {
+                let norm = (&out.norm, gradnorm::HEAD_LEN, out.micros);
+                out.staging[k].copy_range(&mut commands, norm.0, norm.1, norm.2);
+            }
+        }
+        let submission = gpu.submit(commands);
+        if !last {
+            return Ok(None);
+        }
+        if let Some(k) = staging {
+            out.staging[k].request(Some(submission.clone()));
+            out.lock()?.push_back(k);
+        }
+        Ok(Some(submission))
+    }
+
+    /// The losses and gradient norm of the oldest submitted step that asked for them (waiting only for
+    /// that step).
+    pub fn collect_step(&self, gpu: &Gpu) -> Result<StepReadout> {
+        let out = (self.step_readback.as_ref())
+            .ok_or_else(|| Error::Invalid("the plan was not built for micro-batches".into()))?;
+        let k = (out.lock()?.pop_front())
+            .ok_or_else(|| Error::Invalid("no step result was asked for".into()))?;
+        let values: Vec<f32> = out.staging[k].finish(gpu, "reading a step's loss")?;
+        let norm = &values[out.micros..];
+        Ok(StepReadout {
+            losses: values[..out.micros].to_vec(),
+            grad_norm: norm[gradnorm::NORM],
+            norm_sum: norm[gradnorm::NORM_SUM],
+        })
+    }
+
+    fn step(&self, gpu: &Gpu, read: bool) -> Result<Option<Vec<f32>>> {
+        let mut commands = gpu.commands("step");
+        for grads in &self.grads {
+            commands.clear(grads);
+        }
+        commands.dispatch(&self.dispatches);
+        commands.dispatch(&self.update);
         let readback = self.readback.as_ref().filter(|_| read);
         if let Some((t, staging)) = readback {
-            encoder.copy_buffer_to_buffer(&t.buffer, t.offset, staging, 0, t.bytes());
+            staging.copy(&mut commands, t);
         }
-        gpu.submit(encoder);
-        let Some((_, staging)) = readback else {
-            return Ok(None);
-        };
-        let what = "reading a step's result";
-        let (sender, receiver) = std::sync::mpsc::channel();
-        staging.map_async(wgpu::MapMode::Read, .., move |r| {
-            let _ = sender.send(r);
-        });
-        gpu.wait()?;
-        receiver
-            .recv()
-            .map_err(|e| Error::gpu(what, e))?
-            .map_err(|e| Error::gpu(what, e))?;
-        let values = {
-            let view = staging
-                .get_mapped_range(..)
-                .map_err(|e| Error::gpu(what, e))?;
-            bytemuck::cast_slice(&view).to_vec()
-        };
-        staging.unmap();
-        Ok(Some(values))
+        gpu.submit(commands);
+        readback
+            .map(|(_, staging)| staging.read(gpu, "reading a step's result"))
+            .transpose()
     }
 }
 
@@ -370,7 +661,7 @@ pub fn planned_memory(
         .filter(|t| t.storage == Storage::Input)
         .map(|t| t.len())
         .sum();
-    let state = 2 + crate::kernels::adamw::HYPER_LEN + crate::kernels::gradnorm::OUT_LEN;
+    let state = RANDOM_STATE_LEN + HYPER_LEN + gradnorm::OUT_LEN;
     Placement::new(graph, keep).report(graph, 4 * param_len as u64, 4 * (inputs + state) as u64)
 }
 

@@ -2,9 +2,8 @@
 //! GPU step is tested against (loss, every gradient, the parameters and moments after AdamW). Slow and
 //! plain; for tests and small models only.
 
+use crate::contract::{AttentionDropout, Segment, HYPER_LEN};
 use crate::graph::{Graph, Op, Storage, TensorId, TOKENS};
-use crate::kernels::adamw;
-use crate::model::Norm;
 use crate::reference::{
     adamw as ref_adamw, attention, copy, crossentropy, dropout, embedding, gelu, gradnorm, kvcache,
     layernorm, matmul, residual, rmsnorm,
@@ -36,8 +35,9 @@ pub struct CpuInputs<'a> {
     pub targets: &'a [u32],
     /// The position a decode graph's embedding starts at and its caches are written at (0 otherwise).
     pub position: u32,
-    pub random_state: [u32; 2],
-    pub hyper: [f32; adamw::HYPER_LEN],
+    /// `[seed, step, micro]` (see [`crate::contract::RANDOM_STATE_LEN`]).
+    pub random_state: [u32; 3],
+    pub hyper: [f32; HYPER_LEN],
 }
 
 /// Runs every op of `graph` in order, updating `model` when the graph ends with AdamW.
@@ -116,7 +116,8 @@ fn targets<'a>(graph: &Graph, id: TensorId, inputs: &CpuInputs<'a>) -> &'a [u32]
     }
 }
 
-/// Runs one op on the CPU values.
+/// Runs one op on the CPU values. (One arm per op: a long match whose arms each read alone, every one a
+/// call of the op's reference twin.)
 fn step_op(
     graph: &Graph,
     op: &Op,
@@ -126,7 +127,7 @@ fn step_op(
     clip_scale: &mut f32,
     loss: &mut f32,
 ) {
-    let [seed, step] = inputs.random_state;
+    let state = inputs.random_state;
     {
         let shape = |id: TensorId| graph.shape(id).to_vec();
         let last = |id: TensorId| *graph.shape(id).last().unwrap_or(&1);
@@ -180,8 +181,7 @@ fn step_op(
                 add_into(&mut values[dwte.0], &dte);
                 add_into(&mut values[dwpe.0], &dpe);
             }
-            Op::Norm {
-                kind,
+            Op::LayerNorm {
                 x,
                 gain,
                 bias,
@@ -190,30 +190,19 @@ fn step_op(
                 rstd,
                 eps,
             } => {
-                let c = last(x);
-                match kind {
-                    Norm::LayerNorm => {
-                        let bias = bias.map(|b| v(values, b));
-                        let f = layernorm::forward(
-                            &values[x.0],
-                            &values[gain.0],
-                            bias.as_deref(),
-                            c,
-                            eps,
-                        );
-                        values[out.0] = f.y;
-                        values[mean.expect("layernorm saves its mean").0] = f.mean;
-                        values[rstd.0] = f.rstd;
-                    }
-                    Norm::RmsNorm => {
-                        let (y, r) = rmsnorm::forward(&values[x.0], &values[gain.0], c, eps);
-                        values[out.0] = y;
-                        values[rstd.0] = r;
-                    }
-                }
+                let bias = bias.map(|b| v(values, b));
+                let f = layernorm::forward(
+                    &values[x.0],
+                    &values[gain.0],
+                    bias.as_deref(),
+                    last(x),
+                    eps,
+                );
+                values[out.0] = f.y;
+                values[mean.0] = f.mean;
+                values[rstd.0] = f.rstd;
             }
-            Op::NormBackward {
-                kind,
+            Op::LayerNormBackward {
                 x,
                 gain,
                 mean,
@@ -223,36 +212,48 @@ fn step_op(
                 dgain,
                 dbias,
             } => {
-                let c = last(x);
-                match kind {
-                    Norm::LayerNorm => {
-                        let mean = mean.expect("layernorm saves its mean");
-                        let b = layernorm::backward(
-                            &values[x.0],
-                            &values[gain.0],
-                            &values[mean.0],
-                            &values[rstd.0],
-                            &values[dy.0],
-                            c,
-                        );
-                        values[dx.0] = b.dx;
-                        add_into(&mut values[dgain.0], &b.dgain);
-                        if let Some(db) = dbias {
-                            add_into(&mut values[db.0], &b.dbias);
-                        }
-                    }
-                    Norm::RmsNorm => {
-                        let (d, dg) = rmsnorm::backward(
-                            &values[x.0],
-                            &values[gain.0],
-                            &values[rstd.0],
-                            &values[dy.0],
-                            c,
-                        );
-                        values[dx.0] = d;
-                        add_into(&mut values[dgain.0], &dg);
-                    }
+                let b = layernorm::backward(
+                    &values[x.0],
+                    &values[gain.0],
+                    &values[mean.0],
+                    &values[rstd.0],
+                    &values[dy.0],
+                    last(x),
+                );
+                values[dx.0] = b.dx;
+                add_into(&mut values[dgain.0], &b.dgain);
+                if let Some(db) = dbias {
+                    add_into(&mut values[db.0], &b.dbias);
                 }
+            }
+            Op::RmsNorm {
+                x,
+                gain,
+                out,
+                rstd,
+                eps,
+            } => {
+                let (y, r) = rmsnorm::forward(&values[x.0], &values[gain.0], last(x), eps);
+                values[out.0] = y;
+                values[rstd.0] = r;
+            }
+            Op::RmsNormBackward {
+                x,
+                gain,
+                rstd,
+                dy,
+                dx,
+                dgain,
+            } => {
+                let (d, dg) = rmsnorm::backward(
+                    &values[x.0],
+                    &values[gain.0],
+                    &values[rstd.0],
+                    &values[dy.0],
+                    last(x),
+                );
+                values[dx.0] = d;
+                add_into(&mut values[dgain.0], &dg);
             }
             Op::Linear { x, w, b, out } => {
                 let (k, n) = (shape(w)[0], shape(w)[1]);
@@ -312,12 +313,8 @@ fn step_op(
                 out,
                 lse,
             } => {
-                let (o, l) = attention::forward(
-                    &values[qkv.0],
-                    &sh,
-                    attention::Dropout { p, site },
-                    [seed, step],
-                );
+                let (o, l) =
+                    attention::forward(&values[qkv.0], &sh, AttentionDropout { p, site }, state);
                 values[out.0] = o;
                 values[lse.0] = l;
             }
@@ -355,8 +352,8 @@ fn step_op(
                     &values[qkv.0],
                     &values[dout.0],
                     &sh,
-                    attention::Dropout { p, site },
-                    [seed, step],
+                    AttentionDropout { p, site },
+                    state,
                 );
             }
             Op::Gelu { x, out } => values[out.0] = gelu::forward(&values[x.0]),
@@ -365,10 +362,10 @@ fn step_op(
             }
             Op::Add { a, b, out } => values[out.0] = residual::forward(&values[a.0], &values[b.0]),
             Op::Dropout { p, site, x, out } => {
-                values[out.0] = dropout::forward(&values[x.0], seed, step, site, p)
+                values[out.0] = dropout::forward(&values[x.0], state, site, p)
             }
             Op::DropoutBackward { p, site, dy, dx } => {
-                values[dx.0] = dropout::backward(&values[dy.0], seed, step, site, p)
+                values[dx.0] = dropout::backward(&values[dy.0], state, site, p)
             }
             Op::CrossEntropy {
                 logits,
@@ -397,7 +394,7 @@ fn step_op(
                 let grads = grads(graph, values, model.params.len());
                 let scale = if clip { *clip_scale } else { 1.0 };
                 for (i, g) in grads.iter().enumerate() {
-                    let segment = adamw::Segment {
+                    let segment = Segment {
                         offset: 0,
                         len: g.len(),
                         decay: model.decays[i],

@@ -6,10 +6,9 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::graph::StepInputs;
 use crate::inspect::capture::capture;
 use crate::inspect::stats::Stats;
-use crate::model::Gpt;
+use crate::model::{Gpt, StepInputs};
 use crate::plot::Bins;
 
 /// Histogram bins per tensor.
@@ -204,7 +203,7 @@ impl Anatomy {
     }
 
     pub fn to_json(&self) -> Result<String> {
-        serde_json::to_string(self).map_err(|e| Error::Invalid(format!("anatomy as JSON: {e}")))
+        serde_json::to_string(self).map_err(Error::json("anatomy as JSON"))
     }
 }
 

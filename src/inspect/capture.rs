@@ -4,8 +4,7 @@
 
 use crate::error::Result;
 use crate::gpu::Gpu;
-use crate::graph::{StepInputs, TensorId};
-use crate::model::Gpt;
+use crate::model::{Gpt, StepInputs, TensorId};
 
 /// One point of the residual stream across depth: the stream after a sublayer (or the embedding) and
 /// what that sublayer added to it, each `[T, C]` row-major.

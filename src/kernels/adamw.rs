@@ -6,82 +6,19 @@
 //! segments marked `decay` (tensors with two or more dimensions, as nanoGPT does).
 //!
 //! What changes per step (learning rate, step number, bias corrections) is in a small storage tensor,
-//! `hyper: [HYPER_LEN]`, that the trainer writes once per step with [`hyper`]'s values, so the dispatch
-//! is built once. Its layout:
-//!
-//! | index | value                              |
-//! |-------|------------------------------------|
-//! | 0     | lr                                 |
-//! | 1     | t, the step number from 1          |
-//! | 2     | bc1 = 1 - β1^t                     |
-//! | 3     | bc2 = 1 - β2^t                     |
-//! | 4     | step_size = lr / bc1               |
-//! | 5     | sqrt(bc2)                          |
-//! | 6     | 1 - lr·weight_decay                |
-//! | 7     | 0                                  |
-//!
-//! The shader reads 4..=6, computed here in f64 as PyTorch computes them in Python floats; 0..=3 are for
-//! whoever reads the tensor (logging, checkpoints). With clipping, gradients are scaled by
-//! [`gradnorm`](crate::kernels::gradnorm)'s `out[SCALE]`, read on the GPU.
+//! `hyper: [HYPER_LEN]` ([`crate::contract::adamw_hyper`]'s values), that the trainer writes once per
+//! step, so the dispatch is built once; the shader reads its entries 4..=6. With clipping, gradients are
+//! scaled by [`gradnorm`](crate::kernels::gradnorm)'s `out[SCALE]`, read on the GPU.
 
 use bytemuck::{Pod, Zeroable};
 
+use crate::contract::{AdamWConfig, Segment, HYPER_LEN};
 use crate::error::{Error, Result};
 use crate::gpu::{Binding, Dispatch, Gpu, Kernel, Shader, Tensor};
 use crate::kernels::check::{chunks, expect_len, to_u32};
 use crate::kernels::gradnorm;
 
 pub const SHADER: Shader = crate::shader!("adamw");
-
-/// Length of the per-step tensor.
-pub const HYPER_LEN: usize = 8;
-
-/// The hyperparameters fixed for a run (the learning rate may vary per step and lives in `hyper`).
-#[derive(Clone, Copy, Debug, PartialEq)]
-/// Kept in f64, as PyTorch keeps them in Python floats: 0.999 in f32 would move 1 - β2 by 1e-5.
-pub struct Config {
-    pub beta1: f64,
-    pub beta2: f64,
-    pub eps: f64,
-    pub weight_decay: f64,
-}
-
-impl Default for Config {
-    /// PyTorch's defaults.
-    fn default() -> Self {
-        Config {
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay: 0.01,
-        }
-    }
-}
-
-/// The contents of the per-step tensor for learning rate `lr` at step `t` (counted from 1).
-pub fn hyper(config: &Config, lr: f64, t: u32) -> [f32; HYPER_LEN] {
-    let bc1 = 1.0 - config.beta1.powi(t as i32);
-    let bc2 = 1.0 - config.beta2.powi(t as i32);
-    [
-        lr,
-        t as f64,
-        bc1,
-        bc2,
-        lr / bc1,
-        bc2.sqrt(),
-        1.0 - lr * config.weight_decay,
-        0.0,
-    ]
-    .map(|x| x as f32)
-}
-
-/// One tensor's range of the arena and whether weight decay applies to it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Segment {
-    pub offset: usize,
-    pub len: usize,
-    pub decay: bool,
-}
 
 /// The segments AdamW updates, as the GPU table the shader reads: sorted, disjoint, adjacent segments of
 /// the same decay merged into one run. Built once with the plan.
@@ -167,7 +104,7 @@ pub fn grid(len: usize) -> (usize, usize) {
 #[allow(clippy::too_many_arguments)]
 pub fn step(
     gpu: &Gpu,
-    config: &Config,
+    config: &AdamWConfig,
     params: &Tensor,
     grads: &Tensor,
     m: &Tensor,

@@ -17,17 +17,18 @@
 //! - [`probabilities`]: `P: [B, H, T, T]` recomputed from `qkv` and the forward's `lse` (0 above the
 //!   diagonal, before dropout), for looking at; writes `P`.
 //!
-//! Dropout: element `((b·H + h)·T + t)·T + s` (mod 2³²) of site `dropout.site`, with seed and step read
-//! from `state: [seed, step]` (u32, the tensor [`crate::kernels::dropout`] reads too), which the trainer
-//! writes once per step; the dispatches never change. `p = 0`
+//! AttentionDropout: element `((b·H + h)·T + t)·T + s` (mod 2³²) of site `dropout.site`, numbered in the
+//! whole batch for a micro-batch, with seed, step and micro-batch read from `state: [seed, step, micro]`
+//! (u32, the tensor [`crate::kernels::dropout`] reads too), which the trainer writes before each
+//! submit; the dispatches never change. `p = 0`
 //! compiles the mask out.
 
 use bytemuck::{Pod, Zeroable};
 
+use crate::contract::{dropout_threshold, AttentionDropout, AttentionShape, RANDOM_STATE_LEN};
 use crate::error::{Error, Result};
 use crate::gpu::{Binding, Dispatch, Gpu, Kernel, Shader, Tensor};
 use crate::kernels::check::{expect_len, expect_shape, to_u32};
-use crate::reference::random;
 
 pub const SHADER: Shader = crate::shader!("attention", ["random"]);
 /// The fused kernels for CPU adapters, apart because naga validates a whole module and subgroup
@@ -36,6 +37,18 @@ pub const CPU_SHADER: Shader = crate::shader!("attention_cpu", ["random", "atten
 
 /// Largest head dimension (`4·MAX_D4` in the shader, sized so the accumulators fill 16 KiB).
 pub const MAX_HEAD_DIM: usize = 128;
+/// The head dimensions the fused kernels take: they read D as vec4s, two at a time in dk/dv, and keep
+/// at most [`MAX_HEAD_DIM`] accumulators.
+pub fn check_head_dim(d: usize) -> Result<()> {
+    if d == 0 || !d.is_multiple_of(8) || d > MAX_HEAD_DIM {
+        return Err(Error::Config(format!(
+            "head dimension {d} (n_embd / n_head) must be a positive multiple of 8 up to \
+             {MAX_HEAD_DIM} for the attention kernels"
+        )));
+    }
+    Ok(())
+}
+
 /// Invocations per workgroup: query rows (`ROWS` in the shader), key rows (`KEYS`), and elements or vec4
 /// columns (the unfused kernels' `block`).
 const ROWS: usize = 32;
@@ -78,7 +91,7 @@ impl Variant {
 
     /// Whether the variant takes this shape on this adapter: on CPU adapters the cpu variant refuses
     /// shapes whose loops could pass llvmpipe's silent cap of 65535 iterations per invocation.
-    pub fn fits(self, gpu: &Gpu, shape: Shape) -> bool {
+    pub fn fits(self, gpu: &Gpu, shape: AttentionShape) -> bool {
         self == Variant::Portable || !gpu.is_cpu() || cpu_loop_iterations(shape) <= CPU_LOOP_LIMIT
     }
 
@@ -86,7 +99,7 @@ impl Variant {
     /// it, where it fits and up to D = 64, else `portable`. (Past D = 64 Mesa keeps the cpu variant's
     /// loops over D as loops and its rows in memory, and it runs slower than `portable`: 2.4 against 4.1
     /// GFLOP/s forward at D = 128, T = 256 on lavapipe.)
-    pub fn best(gpu: &Gpu, shape: Shape) -> Variant {
+    pub fn best(gpu: &Gpu, shape: AttentionShape) -> Variant {
         let cpu = Variant::Cpu;
         if gpu.is_cpu() && shape.head_dim <= 64 && cpu.supported(gpu) && cpu.fits(gpu, shape) {
             Variant::Cpu
@@ -103,7 +116,7 @@ const CPU_LOOP_LIMIT: usize = 65535 - 512;
 /// them at small D only): up to (H/Hkv)·(T/4 + 1) steps (dk/dv; T/4 + 1 in the others), each with 8
 /// shared-row loops of ceil(D/32) iterations and at most 8 loops over D/4 vec4s (dk/dv's two keys),
 /// plus the rows' loads and stores.
-fn cpu_loop_iterations(shape: Shape) -> usize {
+fn cpu_loop_iterations(shape: AttentionShape) -> usize {
     let d4 = shape.head_dim / 4;
     let steps = (shape.heads / shape.kv_heads.max(1)) * (shape.seq / 4 + 1);
     steps * (8 * d4.div_ceil(8) + 8 * d4 + 1) + 8 * d4
@@ -139,40 +152,6 @@ impl Fused {
     }
 }
 
-/// The attention problem: batch, sequence, query heads, key/value heads and head dimension.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Shape {
-    pub batch: usize,
-    pub seq: usize,
-    pub heads: usize,
-    pub kv_heads: usize,
-    pub head_dim: usize,
-}
-
-impl Shape {
-    /// Width of one token's `qkv` row: `(H + 2·Hkv)·D`.
-    pub fn qkv_width(&self) -> usize {
-        (self.heads + 2 * self.kv_heads) * self.head_dim
-    }
-
-    /// `1/sqrt(D)`.
-    pub fn scale(&self) -> f32 {
-        1.0 / (self.head_dim as f32).sqrt()
-    }
-}
-
-/// Dropout on the attention probabilities: drop probability `p` and this layer's site (the seed comes
-/// from the state tensor).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Dropout {
-    pub p: f32,
-    pub site: u32,
-}
-
-impl Dropout {
-    pub const NONE: Dropout = Dropout { p: 0.0, site: 0 };
-}
-
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 struct Params {
@@ -189,7 +168,7 @@ struct Params {
     _pad: [u32; 2],
 }
 
-/// The tensors of one attention layer, checked against a [`Shape`] by [`Tensors::check`].
+/// The tensors of one attention layer, checked against a [`AttentionShape`] by [`Tensors::check`].
 struct Tensors<'a> {
     qkv: &'a Tensor,
     state: &'a Tensor,
@@ -202,21 +181,15 @@ struct Tensors<'a> {
 }
 
 impl Tensors<'_> {
-    fn check(&self, shape: Shape) -> Result<()> {
-        let Shape {
+    fn check(&self, shape: AttentionShape) -> Result<()> {
+        let AttentionShape {
             batch: b,
             seq: t,
             heads: h,
             kv_heads: hkv,
             head_dim: d,
         } = shape;
-        // The shader reads D as vec4s, two at a time in dk/dv.
-        if d == 0 || d % 8 != 0 || d > MAX_HEAD_DIM {
-            return Err(Error::shape(
-                "attention",
-                format!("head_dim {d} must be a positive multiple of 8 up to {MAX_HEAD_DIM}"),
-            ));
-        }
+        check_head_dim(d)?;
         if hkv == 0 || h % hkv != 0 {
             return Err(Error::shape(
                 "attention",
@@ -225,7 +198,11 @@ impl Tensors<'_> {
         }
         let rows = b * t;
         expect_shape("attention qkv", self.qkv, rows, shape.qkv_width())?;
-        expect_len("attention state [seed, step]", self.state, 2)?;
+        expect_len(
+            "attention state [seed, step, micro]",
+            self.state,
+            RANDOM_STATE_LEN,
+        )?;
         expect_shape("attention output", self.o, rows, h * d)?;
         expect_len("attention lse", self.lse, b * h * t)?;
         if let Some(d_o) = self.d_o {
@@ -282,8 +259,8 @@ fn dispatch(
     variant: Variant,
     entry: &'static str,
     grid: Grid,
-    shape: Shape,
-    dropout: Dropout,
+    shape: AttentionShape,
+    dropout: AttentionDropout,
     tensors: &Tensors,
 ) -> Result<Dispatch> {
     tensors.check(shape)?;
@@ -332,7 +309,7 @@ fn dispatch(
         scale: shape.scale(),
         _pad0: 0,
         site: dropout.site,
-        threshold: random::threshold(dropout.p),
+        threshold: dropout_threshold(dropout.p),
         keep_scale: 1.0 / (1.0 - dropout.p),
         head_dim: to_u32(what, shape.head_dim)?,
         _pad: [0; 2],
@@ -362,8 +339,8 @@ fn dispatch(
 pub fn forward(
     gpu: &Gpu,
     variant: Variant,
-    shape: Shape,
-    dropout: Dropout,
+    shape: AttentionShape,
+    dropout: AttentionDropout,
     qkv: &Tensor,
     state: &Tensor,
     o: &Tensor,
@@ -386,8 +363,8 @@ fn fused(
     gpu: &Gpu,
     variant: Variant,
     kernel: Fused,
-    shape: Shape,
-    dropout: Dropout,
+    shape: AttentionShape,
+    dropout: AttentionDropout,
     tensors: &Tensors,
 ) -> Result<Dispatch> {
     let entry = kernel.entry(variant);
@@ -423,10 +400,10 @@ impl<'a> Backward<'a> {
 }
 
 /// `delta = rowsum(dO∘O)`; writes `delta`. Runs before the other backward kernels.
-pub fn backward_delta(gpu: &Gpu, shape: Shape, t: &Backward) -> Result<Dispatch> {
+pub fn backward_delta(gpu: &Gpu, shape: AttentionShape, t: &Backward) -> Result<Dispatch> {
     let entry = "attention_backward_delta";
     let tensors = t.tensors(None);
-    let p = Dropout::NONE;
+    let p = AttentionDropout::NONE;
     dispatch(
         gpu,
         Variant::Portable,
@@ -442,8 +419,8 @@ pub fn backward_delta(gpu: &Gpu, shape: Shape, t: &Backward) -> Result<Dispatch>
 pub fn backward_key_value(
     gpu: &Gpu,
     variant: Variant,
-    shape: Shape,
-    dropout: Dropout,
+    shape: AttentionShape,
+    dropout: AttentionDropout,
     t: &Backward,
 ) -> Result<Dispatch> {
     let tensors = t.tensors(None);
@@ -454,8 +431,8 @@ pub fn backward_key_value(
 pub fn backward_query(
     gpu: &Gpu,
     variant: Variant,
-    shape: Shape,
-    dropout: Dropout,
+    shape: AttentionShape,
+    dropout: AttentionDropout,
     t: &Backward,
 ) -> Result<Dispatch> {
     let tensors = t.tensors(None);
@@ -466,8 +443,8 @@ pub fn backward_query(
 pub fn backward(
     gpu: &Gpu,
     variant: Variant,
-    shape: Shape,
-    dropout: Dropout,
+    shape: AttentionShape,
+    dropout: AttentionDropout,
     t: &Backward,
 ) -> Result<Vec<Dispatch>> {
     Ok(vec![
@@ -483,8 +460,8 @@ pub fn backward(
 #[allow(clippy::too_many_arguments)]
 pub fn unfused_forward(
     gpu: &Gpu,
-    shape: Shape,
-    dropout: Dropout,
+    shape: AttentionShape,
+    dropout: AttentionDropout,
     qkv: &Tensor,
     state: &Tensor,
     o: &Tensor,
@@ -516,7 +493,7 @@ pub fn unfused_forward(
 /// rather than training.
 pub fn probabilities(
     gpu: &Gpu,
-    shape: Shape,
+    shape: AttentionShape,
     qkv: &Tensor,
     state: &Tensor,
     o: &Tensor,
@@ -533,7 +510,11 @@ pub fn probabilities(
         dqkv: None,
         scores: Some(probs),
     };
-    let (entry, grid, p) = ("attention_probabilities", Grid::Scores, Dropout::NONE);
+    let (entry, grid, p) = (
+        "attention_probabilities",
+        Grid::Scores,
+        AttentionDropout::NONE,
+    );
     dispatch(gpu, Variant::Portable, entry, grid, shape, p, &tensors)
 }
 
@@ -541,8 +522,8 @@ pub fn probabilities(
 /// Writes `delta`, `scores` and all of `dqkv`; run it once per [`unfused_forward`].
 pub fn unfused_backward(
     gpu: &Gpu,
-    shape: Shape,
-    dropout: Dropout,
+    shape: AttentionShape,
+    dropout: AttentionDropout,
     t: &Backward,
     scores: &Tensor,
 ) -> Result<Vec<Dispatch>> {
@@ -559,15 +540,19 @@ pub fn unfused_backward(
 
 fn unfused(
     gpu: &Gpu,
-    shape: Shape,
-    dropout: Dropout,
+    shape: AttentionShape,
+    dropout: AttentionDropout,
     tensors: &Tensors,
     steps: &[(&'static str, Grid, bool)],
 ) -> Result<Vec<Dispatch>> {
     steps
         .iter()
         .map(|&(entry, grid, masks)| {
-            let p = if masks { dropout } else { Dropout::NONE };
+            let p = if masks {
+                dropout
+            } else {
+                AttentionDropout::NONE
+            };
             dispatch(gpu, Variant::Portable, entry, grid, shape, p, tensors)
         })
         .collect()

@@ -12,9 +12,9 @@ use bytemuck::{Pod, Zeroable};
 use crate::error::{Error, Result};
 use crate::gpu::{Binding, Dispatch, Gpu, Kernel, Shader, Tensor};
 use crate::kernels::check::{expect_len, to_u32};
-use crate::kernels::grid::{count, elementwise, groups};
+use crate::kernels::grid::{count, elementwise, elementwise_shape};
 
-pub const SHADER: Shader = crate::shader!("copy");
+pub const SHADER: Shader = crate::shader!("copy", ["elementwise"]);
 
 /// `y = x`; writes `y`.
 pub fn forward(gpu: &Gpu, x: &Tensor, y: &Tensor) -> Result<Dispatch> {
@@ -41,9 +41,6 @@ struct Columns {
     y_first: u32,
     _pad: [u32; 2],
 }
-
-/// Invocations per workgroup of `copy_columns` (the shader's `WG`).
-const WG: usize = 256;
 
 /// `y[:, y_first .. y_first + width] = x[:, x_first .. x_first + width]` for `x: [.., X]`,
 /// `y: [.., Y]` with the same rows; writes that block of `y` (its other columns keep their values).
@@ -78,13 +75,14 @@ pub fn columns(
         _pad: [0; 2],
     };
     to_u32("copy columns block", rows * width.max(x_cols).max(y_cols))?;
+    let (wg, workgroups) = elementwise_shape(gpu, rows * width);
     let kernel = Kernel {
         shader: SHADER,
         entry: "copy_columns",
-        constants: vec![],
+        constants: vec![("wg", wg as f64)],
     };
     let bindings = [Binding::Read(x), Binding::ReadWrite(y)];
-    let workgroups = [groups(gpu, rows * width, WG), 1, 1];
+    let workgroups = [workgroups, 1, 1];
     Dispatch::new(gpu, &kernel, &bindings, &params, workgroups)
 }
 

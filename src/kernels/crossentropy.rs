@@ -10,7 +10,7 @@
 //!   `mean`), so logging reads back one float.
 //!
 //! `logits` may have any leading shape (`[B, T, V]`): its last dimension is the vocabulary. Targets must be
-//! below `V`; [`check_targets`] is the check to run on them before upload (the shader does not).
+//! below `V`; [`crate::contract::check_token_ids`] is the check to run on them before upload (the shader does not).
 
 use bytemuck::{Pod, Zeroable};
 
@@ -70,24 +70,6 @@ impl Variant {
 const WG: u32 = 256;
 /// Rows per dispatch dimension before the workgroup variant wraps rows into `y`.
 const MAX_GROUPS: usize = 65535;
-
-/// Returns an error naming the first target that is not a token id of a `vocab`-word vocabulary, with
-/// its position. Run it on every batch before upload: the shader indexes with targets unchecked.
-pub fn check_targets(targets: &[u32], vocab: usize) -> Result<()> {
-    check_token_ids("target", targets, vocab)
-}
-
-/// Returns an error naming the first id of `ids` (`what`: "input", "target") outside a `vocab`-word
-/// vocabulary, with its position.
-pub fn check_token_ids(what: &str, ids: &[u32], vocab: usize) -> Result<()> {
-    match ids.iter().position(|&t| t as usize >= vocab) {
-        None => Ok(()),
-        Some(i) => Err(Error::Invalid(format!(
-            "{what} token id {} at position {i} is out of range for a vocabulary of {vocab}",
-            ids[i]
-        ))),
-    }
-}
 
 /// Per-row losses and `dlogits` of a mean over `mean_over` rows; writes `losses` and `dlogits`.
 pub fn forward_backward(

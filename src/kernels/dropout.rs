@@ -1,11 +1,12 @@
 //! Dropout for embeddings and residual branches, over any shape: `y = keep ? x / (1 - p) : 0` with
-//! `keep = random_keep(seed, step, site, element, threshold(p))` (`shaders/random.wgsl`, CPU twin
-//! [`crate::reference::random`]); `element` is the flat index.
+//! `keep = random_keep(seed, step, site, element, dropout_threshold(p))` (`shaders/random.wgsl`, CPU twin
+//! [`crate::reference::random`]); `element` is the flat index, numbered in the whole batch when the
+//! submit runs micro-batch `micro` of an accumulated batch (`random_element`).
 //!
 //! - [`forward`]: `x -> y` (writes `y`).
 //! - [`backward`]: `dy -> dx`, the same map with the mask regenerated from the same state (writes `dx`).
 //!
-//! `state` is a `[2]` u32 tensor `[seed, step]` that the trainer writes once per step (`gpu.write`); the
+//! `state` is a `[3]` u32 tensor `[seed, step, micro]` that the trainer writes before each submit; the
 //! dispatch reads it when it runs, so one dispatch built with the plan serves every step. `site` (which
 //! dropout of the model this is) and `p` are fixed when the dispatch is built, in its uniform.
 //!
@@ -14,14 +15,14 @@
 
 use bytemuck::{Pod, Zeroable};
 
+use crate::contract::{dropout_threshold, RANDOM_STATE_LEN};
 use crate::error::{Error, Result};
 use crate::gpu::{Binding, Dispatch, Gpu, Shader, Tensor};
 use crate::kernels::check::expect_len;
 use crate::kernels::copy;
 use crate::kernels::grid::elementwise;
-use crate::reference::random::threshold;
 
-pub const SHADER: Shader = crate::shader!("dropout", ["random"]);
+pub const SHADER: Shader = crate::shader!("dropout", ["random", "elementwise"]);
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
@@ -47,7 +48,7 @@ pub fn forward(
     y: &Tensor,
 ) -> Result<Dispatch> {
     expect_len("dropout output", y, x.len())?;
-    expect_len("dropout state [seed, step]", state, 2)?;
+    expect_len("dropout state [seed, step, micro]", state, RANDOM_STATE_LEN)?;
     if !(0.0..1.0).contains(&p) {
         return Err(Error::Invalid(format!(
             "dropout probability {p} is outside [0, 1)"
@@ -70,7 +71,7 @@ pub fn forward(
         |n| Params {
             n,
             site,
-            threshold: threshold(p),
+            threshold: dropout_threshold(p),
             scale: 1.0 / (1.0 - p),
         },
     )

@@ -18,6 +18,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
+use crate::contract::check_token_ids;
 use crate::error::{Error, Result};
 use crate::gpu::{Binding, Dispatch, Gpu, Kernel, Shader, Tensor};
 use crate::kernels::check::{expect_len, expect_shape, matrix_dims, to_u32};
@@ -65,15 +66,7 @@ impl TokenBuckets {
     /// Groups the rows of `tokens` (`[B, T]` row-major) by id; an id outside `0..vocab` is an error.
     pub fn new(tokens: &[u32], vocab: usize) -> Result<Self> {
         let rows = to_u32("embedding batch", tokens.len())?;
-        if let Some((i, &t)) = tokens
-            .iter()
-            .enumerate()
-            .find(|&(_, &t)| t as usize >= vocab)
-        {
-            return Err(Error::Invalid(format!(
-                "token id {t} at position {i} is outside the vocabulary of {vocab} tokens"
-            )));
-        }
+        check_token_ids("embedding batch", tokens, vocab)?;
         let mut positions: Vec<u32> = (0..rows).collect();
         positions.sort_by_key(|&r| tokens[r as usize]);
         let mut buckets = vec![0; 3 * tokens.len()];

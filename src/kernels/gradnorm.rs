@@ -4,6 +4,7 @@
 //! [`norm`]: `parts: [(grads, offset .. offset + len)] -> out: [OUT_LEN]` (writes `out`):
 //! - `out[NORM] = sqrt(Σ g²)` over every part,
 //! - `out[SCALE] = min(1, max_norm / norm)`, or 1 when clipping is off (`max_norm = None`),
+//! - `out[NORM_SUM] += norm`: adds (reads and writes `out[NORM_SUM]`),
 //! - `out[4..]`: the per-workgroup partial sums (scratch).
 //!
 //! The parts are the chunks of the gradient arena (each one buffer, at most one storage binding); a
@@ -22,10 +23,15 @@ pub const SHADER: Shader = crate::shader!("gradnorm");
 pub const NORM: usize = 0;
 /// Index of the clip scale in the output tensor.
 pub const SCALE: usize = 1;
+/// Index of the running sum of every norm written to this output tensor: a non-finite norm at any step
+/// leaves it non-finite, so a trainer that reads it now and then learns of a bad step it did not read.
+pub const NORM_SUM: usize = 2;
+/// The output tensor's header (norm, scale, sum, one unused slot) before the partial sums.
+pub const HEAD_LEN: usize = 4;
 /// Workgroups of the first stage at most: the scratch the output tensor holds after its 4 header floats.
 pub const MAX_PARTIALS: usize = 1024;
 /// Length of the output tensor.
-pub const OUT_LEN: usize = 4 + MAX_PARTIALS;
+pub const OUT_LEN: usize = HEAD_LEN + MAX_PARTIALS;
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]

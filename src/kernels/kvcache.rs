@@ -14,9 +14,10 @@
 
 use bytemuck::{Pod, Zeroable};
 
+use crate::contract::AttentionShape;
 use crate::error::{Error, Result};
 use crate::gpu::{Binding, Dispatch, Gpu, Kernel, Shader, Tensor};
-use crate::kernels::attention::{Shape, MAX_HEAD_DIM};
+use crate::kernels::attention::MAX_HEAD_DIM;
 use crate::kernels::check::{expect_len, expect_shape, matrix_dims, to_u32};
 use crate::kernels::grid::groups;
 
@@ -38,7 +39,7 @@ struct Params {
 
 /// Checks the operands against `shape` (batch 1, one token); returns the params.
 fn check(
-    shape: Shape,
+    shape: AttentionShape,
     qkv: &Tensor,
     position: &Tensor,
     k_cache: &Tensor,
@@ -96,7 +97,7 @@ fn kernel(entry: &'static str) -> Kernel {
 /// `k_cache[pos] = k`, `v_cache[pos] = v` from the new token's `qkv` row; writes those two rows.
 pub fn append(
     gpu: &Gpu,
-    shape: Shape,
+    shape: AttentionShape,
     qkv: &Tensor,
     position: &Tensor,
     k_cache: &Tensor,
@@ -123,7 +124,7 @@ pub fn append(
 /// The new token's attention over cache rows `0..=pos`, one workgroup per query head; writes `out`.
 pub fn attention(
     gpu: &Gpu,
-    shape: Shape,
+    shape: AttentionShape,
     qkv: &Tensor,
     position: &Tensor,
     k_cache: &Tensor,

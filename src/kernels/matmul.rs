@@ -13,7 +13,7 @@ use bytemuck::{Pod, Zeroable};
 use crate::error::{Error, Result};
 use crate::gpu::{Binding, Dispatch, Gpu, Kernel, Shader, Tensor};
 use crate::kernels::check::{expect_len, expect_shape, matrix_dims, rows, to_u32};
-use crate::kernels::grid::column_workgroup;
+use crate::kernels::grid::lane_workgroup;
 
 pub const SHADER: Shader = crate::shader!("matmul");
 /// The subgroup entry points, apart because naga validates a whole module and subgroup operations need
@@ -168,7 +168,7 @@ pub fn backward_bias(gpu: &Gpu, dy: &Tensor, db: &Tensor) -> Result<Dispatch> {
     } else {
         ("matmul_bias_backward", n)
     };
-    let columns = column_workgroup(gpu);
+    let columns = lane_workgroup(gpu);
     let kernel = Kernel {
         shader: SHADER,
         entry,

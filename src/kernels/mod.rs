@@ -14,6 +14,7 @@ pub(crate) mod grid;
 pub mod kvcache;
 pub mod layernorm;
 pub mod matmul;
+pub mod matvec;
 pub mod residual;
 pub mod rmsnorm;
 
@@ -34,6 +35,7 @@ pub const SHADERS: &[Shader] = &[
     layernorm::SHADER,
     matmul::SHADER,
     matmul::SUBGROUP_SHADER,
+    matvec::SHADER,
     residual::SHADER,
     rmsnorm::SHADER,
 ];

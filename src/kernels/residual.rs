@@ -8,7 +8,7 @@ use crate::gpu::{Binding, Dispatch, Gpu, Shader, Tensor};
 use crate::kernels::check::expect_len;
 use crate::kernels::grid::{count, elementwise};
 
-pub const SHADER: Shader = crate::shader!("residual");
+pub const SHADER: Shader = crate::shader!("residual", ["elementwise"]);
 
 /// `y = a + b`; writes `y`.
 pub fn forward(gpu: &Gpu, a: &Tensor, b: &Tensor, y: &Tensor) -> Result<Dispatch> {

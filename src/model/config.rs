@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::{did_you_mean, Error, Result};
 
 /// The normalization before attention, before the MLP and at the end of the stack.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -100,7 +100,8 @@ impl GptConfig {
             },
             _ => {
                 return Err(Error::Invalid(format!(
-                    "unknown preset {name:?}; known presets: {}",
+                    "unknown preset {name:?}{}; known presets: {}",
+                    did_you_mean(name, &Self::PRESETS),
                     Self::PRESETS.join(", ")
                 )))
             }
@@ -118,7 +119,7 @@ impl GptConfig {
 
     /// Checks the relations the kernels rely on, naming the offending key.
     pub fn validate(&self) -> Result<()> {
-        let fail = |msg: String| Err(Error::Invalid(format!("model config: {msg}")));
+        let fail = |msg: String| Err(Error::Config(format!("model config: {msg}")));
         let positive = [
             ("vocab_size", self.vocab_size),
             ("n_positions", self.n_positions),
@@ -143,12 +144,8 @@ impl GptConfig {
                 self.n_head, self.n_kv_head
             ));
         }
-        if self.head_dim() > 128 {
-            return fail(format!(
-                "head dimension {} exceeds the attention kernel's 128",
-                self.head_dim()
-            ));
-        }
+        crate::kernels::attention::check_head_dim(self.head_dim())
+            .map_err(|e| Error::Config(format!("model config: {e}")))?;
         if !(0.0..1.0).contains(&self.dropout) {
             return fail(format!("dropout {} is not in [0, 1)", self.dropout));
         }
@@ -183,10 +180,10 @@ impl GptConfig {
     /// Reads `config.json` text; missing wgpt keys mean GPT-2. `source` names the file in errors.
     pub fn from_json(text: &str, source: &str) -> Result<Self> {
         let file: ConfigFile = serde_json::from_str(text)
-            .map_err(|e| Error::Invalid(format!("{source}: not a GPT-2 config.json: {e}")))?;
+            .map_err(Error::json(format!("{source}: not a GPT-2 config.json")))?;
         // Both names are transformers' tanh approximation; "gelu" (erf) is a different function.
         if !["gelu_new", "gelu_pytorch_tanh"].contains(&file.activation_function.as_str()) {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Unsupported(format!(
                 "{source}: activation_function {:?} is not supported (wgpt implements gelu_new)",
                 file.activation_function
             )));
@@ -207,7 +204,7 @@ impl GptConfig {
         };
         config
             .validate()
-            .map_err(|e| Error::Invalid(format!("{source}: {e}")))?;
+            .map_err(|e| Error::Config(format!("{source}: {e}")))?;
         Ok(config)
     }
 }

@@ -3,18 +3,18 @@
 
 use rand::{Rng, SeedableRng};
 
+use crate::contract::{check_token_ids, AdamWConfig};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Tensor};
 use crate::graph::planner::ArenaLayout;
-use crate::graph::{ArenaChunk, Arenas, Op, Piece, Plan, Shared, TensorId};
-use crate::kernels::{adamw, gradnorm};
-use crate::model::graph::{build, Mode, ModelGraph};
+use crate::graph::{planned_memory, ArenaTensor, MemoryReport, Op, Piece, Plan, Shared, TensorId};
+use crate::model::graph::{build, build_micro, Mode, ModelGraph};
 use crate::model::{GptConfig, Init};
 
 /// How the optimizer runs (fixed for a plan; the learning rate is set per step).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Optimizer {
-    pub adamw: adamw::Config,
+    pub adamw: AdamWConfig,
     /// Clip the global gradient norm to this (`None`: no clipping).
     pub max_norm: Option<f32>,
 }
@@ -24,8 +24,6 @@ pub struct Gpt {
     shared: Shared,
     /// How the parameters are split into pieces (see [`GptConfig::pieces`]), one per view of `shared`.
     pieces: Vec<Piece>,
-    /// AdamW's moments, one view per piece.
-    moments: [Vec<Tensor>; 2],
     /// Elements of the largest storage binding the model's tensors may take.
     max_binding: usize,
 }
@@ -68,11 +66,10 @@ impl Gpt {
         let (pieces, layout) = arena_layout(gpu, config, max_binding)?;
         let specs = config.params();
         if params.len() != specs.len() {
-            return Err(Error::Invalid(format!(
-                "{} parameter tensors for a model of {}",
-                params.len(),
-                specs.len()
-            )));
+            return Err(Error::shape(
+                "model parameters",
+                format!("{} tensors for a model of {}", params.len(), specs.len()),
+            ));
         }
         for (spec, data) in specs.iter().zip(params) {
             if data.len() != spec.len() {
@@ -82,48 +79,20 @@ impl Gpt {
                 ));
             }
         }
-        let mut chunks = Vec::with_capacity(layout.chunks.len());
-        for (c, &len) in layout.chunks.iter().enumerate() {
-            let arena = |name: &str| gpu.zeros(&format!("{name} chunk {c}"), &[len]);
-            let segments: Vec<adamw::Segment> = (layout.places.iter().zip(&pieces))
-                .filter(|((chunk, _), _)| *chunk == c)
-                .map(|(&(_, offset), piece)| adamw::Segment {
-                    offset,
-                    len: piece.len(),
-                    decay: specs[piece.param].decays(),
-                })
-                .collect();
-            chunks.push(ArenaChunk {
-                params: arena("params")?,
-                grads: arena("grads")?,
-                m: arena("adam m")?,
-                v: arena("adam v")?,
-                segments: adamw::Segments::new(gpu, &segments)?,
-            });
-        }
-        let views = |arena: fn(&ArenaChunk) -> &Tensor| -> Result<Vec<Tensor>> {
-            (layout.places.iter().zip(&pieces))
-                .map(|(&(c, offset), piece)| arena(&chunks[c]).view(offset, &[piece.len()]))
-                .collect()
-        };
-        let (param_views, grad_views) = (views(|c| &c.params)?, views(|c| &c.grads)?);
-        let moments = [views(|c| &c.m)?, views(|c| &c.v)?];
-        for (piece, view) in pieces.iter().zip(&param_views) {
+        let tensors: Vec<ArenaTensor> = (pieces.iter())
+            .map(|piece| ArenaTensor {
+                len: piece.len(),
+                decay: specs[piece.param].decays(),
+            })
+            .collect();
+        let shared = Shared::new(gpu, &layout, &tensors)?;
+        for (piece, view) in pieces.iter().zip(&shared.params) {
             gpu.write(view, &params[piece.param][piece.offset()..][..piece.len()])?;
         }
-        let shared = Shared {
-            arenas: Arenas { chunks },
-            params: param_views,
-            grads: grad_views,
-            random_state: gpu.zeros("random state", &[2])?,
-            hyper: gpu.zeros("adamw hyper", &[adamw::HYPER_LEN])?,
-            norm: gpu.zeros("gradient norm", &[gradnorm::OUT_LEN])?,
-        };
         Ok(Gpt {
             config: config.clone(),
             shared,
             pieces,
-            moments,
             max_binding,
         })
     }
@@ -153,21 +122,25 @@ impl Gpt {
         Ok(())
     }
 
-    /// The plan of a training step: forward, backward, gradient norm (and clipping), AdamW.
+    /// The plan of a training step: forward, backward, gradient norm (clipping with it when the
+    /// optimizer says), AdamW. A step runs as `micros` micro-batches of `batch` rows
+    /// ([`Plan::run_micro`]), their gradients added up before one update: the step of one batch of
+    /// `micros · batch` rows.
     pub fn train_plan(
         &self,
         gpu: &Gpu,
         batch: usize,
         seq: usize,
+        micros: usize,
         optimizer: &Optimizer,
     ) -> Result<(Plan, ModelGraph)> {
         self.check_seq(seq)?;
-        let mut model = build(&self.config, batch, seq, Mode::Train, self.max_binding)?;
-        if let Some(max_norm) = optimizer.max_norm {
-            model.graph.push(Op::GradNorm {
-                max_norm: Some(max_norm),
-            });
-        }
+        let max_binding = self.max_binding;
+        let mut model = build_micro(&self.config, batch, seq, micros, Mode::Train, max_binding)?;
+        // Also without clipping: the trainer checks the norm for NaN and infinity.
+        model.graph.push(Op::GradNorm {
+            max_norm: optimizer.max_norm,
+        });
         model.graph.push(Op::AdamW {
             config: optimizer.adamw,
             clip: optimizer.max_norm.is_some(),
@@ -178,7 +151,8 @@ impl Gpt {
             &self.shared,
             model.loss.as_slice(),
             self.config.vocab_size,
-        )?;
+        )?
+        .with_micro_batches(gpu, micros, &self.shared)?;
         Ok((plan, model))
     }
 
@@ -249,20 +223,6 @@ impl Gpt {
         Ok((plan, model))
     }
 
-    /// Writes the per-step state every plan reads: the dropout seed and step, and AdamW's learning rate
-    /// and bias corrections for step `step` (counted from 1). Once per step, before running a plan.
-    pub fn set_step(
-        &self,
-        gpu: &Gpu,
-        seed: u32,
-        step: u32,
-        lr: f64,
-        optimizer: &adamw::Config,
-    ) -> Result<()> {
-        gpu.write(&self.shared.random_state, &[seed, step])?;
-        gpu.write(&self.shared.hyper, &adamw::hyper(optimizer, lr, step))
-    }
-
     /// The parameters, in [`GptConfig::params`] order.
     pub fn read_params(&self, gpu: &Gpu) -> Result<Vec<Vec<f32>>> {
         self.read_pieces(gpu, &self.shared.params)
@@ -276,14 +236,14 @@ impl Gpt {
     /// AdamW's moments `[m, v]`, each in [`GptConfig::params`] order.
     pub fn read_moments(&self, gpu: &Gpu) -> Result<[Vec<Vec<f32>>; 2]> {
         Ok([
-            self.read_pieces(gpu, &self.moments[0])?,
-            self.read_pieces(gpu, &self.moments[1])?,
+            self.read_pieces(gpu, &self.shared.moments[0])?,
+            self.read_pieces(gpu, &self.shared.moments[1])?,
         ])
     }
 
     /// Overwrites AdamW's moments `[m, v]` (each in [`GptConfig::params`] order), to resume a run.
     pub fn write_moments(&self, gpu: &Gpu, moments: &[Vec<Vec<f32>>; 2]) -> Result<()> {
-        for (views, values) in self.moments.iter().zip(moments) {
+        for (views, values) in self.shared.moments.iter().zip(moments) {
             for (piece, view) in self.pieces.iter().zip(views) {
                 let data = values.get(piece.param).map(|v| v.get(piece.offset()..));
                 let Some(Some(data)) = data.filter(|d| d.is_some_and(|d| d.len() >= piece.len()))
@@ -301,11 +261,30 @@ impl Gpt {
         }
         Ok(())
     }
+}
 
-    /// The gradient norm before clipping, as of the last training step.
-    pub fn read_grad_norm(&self, gpu: &Gpu) -> Result<f32> {
-        Ok(gpu.read::<f32>(&self.shared.norm)?[gradnorm::NORM])
+impl GptConfig {
+    /// The GPU memory a training step at `batch × seq` would take, planned without a GPU for a device
+    /// with WebGPU's default storage binding (parameters larger than one binding split as
+    /// [`GptConfig::pieces`] says).
+    pub fn planned_memory(&self, batch: usize, seq: usize) -> Result<MemoryReport> {
+        let max_binding = crate::gpu::default_max_binding() as usize / 4;
+        let model = build(self, batch, seq, Mode::Train, max_binding)?;
+        let params: usize = (model.graph.pieces.iter())
+            .map(|p| p.len().next_multiple_of(Tensor::ALIGN))
+            .sum();
+        Ok(planned_memory(&model.graph, model.loss.as_slice(), params))
     }
+
+    /// An error naming the first of `ids` (`what`: "training data", ...) outside the vocabulary.
+    pub fn check_tokens(&self, what: &str, ids: &[u32]) -> Result<()> {
+        check_token_ids(what, ids, self.vocab_size)
+    }
+}
+
+/// The matmul variant a model's plans use on this adapter (what `wgpt info` reports).
+pub fn matmul_variant(gpu: &Gpu) -> &'static str {
+    crate::kernels::matmul::Variant::best(gpu).name()
 }
 
 /// Elements of the largest storage binding this device allows.

@@ -1,10 +1,10 @@
 //! The GPT as a graph: embeddings, pre-norm blocks (attention and MLP on a residual stream), the final
 //! norm, the output head and the cross-entropy loss.
 
+use crate::contract::AttentionShape;
 use crate::error::{Error, Result};
 use crate::gpu::Tensor;
 use crate::graph::{Gradients, Graph, Op, Storage, TensorId};
-use crate::kernels::attention;
 use crate::model::{GptConfig, Norm};
 
 /// What a graph is built for.
@@ -57,7 +57,8 @@ pub struct BlockTensors {
 /// Builds the forward graph for batches of `[batch, seq]` tokens (and, in training, appends the
 /// backward), for a device whose storage bindings hold `max_binding` elements: parameters larger than
 /// that are split into pieces ([`GptConfig::pieces`]), each op reading one piece. [`Mode::Decode`] takes
-/// `[1, 1]`.
+/// `[1, 1]`. The graph reads as nanoGPT's `GPT.forward`: embeddings, the blocks, the final norm, then
+/// the head (and loss).
 pub fn build(
     config: &GptConfig,
     batch: usize,
@@ -65,255 +66,398 @@ pub fn build(
     mode: Mode,
     max_binding: usize,
 ) -> Result<ModelGraph> {
-    let mut g = Graph::default();
-    let specs = config.params();
-    let pieces = config.pieces(max_binding)?;
-    // Per parameter, its pieces' graph ids and first rows.
-    let mut params: Vec<Vec<(TensorId, usize)>> = vec![Vec::new(); specs.len()];
-    for (i, piece) in pieces.iter().enumerate() {
-        let spec = &specs[piece.param];
-        let name = if piece.len() == spec.len() {
-            spec.name.clone()
-        } else {
-            let end = piece.first_row + piece.shape[0];
-            format!("{} rows {}..{end}", spec.name, piece.first_row)
-        };
-        let id = g.tensor(name, &piece.shape, Storage::Param(i));
-        params[piece.param].push((id, piece.first_row));
+    build_micro(config, batch, seq, 1, mode, max_binding)
+}
+
+/// [`build`] for one of `micros` equal micro-batches of a batch of `micros · batch` rows: the loss's
+/// gradient is averaged over the whole batch (the micro-batches' gradients then add up to the batch's),
+/// while the loss tensor is this micro-batch's mean.
+pub fn build_micro(
+    config: &GptConfig,
+    batch: usize,
+    seq: usize,
+    micros: usize,
+    mode: Mode,
+    max_binding: usize,
+) -> Result<ModelGraph> {
+    let mut b = Builder::new(config, batch, seq, mode, max_binding)?;
+    b.micros = micros;
+    let embedding = b.embeddings();
+    let mut x = b.dropout(embedding, 0, "embedding dropout".into());
+    let mut blocks = Vec::new();
+    for layer in 0..config.n_layer {
+        let block = b.block(layer, x);
+        x = block.output;
+        blocks.push(block);
     }
-    g.pieces = pieces;
-    let pieces_of = |name: &str| {
-        specs
-            .iter()
-            .position(|s| s.name == name)
-            .map(|i| &params[i])
+    let final_norm = b.norm(x, "transformer.ln_f");
+    let (loss, logits) = match mode {
+        Mode::Decode | Mode::Inspect => (None, Some(b.logits(final_norm)?)),
+        Mode::Train | Mode::Eval => b.loss(final_norm)?,
     };
-    // Parameters other than the embeddings are never split (GptConfig::pieces refuses).
-    let maybe = |name: &str| pieces_of(name).map(|p| p[0].0);
-    let param =
-        |name: &str| -> TensorId { maybe(name).unwrap_or_else(|| panic!("no parameter {name}")) };
-    let (c, rows) = (config.n_embd, batch * seq);
-    let inspect = mode == Mode::Inspect;
-    let p = if mode == Mode::Train {
-        config.dropout
-    } else {
-        0.0
-    };
-    let eps = config.layer_norm_epsilon;
-    // Dropout sites: 0 the embedding, then per layer 1 + 3l (attention probabilities), 2 + 3l
-    // (attention output), 3 + 3l (MLP output).
-    let dropout = |g: &mut Graph, x: TensorId, site: u32, name: String| -> TensorId {
-        if p == 0.0 {
+    Ok(ModelGraph {
+        graph: b.g,
+        loss,
+        logits,
+        embedding,
+        blocks,
+    })
+}
+
+/// The graph under construction and what every layer needs: the parameters' graph ids by name, the
+/// batch shape and the mode.
+struct Builder<'a> {
+    g: Graph,
+    config: &'a GptConfig,
+    specs: Vec<crate::model::ParamSpec>,
+    /// Per parameter (in [`GptConfig::params`] order), its pieces' graph ids and first rows.
+    params: Vec<Vec<(TensorId, usize)>>,
+    batch: usize,
+    seq: usize,
+    mode: Mode,
+    max_binding: usize,
+    /// Dropout probability of this graph (0 unless training).
+    p: f32,
+    /// The micro-batches of this size the loss averages over ([`build_micro`]).
+    micros: usize,
+    /// [`Mode::Decode`]: the position input.
+    position: Option<TensorId>,
+    tokens: TensorId,
+}
+
+impl<'a> Builder<'a> {
+    fn new(
+        config: &'a GptConfig,
+        batch: usize,
+        seq: usize,
+        mode: Mode,
+        max_binding: usize,
+    ) -> Result<Self> {
+        let mut g = Graph::default();
+        let specs = config.params();
+        let pieces = config.pieces(max_binding)?;
+        let mut params: Vec<Vec<(TensorId, usize)>> = vec![Vec::new(); specs.len()];
+        for (i, piece) in pieces.iter().enumerate() {
+            let spec = &specs[piece.param];
+            let name = if piece.len() == spec.len() {
+                spec.name.clone()
+            } else {
+                let end = piece.first_row + piece.shape[0];
+                format!("{} rows {}..{end}", spec.name, piece.first_row)
+            };
+            let id = g.tensor(name, &piece.shape, Storage::Param(i));
+            params[piece.param].push((id, piece.first_row));
+        }
+        g.pieces = pieces;
+        let tokens = g.tensor(crate::graph::TOKENS, &[batch, seq], Storage::Input);
+        let position =
+            (mode == Mode::Decode).then(|| g.tensor(crate::graph::POSITION, &[1], Storage::Input));
+        Ok(Builder {
+            g,
+            config,
+            specs,
+            params,
+            batch,
+            seq,
+            mode,
+            max_binding,
+            p: if mode == Mode::Train {
+                config.dropout
+            } else {
+                0.0
+            },
+            micros: 1,
+            position,
+            tokens,
+        })
+    }
+
+    /// The pieces of parameter `name`, if the model has it.
+    fn pieces_of(&self, name: &str) -> Option<&[(TensorId, usize)]> {
+        let i = self.specs.iter().position(|s| s.name == name)?;
+        Some(&self.params[i])
+    }
+
+    /// Parameter `name` (never split: [`GptConfig::pieces`] splits only the embeddings), if the model
+    /// has it (biases are optional).
+    fn maybe(&self, name: &str) -> Option<TensorId> {
+        self.pieces_of(name).map(|p| p[0].0)
+    }
+
+    fn param(&self, name: &str) -> TensorId {
+        self.maybe(name)
+            .unwrap_or_else(|| panic!("a GPT has a parameter {name}"))
+    }
+
+    fn rows(&self) -> usize {
+        self.batch * self.seq
+    }
+
+    /// A new `[B, T, width]` activation.
+    fn activation(&mut self, name: String, width: usize) -> TensorId {
+        let shape = [self.batch, self.seq, width];
+        self.g.activation(name, &shape)
+    }
+
+    /// `wte[tokens] + wpe[positions]`, one op per piece of the token embedding.
+    fn embeddings(&mut self) -> TensorId {
+        let wte = self
+            .pieces_of("transformer.wte.weight")
+            .expect("a GPT has a token embedding")
+            .to_vec();
+        let wpe = self.param("transformer.wpe.weight");
+        let out = self.activation("embedding".into(), self.config.n_embd);
+        for (piece, first) in wte {
+            self.g.push(Op::Embedding {
+                tokens: self.tokens,
+                start: self.position,
+                wte: piece,
+                first,
+                wpe,
+                out,
+            });
+        }
+        out
+    }
+
+    /// Dropout at `site` (the identity when the graph has none). Sites: 0 the embedding, then per layer
+    /// 1 + 3l (attention probabilities), 2 + 3l (attention output), 3 + 3l (MLP output).
+    fn dropout(&mut self, x: TensorId, site: u32, name: String) -> TensorId {
+        if self.p == 0.0 {
             return x;
         }
-        let out = g.activation(name, &[batch, seq, c]);
-        g.push(Op::Dropout { p, site, x, out });
+        let out = self.activation(name, self.config.n_embd);
+        let p = self.p;
+        self.g.push(Op::Dropout { p, site, x, out });
         out
-    };
-    let norm = |g: &mut Graph, x: TensorId, prefix: &str| -> TensorId {
-        let out = g.activation(format!("{prefix} out"), &[batch, seq, c]);
-        let rstd = g.activation(format!("{prefix} rstd"), &[rows]);
-        let mean = (config.norm == Norm::LayerNorm)
-            .then(|| g.activation(format!("{prefix} mean"), &[rows]));
-        g.push(Op::Norm {
-            kind: config.norm,
-            x,
-            gain: param(&format!("{prefix}.weight")),
-            bias: maybe(&format!("{prefix}.bias")),
-            out,
-            mean,
-            rstd,
-            eps,
-        });
-        out
-    };
-    let linear = |g: &mut Graph, x: TensorId, prefix: &str, width: usize| -> TensorId {
-        let out = g.activation(format!("{prefix} out"), &[batch, seq, width]);
-        g.push(Op::Linear {
-            x,
-            w: param(&format!("{prefix}.weight")),
-            b: maybe(&format!("{prefix}.bias")),
-            out,
-        });
-        out
-    };
-
-    let decode = mode == Mode::Decode;
-    let tokens = g.tensor(crate::graph::TOKENS, &[batch, seq], Storage::Input);
-    let position = decode.then(|| g.tensor(crate::graph::POSITION, &[1], Storage::Input));
-    let wte = pieces_of("transformer.wte.weight").expect("a GPT has a token embedding");
-    let embedded = g.activation("embedding", &[batch, seq, c]);
-    for &(piece, first) in wte {
-        g.push(Op::Embedding {
-            tokens,
-            start: position,
-            wte: piece,
-            first,
-            wpe: param("transformer.wpe.weight"),
-            out: embedded,
-        });
     }
-    let mut x = dropout(&mut g, embedded, 0, "embedding dropout".into());
-    let shape = attention::Shape {
-        batch,
-        seq,
-        heads: config.n_head,
-        kv_heads: config.n_kv_head,
-        head_dim: config.head_dim(),
-    };
-    let mut blocks = Vec::new();
-    for l in 0..config.n_layer {
-        let h = format!("transformer.h.{l}");
-        let site = 1 + 3 * l as u32;
-        let input = x;
-        let ln1 = norm(&mut g, x, &format!("{h}.ln_1"));
-        let qkv = linear(&mut g, ln1, &format!("{h}.attn.c_attn"), config.qkv_width());
-        let mut probabilities = None;
-        let attended = g.activation(format!("{h}.attn out"), &[batch, seq, c]);
-        match position {
-            Some(position) => {
-                let cache = [config.n_positions, config.n_kv_head * config.head_dim()];
-                let k_cache = g.tensor(format!("{h}.attn k cache"), &cache, Storage::Cache);
-                let v_cache = g.tensor(format!("{h}.attn v cache"), &cache, Storage::Cache);
-                g.push(Op::CachedAttention {
-                    shape,
-                    qkv,
-                    position,
-                    k_cache,
-                    v_cache,
-                    out: attended,
-                });
-            }
-            None => {
-                let lse = g.activation(format!("{h}.attn lse"), &[batch, config.n_head, seq]);
-                g.push(Op::Attention {
-                    shape,
-                    p,
-                    site,
-                    qkv,
-                    out: attended,
-                    lse,
-                });
-                if inspect {
-                    let probs = g.activation(
-                        format!("{h}.attn probabilities"),
-                        &[batch, config.n_head, seq, seq],
-                    );
-                    g.push(Op::AttentionProbabilities {
-                        shape,
-                        qkv,
-                        out: attended,
-                        lse,
-                        probs,
-                    });
-                    probabilities = Some(probs);
-                }
-            }
-        }
-        let projected = linear(&mut g, attended, &format!("{h}.attn.c_proj"), c);
-        let projected = dropout(&mut g, projected, site + 1, format!("{h}.attn dropout"));
-        let after_attention = g.activation(format!("{h} residual 1"), &[batch, seq, c]);
-        g.push(Op::Add {
+
+    /// The model's norm (LayerNorm or RMSNorm) with the parameters under `prefix`.
+    fn norm(&mut self, x: TensorId, prefix: &str) -> TensorId {
+        let (c, rows, eps) = (
+            self.config.n_embd,
+            self.rows(),
+            self.config.layer_norm_epsilon,
+        );
+        let out = self.activation(format!("{prefix} out"), c);
+        let rstd = self.g.activation(format!("{prefix} rstd"), &[rows]);
+        let gain = self.param(&format!("{prefix}.weight"));
+        let op = match self.config.norm {
+            Norm::LayerNorm => Op::LayerNorm {
+                x,
+                gain,
+                bias: self.maybe(&format!("{prefix}.bias")),
+                out,
+                mean: self.g.activation(format!("{prefix} mean"), &[rows]),
+                rstd,
+                eps,
+            },
+            Norm::RmsNorm => Op::RmsNorm {
+                x,
+                gain,
+                out,
+                rstd,
+                eps,
+            },
+        };
+        self.g.push(op);
+        out
+    }
+
+    /// `x·w (+ b)` with the parameters under `prefix`, `width` outputs.
+    fn linear(&mut self, x: TensorId, prefix: &str, width: usize) -> TensorId {
+        let out = self.activation(format!("{prefix} out"), width);
+        let w = self.param(&format!("{prefix}.weight"));
+        let b = self.maybe(&format!("{prefix}.bias"));
+        self.g.push(Op::Linear { x, w, b, out });
+        out
+    }
+
+    /// `x + branch`, the residual stream.
+    fn residual(&mut self, x: TensorId, branch: TensorId, name: String) -> TensorId {
+        let out = self.activation(name, self.config.n_embd);
+        self.g.push(Op::Add {
             a: x,
-            b: projected,
-            out: after_attention,
+            b: branch,
+            out,
         });
-        x = after_attention;
-        let ln2 = norm(&mut g, x, &format!("{h}.ln_2"));
-        let up = linear(&mut g, ln2, &format!("{h}.mlp.c_fc"), config.n_inner);
-        let activated = g.activation(format!("{h}.mlp gelu"), &[batch, seq, config.n_inner]);
-        g.push(Op::Gelu {
+        out
+    }
+
+    /// Block `layer`: `x + attn(ln_1(x))`, then `+ mlp(ln_2(·))`.
+    fn block(&mut self, layer: usize, x: TensorId) -> BlockTensors {
+        let h = format!("transformer.h.{layer}");
+        let site = 1 + 3 * layer as u32;
+        let ln1 = self.norm(x, &format!("{h}.ln_1"));
+        let (qkv, attended, probabilities) = self.attention(&h, ln1, site);
+        let projected = self.linear(attended, &format!("{h}.attn.c_proj"), self.config.n_embd);
+        let projected = self.dropout(projected, site + 1, format!("{h}.attn dropout"));
+        let residual = self.residual(x, projected, format!("{h} residual 1"));
+        let ln2 = self.norm(residual, &format!("{h}.ln_2"));
+        let mlp = self.mlp(&h, ln2);
+        let mlp = self.dropout(mlp, site + 2, format!("{h}.mlp dropout"));
+        let output = self.residual(residual, mlp, format!("{h} residual 2"));
+        BlockTensors {
+            input: x,
+            qkv,
+            attention: projected,
+            residual,
+            mlp,
+            output,
+            probabilities,
+        }
+    }
+
+    /// Causal self-attention of block `h` before its output projection: `(qkv, out, probabilities)`.
+    /// Decoding attends over the key/value caches; inspection also recomputes the probabilities.
+    fn attention(
+        &mut self,
+        h: &str,
+        x: TensorId,
+        site: u32,
+    ) -> (TensorId, TensorId, Option<TensorId>) {
+        let config = self.config;
+        let qkv = self.linear(x, &format!("{h}.attn.c_attn"), config.qkv_width());
+        let out = self.activation(format!("{h}.attn out"), config.n_embd);
+        let shape = AttentionShape {
+            batch: self.batch,
+            seq: self.seq,
+            heads: config.n_head,
+            kv_heads: config.n_kv_head,
+            head_dim: config.head_dim(),
+        };
+        if let Some(position) = self.position {
+            let cache = [config.n_positions, config.n_kv_head * config.head_dim()];
+            let k_cache = (self.g).tensor(format!("{h}.attn k cache"), &cache, Storage::Cache);
+            let v_cache = (self.g).tensor(format!("{h}.attn v cache"), &cache, Storage::Cache);
+            self.g.push(Op::CachedAttention {
+                shape,
+                qkv,
+                position,
+                k_cache,
+                v_cache,
+                out,
+            });
+            return (qkv, out, None);
+        }
+        let (heads, batch, seq) = (config.n_head, self.batch, self.seq);
+        let lse = self
+            .g
+            .activation(format!("{h}.attn lse"), &[batch, heads, seq]);
+        let p = self.p;
+        self.g.push(Op::Attention {
+            shape,
+            p,
+            site,
+            qkv,
+            out,
+            lse,
+        });
+        if self.mode != Mode::Inspect {
+            return (qkv, out, None);
+        }
+        let probs_shape = [batch, heads, seq, seq];
+        let probs = (self.g).activation(format!("{h}.attn probabilities"), &probs_shape);
+        self.g.push(Op::AttentionProbabilities {
+            shape,
+            qkv,
+            out,
+            lse,
+            probs,
+        });
+        (qkv, out, Some(probs))
+    }
+
+    /// The MLP of block `h`: `c_proj(gelu(c_fc(x)))`.
+    fn mlp(&mut self, h: &str, x: TensorId) -> TensorId {
+        let up = self.linear(x, &format!("{h}.mlp.c_fc"), self.config.n_inner);
+        let activated = self.activation(format!("{h}.mlp gelu"), self.config.n_inner);
+        self.g.push(Op::Gelu {
             x: up,
             out: activated,
         });
-        let down = linear(&mut g, activated, &format!("{h}.mlp.c_proj"), c);
-        let down = dropout(&mut g, down, site + 2, format!("{h}.mlp dropout"));
-        let after_mlp = g.activation(format!("{h} residual 2"), &[batch, seq, c]);
-        g.push(Op::Add {
-            a: x,
-            b: down,
-            out: after_mlp,
-        });
-        x = after_mlp;
-        blocks.push(BlockTensors {
-            input,
-            qkv,
-            attention: projected,
-            residual: after_attention,
-            mlp: down,
-            output: after_mlp,
-            probabilities,
-        });
+        self.linear(activated, &format!("{h}.mlp.c_proj"), self.config.n_embd)
     }
-    let final_norm = norm(&mut g, x, "transformer.ln_f");
-    let head = pieces_of("lm_head.weight").unwrap_or(wte);
-    let vocab = config.vocab_size;
-    if decode || inspect {
-        if logit_rows(rows, vocab, max_binding)? < rows {
+
+    /// The head's pieces: the untied `lm_head`, else the token embedding.
+    fn head(&self) -> Vec<(TensorId, usize)> {
+        self.pieces_of("lm_head.weight")
+            .or_else(|| self.pieces_of("transformer.wte.weight"))
+            .expect("a GPT has a token embedding")
+            .to_vec()
+    }
+
+    /// All the logits `[B, T, V]` of `x` at once (decoding and inspection: no loss).
+    fn logits(&mut self, x: TensorId) -> Result<TensorId> {
+        let (rows, vocab) = (self.rows(), self.config.vocab_size);
+        if logit_rows(rows, vocab, self.max_binding)? < rows {
             return Err(Error::Invalid(format!(
-                "the logits of {rows} tokens over {vocab} exceed one storage binding ({max_binding} \
-                 elements); give fewer tokens"
+                "the logits of {rows} tokens over {vocab} exceed one storage binding ({} \
+                 elements); give fewer tokens",
+                self.max_binding
             )));
         }
-        let logits = g.activation("logits", &[batch, seq, vocab]);
-        head_logits(&mut g, final_norm, head, logits);
-        return Ok(ModelGraph {
-            graph: g,
-            loss: None,
-            logits: Some(logits),
-            embedding: embedded,
-            blocks,
-        });
+        let logits = self.activation("logits".into(), vocab);
+        let head = self.head();
+        head_logits(&mut self.g, x, &head, logits);
+        Ok(logits)
     }
-    let body = g.ops.len();
-    let targets = g.tensor(crate::graph::TARGETS, &[rows], Storage::Input);
-    let losses = g.activation("losses", &[rows]);
-    let chunk = logit_rows(rows, vocab, max_binding)?;
-    let mut grads = Gradients::default();
-    let mut whole_logits = None;
-    // The logits in row chunks of at most one binding: each chunk's head, loss and (in training) head
-    // backward before the next chunk's, so one chunk's logits and their gradient are alive at a time.
-    for first in (0..rows).step_by(chunk) {
-        let n = chunk.min(rows - first);
-        let (mut part, mut x, mut t, mut l) = ([n, vocab].to_vec(), final_norm, targets, losses);
-        if n == rows {
-            part = vec![batch, seq, vocab];
-        } else {
-            x = g.view(final_norm, first * c, &[n, c]);
-            t = g.view(targets, first, &[n]);
-            l = g.view(losses, first, &[n]);
+
+    /// The head and the mean cross-entropy loss of `x` (and in training the whole backward):
+    /// `(loss, logits)`, the logits only when they were computed whole. The logits go in row chunks of
+    /// at most one binding: each chunk's head, loss and (in training) head backward before the next
+    /// chunk's, so one chunk's logits and their gradient are alive at a time.
+    fn loss(&mut self, x: TensorId) -> Result<(Option<TensorId>, Option<TensorId>)> {
+        let (batch, seq, c) = (self.batch, self.seq, self.config.n_embd);
+        let (rows, vocab, train) = (
+            self.rows(),
+            self.config.vocab_size,
+            self.mode == Mode::Train,
+        );
+        let head = self.head();
+        let g = &mut self.g;
+        let body = g.ops.len();
+        let targets = g.tensor(crate::graph::TARGETS, &[rows], Storage::Input);
+        let losses = g.activation("losses", &[rows]);
+        let chunk = logit_rows(rows, vocab, self.max_binding)?;
+        let mut grads = Gradients::default();
+        let mut whole_logits = None;
+        for first in (0..rows).step_by(chunk) {
+            let n = chunk.min(rows - first);
+            let (mut part, mut xs, mut t, mut l) = ([n, vocab].to_vec(), x, targets, losses);
+            if n == rows {
+                part = vec![batch, seq, vocab];
+            } else {
+                xs = g.view(x, first * c, &[n, c]);
+                t = g.view(targets, first, &[n]);
+                l = g.view(losses, first, &[n]);
+            }
+            let start = g.ops.len();
+            let logits = g.activation(format!("logits {first}.."), &part);
+            head_logits(g, xs, &head, logits);
+            let dlogits = train.then(|| g.activation("d logits", &part));
+            g.push(Op::CrossEntropy {
+                logits,
+                targets: t,
+                losses: l,
+                dlogits,
+                mean_over: rows * self.micros,
+            });
+            if train {
+                g.backward_ops(start..g.ops.len(), &mut grads);
+            }
+            whole_logits = (n == rows).then_some(logits);
         }
-        let start = g.ops.len();
-        let logits = g.activation(format!("logits {first}.."), &part);
-        head_logits(&mut g, x, head, logits);
-        let dlogits = (mode == Mode::Train).then(|| g.activation("d logits", &part));
-        g.push(Op::CrossEntropy {
-            logits,
-            targets: t,
-            losses: l,
-            dlogits,
-            mean_over: rows,
+        let loss = g.activation("loss", &[1]);
+        g.push(Op::Mean {
+            x: losses,
+            out: loss,
         });
-        if mode == Mode::Train {
-            g.backward_ops(start..g.ops.len(), &mut grads);
+        if train {
+            g.backward_ops(0..body, &mut grads);
         }
-        whole_logits = (n == rows).then_some(logits);
+        Ok((Some(loss), whole_logits))
     }
-    let loss = g.activation("loss", &[1]);
-    g.push(Op::Mean {
-        x: losses,
-        out: loss,
-    });
-    if mode == Mode::Train {
-        g.backward_ops(0..body, &mut grads);
-    }
-    Ok(ModelGraph {
-        graph: g,
-        loss: Some(loss),
-        logits: whole_logits,
-        embedding: embedded,
-        blocks,
-    })
 }
 
 /// Rows of logits `[rows, vocab]` per chunk so that a chunk fits one binding of `max_binding`

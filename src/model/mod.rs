@@ -7,5 +7,12 @@ pub mod graph;
 mod params;
 
 pub use config::{GptConfig, Norm};
-pub use gpt::{Gpt, Optimizer};
+pub use gpt::{matmul_variant, Gpt, Optimizer};
 pub use params::{Init, ParamSpec};
+
+/// The executor's types a model's user handles: the plans a [`Gpt`] builds, the batch a step takes, the
+/// tensors of its graph and a decode step's position input. Layers above the model reach the executor
+/// through these, never around the model.
+pub use crate::graph::{
+    MemoryReport, Plan, ProfileRow, StepInputs, StepReadout, TensorId, Work, POSITION,
+};

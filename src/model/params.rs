@@ -151,13 +151,13 @@ impl GptConfig {
         Ok(pieces)
     }
 
-    /// Total number of parameters (tied weights counted once).
     /// Bytes of the largest parameter tensor: what one storage binding would hold to keep every
     /// parameter whole (see [`crate::Gpu::with_binding_room`]).
     pub fn largest_parameter_bytes(&self) -> u64 {
         4 * self.params().iter().map(ParamSpec::len).max().unwrap_or(0) as u64
     }
 
+    /// Total number of parameters (tied weights counted once).
     pub fn parameter_count(&self) -> usize {
         self.params().iter().map(ParamSpec::len).sum()
     }
@@ -231,5 +231,8 @@ mod tests {
         assert!(err.to_string().contains("n_head 3"), "{err}");
         let err = GptConfig::from_json(r#"{"n_kv_head": 5}"#, "c.json").unwrap_err();
         assert!(err.to_string().contains("n_kv_head 5"), "{err}");
+        // The attention kernels' rule, checked up front rather than when a plan is built.
+        let err = GptConfig::from_json(r#"{"n_embd": 96, "n_head": 8}"#, "c.json").unwrap_err();
+        assert!(err.to_string().contains("head dimension 12"), "{err}");
     }
 }

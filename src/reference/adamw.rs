@@ -1,13 +1,13 @@
 //! `adamw` on the CPU: one PyTorch AdamW step, in f32 with the shader's order of operations (the update
 //! is elementwise, so there is no accumulation that f64 would protect).
 
-use crate::kernels::adamw::{Config, Segment};
+use crate::contract::{AdamWConfig, Segment};
 
 /// Updates `p`, `m`, `v` in place for the elements of `segments`, with `hyper` from
-/// [`crate::kernels::adamw::hyper`] and gradients scaled by `clip_scale`.
+/// [`crate::contract::adamw_hyper`] and gradients scaled by `clip_scale`.
 #[allow(clippy::too_many_arguments)]
 pub fn step(
-    config: &Config,
+    config: &AdamWConfig,
     p: &mut [f32],
     g: &[f32],
     m: &mut [f32],

@@ -1,24 +1,25 @@
 //! `attention` on the CPU: causal multi-head / grouped-query attention on the `c_attn` output, in f64.
 //! Layouts as in [`crate::kernels::attention`]: `qkv: [B, T, (H + 2·Hkv)·D]`, `o: [B, T, H·D]`,
-//! `lse: [B, H, T]`; dropout element `((b·H + h)·T + t)·T + s` (wrapping) at `dropout.site`.
+//! `lse: [B, H, T]`; dropout element `((b·H + h)·T + t)·T + s` (wrapping) at `dropout.site`, numbered in
+//! the whole batch for micro-batch `state[2]` of `state = [seed, step, micro]`.
 
-pub use crate::kernels::attention::{Dropout, Shape};
+use crate::contract::{AttentionDropout, AttentionShape};
 use crate::reference::random;
 
 /// Offsets of query head h's, key head g's and value head g's vectors in token (b, t)'s `qkv` row.
-fn q_at(sh: &Shape, b: usize, t: usize, h: usize) -> usize {
+fn q_at(sh: &AttentionShape, b: usize, t: usize, h: usize) -> usize {
     (b * sh.seq + t) * sh.qkv_width() + h * sh.head_dim
 }
 
-fn k_at(sh: &Shape, b: usize, t: usize, g: usize) -> usize {
+fn k_at(sh: &AttentionShape, b: usize, t: usize, g: usize) -> usize {
     q_at(sh, b, t, sh.heads + g)
 }
 
-fn v_at(sh: &Shape, b: usize, t: usize, g: usize) -> usize {
+fn v_at(sh: &AttentionShape, b: usize, t: usize, g: usize) -> usize {
     q_at(sh, b, t, sh.heads + sh.kv_heads + g)
 }
 
-fn o_at(sh: &Shape, b: usize, t: usize, h: usize) -> usize {
+fn o_at(sh: &AttentionShape, b: usize, t: usize, h: usize) -> usize {
     ((b * sh.seq + t) * sh.heads + h) * sh.head_dim
 }
 
@@ -28,9 +29,9 @@ fn dot(x: &[f32], i: usize, y: &[f32], j: usize, d: usize) -> f64 {
 
 /// The dropout factor `Z_ts` (`keep / (1 - p)`) of query row (b, h, t) and key s.
 fn dropout_factor(
-    sh: &Shape,
-    dropout: Dropout,
-    state: [u32; 2],
+    sh: &AttentionShape,
+    dropout: AttentionDropout,
+    state: [u32; 3],
     b: usize,
     h: usize,
     t: usize,
@@ -40,7 +41,9 @@ fn dropout_factor(
         return 1.0;
     }
     let row = ((b * sh.heads + h) * sh.seq + t) as u32;
-    let element = row.wrapping_mul(sh.seq as u32).wrapping_add(s as u32);
+    let local = row.wrapping_mul(sh.seq as u32).wrapping_add(s as u32);
+    let count = sh.batch * sh.heads * sh.seq * sh.seq;
+    let element = random::element(state[2], count, local);
     if random::keep(state[0], state[1], dropout.site, element, dropout.p) {
         1.0 / (1.0 - dropout.p as f64)
     } else {
@@ -49,7 +52,13 @@ fn dropout_factor(
 }
 
 /// Softmax probabilities `P_ts` (s = 0..=t) of query row (b, h, t) and their log-sum-exp.
-pub fn probabilities(qkv: &[f32], sh: &Shape, b: usize, h: usize, t: usize) -> (Vec<f64>, f64) {
+pub fn probabilities(
+    qkv: &[f32],
+    sh: &AttentionShape,
+    b: usize,
+    h: usize,
+    t: usize,
+) -> (Vec<f64>, f64) {
     let g = h / (sh.heads / sh.kv_heads);
     let scale = 1.0 / (sh.head_dim as f64).sqrt();
     let scores: Vec<f64> = (0..=t)
@@ -61,7 +70,7 @@ pub fn probabilities(qkv: &[f32], sh: &Shape, b: usize, h: usize, t: usize) -> (
 }
 
 /// Every head's probabilities `P: [B, H, T, T]`, 0 above the diagonal (before dropout).
-pub fn probability_matrix(qkv: &[f32], sh: &Shape) -> Vec<f32> {
+pub fn probability_matrix(qkv: &[f32], sh: &AttentionShape) -> Vec<f32> {
     let t_len = sh.seq;
     let mut out = vec![0.0; sh.batch * sh.heads * t_len * t_len];
     for b in 0..sh.batch {
@@ -79,7 +88,12 @@ pub fn probability_matrix(qkv: &[f32], sh: &Shape) -> Vec<f32> {
 }
 
 /// `(o, lse)`.
-pub fn forward(qkv: &[f32], sh: &Shape, dropout: Dropout, state: [u32; 2]) -> (Vec<f32>, Vec<f32>) {
+pub fn forward(
+    qkv: &[f32],
+    sh: &AttentionShape,
+    dropout: AttentionDropout,
+    state: [u32; 3],
+) -> (Vec<f32>, Vec<f32>) {
     let d = sh.head_dim;
     let mut o = vec![0.0; sh.batch * sh.seq * sh.heads * d];
     let mut lse = vec![0.0; sh.batch * sh.heads * sh.seq];
@@ -108,9 +122,9 @@ pub fn forward(qkv: &[f32], sh: &Shape, dropout: Dropout, state: [u32; 2]) -> (V
 pub fn backward(
     qkv: &[f32],
     d_o: &[f32],
-    sh: &Shape,
-    dropout: Dropout,
-    state: [u32; 2],
+    sh: &AttentionShape,
+    dropout: AttentionDropout,
+    state: [u32; 3],
 ) -> Vec<f32> {
     let d = sh.head_dim;
     let scale = 1.0 / (d as f64).sqrt();

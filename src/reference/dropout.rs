@@ -1,25 +1,27 @@
 //! `dropout` on the CPU: `y = keep ? x / (1 - p) : 0` with the mask of [`super::random::keep`] over flat
-//! element indices. The backward is the same map applied to `dy`.
+//! element indices, numbered in the whole batch for micro-batch `state[2]` ([`super::random::element`]).
+//! The backward is the same map applied to `dy`.
 
-use super::random::keep;
+use super::random::{element, keep};
 
-/// The mask: element `i` survives.
-pub fn mask(seed: u32, step: u32, site: u32, p: f32, len: usize) -> Vec<bool> {
+/// The mask for `state = [seed, step, micro]`: element `i` survives.
+pub fn mask(state: [u32; 3], site: u32, p: f32, len: usize) -> Vec<bool> {
+    let [seed, step, micro] = state;
     (0..len as u32)
-        .map(|i| keep(seed, step, site, i, p))
+        .map(|i| keep(seed, step, site, element(micro, len, i), p))
         .collect()
 }
 
 /// `y = keep ? x / (1 - p) : 0`, the scale rounded to f32 first as the kernel's uniform holds it.
-pub fn forward(x: &[f32], seed: u32, step: u32, site: u32, p: f32) -> Vec<f32> {
+pub fn forward(x: &[f32], state: [u32; 3], site: u32, p: f32) -> Vec<f32> {
     let scale = 1.0 / (1.0 - p);
     x.iter()
-        .zip(mask(seed, step, site, p, x.len()))
+        .zip(mask(state, site, p, x.len()))
         .map(|(&x, keep)| if keep { x * scale } else { 0.0 })
         .collect()
 }
 
 /// `dx = keep ? dy / (1 - p) : 0` with the forward's mask.
-pub fn backward(dy: &[f32], seed: u32, step: u32, site: u32, p: f32) -> Vec<f32> {
-    forward(dy, seed, step, site, p)
+pub fn backward(dy: &[f32], state: [u32; 3], site: u32, p: f32) -> Vec<f32> {
+    forward(dy, state, site, p)
 }

@@ -1,10 +1,16 @@
 //! `kvcache` on the CPU, in f64. Layouts as in [`crate::kernels::kvcache`]: `qkv: [1, (H + 2·Hkv)·D]`,
 //! `k_cache, v_cache: [ctx, Hkv·D]`, `out: [1, H·D]`.
 
-pub use crate::kernels::attention::Shape;
+use crate::contract::AttentionShape;
 
 /// Writes the new token's k and v (from `qkv`) into row `pos` of the caches; nothing when `pos >= ctx`.
-pub fn append(qkv: &[f32], sh: &Shape, pos: usize, k_cache: &mut [f32], v_cache: &mut [f32]) {
+pub fn append(
+    qkv: &[f32],
+    sh: &AttentionShape,
+    pos: usize,
+    k_cache: &mut [f32],
+    v_cache: &mut [f32],
+) {
     let width = sh.kv_heads * sh.head_dim;
     if (pos + 1) * width > k_cache.len() {
         return;
@@ -20,7 +26,7 @@ pub fn append(qkv: &[f32], sh: &Shape, pos: usize, k_cache: &mut [f32], v_cache:
 /// position past the cache attends over all of it.
 pub fn attention(
     qkv: &[f32],
-    sh: &Shape,
+    sh: &AttentionShape,
     pos: usize,
     k_cache: &[f32],
     v_cache: &[f32],

@@ -12,6 +12,7 @@ pub mod gradnorm;
 pub mod kvcache;
 pub mod layernorm;
 pub mod matmul;
+pub mod matvec;
 pub mod random;
 pub mod residual;
 pub mod rmsnorm;

@@ -5,8 +5,7 @@ use rand::{Rng, SeedableRng};
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::graph::{Plan, StepInputs, POSITION};
-use crate::model::Gpt;
+use crate::model::{Gpt, Plan, StepInputs, POSITION};
 
 /// How the next token is chosen from the logits.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -87,27 +87,28 @@ pub fn to_json(bpe: &Bpe) -> Value {
 /// rather than silently different ids.
 pub fn from_json(value: &Value, source: &str) -> Result<Bpe> {
     let bad = |why: String| Error::Invalid(format!("{source}: {why}"));
+    let unsupported = |why: String| Error::Unsupported(format!("{source}: {why}"));
     let model = &value["model"];
     // Older files (GPT-2's own on the Hugging Face hub) leave out the type; a BPE has vocab and merges.
     let untyped_bpe = model.get("type").is_none() && model["merges"].is_array();
     if model["type"] != "BPE" && !untyped_bpe {
-        return Err(bad(
+        return Err(unsupported(
             "\"model\" is not a BPE model (only byte-level BPE and char tokenizers load)".into(),
         ));
     }
     for affix in ["continuing_subword_prefix", "end_of_word_suffix"] {
         if !(model[affix].is_null() || model[affix] == "") {
-            return Err(bad(format!("a BPE {affix} is not supported")));
+            return Err(unsupported(format!("a BPE {affix} is not supported")));
         }
     }
     if !value["normalizer"].is_null() {
-        return Err(bad("a \"normalizer\" is not supported".into()));
+        return Err(unsupported("a \"normalizer\" is not supported".into()));
     }
     let pre = &value["pre_tokenizer"];
     let ok_pre =
         pre["type"] == "ByteLevel" && pre["add_prefix_space"] != true && pre["use_regex"] != false;
     if !ok_pre {
-        return Err(bad(format!(
+        return Err(unsupported(format!(
             "pre_tokenizer {pre} is not ByteLevel with GPT-2's regex and no prefix space"
         )));
     }
@@ -137,6 +138,14 @@ pub fn from_json(value: &Value, source: &str) -> Result<Bpe> {
         .chain(specials.keys().map(|&id| id as u64))
         .max()
         .map_or(0, |m| m as usize + 1);
+    // Checked before allocating: an id far past the entries (a corrupt file) would ask for gigabytes.
+    if n > vocab.len() + specials.len() {
+        return Err(bad(format!(
+            "ids run up to {} but there are {} tokens (ids must run 0..n with no gaps)",
+            n - 1,
+            vocab.len() + specials.len()
+        )));
+    }
     let mut tokens: Vec<Option<Vec<u8>>> = vec![None; n];
     for (name, id) in vocab {
         let id = id

@@ -122,7 +122,7 @@ impl Tokenizer {
     /// GPT-2's); `source` names the text in errors.
     pub fn from_json(text: &str, source: &str) -> Result<Self> {
         let value: serde_json::Value = serde_json::from_str(text)
-            .map_err(|e| Error::Invalid(format!("{source}: not a tokenizer.json: {e}")))?;
+            .map_err(Error::json(format!("{source}: not a tokenizer.json")))?;
         if value["type"] == "char" {
             CharTokenizer::from_json(text, source).map(Tokenizer::Char)
         } else if value.get("model").is_some() {

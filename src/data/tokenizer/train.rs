@@ -89,7 +89,7 @@ pub fn train(
     while merges.len() < wanted {
         let Some((count, Reverse(pair))) = heap.pop() else {
             return Err(Error::Invalid(format!(
-                "the text allows only {} merges, but a vocabulary of {vocab_size} needs {wanted}: give more text or a smaller --vocab-size",
+                "the text allows only {} merges, but a vocabulary of {vocab_size} needs {wanted}: give more text or a smaller vocabulary size",
                 merges.len()
             )));
         };

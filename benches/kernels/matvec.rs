@@ -1,0 +1,170 @@
+//! matvec rows: a GPT-2 decode step's products (one row) for every weight dtype, memory-bound, so in GB/s
+//! of the bytes actually read and written (the weights as stored, x, the bias, y) beside the copy row,
+//! with the weights read from memory as the copy row's are; `vs_cpu` is against `matrixmultiply`'s
+//! multithreaded sgemm of the same f32 product.
+
+use std::time::Duration;
+
+use wgpt::dtype::Dtype;
+use wgpt::kernels::matvec::{self, Weights};
+use wgpt::{Dispatch, Gpu, Tensor};
+
+use crate::copy::memory_row;
+use crate::harness::Bench;
+
+/// (M, K, N) of `forward`: GPT-2 124M's attention in (768 → 2304), attention out (768 → 768), MLP up
+/// (768 → 3072) and MLP down (3072 → 768) for one token, and attention out for 8 tokens.
+const FORWARD: [(usize, usize, usize); 5] = [
+    (1, 768, 2304),
+    (1, 768, 768),
+    (1, 768, 3072),
+    (1, 3072, 768),
+    (8, 768, 768),
+];
+
+/// (M, C, V) of `transposed`: GPT-2's output head, its 50257 × 768 token embedding read for one token.
+const TRANSPOSED: [(usize, usize, usize); 1] = [(1, 768, 50257)];
+
+pub fn run(bench: &mut Bench) {
+    for (product, shapes) in [("forward", &FORWARD[..]), ("transposed", &TRANSPOSED[..])] {
+        for &(m, k, n) in shapes {
+            let ids: Vec<(Dtype, String)> = Dtype::ALL
+                .iter()
+                .map(|&d| (d, format!("matvec/{product}/{}/{m}x{k}x{n}", d.name())))
+                .filter(|(_, id)| bench.wants(id))
+                .collect();
+            if ids.is_empty() {
+                continue;
+            }
+            let cpu = cpu_baseline(bench, product, (m, k, n));
+            // Each pipeline's compile time is reported with the first shape that builds it.
+            let compile = (m, k, n) == shapes[0];
+            for (dtype, id) in ids {
+                let (dispatches, bytes) = if product == "forward" {
+                    forward(bench, dtype, (m, k, n), compile)
+                } else {
+                    transposed(bench, dtype, (m, k, n), compile)
+                };
+                // The CPU does the forward rows' products as many times (from cache: a lower bound).
+                let products = if product == "forward" {
+                    dispatches.len() as u32
+                } else {
+                    1
+                };
+                memory_row(bench, id, &dispatches, bytes, cpu * products);
+            }
+        }
+    }
+}
+
+/// Deterministic weights in [-0.05, 0.05), rounded and packed as `dtype` stores them.
+fn weights(gpu: &Gpu, dtype: Dtype, len: usize) -> Tensor {
+    let values: Vec<f32> = (0..len).map(|i| (i % 23) as f32 * 0.004 - 0.05).collect();
+    let words = dtype.pack(&values);
+    gpu.upload("weights", &[words.len()], &words).unwrap()
+}
+
+fn activations(gpu: &Gpu, shape: &[usize]) -> Tensor {
+    let len: usize = shape.iter().product();
+    let data: Vec<f32> = (0..len).map(|i| (i % 7) as f32 * 0.1).collect();
+    gpu.upload("bench", shape, &data).unwrap()
+}
+
+/// The weights a forward row cycles through: at least 64 MiB in all, like the copy row, so each product
+/// reads its weights from memory as a decode step does (every matrix once per token), not from a cache
+/// that holds a single 2-9 MiB matrix between repetitions (which would read 20-40% faster).
+const FORWARD_BYTES: usize = 64 << 20;
+
+/// `y = x·w + b` over copies of `w` read in turn; bytes: the weights as stored, x, b and y, per product.
+fn forward(
+    bench: &Bench,
+    dtype: Dtype,
+    (m, k, n): (usize, usize, usize),
+    compile: bool,
+) -> (Vec<Dispatch>, usize) {
+    let gpu = &bench.gpu;
+    let words = dtype.words(k * n);
+    let copies = FORWARD_BYTES.div_ceil(4 * words);
+    let (x, b, y) = (
+        activations(gpu, &[m, k]),
+        activations(gpu, &[n]),
+        activations(gpu, &[m, n]),
+    );
+    let dispatches = (0..copies)
+        .map(|i| {
+            let w = weights(gpu, dtype, k * n);
+            let weights = Weights::packed(&w, dtype, k, n).unwrap();
+            let build = || matvec::forward(gpu, &x, weights, Some(&b), &y).unwrap();
+            if compile && i == 0 {
+                bench.compile(&format!("matvec/forward/{}", dtype.name()), build)
+            } else {
+                build()
+            }
+        })
+        .collect();
+    (dispatches, copies * 4 * (words + m * k + n + m * n))
+}
+
+/// `y = x·eᵀ`, with `e` split by rows into pieces of at most one storage binding (as the model splits
+/// GPT-2's embedding on adapters whose bindings are smaller than it), each writing its columns of y.
+fn transposed(
+    bench: &Bench,
+    dtype: Dtype,
+    (m, c, v): (usize, usize, usize),
+    compile: bool,
+) -> (Vec<Dispatch>, usize) {
+    let gpu = &bench.gpu;
+    let (x, y) = (activations(gpu, &[m, c]), activations(gpu, &[m, v]));
+    let row_bytes = 4 * dtype.words(c) as u64;
+    let binding = gpu.limits().max_storage_buffer_binding_size;
+    let piece = ((binding / row_bytes) as usize).min(v);
+    let mut dispatches = Vec::new();
+    let mut bytes = 4 * (m * c + m * v);
+    for first in (0..v).step_by(piece) {
+        let rows = piece.min(v - first);
+        let e = weights(gpu, dtype, rows * c);
+        let weights = Weights::packed(&e, dtype, rows, c).unwrap();
+        let build = || matvec::transposed(gpu, &x, weights, &y, first).unwrap();
+        dispatches.push(if compile && first == 0 {
+            bench.compile(&format!("matvec/transposed/{}", dtype.name()), build)
+        } else {
+            build()
+        });
+        bytes += 4 * e.len();
+    }
+    (dispatches, bytes)
+}
+
+/// The same f32 product with `matrixmultiply::sgemm` (all cores), reading the weights as stored
+/// through strides, as the kernel does.
+fn cpu_baseline(bench: &Bench, product: &str, (m, k, n): (usize, usize, usize)) -> Duration {
+    let x = vec![0.5f32; m * k];
+    let w = vec![0.25f32; k * n];
+    let mut y = vec![0.0f32; m * n];
+    // forward: w is [k, n]; transposed: w is e [n, k], read as its transpose [k, n].
+    let (rsw, csw) = if product == "forward" {
+        (n as isize, 1)
+    } else {
+        (1, k as isize)
+    };
+    let median = bench.time_cpu(|| unsafe {
+        matrixmultiply::sgemm(
+            m,
+            k,
+            n,
+            1.0,
+            x.as_ptr(),
+            k as isize,
+            1,
+            w.as_ptr(),
+            rsw,
+            csw,
+            0.0,
+            y.as_mut_ptr(),
+            n as isize,
+            1,
+        )
+    });
+    std::hint::black_box(&y);
+    median
+}

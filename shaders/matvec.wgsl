@@ -1,0 +1,309 @@
+// matvec: products of a few rows (M = `rows` ≤ 8, a decode step) with a weight matrix that is read once,
+// so they are memory-bound. The weights are f32 or 16 bits (dtype.wgsl, the prelude, sets `dtype`); x, b
+// and y are f32, and every sum accumulates in f32.
+//
+//   matvec_forward      y[m, n] = Σ_k x[m, k] · W[k, n] (+ b[n])   W: [K, N], x: [M, K], y: [M, N]
+//   matvec_transposed   y[m, y_first + v] = Σ_c x[m, c] · E[v, c]  E: [V, C], x: [M, C], y: [M, y_cols]
+//
+// Both write y (matvec_transposed only its columns y_first .. y_first + V). In params, `k` is the inner
+// dimension (K or C) and `n` the columns computed (N or V).
+//
+// What each invocation reads. In matvec_forward it owns 16 consecutive columns and walks all of K, 64
+// bytes of each row of W in f32 (four vec4s), 32 in 16 bits (two vec4<u32>), so a row of 8 invocations
+// reads 512 or 256 contiguous bytes of each row. The width matters on lavapipe, whose CPU prefetchers
+// see only that strip of each row: f32 strips of 256 bytes ran at half the speed once W was not in cache,
+// of 128 at a third. In matvec_transposed it owns 4 rows of E and walks along them, one vec4<u32> of each
+// per step. x comes as vec4s shared by all the columns of a step. Every row's sums stay in registers:
+// the code over rows is written out, guarded by the constant `rows` (lavapipe keeps only fully unrolled
+// code in registers, and NIR does not unroll a loop over `rows`: such loops made M = 4 twice as slow).
+// An invocation loops K/4 (forward) or C/4 (transposed) times: llvmpipe's 65535 bound is checked by the
+// launcher.
+//
+// Entry points ending in `_vec4` read x and the weights through vec4 views; the launcher picks them when
+// the inner dimension is a multiple of 4 and the weights' rows are whole vec4s of words (their length a
+// multiple of 4 for f32, of 8 for 16 bits). The others read value by value, for any shape.
+
+struct Params {
+    k: u32,
+    n: u32,
+    y_cols: u32,
+    y_first: u32,
+}
+
+override rows: u32 = 1u;
+override has_bias: bool = false;
+override wg: u32 = 8u;
+
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> w: array<u32>;
+@group(0) @binding(2) var<storage, read> bias: array<f32>;
+@group(0) @binding(3) var<storage, read_write> y: array<f32>;
+@group(0) @binding(4) var<uniform> params: Params;
+
+@group(0) @binding(0) var<storage, read> x4: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> w4: array<vec4<u32>>;
+
+// Four consecutive values of x in every row m < rows.
+alias Xs = array<vec4<f32>, 8>;
+// 16 values: the invocation's columns of one row of W (matvec_forward), or one step along 4 rows of E
+// (matvec_transposed).
+alias Quads = array<vec4<f32>, 4>;
+// Running sums: one Quads per row of x.
+alias Acc = array<Quads, 8>;
+
+fn store(m: u32, col: u32, v: f32) {
+    y[m * params.y_cols + params.y_first + col] = v;
+}
+
+// Value i of the weights, through the scalar view.
+fn weight(i: u32) -> f32 {
+    return dtype_value(w[dtype_word(i)], i);
+}
+
+// x[m, k .. k + 3] through the vec4 view (K a multiple of 4), every row.
+fn xs_vec4(k: u32) -> Xs {
+    let k4 = params.k / 4u;
+    let q = k / 4u;
+    var xs: Xs;
+    xs[0] = x4[q];
+    if rows > 1u { xs[1] = x4[k4 + q]; }
+    if rows > 2u { xs[2] = x4[2u * k4 + q]; }
+    if rows > 3u { xs[3] = x4[3u * k4 + q]; }
+    if rows > 4u { xs[4] = x4[4u * k4 + q]; }
+    if rows > 5u { xs[5] = x4[5u * k4 + q]; }
+    if rows > 6u { xs[6] = x4[6u * k4 + q]; }
+    if rows > 7u { xs[7] = x4[7u * k4 + q]; }
+    return xs;
+}
+
+// x[m, k .. k + 3] value by value, zero past K.
+fn x_quad(m: u32, k: u32) -> vec4<f32> {
+    var v = vec4(0.0);
+    for (var j = 0u; j < 4u; j++) {
+        if k + j < params.k {
+            v[j] = x[m * params.k + k + j];
+        }
+    }
+    return v;
+}
+
+fn xs_scalar(k: u32) -> Xs {
+    var xs: Xs;
+    xs[0] = x_quad(0u, k);
+    if rows > 1u { xs[1] = x_quad(1u, k); }
+    if rows > 2u { xs[2] = x_quad(2u, k); }
+    if rows > 3u { xs[3] = x_quad(3u, k); }
+    if rows > 4u { xs[4] = x_quad(4u, k); }
+    if rows > 5u { xs[5] = x_quad(5u, k); }
+    if rows > 6u { xs[6] = x_quad(6u, k); }
+    if rows > 7u { xs[7] = x_quad(7u, k); }
+    return xs;
+}
+
+// ---- matvec_forward: one invocation per 16 columns of y, all rows.
+
+// a + s · wk over the invocation's columns.
+fn forward_fma(a: Quads, s: f32, wk: Quads) -> Quads {
+    let sv = vec4(s);
+    return Quads(fma(sv, wk[0], a[0]), fma(sv, wk[1], a[1]), fma(sv, wk[2], a[2]), fma(sv, wk[3], a[3]));
+}
+
+// acc[m] += x[m, k + j] · (row k + j of W at the invocation's columns), for every row m.
+fn forward_add(acc: ptr<function, Acc>, xs: Xs, j: u32, wk: Quads) {
+    (*acc)[0] = forward_fma((*acc)[0], xs[0][j], wk);
+    if rows > 1u { (*acc)[1] = forward_fma((*acc)[1], xs[1][j], wk); }
+    if rows > 2u { (*acc)[2] = forward_fma((*acc)[2], xs[2][j], wk); }
+    if rows > 3u { (*acc)[3] = forward_fma((*acc)[3], xs[3][j], wk); }
+    if rows > 4u { (*acc)[4] = forward_fma((*acc)[4], xs[4][j], wk); }
+    if rows > 5u { (*acc)[5] = forward_fma((*acc)[5], xs[5][j], wk); }
+    if rows > 6u { (*acc)[6] = forward_fma((*acc)[6], xs[6][j], wk); }
+    if rows > 7u { (*acc)[7] = forward_fma((*acc)[7], xs[7][j], wk); }
+}
+
+// Writes row m's sums (plus the bias) of the columns that exist.
+fn forward_store_row(m: u32, a: Quads, n0: u32) {
+    for (var q = 0u; q < 4u; q++) {
+        for (var j = 0u; j < 4u; j++) {
+            let n = n0 + 4u * q + j;
+            if n < params.n {
+                var v = a[q][j];
+                if has_bias {
+                    v += bias[n];
+                }
+                store(m, n, v);
+            }
+        }
+    }
+}
+
+fn forward_store(acc: Acc, n0: u32) {
+    forward_store_row(0u, acc[0], n0);
+    if rows > 1u { forward_store_row(1u, acc[1], n0); }
+    if rows > 2u { forward_store_row(2u, acc[2], n0); }
+    if rows > 3u { forward_store_row(3u, acc[3], n0); }
+    if rows > 4u { forward_store_row(4u, acc[4], n0); }
+    if rows > 5u { forward_store_row(5u, acc[5], n0); }
+    if rows > 6u { forward_store_row(6u, acc[6], n0); }
+    if rows > 7u { forward_store_row(7u, acc[7], n0); }
+}
+
+// Row k of W at columns n0 .. n0 + 15: four vec4 loads of f32, two vec4<u32> of 16 bits. Columns past
+// N read on into the next row (or are clamped at the end of the buffer): their sums are never stored.
+fn forward_row_vec4(k: u32, n0: u32) -> Quads {
+    let i = dtype_word(k * params.n + n0) / 4u;
+    if dtype == DTYPE_F32 {
+        return Quads(bitcast<vec4<f32>>(w4[i]), bitcast<vec4<f32>>(w4[i + 1u]), bitcast<vec4<f32>>(w4[i + 2u]), bitcast<vec4<f32>>(w4[i + 3u]));
+    }
+    let a = w4[i];
+    let b = w4[i + 1u];
+    return Quads(dtype_unpack4(a.xy), dtype_unpack4(a.zw), dtype_unpack4(b.xy), dtype_unpack4(b.zw));
+}
+
+@compute @workgroup_size(wg)
+fn matvec_forward_vec4(@builtin(global_invocation_id) id: vec3<u32>) {
+    let n0 = id.x * 16u;
+    if n0 >= params.n {
+        return;
+    }
+    var acc: Acc;
+    for (var k = 0u; k < params.k; k += 4u) {
+        let xs = xs_vec4(k);
+        forward_add(&acc, xs, 0u, forward_row_vec4(k, n0));
+        forward_add(&acc, xs, 1u, forward_row_vec4(k + 1u, n0));
+        forward_add(&acc, xs, 2u, forward_row_vec4(k + 2u, n0));
+        forward_add(&acc, xs, 3u, forward_row_vec4(k + 3u, n0));
+    }
+    forward_store(acc, n0);
+}
+
+// Row k of W at columns n0 .. n0 + 15, value by value: zero past K; columns past N clamped to the last
+// (their sums are never stored).
+fn forward_row(k: u32, n0: u32) -> Quads {
+    var wk: Quads;
+    if k < params.k {
+        for (var q = 0u; q < 4u; q++) {
+            for (var j = 0u; j < 4u; j++) {
+                wk[q][j] = weight(k * params.n + min(n0 + 4u * q + j, params.n - 1u));
+            }
+        }
+    }
+    return wk;
+}
+
+// matvec_forward_vec4 value by value (x and W read as zero past K).
+@compute @workgroup_size(wg)
+fn matvec_forward(@builtin(global_invocation_id) id: vec3<u32>) {
+    let n0 = id.x * 16u;
+    if n0 >= params.n {
+        return;
+    }
+    var acc: Acc;
+    for (var k = 0u; k < params.k; k += 4u) {
+        let xs = xs_scalar(k);
+        forward_add(&acc, xs, 0u, forward_row(k, n0));
+        forward_add(&acc, xs, 1u, forward_row(k + 1u, n0));
+        forward_add(&acc, xs, 2u, forward_row(k + 2u, n0));
+        forward_add(&acc, xs, 3u, forward_row(k + 3u, n0));
+    }
+    forward_store(acc, n0);
+}
+
+// ---- matvec_transposed: one invocation per 4 columns of y (rows v0 .. v0 + 3 of E), all rows of x.
+// acc[m][r] holds four partial sums of row v0 + r, added up at the end.
+
+// a[r] += xm · e[r] for the 4 rows of E.
+fn transposed_fma(a: Quads, xm: vec4<f32>, e: Quads) -> Quads {
+    return Quads(fma(xm, e[0], a[0]), fma(xm, e[1], a[1]), fma(xm, e[2], a[2]), fma(xm, e[3], a[3]));
+}
+
+// acc[m] += x[m, c .. c + 3] · E[v0 + r, c .. c + 3] for every row m.
+fn transposed_add(acc: ptr<function, Acc>, xs: Xs, e: Quads) {
+    (*acc)[0] = transposed_fma((*acc)[0], xs[0], e);
+    if rows > 1u { (*acc)[1] = transposed_fma((*acc)[1], xs[1], e); }
+    if rows > 2u { (*acc)[2] = transposed_fma((*acc)[2], xs[2], e); }
+    if rows > 3u { (*acc)[3] = transposed_fma((*acc)[3], xs[3], e); }
+    if rows > 4u { (*acc)[4] = transposed_fma((*acc)[4], xs[4], e); }
+    if rows > 5u { (*acc)[5] = transposed_fma((*acc)[5], xs[5], e); }
+    if rows > 6u { (*acc)[6] = transposed_fma((*acc)[6], xs[6], e); }
+    if rows > 7u { (*acc)[7] = transposed_fma((*acc)[7], xs[7], e); }
+}
+
+fn transposed_store_row(m: u32, a: Quads, v0: u32) {
+    for (var r = 0u; r < 4u; r++) {
+        let s = a[r];
+        if v0 + r < params.n {
+            store(m, v0 + r, (s.x + s.y) + (s.z + s.w));
+        }
+    }
+}
+
+fn transposed_store(acc: Acc, v0: u32) {
+    transposed_store_row(0u, acc[0], v0);
+    if rows > 1u { transposed_store_row(1u, acc[1], v0); }
+    if rows > 2u { transposed_store_row(2u, acc[2], v0); }
+    if rows > 3u { transposed_store_row(3u, acc[3], v0); }
+    if rows > 4u { transposed_store_row(4u, acc[4], v0); }
+    if rows > 5u { transposed_store_row(5u, acc[5], v0); }
+    if rows > 6u { transposed_store_row(6u, acc[6], v0); }
+    if rows > 7u { transposed_store_row(7u, acc[7], v0); }
+}
+
+@compute @workgroup_size(wg)
+fn matvec_transposed_vec4(@builtin(global_invocation_id) id: vec3<u32>) {
+    let v0 = id.x * 4u;
+    if v0 >= params.n {
+        return;
+    }
+    // Each row of E is a whole number of vec4<u32>s; rows past V are clamped to the last (their sums
+    // are never stored).
+    let row = dtype_word(params.k) / 4u;
+    let last = params.n - 1u;
+    let e0 = v0 * row;
+    let e1 = min(v0 + 1u, last) * row;
+    let e2 = min(v0 + 2u, last) * row;
+    let e3 = min(v0 + 3u, last) * row;
+    var acc: Acc;
+    // One vec4<u32> of each row per step: 4 values of f32, 8 of 16 bits.
+    for (var i = 0u; i < row; i++) {
+        let a = w4[e0 + i];
+        let b = w4[e1 + i];
+        let c = w4[e2 + i];
+        let d = w4[e3 + i];
+        if dtype == DTYPE_F32 {
+            let e = Quads(bitcast<vec4<f32>>(a), bitcast<vec4<f32>>(b), bitcast<vec4<f32>>(c), bitcast<vec4<f32>>(d));
+            transposed_add(&acc, xs_vec4(4u * i), e);
+        } else {
+            let lo = Quads(dtype_unpack4(a.xy), dtype_unpack4(b.xy), dtype_unpack4(c.xy), dtype_unpack4(d.xy));
+            transposed_add(&acc, xs_vec4(8u * i), lo);
+            let hi = Quads(dtype_unpack4(a.zw), dtype_unpack4(b.zw), dtype_unpack4(c.zw), dtype_unpack4(d.zw));
+            transposed_add(&acc, xs_vec4(8u * i + 4u), hi);
+        }
+    }
+    transposed_store(acc, v0);
+}
+
+// E[v, c .. c + 3] value by value; past C zero.
+fn transposed_row(v: u32, c: u32) -> vec4<f32> {
+    var e = vec4(0.0);
+    for (var j = 0u; j < 4u; j++) {
+        if c + j < params.k {
+            e[j] = weight(v * params.k + c + j);
+        }
+    }
+    return e;
+}
+
+@compute @workgroup_size(wg)
+fn matvec_transposed(@builtin(global_invocation_id) id: vec3<u32>) {
+    let v0 = id.x * 4u;
+    if v0 >= params.n {
+        return;
+    }
+    let last = params.n - 1u;
+    var acc: Acc;
+    for (var c = 0u; c < params.k; c += 4u) {
+        let e = Quads(transposed_row(v0, c), transposed_row(min(v0 + 1u, last), c), transposed_row(min(v0 + 2u, last), c), transposed_row(min(v0 + 3u, last), c));
+        transposed_add(&acc, xs_scalar(c), e);
+    }
+    transposed_store(acc, v0);
+}

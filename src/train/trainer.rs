@@ -1,0 +1,299 @@
+//! A model with its training and evaluation plans and its data: one step (its micro-batches, one
+//! update) and one evaluation.
+
+use std::time::{Duration, Instant};
+
+use crate::data::{Batch, BatchSampler};
+use crate::error::{Error, Result};
+use crate::gpu::{Gpu, Submission, Timeline};
+use crate::model::{Gpt, Plan, StepInputs, StepReadout};
+use crate::train::{checkpoint_files, learning_rate, Settings};
+
+pub struct Trainer<'a> {
+    gpu: &'a Gpu,
+    pub model: Gpt,
+    pub settings: Settings,
+    /// Batches of `grad_accum · batch` rows, cut into micro-batches.
+    train: BatchSampler<'a>,
+    /// Batches of `batch` rows of each split, for evaluation.
+    train_eval: BatchSampler<'a>,
+    val: BatchSampler<'a>,
+    train_plan: Plan,
+    eval_plan: Plan,
+    /// Steps completed.
+    pub step: u32,
+    /// The last loss read back that was finite, with its step.
+    last_finite: Option<(u32, f32)>,
+    /// Steps completed when the gradient norm was last read back finite.
+    checked: u32,
+    /// While recording a timeline ([`Trainer::record_timeline`]), the CPU time of each step's
+    /// preparation and of its recording and submits.
+    cpu_times: Option<Vec<(Duration, Duration)>>,
+}
+
+/// Where a run of steps spent its time on each side ([`Trainer::timeline`]).
+pub struct StepTimeline {
+    /// CPU time per step: preparing it (batch, token buckets, uploads), then recording and submitting
+    /// it (on drivers that run work inside the submit call, such as lavapipe, the latter includes the
+    /// step's execution).
+    pub cpu: Vec<(Duration, Duration)>,
+    /// The GPU's `(begin, end)` of each submitted pass, nanoseconds on its clock.
+    pub gpu: Vec<(f64, f64)>,
+}
+
+impl<'a> Trainer<'a> {
+    /// Builds the plans (every pipeline and buffer of the run) for `model` at `step` steps done, after
+    /// checking the settings.
+    pub fn new(
+        gpu: &'a Gpu,
+        model: Gpt,
+        settings: Settings,
+        train: &'a [u32],
+        val: &'a [u32],
+        step: u32,
+    ) -> Result<Self> {
+        settings.validate()?;
+        let (b, t, micros) = (settings.batch, settings.seq, settings.grad_accum as usize);
+        let plans = (model.train_plan(gpu, b, t, micros, &settings.optimizer()))
+            .and_then(|(train, _)| Ok((train, model.eval_plan(gpu, b, t)?.0)));
+        let (train_plan, eval_plan) =
+            plans.map_err(|e| out_of_memory(e, gpu, &model, &settings))?;
+        let seed = settings.seed;
+        Ok(Trainer {
+            gpu,
+            train: BatchSampler::new(train, b * micros, t, seed)?,
+            train_eval: BatchSampler::new(train, b, t, seed)?,
+            val: BatchSampler::new(val, b, t, seed ^ 0x5eed)?,
+            model,
+            settings,
+            train_plan,
+            eval_plan,
+            step,
+            last_finite: None,
+            checked: step,
+            cpu_times: None,
+        })
+    }
+
+    /// The training plan (for its memory report and profile).
+    pub fn train_plan(&self) -> &Plan {
+        &self.train_plan
+    }
+
+    fn batch(&self, index: u64) -> Result<Batch> {
+        if self.settings.overfit_batch {
+            self.train.first_batch()
+        } else {
+            Ok(self.train.batch(index))
+        }
+    }
+
+    /// The learning rate of step `it` (0-based).
+    pub fn lr_at(&self, it: u32) -> f64 {
+        let s = &self.settings;
+        learning_rate(s.schedule, it, s.steps, s.warmup, s.lr, s.min_lr)
+    }
+
+    /// Runs one training step and returns its loss when `read_loss`: the step's batch as `grad_accum`
+    /// micro-batches of `batch` rows (micro-batch k the rows `k·batch ..` of the batch, with the
+    /// dropout masks those rows get in the whole batch), one submit each, the last also updating. An
+    /// [`Error::Diverged`] when the loss or the gradient norm read back is NaN or infinite.
+    pub fn train_step(&mut self, read_loss: bool) -> Result<Option<f32>> {
+        self.submit_step(read_loss)?;
+        if !read_loss {
+            return Ok(None);
+        }
+        self.collect_loss(self.step).map(Some)
+    }
+
+    /// Uploads and submits the next step's micro-batches without waiting for the GPU (see
+    /// [`Trainer::train_step`]); its loss, with `read_loss`, comes later from
+    /// [`Trainer::collect_loss`]. Returns the submission of the step's last micro-batch.
+    pub(crate) fn submit_step(&mut self, read_loss: bool) -> Result<Submission> {
+        let it = self.step;
+        let lr = self.lr_at(it);
+        let batch = self.batch(it as u64)?;
+        let micros = self.settings.grad_accum as usize;
+        let len = batch.inputs.len() / micros;
+        let seed = dropout_seed(self.settings.seed);
+        let (mut submission, mut prepared, mut submitting) = (None, Duration::ZERO, Duration::ZERO);
+        for k in 0..micros {
+            let start = Instant::now();
+            let rows = k * len..(k + 1) * len;
+            let inputs = StepInputs {
+                tokens: &batch.inputs[rows.clone()],
+                targets: &batch.targets[rows],
+            };
+            self.train_plan.set_batch(self.gpu, &inputs)?;
+            (self.train_plan).set_micro_step(self.gpu, [seed, it + 1, k as u32], lr)?;
+            prepared += start.elapsed();
+            let submitted = Instant::now();
+            submission = self.train_plan.submit_micro(self.gpu, k, read_loss)?;
+            submitting += submitted.elapsed();
+        }
+        if let Some(times) = &mut self.cpu_times {
+            times.push((prepared, submitting));
+        }
+        self.step += 1;
+        submission.ok_or_else(|| Error::Invalid("a step of no micro-batches".into()))
+    }
+
+    /// Waits until `submission` has run (steps submitted after it may still run).
+    pub(crate) fn wait_for(&self, submission: &Submission) -> Result<()> {
+        self.gpu.wait_for(submission)
+    }
+
+    /// The loss of the oldest submitted step that asked for it (step `step`), waiting only for that
+    /// step; an [`Error::Diverged`] when it or the gradient norm is NaN or infinite.
+    pub(crate) fn collect_loss(&mut self, step: u32) -> Result<f32> {
+        let readout = self.train_plan.collect_step(self.gpu)?;
+        self.check(&readout, step)
+    }
+
+    /// From now on, records each step's CPU time and the GPU's begin and end of up to `passes`
+    /// submitted passes (for `--profile`; nothing on the GPU side without timestamp queries).
+    pub fn record_timeline(&mut self, passes: usize) {
+        self.train_plan
+            .set_timeline(Timeline::new(self.gpu, passes));
+        self.cpu_times = Some(Vec::with_capacity(passes));
+    }
+
+    /// What [`Trainer::record_timeline`] recorded (waits for the GPU).
+    pub fn timeline(&self) -> Result<StepTimeline> {
+        let gpu = match self.train_plan.timeline() {
+            Some(timeline) => timeline.read(self.gpu)?,
+            None => Vec::new(),
+        };
+        let cpu = self.cpu_times.clone().unwrap_or_default();
+        Ok(StepTimeline { cpu, gpu })
+    }
+
+    /// Step `step`'s loss, or [`Error::Diverged`] naming the step, the last finite loss and what to
+    /// try.
+    fn check(&mut self, readout: &StepReadout, step: u32) -> Result<f32> {
+        let loss = readout.loss();
+        let what = if !loss.is_finite() {
+            format!("the loss became {loss} at step {step}")
+        } else if !readout.grad_norm.is_finite() {
+            format!(
+                "the gradient norm became {} at step {step}",
+                readout.grad_norm
+            )
+        } else if !readout.norm_sum.is_finite() {
+            let steps = format!("{}..={step}", self.checked + 1);
+            format!("the gradient norm became NaN or infinite at a step in {steps}")
+        } else {
+            self.last_finite = Some((step, loss));
+            self.checked = step;
+            return Ok(loss);
+        };
+        Err(Error::Diverged(format!(
+            "training diverged: {what} ({}); stopped without saving over the last checkpoint. \
+             Lower the learning rate (it was {:e} at this step), clip the gradient norm, or check the data",
+            self.last_finite(),
+            self.lr_at(step - 1)
+        )))
+    }
+
+    /// The last finite loss read back, for messages.
+    fn last_finite(&self) -> String {
+        match self.last_finite {
+            Some((step, loss)) => format!("the last finite loss was {loss:.4} at step {step}"),
+            None => "no finite loss was read before".into(),
+        }
+    }
+
+    /// Mean loss over `eval_steps` batches of the training (`val = false`) or validation split, with
+    /// the evaluation plan (no dropout). The same batches at every evaluation, so curves compare.
+    pub fn evaluate(&self, val: bool) -> Result<f32> {
+        self.evaluate_with(val, |_| {})
+    }
+
+    /// [`Trainer::evaluate`], calling `done` with the batches done after each (for a progress bar).
+    pub fn evaluate_with(&self, val: bool, mut done: impl FnMut(u32)) -> Result<f32> {
+        let sampler = if val { &self.val } else { &self.train_eval };
+        let mut total = 0.0f64;
+        for i in 0..self.settings.eval_steps.max(1) {
+            let batch = sampler.batch(u64::MAX - i as u64);
+            self.eval_plan.set_batch(
+                self.gpu,
+                &StepInputs {
+                    tokens: &batch.inputs,
+                    targets: &batch.targets,
+                },
+            )?;
+            let loss = self.eval_plan.run(self.gpu, true)?.unwrap_or(f32::NAN);
+            total += loss as f64;
+            done(i + 1);
+        }
+        let loss = (total / self.settings.eval_steps.max(1) as f64) as f32;
+        if !loss.is_finite() {
+            return Err(Error::Diverged(format!(
+                "training diverged: the {} loss became {loss} at step {} ({}); stopped without saving over the last checkpoint. Lower the learning rate, clip the gradient norm, or check the data",
+                if val { "validation" } else { "training" },
+                self.step,
+                self.last_finite()
+            )));
+        }
+        Ok(loss)
+    }
+
+    /// The files of a checkpoint of the run as it stands (model, `extra` such as the tokenizer, AdamW
+    /// moments, step and settings); an error when a value is NaN or infinite.
+    pub fn checkpoint_files(&self, extra: &[(&str, Vec<u8>)]) -> Result<Vec<(String, Vec<u8>)>> {
+        let params = self.model.read_params(self.gpu)?;
+        let moments = self.model.read_moments(self.gpu)?;
+        let (config, s) = (&self.model.config, &self.settings);
+        checkpoint_files(config, &params, &moments, self.step, s, extra).map_err(|e| match e {
+            Error::Diverged(what) => Error::Diverged(format!("{what} ({})", self.last_finite())),
+            e => e,
+        })
+    }
+
+    /// Saves the checkpoint (see [`Trainer::checkpoint_files`]) to `dir`, atomically.
+    pub fn save(&self, dir: &std::path::Path, extra: &[(&str, Vec<u8>)]) -> Result<()> {
+        crate::checkpoint::write_dir(dir, &self.checkpoint_files(extra)?)
+    }
+}
+
+/// An [`Error::OutOfMemory`] building the plans of `settings` made to name the model, the batch and the
+/// planned bytes, with the largest smaller `--batch` whose plans build (probed, halving); other errors
+/// as they are.
+fn out_of_memory(error: Error, gpu: &Gpu, model: &Gpt, settings: &Settings) -> Error {
+    let Error::OutOfMemory { adapter, .. } = error else {
+        return error;
+    };
+    let (config, b, t) = (&model.config, settings.batch, settings.seq);
+    let planned = config.planned_memory(b, t).map_or(0, |m| m.total());
+    let fits = std::iter::successors(Some(b / 2), |&n| (n > 1).then_some(n / 2))
+        .filter(|&n| n > 0)
+        .find(|&n| {
+            let train = model.train_plan(gpu, n, t, 1, &settings.optimizer());
+            train.is_ok() && model.eval_plan(gpu, n, t).is_ok()
+        });
+    let hint = match fits {
+        Some(n) => format!(
+            "; --batch {n} fits (add --grad-accum {} to keep the batch of {} rows)",
+            (b * settings.grad_accum as usize).div_ceil(n),
+            b * settings.grad_accum as usize
+        ),
+        None => "; not even --batch 1 fits: give a shorter --seq or a smaller model".into(),
+    };
+    Error::OutOfMemory {
+        what: format!(
+            "training a {}-parameter model ({} layers, width {}) on batches of {b} x {t} tokens",
+            config.parameter_count(),
+            config.n_layer,
+            config.n_embd
+        ),
+        planned_mib: planned as f64 / (1 << 20) as f64,
+        adapter,
+        hint,
+    }
+}
+
+/// The dropout masks' 32-bit seed: the run's 64-bit seed folded, so seeds that differ only above bit 31
+/// still draw different masks (and seeds below 2³² keep their own value).
+fn dropout_seed(seed: u64) -> u32 {
+    (seed ^ (seed >> 32)) as u32
+}
