@@ -8,6 +8,11 @@
 //! choice without timing. A stale file (another driver or wgpu version) or a corrupt one is ignored
 //! with a one-line warning and rewritten.
 //!
+//! Candidates must give bit-identical results: training losses stay the same with or without
+//! tuning, from run to run and across a resume, whatever the timings say. Variants of a kernel that
+//! round differently are chosen by the kernel's fixed heuristic, and only their launch shapes are
+//! tuned (layernorm: the rows per workgroup of its row-per-invocation variant).
+//!
 //! A context starts with tuning off ([`Tuner::off`]): each key takes the caller's heuristic, so results
 //! are the same from run to run, as tests need. Programs turn it on with [`Gpu::autotuned`], unless
 //! `WGPT_AUTOTUNE=off`. The timing source is a [`Clock`], so tests can inject timings.
@@ -245,7 +250,12 @@ impl Gpu {
     }
 
     /// The candidate for `key`: `heuristic` when tuning is off, else the remembered choice, else the
-    /// fastest of the candidates whose dispatches `build` makes (see the module's documentation).
+    /// fastest of the candidates whose dispatches `build` makes (see the module's documentation); a
+    /// single candidate is taken untimed.
+    ///
+    /// The candidates must compute bit-identical results (another workgroup size, another spread of
+    /// the same per-element arithmetic), so that a run's numbers never depend on timings or on what a
+    /// cache file says: variants that round differently are the caller's fixed choice, not candidates.
     pub fn tune<T: Copy>(
         &self,
         key: &str,
@@ -256,6 +266,9 @@ impl Gpu {
         let Some(tuning) = &self.tuner.tuning else {
             return Ok(heuristic);
         };
+        if let [(_, only)] = candidates {
+            return Ok(*only);
+        }
         let mut choices = tuning
             .choices
             .lock()
