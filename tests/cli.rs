@@ -9,12 +9,19 @@ fn wgpt(args: &[&str]) -> (bool, String, String) {
     wgpt_env(args, &[])
 }
 
+/// A cache directory of this test process, so that no file under the user's cache directory can add
+/// a warning to what a test reads.
+fn scratch_cache() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("wgpt-cli-cache-{}", std::process::id()))
+}
+
 /// [`wgpt`] with environment variables set.
 fn wgpt_env(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_wgpt"))
         .args(args)
         .env_remove("XDG_RUNTIME_DIR")
         .env("WGPT_AUTOTUNE", "off")
+        .env("WGPT_CACHE_DIR", scratch_cache())
         .envs(env.iter().copied())
         .output()
         .expect("running wgpt");
