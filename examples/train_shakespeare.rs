@@ -34,7 +34,7 @@ fn main() {
 
 fn run() -> wgpt::Result<()> {
     let mut args = Args::parse();
-    let gpu = wgpt::Gpu::on(&args.train.device.choice())?;
+    let gpu = wgpt::Gpu::on(&args.train.device.choice())?.autotuned();
     // nanoGPT's shakespeare_char recipe, scaled to what the adapter can do in minutes.
     let (preset, defaults) = if gpu.is_cpu() {
         ("baby", Settings::default())

@@ -65,9 +65,9 @@ pub fn saved_tokenizer(dir: &Path) -> Result<Option<Tokenizer>> {
 
 /// The device on the adapter `device` names for a model of `config`: WebGPU's default limits, the
 /// storage binding raised toward the largest parameter where the adapter allows (so it stays whole; the
-/// model splits it otherwise).
+/// model splits it otherwise), and kernel variants autotuned unless `WGPT_AUTOTUNE=off`.
 pub fn gpu_for(device: &DeviceArgs, config: &GptConfig) -> Result<Gpu> {
-    Gpu::with_binding_room(&device.choice(), config.largest_parameter_bytes())
+    Gpu::with_binding_room(&device.choice(), config.largest_parameter_bytes()).map(Gpu::autotuned)
 }
 
 /// [`gpu_for`] the model a model directory holds (its config.json).

@@ -474,7 +474,7 @@ impl Op {
                 eps,
             } => vec![layernorm::forward(
                 gpu,
-                layernorm::Variant::best(gpu, cx.t(*gain).len()),
+                layernorm::Variant::tuned(gpu, layernorm::Pass::Forward, cx.t(*x), cx.t(*gain))?,
                 cx.t(*x),
                 cx.t(*gain),
                 cx.opt(bias),
@@ -494,7 +494,8 @@ impl Op {
                 dbias,
             } => {
                 let (x, mean, rstd, dy) = (cx.t(*x), cx.t(*mean), cx.t(*rstd), cx.t(*dy));
-                let variant = layernorm::Variant::best(gpu, cx.t(*gain).len());
+                let pass = layernorm::Pass::Backward;
+                let variant = layernorm::Variant::tuned(gpu, pass, x, cx.t(*gain))?;
                 vec![
                     layernorm::backward(gpu, variant, x, cx.t(*gain), mean, rstd, dy, cx.t(*dx))?,
                     layernorm::backward_params(

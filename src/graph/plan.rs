@@ -300,21 +300,28 @@ impl Plan {
         let (mut dispatches, mut update) = (Vec::new(), Vec::new());
         let mut ops = Vec::with_capacity(graph.ops.len());
         let param_len = (shared.arenas.bytes() / 4) as usize;
-        for op in &graph.ops {
-            let updates = matches!(op, Op::GradNorm { .. } | Op::AdamW { .. });
-            let list = if updates {
-                &mut update
-            } else {
-                &mut dispatches
-            };
-            let start = list.len();
-            list.extend(op.lower(&cx)?);
-            ops.push(OpDispatches {
-                kind: op.kind(),
-                work: op.work(graph, param_len),
-                updates,
-                range: start..list.len(),
-            });
+        // The distinct pipelines compile on worker threads while the ops lower.
+        gpu.build_parallel(|| -> Result<()> {
+            for op in &graph.ops {
+                let updates = matches!(op, Op::GradNorm { .. } | Op::AdamW { .. });
+                let list = if updates {
+                    &mut update
+                } else {
+                    &mut dispatches
+                };
+                let start = list.len();
+                list.extend(op.lower(&cx)?);
+                ops.push(OpDispatches {
+                    kind: op.kind(),
+                    work: op.work(graph, param_len),
+                    updates,
+                    range: start..list.len(),
+                });
+            }
+            Ok(())
+        })?;
+        for d in dispatches.iter().chain(&update) {
+            d.ready()?;
         }
         let trains = graph
             .tensors
