@@ -2,6 +2,9 @@
 
 use std::process::Command;
 
+mod scratch;
+use scratch::Scratch;
+
 /// Runs wgpt as on a fresh machine (no `XDG_RUNTIME_DIR`, whose absence makes Mesa's Vulkan layer
 /// print through libwayland unless wgpt prevents it), with stdout and stderr captured (not terminals),
 /// and autotuning off, so that results do not depend on timings (or on other tests' runs).
@@ -124,28 +127,6 @@ fn devices_lists_vulkan_and_gl_adapters_and_adapter_picks_one() {
     }
 }
 
-/// A scratch directory for one test, removed when dropped.
-struct Scratch(std::path::PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("wgpt-cli-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.0.join(name).display().to_string()
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 fn corpus(dir: &Scratch) -> String {
     let text = &include_str!("../data/tinyshakespeare.txt")[..50_000];
     let path = dir.path("corpus.txt");
@@ -168,7 +149,7 @@ const SMALL: [&str; 10] = [
 
 #[test]
 fn train_save_eval_sample_and_resume_a_model() {
-    let dir = Scratch::new("e2e");
+    let dir = Scratch::new("cli-e2e");
     let data = corpus(&dir);
     let model = dir.path("model");
     let out = dir.path("out");
@@ -259,7 +240,7 @@ fn train_save_eval_sample_and_resume_a_model() {
 
 #[test]
 fn training_autotunes_into_the_cache_and_ignores_corrupt_caches_with_one_warning_each() {
-    let dir = Scratch::new("autotune");
+    let dir = Scratch::new("cli-autotune");
     let data = corpus(&dir);
     let cache = dir.path("cache");
     let out = dir.path("out");
@@ -370,7 +351,7 @@ fn fails_with(args: &[&str], expect: &str, untouched: &str) {
 
 #[test]
 fn bad_input_is_one_clear_line_and_leaves_checkpoints_alone() {
-    let dir = Scratch::new("bad");
+    let dir = Scratch::new("cli-bad");
     let data = corpus(&dir);
     let model = dir.path("model");
     let out = dir.path("out");
@@ -454,7 +435,7 @@ fn read_u16(path: &str) -> Vec<u32> {
 
 #[test]
 fn a_trained_bpe_prepares_data_trains_and_samples() {
-    let dir = Scratch::new("bpe");
+    let dir = Scratch::new("cli-bpe");
     let data = corpus(&dir);
     let tok = dir.path("tok.json");
     let (ok, out, err) = wgpt(&[
@@ -572,7 +553,7 @@ fn a_trained_bpe_prepares_data_trains_and_samples() {
 
 #[test]
 fn prepare_with_gpt2_writes_the_split_of_one_encoding() {
-    let dir = Scratch::new("gpt2");
+    let dir = Scratch::new("cli-gpt2");
     let data = corpus(&dir);
     let out_dir = dir.path("out");
     let (ok, out, err) = wgpt(&[
@@ -601,7 +582,7 @@ fn prepare_with_gpt2_writes_the_split_of_one_encoding() {
 
 #[test]
 fn tokenizers_that_cannot_serve_are_one_clear_line() {
-    let dir = Scratch::new("badtok");
+    let dir = Scratch::new("cli-badtok");
     let data = corpus(&dir);
     let one_line = |args: &[&str], expect: &str| {
         let (ok, _, err) = wgpt(args);
@@ -652,7 +633,7 @@ fn tokenizers_that_cannot_serve_are_one_clear_line() {
 
 #[test]
 fn a_run_written_to_a_file_has_plain_progress_lines_and_no_escape_codes_or_driver_noise() {
-    let dir = Scratch::new("plain");
+    let dir = Scratch::new("cli-plain");
     let data = corpus(&dir);
     let mut args = vec!["train", "--data", &data, "--steps", "10"];
     args.extend(SMALL);
@@ -679,7 +660,7 @@ fn a_run_written_to_a_file_has_plain_progress_lines_and_no_escape_codes_or_drive
 
 #[test]
 fn nanogpt_names_set_the_same_settings_and_models_are_found_in_output_directories() {
-    let dir = Scratch::new("nanogpt");
+    let dir = Scratch::new("cli-nanogpt");
     let data = corpus(&dir);
     let run = dir.path("run");
     let model = format!("{run}/model");
@@ -779,7 +760,7 @@ fn nanogpt_names_set_the_same_settings_and_models_are_found_in_output_directorie
 
 #[test]
 fn info_reads_a_model_directory_or_a_config_file_like_a_preset() {
-    let dir = Scratch::new("info");
+    let dir = Scratch::new("cli-info");
     let only_config = dir.0.join("only-config");
     std::fs::create_dir_all(&only_config).unwrap();
     let config = r#"{"vocab_size": 65, "n_positions": 64, "n_embd": 128, "n_layer": 4, "n_head": 4, "resid_pdrop": 0.0}"#;
@@ -862,7 +843,7 @@ fn impossible_values_are_refused_with_the_flag_and_the_reason() {
     refused(&top_k, &["'--top-k <TOP_K>'", at_least_one]);
 
     // Checked against the run's settings once they are known (a resumed run brings its own).
-    let dir = Scratch::new("refused");
+    let dir = Scratch::new("cli-refused");
     let data = corpus(&dir);
     let warmup = ["train", "--data", &data, "--steps", "5", "--warmup", "6"];
     let (ok, _, err) = wgpt(&warmup);

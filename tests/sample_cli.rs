@@ -2,7 +2,7 @@
 //! playground driven through stdin, and bad input as one clear line.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use wgpt::data::Tokenizer;
@@ -11,30 +11,11 @@ use wgpt::model::GptConfig;
 mod common;
 use common::{tiny, uniform_params};
 
+mod scratch;
+use scratch::Scratch;
+
 /// The text the test model's characters come from.
 const TEXT: &str = "KING: what news from the north?\nQUEEN: none, my lord.\n";
-
-/// A scratch directory for one test, removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("wgpt-sample-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.0.join(name).display().to_string()
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// A character-level model of [`TEXT`]'s characters ([`tiny`] with one layer, context 32) with
 /// parameters uniform in [-0.3, 0.3) (peaked enough that samples differ), saved in `dir/model`.
@@ -87,7 +68,7 @@ fn ids(sample: &serde_json::Value, key: &str) -> Vec<u64> {
 
 #[test]
 fn a_batch_prints_one_json_object_per_sample_the_first_the_single_samples() {
-    let dir = Scratch::new("json");
+    let dir = Scratch::new("sample-json");
     let model = char_model(&dir);
     let tokenizer = Tokenizer::chars_of(TEXT);
     let args = ["--prompt", "KING:", "--max-new-tokens", "12", "--json"];
@@ -133,7 +114,7 @@ fn a_batch_prints_one_json_object_per_sample_the_first_the_single_samples() {
 
 #[test]
 fn temperature_0_is_greedy_and_a_stop_string_ends_the_text_before_it() {
-    let dir = Scratch::new("greedy");
+    let dir = Scratch::new("sample-greedy");
     let model = char_model(&dir);
     let args = [
         "--prompt",
@@ -170,7 +151,7 @@ fn temperature_0_is_greedy_and_a_stop_string_ends_the_text_before_it() {
 
 #[test]
 fn the_playground_asks_with_defaults_streams_and_asks_again_until_end_of_input() {
-    let dir = Scratch::new("play");
+    let dir = Scratch::new("sample-play");
     let model = char_model(&dir);
     let greedy = [
         "--prompt",
@@ -203,7 +184,7 @@ fn the_playground_asks_with_defaults_streams_and_asks_again_until_end_of_input()
 
 #[test]
 fn bad_sample_input_is_one_clear_line() {
-    let dir = Scratch::new("bad");
+    let dir = Scratch::new("sample-bad");
     let model = char_model(&dir);
     let latin1 = dir.path("latin1.txt");
     std::fs::write(&latin1, b"KING: caf\xe9").unwrap();

@@ -3,33 +3,14 @@
 //! resumes), and the bad inputs refused before anything is written.
 
 use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::Duration;
 
 use rand::{Rng, SeedableRng};
 
-/// A scratch directory for one test, removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("wgpt-run-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.0.join(name).display().to_string()
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+mod scratch;
+use scratch::Scratch;
 
 /// `wgpt` with the caches (autotuning, pipelines) in a scratch directory of this test process, so
 /// that no file under the user's cache directory can add a warning to what a test reads.
@@ -160,7 +141,7 @@ fn loads(dir: &Path) -> bool {
 
 #[test]
 fn sigint_saves_exits_130_and_resuming_gives_the_uninterrupted_losses_bit_for_bit() {
-    let dir = Scratch::new("sigint");
+    let dir = Scratch::new("run-sigint");
     let (data, config) = setup(&dir);
     // Enough steps after the signalled one that a fast machine cannot finish before the signal.
     let straight = run(&train_args(&config, &data, 40, &dir.path("straight"), &[]));
@@ -199,7 +180,7 @@ fn sigint_saves_exits_130_and_resuming_gives_the_uninterrupted_losses_bit_for_bi
 
 #[test]
 fn sigterm_exits_143_and_a_second_sigint_exits_at_once_leaving_a_checkpoint() {
-    let dir = Scratch::new("sigterm");
+    let dir = Scratch::new("run-sigterm");
     let (data, config) = setup(&dir);
     let out = dir.path("run");
     let mut child = spawn(&train_args(
@@ -230,7 +211,7 @@ fn sigterm_exits_143_and_a_second_sigint_exits_at_once_leaving_a_checkpoint() {
 /// them; the run finally completed this way ends with the uninterrupted run's weights, bit for bit.
 #[test]
 fn kill_9_at_ten_random_moments_always_leaves_a_checkpoint_that_resumes() {
-    let dir = Scratch::new("kill9");
+    let dir = Scratch::new("run-kill9");
     let (data, config) = setup(&dir);
     let steps = 80;
     let straight = dir.path("straight");
@@ -299,7 +280,7 @@ fn refused(args: &[String], expect: &str, out: &str) {
 
 #[test]
 fn contradicting_or_impossible_inputs_are_refused_before_anything_is_written() {
-    let dir = Scratch::new("refused");
+    let dir = Scratch::new("run-refused");
     let (data, config) = setup(&dir);
     let saved = dir.path("saved");
     run(&train_args(&config, &data, 2, &saved, &[]));
@@ -367,7 +348,7 @@ fn contradicting_or_impossible_inputs_are_refused_before_anything_is_written() {
 /// the --batch that fits; nothing written.
 #[test]
 fn running_out_of_gpu_memory_is_one_line_naming_the_batch_that_fits() {
-    let dir = Scratch::new("oom");
+    let dir = Scratch::new("run-oom");
     let (data, config) = setup(&dir);
     let out = dir.path("never");
     let mut args = train_args(&config, &data, 2, &out, &[]);
