@@ -68,8 +68,7 @@ fn wgpt() -> &'static str {
 
 fn run(mut cmd: Command) -> Output {
     let _job = JOBS.lock().unwrap_or_else(|e| e.into_inner());
-    let out = cmd.output().expect("mpirun (Open MPI) must be installed");
-    out
+    cmd.output().expect("mpirun (Open MPI) must be installed")
 }
 
 fn ok(out: Output, what: &str) -> Vec<Event> {
