@@ -13,7 +13,12 @@ fn main() {
     });
     let together = ranks.size() > 1;
     let result = match cli.command {
-        Command::Info(args) if together && args.preset.is_none() && args.model.is_none() => {
+        Command::Info(args)
+            if together
+                && args.preset.is_none()
+                && args.model.is_none()
+                && args.config.is_none() =>
+        {
             wgpt::cli::ranks_info(&*ranks, &args.device)
         }
         Command::Info(args) => wgpt::cli::info_command(&args),

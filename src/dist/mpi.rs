@@ -1,5 +1,7 @@
 //! [`Collective`] over MPI (the `mpi` crate on the system's MPI, e.g. Open MPI).
 
+use std::cell::RefCell;
+
 use mpi::collective::SystemOperation;
 use mpi::environment::Universe;
 use mpi::topology::SimpleCommunicator;
@@ -24,6 +26,9 @@ pub fn launched() -> bool {
 pub struct Mpi {
     world: SimpleCommunicator,
     local_rank: usize,
+    /// The send side of an all-reduce of f32 (MPI's in-place form is not exposed): kept, so a step's
+    /// gradients are copied into memory already mapped instead of fresh pages.
+    send: RefCell<Vec<f32>>,
     /// Finalizes MPI when dropped; held for that.
     _universe: Universe,
 }
@@ -39,6 +44,7 @@ impl Mpi {
         Ok(Mpi {
             world,
             local_rank,
+            send: RefCell::new(Vec::new()),
             _universe: universe,
         })
     }
@@ -55,7 +61,9 @@ impl Collective for Mpi {
         self.local_rank
     }
     fn sum_f32(&self, values: &mut [f32]) -> Result<()> {
-        let send = values.to_vec();
+        let mut send = self.send.borrow_mut();
+        send.clear();
+        send.extend_from_slice(values);
         (self.world).all_reduce_into(&send[..], values, SystemOperation::sum());
         Ok(())
     }

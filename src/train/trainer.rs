@@ -32,10 +32,21 @@ pub struct Trainer<'a> {
     /// While recording a timeline ([`Trainer::record_timeline`]), the CPU time of each step's
     /// preparation and of its recording and submits.
     cpu_times: Option<Vec<(Duration, Duration)>>,
-    /// With more than one rank, while recording a timeline: each step's wall time (from its start to
-    /// the next step's) and its gradient exchange.
-    exchanges: Option<Vec<(Duration, ExchangeTimes)>>,
+    /// With more than one rank, while recording a timeline: each step's [`Exchange`].
+    exchanges: Option<Vec<Exchange>>,
     step_started: Option<Instant>,
+}
+
+/// Where a step of ranks training together spent its time ([`Trainer::exchanges`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Exchange {
+    /// Wall time from the step's start to the next step's (zero for the last step).
+    pub step: Duration,
+    /// Waiting for the slowest rank to finish its backward (a barrier before the exchange, only
+    /// while profiling, so the all-reduce's time is its transfer alone).
+    pub wait: Duration,
+    /// The gradient exchange: readback, all-reduce, upload.
+    pub times: ExchangeTimes,
 }
 
 /// One process alone: what [`Trainer::new`] trains with.
@@ -183,22 +194,27 @@ impl<'a> Trainer<'a> {
         // Wait for the backward here, so the exchange's readback time is the copy alone.
         self.gpu.wait_for(&submission)?;
         let ranks = self.ranks;
+        let waited = Instant::now();
+        if self.exchanges.is_some() {
+            ranks.gather_u64(0)?;
+        }
+        let wait = waited.elapsed();
         let (update, times) =
             (self.train_plan).exchange_gradients(self.gpu, |bucket| ranks.sum_f32(bucket))?;
         if let Some(exchanges) = &mut self.exchanges {
             if let Some(previous) = self.step_started.replace(started) {
                 if let Some(last) = exchanges.last_mut() {
-                    last.0 = started - previous;
+                    last.step = started - previous;
                 }
             }
-            exchanges.push((Duration::ZERO, times));
+            let step = Duration::ZERO;
+            exchanges.push(Exchange { step, wait, times });
         }
         Ok(update)
     }
 
-    /// With more than one rank and a timeline recorded: each step's wall time (start to the next
-    /// step's start; zero for the last) and where its gradient exchange spent its time.
-    pub fn exchanges(&self) -> &[(Duration, ExchangeTimes)] {
+    /// With more than one rank and a timeline recorded: where each step spent its time.
+    pub fn exchanges(&self) -> &[Exchange] {
         self.exchanges.as_deref().unwrap_or(&[])
     }
 
