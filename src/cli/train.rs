@@ -378,8 +378,15 @@ fn print_header(gpu: &Gpu, trainer: &Trainer, step: u32) {
         memory.total() as f64 / (1 << 20) as f64
     );
     eprintln!(
-        "training: steps {step}..{}, batch {} x {} tokens, dropout {}",
-        s.steps, s.batch, s.seq, config.dropout
+        "training: steps {step}..{}, batch {} x {} tokens{}, dropout {}",
+        s.steps,
+        s.batch,
+        s.seq,
+        match trainer.ranks().size() {
+            1 => String::new(),
+            n => format!(" over {n} ranks ({} rows each)", s.batch / n),
+        },
+        config.dropout
     );
     let schedule = match s.schedule {
         Schedule::Constant => "constant".to_string(),
