@@ -59,7 +59,7 @@ fn documents(play: &str) -> String {
 
 fn run() -> wgpt::Result<()> {
     let mut args = Args::parse();
-    let gpu = wgpt::Gpu::on(&args.train.device.choice())?;
+    let gpu = wgpt::Gpu::on(&args.train.device.choice())?.autotuned();
     let out = (args.train.out)
         .get_or_insert_with(|| PathBuf::from("out/anatomy"))
         .clone();

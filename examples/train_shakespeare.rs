@@ -34,7 +34,7 @@ fn main() {
 
 fn run() -> wgpt::Result<()> {
     let mut args = Args::parse();
-    let gpu = wgpt::Gpu::on(&args.train.device.choice())?;
+    let gpu = wgpt::Gpu::on(&args.train.device.choice())?.autotuned();
     // nanoGPT's shakespeare_char recipe, scaled to what the adapter can do in minutes.
     let (preset, defaults) = if gpu.is_cpu() {
         ("baby", Settings::default())
@@ -82,7 +82,7 @@ fn run() -> wgpt::Result<()> {
         let tokenizer = saved_tokenizer(&model_dir)?
             .ok_or_else(|| wgpt::Error::Invalid("the checkpoint has no tokenizer".into()))?;
         let model = Gpt::new(&gpu, &saved.config, &saved.params)?;
-        let generator = Generator::new(&gpu, &model)?;
+        let mut generator = Generator::new(&gpu, &model, 1)?;
         let sampling = Sampling {
             temperature: 0.8,
             top_k: Some(200),
@@ -90,10 +90,11 @@ fn run() -> wgpt::Result<()> {
         };
         let prompt = tokenizer.encode("\n")?;
         println!("--- sample ---");
-        generator.generate(&prompt, args.sample_chars, &sampling, 1337, |t| {
+        generator.generate(&prompt, args.sample_chars, &sampling, 1337, |_, t| {
             print!("{}", tokenizer.decode(&[t]));
             use std::io::Write;
             let _ = std::io::stdout().flush();
+            false
         })?;
         println!("\n--------------");
     }

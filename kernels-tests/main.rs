@@ -6,6 +6,7 @@
 mod adamw;
 mod attention;
 mod common;
+mod compile;
 mod copy;
 mod crossentropy;
 mod dropout;
@@ -20,3 +21,4 @@ mod residual;
 mod rmsnorm;
 mod shaders;
 mod tensors;
+mod tune;

@@ -1,17 +1,23 @@
-// kvcache: one decode step of attention over a key/value cache (batch 1).
+// kvcache: key/value caches of N sequences, and one decode step of attention over them.
 //
-//   append     k_cache[pos, :] = k,  v_cache[pos, :] = v                                   (writes)
-//   attention  out[h, :] = softmax(scale · q_h · k_cache[0..=pos, g]ᵀ) · v_cache[0..=pos, g]   (writes)
+//   fill       k_cache[n, t, :] = k[b, t],  v_cache[n, t, :] = v[b, t]   for t < T, b = n mod B     (writes)
+//   append     k_cache[n, pos, :] = k[n],  v_cache[n, pos, :] = v[n]                              (writes)
+//   attention  out[n, h, :] = softmax(scale · q[n, h] · k_cache[n, 0..=pos, g]ᵀ) · v_cache[n, 0..=pos, g]
+//                                                                                                 (writes)
 //
-// qkv: [1, (H + 2·Hkv)·D] holds the new token's q (H heads), k and v (Hkv heads each); k_cache,
-// v_cache: [ctx, Hkv·D]; out: [1, H·D]; position: [1] u32, the new token's position `pos`, written
-// before each step (the dispatches never change). Query head h uses kv head g = h / (H / Hkv).
-// A position at or beyond ctx writes nothing and attends over the whole cache.
+// k_cache, v_cache: [N, ctx, Hkv·D], one cache per sequence. fill reads qkv: [B, T, (H + 2·Hkv)·D] (a
+// prefill's c_attn output, B = 1 filling every sequence's cache from one prompt, or B = N); append and
+// attention read qkv: [N, (H + 2·Hkv)·D], each sequence's new token's q (H heads), k and v (Hkv heads
+// each), and out: [N, H·D]. position: [1] u32, the new tokens' position `pos` (the same for every
+// sequence), written before each step (the dispatches never change). Query head h uses kv head
+// g = h / (H / Hkv). A position at or beyond ctx writes nothing and attends over the whole cache.
 //
-// The attention runs one workgroup per query head: the WG invocations score WG keys at a time into
-// workgroup memory, then every invocation folds that chunk into the same running max and sum (an
-// online softmax, so the cache length needs no workgroup array) and into the output columns it owns,
-// c = tid + r·WG. Per invocation that is about D + 4·WG loop iterations per chunk of WG keys.
+// The attention runs one workgroup per (query head, sequence): the WG invocations score WG keys at a
+// time into workgroup memory; each takes the chunk's max and turns its own score into a weight (one exp
+// per key, not per key and invocation); then every invocation folds the chunk's weights into the same
+// running max and sum (an online softmax, so the cache length needs no workgroup array) and into the
+// output columns it owns, c = tid + r·WG. Per invocation that is about D + 4·WG loop iterations per
+// chunk of WG keys.
 
 struct Params {
     heads: u32,
@@ -19,9 +25,10 @@ struct Params {
     head_dim: u32,
     context: u32,
     scale: f32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
+    // The caches' sequences N; fill's qkv batch B and length T (1 and 1 for append and attention).
+    sequences: u32,
+    batch: u32,
+    seq: u32,
 }
 
 // Invocations per workgroup (and keys per chunk); the largest head dimension, as in attention.
@@ -43,10 +50,37 @@ fn kvcache_append(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_wor
         return;
     }
     let width = params.kv_heads * params.head_dim;
+    let row = params.heads * params.head_dim + 2u * width;
     let k0 = params.heads * params.head_dim;
-    for (var i = id.x; i < width; i += groups.x * WG) {
-        k_cache[pos * width + i] = qkv[k0 + i];
-        v_cache[pos * width + i] = qkv[k0 + width + i];
+    for (var i = id.x; i < params.sequences * width; i += groups.x * WG) {
+        let n = i / width;
+        let c = i - n * width;
+        let at = (n * params.context + pos) * width + c;
+        k_cache[at] = qkv[n * row + k0 + c];
+        v_cache[at] = qkv[n * row + k0 + width + c];
+    }
+}
+
+// ---- fill. Bindings: qkv, k_cache, v_cache, params.
+@group(0) @binding(1) var<storage, read_write> fill_k: array<f32>;
+@group(0) @binding(2) var<storage, read_write> fill_v: array<f32>;
+@group(0) @binding(3) var<uniform> fill_params: Params;
+
+@compute @workgroup_size(WG)
+fn kvcache_fill(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let p = fill_params;
+    let width = p.kv_heads * p.head_dim;
+    let row = p.heads * p.head_dim + 2u * width;
+    let k0 = p.heads * p.head_dim;
+    let per_sequence = p.seq * width;
+    for (var i = id.x; i < p.sequences * per_sequence; i += groups.x * WG) {
+        let n = i / per_sequence;
+        let t = (i - n * per_sequence) / width;
+        let c = i - n * per_sequence - t * width;
+        let source = ((n % p.batch) * p.seq + t) * row + k0 + c;
+        let at = (n * p.context + t) * width + c;
+        fill_k[at] = qkv[source];
+        fill_v[at] = qkv[source + width];
     }
 }
 
@@ -58,19 +92,24 @@ fn kvcache_append(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_wor
 
 var<workgroup> query: array<f32, MAX_D>;
 var<workgroup> scores: array<f32, WG>;
+var<workgroup> weights: array<f32, WG>;
 
 @compute @workgroup_size(WG)
 fn kvcache_attention(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
     let p = attention_params;
     let d = p.head_dim;
     let h = wid.x;
+    let sequence = wid.y;
     let tid = lid.x;
     let g = h / (p.heads / p.kv_heads);
     let width = p.kv_heads * d;
+    let row = p.heads * d + 2u * width;
+    // This sequence's cache rows start here.
+    let cache = sequence * p.context * width;
     // Keys 0..=pos, clamped to the cache.
     let n = min(position[0], p.context - 1u) + 1u;
     for (var c = tid; c < d; c += WG) {
-        query[c] = qkv[h * d + c];
+        query[c] = qkv[sequence * row + h * d + c];
     }
     workgroupBarrier();
     // A finite "minus infinity", so the first chunk's correction exp(m - m_new) is 0, never NaN.
@@ -81,7 +120,7 @@ fn kvcache_attention(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(work
         let j = start + tid;
         var s = -3.0e38;
         if j < n {
-            let base = j * width + g * d;
+            let base = cache + j * width + g * d;
             var dot = 0.0;
             for (var c = 0u; c < d; c++) {
                 dot += query[c] * keys[base + c];
@@ -96,15 +135,18 @@ fn kvcache_attention(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(work
             chunk_max = max(chunk_max, scores[i]);
         }
         let m_new = max(m, chunk_max);
+        // Keys past n score "minus infinity": weight 0.
+        weights[tid] = exp(s - m_new);
+        workgroupBarrier();
         let correction = exp(m - m_new);
         l *= correction;
         for (var r = 0u; r < COLUMNS_PER_INVOCATION; r++) {
             acc[r] *= correction;
         }
         for (var i = 0u; i < count; i++) {
-            let e = exp(scores[i] - m_new);
+            let e = weights[i];
             l += e;
-            let base = (start + i) * width + g * d;
+            let base = cache + (start + i) * width + g * d;
             for (var r = 0u; r < COLUMNS_PER_INVOCATION; r++) {
                 let c = tid + r * WG;
                 if c < d {
@@ -113,13 +155,14 @@ fn kvcache_attention(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(work
             }
         }
         m = m_new;
-        // Every invocation has read this chunk's scores before the next overwrites them.
+        // Every invocation has read this chunk's scores and weights before the next overwrites them.
         workgroupBarrier();
     }
+    let o = sequence * p.heads * d + h * d;
     for (var r = 0u; r < COLUMNS_PER_INVOCATION; r++) {
         let c = tid + r * WG;
         if c < d {
-            out[h * d + c] = acc[r] / l;
+            out[o + c] = acc[r] / l;
         }
     }
 }

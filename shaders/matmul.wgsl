@@ -91,10 +91,15 @@ fn matmul_tiled(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocati
 }
 
 // ---- cpu: for CPU adapters (lavapipe, llvmpipe), where an invocation is one SIMD lane, every load of a
-// storage buffer costs a loop over the lanes, and workgroup memory and barriers are slow. An invocation
-// keeps 32 rows × 4 adjacent columns of C in registers (four blocks of 8 rows) and walks K four steps at a
-// time, so each vec4 of op(B) it loads feeds 128 multiply-adds. No workgroup memory, no barriers.
-// Workgroup x walks row blocks so that neighbouring workgroups share B's columns in cache.
+// storage buffer costs a loop over the lanes (about 40 instructions per lane for a vec4, against one
+// instruction for an 8-lane multiply-add), and workgroup memory and barriers are slow. Loads, not
+// arithmetic, bound these kernels (about 70% of their time at 64 rows), so an invocation keeps as large a
+// block of C in registers as compile time allows: 32 rows × 4 adjacent columns (four blocks of 8 rows), or
+// 64 rows in matmul_subgroup.wgsl, and walks K four steps at a time, so each vec4 of op(B) it loads feeds
+// 128 (256) multiply-adds. No workgroup memory, no barriers. A workgroup is one or four 8-lane SIMD
+// vectors side by side on the same rows (cpu_width = 8 or 32, chosen by the launcher; the thin kernels
+// below use up to 64), and workgroup x walks row blocks so that neighbouring workgroups share B's
+// columns in cache.
 //
 // Everything inside the K loop is written out, not looped: lavapipe keeps only fully unrolled code in
 // registers, and it stops any invocation after 65535 loop iterations in all (so K < 262140 here).
@@ -108,7 +113,8 @@ fn matmul_tiled(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocati
 // Entry points ending in `_vec4` read a, b and c through vec4 views; the launcher picks them when op(A)'s,
 // op(B)'s and C's contiguous axes are multiples of 4. No entry point uses both views of one buffer.
 
-override cpu_width: u32 = 64u;
+// Invocations per workgroup, each 4 columns wide.
+override cpu_width: u32 = 8u;
 
 @group(0) @binding(0) var<storage, read> a4: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> b4: array<vec4<f32>>;

@@ -3,9 +3,16 @@
 use std::process::Command;
 
 /// Runs wgpt as on a fresh machine (no `XDG_RUNTIME_DIR`, whose absence makes Mesa's Vulkan layer
-/// print through libwayland unless wgpt prevents it), with stdout and stderr captured (not terminals).
+/// print through libwayland unless wgpt prevents it), with stdout and stderr captured (not terminals),
+/// and autotuning off, so that results do not depend on timings (or on other tests' runs).
 fn wgpt(args: &[&str]) -> (bool, String, String) {
     wgpt_env(args, &[])
+}
+
+/// A cache directory of this test process, so that no file under the user's cache directory can add
+/// a warning to what a test reads.
+fn scratch_cache() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("wgpt-cli-cache-{}", std::process::id()))
 }
 
 /// [`wgpt`] with environment variables set.
@@ -13,6 +20,8 @@ fn wgpt_env(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_wgpt"))
         .args(args)
         .env_remove("XDG_RUNTIME_DIR")
+        .env("WGPT_AUTOTUNE", "off")
+        .env("WGPT_CACHE_DIR", scratch_cache())
         .envs(env.iter().copied())
         .output()
         .expect("running wgpt");
@@ -246,6 +255,102 @@ fn train_save_eval_sample_and_resume_a_model() {
     ]);
     assert!(ok, "{err}");
     assert!(out.lines().any(|l| l.contains("\"step\":15")), "{out}");
+}
+
+#[test]
+fn training_autotunes_into_the_cache_and_ignores_corrupt_caches_with_one_warning_each() {
+    let dir = Scratch::new("autotune");
+    let data = corpus(&dir);
+    let cache = dir.path("cache");
+    let out = dir.path("out");
+    // Returns stderr and the logged losses.
+    let train = |tune: bool| {
+        let mut args = vec![
+            "train", "--data", &data, "--steps", "3", "--json", "--out", &out,
+        ];
+        // SMALL, logging every step.
+        args.extend([
+            "--batch",
+            "4",
+            "--seq",
+            "32",
+            "--eval-every",
+            "0",
+            "--warmup",
+            "2",
+        ]);
+        args.extend(["--log-every", "1"]);
+        let mut command = Command::new(env!("CARGO_BIN_EXE_wgpt"));
+        command
+            .args(&args)
+            .env("WGPT_CACHE_DIR", &cache)
+            .env_remove("XDG_RUNTIME_DIR")
+            .env_remove("WGPT_AUTOTUNE");
+        if !tune {
+            command.env("WGPT_AUTOTUNE", "off");
+        }
+        let run = command.output().expect("running wgpt");
+        let err = String::from_utf8_lossy(&run.stderr).into_owned();
+        assert!(run.status.success(), "{err}");
+        let losses: Vec<String> = String::from_utf8_lossy(&run.stdout)
+            .lines()
+            .filter(|l| l.contains("\"loss\""))
+            .map(|l| l.split(",\"lr\"").next().unwrap().to_string())
+            .collect();
+        assert_eq!(losses.len(), 3, "{err}");
+        (err, losses)
+    };
+    let cache_files = |prefix: &str| -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(&cache)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(prefix))
+            .collect()
+    };
+    let (err, untuned) = train(false);
+    assert!(!err.contains("warning"), "{err}");
+    let (err, tuned) = train(true);
+    assert!(!err.contains("warning"), "{err}");
+    // Tuning chooses only among launches that give the same bits.
+    assert_eq!(tuned, untuned);
+    let files = cache_files("autotune-");
+    assert_eq!(files.len(), 1, "{files:?}");
+    let text = std::fs::read_to_string(&files[0]).unwrap();
+    assert!(
+        text.contains("\"layernorm_forward/128x") && text.contains("\"wgpu\""),
+        "{text}"
+    );
+
+    // A corrupt autotune file and a truncated pipeline cache (Vulkan writes one): one warning each.
+    std::fs::write(&files[0], "{ not json").unwrap();
+    let pipelines = cache_files("pipelines-");
+    for file in &pipelines {
+        let bytes = std::fs::read(file).unwrap();
+        std::fs::write(file, &bytes[..bytes.len() / 2]).unwrap();
+    }
+    let (err, again) = train(true);
+    assert_eq!(again, untuned);
+    let warnings: Vec<_> = err.lines().filter(|l| l.contains("warning")).collect();
+    assert_eq!(warnings.len(), 1 + pipelines.len(), "{err}");
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("corrupt autotune cache")),
+        "{err}"
+    );
+    if !pipelines.is_empty() {
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.contains("corrupt pipeline cache")),
+            "{err}"
+        );
+    }
+    let text = std::fs::read_to_string(&files[0]).unwrap();
+    assert!(text.contains("layernorm_backward"), "rewritten: {text}");
+    // Rewritten: the next run warns no more.
+    let (err, _) = train(true);
+    assert!(!err.contains("warning"), "{err}");
 }
 
 /// Runs a failing command and checks the one-line message; the saved model must be untouched.
@@ -804,4 +909,39 @@ fn completions_cover_every_command_for_bash_zsh_and_fish() {
             assert!(out.contains(word), "{shell}: no {word}");
         }
     }
+}
+
+#[test]
+fn info_fits_80_columns_for_every_preset() {
+    let (_, _, err) = wgpt(&["info", "--preset", "no-such"]);
+    let (_, known) = err.trim().split_once("known presets: ").expect(&err);
+    let presets: Vec<&str> = known.split(", ").collect();
+    assert!(presets.contains(&"gpt2-xl"), "{err}");
+    let preset_args = presets.iter().map(|&p| vec!["info", "--preset", p]);
+    for args in preset_args.chain([vec!["info"]]) {
+        let (ok, out, err) = wgpt(&args);
+        assert!(ok, "{err}");
+        for line in out.lines() {
+            assert!(
+                line.chars().count() <= 80,
+                "{args:?}: {} columns: {line}",
+                line.chars().count()
+            );
+        }
+    }
+}
+
+#[test]
+fn a_reader_that_goes_away_ends_wgpt_quietly() {
+    // `wgpt info | head -0`: the reader closes the pipe before wgpt prints (it probes the adapter first).
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wgpt"))
+        .arg("info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
 }

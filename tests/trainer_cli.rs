@@ -31,6 +31,15 @@ impl Drop for Scratch {
     }
 }
 
+/// `wgpt` with the caches (autotuning, pipelines) in a scratch directory of this test process, so
+/// that no file under the user's cache directory can add a warning to what a test reads.
+fn wgpt() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_wgpt"));
+    let cache = std::env::temp_dir().join(format!("wgpt-run-cache-{}", std::process::id()));
+    command.env("WGPT_CACHE_DIR", cache);
+    command
+}
+
 /// A small corpus and a tiny model config (2 layers, width 32, context 32): quick steps and saves.
 fn setup(dir: &Scratch) -> (String, String) {
     let data = dir.path("corpus.txt");
@@ -85,7 +94,7 @@ struct Running {
 }
 
 fn spawn(args: &[String]) -> Running {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wgpt"))
+    let mut child = wgpt()
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -131,10 +140,7 @@ impl Running {
 
 /// Runs to the end; returns the losses of the logged steps by step.
 fn run(args: &[String]) -> Vec<(u64, f64)> {
-    let out = Command::new(env!("CARGO_BIN_EXE_wgpt"))
-        .args(args)
-        .output()
-        .unwrap();
+    let out = wgpt().args(args).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{args:?}: {err}");
     losses(&String::from_utf8_lossy(&out.stdout))
@@ -277,10 +283,7 @@ fn kill_9_at_ten_random_moments_always_leaves_a_checkpoint_that_resumes() {
 
 /// Runs a command that must fail before writing anything: one line naming `expect`, no `out` created.
 fn refused(args: &[String], expect: &str, out: &str) {
-    let output = Command::new(env!("CARGO_BIN_EXE_wgpt"))
-        .args(args)
-        .output()
-        .unwrap();
+    let output = wgpt().args(args).output().unwrap();
     let err = String::from_utf8_lossy(&output.stderr);
     // clap's refusals add a blank line and a pointer to --help after their one error line.
     let lines: Vec<&str> = (err.lines())
@@ -370,7 +373,7 @@ fn running_out_of_gpu_memory_is_one_line_naming_the_batch_that_fits() {
     let mut args = train_args(&config, &data, 2, &out, &[]);
     let batch = args.iter().position(|a| a == "--batch").unwrap();
     args[batch + 1] = "64".into();
-    let output = Command::new(env!("CARGO_BIN_EXE_wgpt"))
+    let output = wgpt()
         .args(&args)
         .env(wgpt::gpu::TEST_DEVICE_MEMORY, "2000000")
         .output()

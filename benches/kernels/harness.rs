@@ -94,7 +94,7 @@ impl Bench {
         let single = once(1).max(Duration::from_micros(1));
         let repeat =
             (TARGET_SAMPLE.as_secs_f64() / single.as_secs_f64()).clamp(1.0, 1000.0) as usize;
-        median((0..SAMPLES).map(|_| once(repeat)).collect())
+        median((0..samples_for(single)).map(|_| once(repeat)).collect())
     }
 
     /// Median time of `work` on the CPU.
@@ -121,13 +121,18 @@ impl Bench {
     pub fn compile<T>(&self, id: &str, build: impl FnOnce() -> T) -> T {
         let start = Instant::now();
         let out = build();
-        let ms = start.elapsed().as_secs_f64() * 1e3;
+        self.report_compile(id, start.elapsed());
+        out
+    }
+
+    /// Prints a compile row (`compile/<id>`) of the given duration.
+    pub fn report_compile(&self, id: &str, time: Duration) {
+        let ms = time.as_secs_f64() * 1e3;
         if self.json {
             println!("{{\"id\":\"compile/{id}\",\"compile_ms\":{ms:.3}}}");
         } else {
             println!("compile/{id:<44} {ms:>10.1} ms");
         }
-        out
     }
 
     pub fn report(&mut self, row: Row) {
@@ -168,7 +173,8 @@ impl Bench {
     pub fn finish(self) {}
 }
 
-/// Fewer samples for runs that take seconds (slow baselines), so the bench ends in reasonable time.
+/// Fewer samples for runs that take seconds (slow baselines, GPT-2-sized products on a CPU adapter), so
+/// the bench ends in reasonable time.
 fn samples_for(single: Duration) -> usize {
     if single > Duration::from_millis(500) {
         3

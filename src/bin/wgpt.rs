@@ -5,6 +5,7 @@ use clap::Parser;
 use wgpt::cli::{Cli, Command, EvalArgs, InspectArgs};
 
 fn main() {
+    quiet_on_closed_pipe();
     let cli = Cli::parse();
     // Under `mpirun` (with the `mpi` feature) this process is one rank of a job; else it is alone.
     let ranks = wgpt::dist::init().unwrap_or_else(|e| {
@@ -55,6 +56,16 @@ fn main() {
         }
         drop(ranks);
         std::process::exit(e.exit_code());
+    }
+}
+
+/// Writing to a pipe whose reader is gone (`wgpt info | head`) ends the process quietly, as Unix tools
+/// do; Rust ignores SIGPIPE by default, which turns that into a panic in `println!`.
+fn quiet_on_closed_pipe() {
+    #[cfg(unix)]
+    // SAFETY: called first thing in main, before any thread exists; SIG_DFL is a valid disposition.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

@@ -31,7 +31,8 @@ pub enum Command {
     Train(Box<TrainArgs>),
     /// Mean loss and perplexity of a saved model on held-out data.
     Eval(EvalArgs),
-    /// Generate text from a saved model, streaming it as it comes.
+    /// Generate text from a saved model: one sample streamed as it comes, several as one batch,
+    /// JSON for tools, or the --interactive playground.
     Sample(SampleArgs),
     /// Encode a text file into train.bin/val.bin (uint16, split 90/10) plus its tokenizer.json.
     Prepare(PrepareArgs),

@@ -121,9 +121,12 @@ pub fn info(gpu: &Gpu) -> Result<()> {
     );
     let limits = gpu.adapter_limits();
     println!(
-        "adapter limits: storage binding {} MiB, buffer {} MiB, workgroup storage {} KiB, {} invocations",
+        "adapter limits: storage binding {} MiB, buffer {} MiB,",
         limits.max_storage_buffer_binding_size / (1 << 20),
         limits.max_buffer_size / (1 << 20),
+    );
+    println!(
+        "  workgroup storage {} KiB, {} invocations",
         limits.max_compute_workgroup_storage_size / 1024,
         limits.max_compute_invocations_per_workgroup
     );
@@ -155,19 +158,17 @@ fn print_parameters(name: &str, config: &GptConfig) {
         }
     }
     println!(
-        "{name}: {} layers, {} heads ({} key/value), width {}, MLP {}, context {}, vocabulary {}, {:?}, bias {}",
-        config.n_layer,
-        config.n_head,
-        config.n_kv_head,
-        config.n_embd,
-        config.n_inner,
-        config.n_positions,
-        config.vocab_size,
-        config.norm,
-        config.bias
+        "{name}: {} layers, {} heads ({} key/value), width {}, MLP {}",
+        config.n_layer, config.n_head, config.n_kv_head, config.n_embd, config.n_inner,
     );
     println!(
-        "{:<40} {:>14} {:>8} {:>16}",
+        "  context {}, vocabulary {}, {:?}, bias {}",
+        config.n_positions, config.vocab_size, config.norm, config.bias
+    );
+    // Columns sized to fit 80 characters with the longest names (GPT-2's, the modern model's).
+    let w = rows.iter().map(|r| r.0.len()).max().unwrap_or(0).max(6);
+    println!(
+        "{:<w$} {:>10} {:>5} {:>12}",
         "tensor", "shape", "count", "parameters"
     );
     for (tensor, shape, len, count) in &rows {
@@ -177,12 +178,12 @@ fn print_parameters(name: &str, config: &GptConfig) {
             .collect::<Vec<_>>()
             .join("x");
         println!(
-            "{tensor:<40} {shape:>14} {count:>8} {:>16}",
+            "{tensor:<w$} {shape:>10} {count:>5} {:>12}",
             group(len * count)
         );
     }
     let total = config.parameter_count();
-    println!("{:<40} {:>14} {:>8} {:>16}", "total", "", "", group(total));
+    println!("{:<w$} {:>10} {:>5} {:>12}", "total", "", "", group(total));
     println!("f32 size: {:.2} MiB", total as f64 * 4.0 / (1 << 20) as f64);
     if config.tie_word_embeddings {
         let untied = GptConfig {
@@ -190,7 +191,7 @@ fn print_parameters(name: &str, config: &GptConfig) {
             ..config.clone()
         };
         println!(
-            "head tied to the token embedding; untied it would be {} parameters ({:.2} MiB)",
+            "head tied to the token embedding; untied: {} parameters ({:.2} MiB)",
             group(untied.parameter_count()),
             untied.parameter_count() as f64 * 4.0 / (1 << 20) as f64
         );
@@ -202,9 +203,9 @@ fn print_parameters(name: &str, config: &GptConfig) {
 fn print_memory_plan(config: &GptConfig, batch: usize, seq: usize) -> Result<()> {
     let m = config.planned_memory(batch, seq)?;
     let mib = |b: u64| b as f64 / (1 << 20) as f64;
+    println!("memory plan of a training step at batch {batch} x {seq} (MiB),");
     println!(
-        "memory plan of a training step at batch {batch} x {seq} (MiB), for WebGPU's default {} MiB \
-         storage binding:",
+        "  for WebGPU's default {} MiB storage binding:",
         crate::gpu::default_max_binding() >> 20
     );
     for (class, bytes) in [
@@ -217,12 +218,17 @@ fn print_memory_plan(config: &GptConfig, batch: usize, seq: usize) -> Result<()>
         println!("  {class:<14} {:>12.2}", mib(bytes));
     }
     println!(
-        "  {:<14} {:>12.2}   (analytical minimum {:.2}: activations alive at once {:.2}; ratio {:.3})",
+        "  {:<14} {:>12.2}   (ratio {:.3} to the analytical minimum {:.2},",
         "total",
         mib(m.total()),
+        m.total() as f64 / m.minimum() as f64,
         mib(m.minimum()),
+    );
+    println!(
+        "  {:<14} {:>12}    activations alive at once {:.2})",
+        "",
+        "",
         mib(m.activations_min),
-        m.total() as f64 / m.minimum() as f64
     );
     Ok(())
 }

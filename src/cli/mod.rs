@@ -1,14 +1,15 @@
-//! The `wgpt` command line's library side, one module per command (`info`, `train`, `eval`, `sample`,
-//! `prepare` and `tokenizer`, `inspect`), the flags of them all (`app`), checked values (`values`) and
-//! progress bars (`progress`); the binary (`src/bin/wgpt.rs`) only parses and dispatches. The examples
-//! reuse `train` and `inspect`. Here is what they share: choosing and opening the device for a model,
-//! reading a model directory's tokenizer, and loading training data.
+//! The `wgpt` command line's library side, one module per command (`info`, `train`, `eval`, `sample`
+//! and its `playground`, `prepare` and `tokenizer`, `inspect`), the flags of them all (`app`), checked
+//! values (`values`) and progress bars (`progress`); the binary (`src/bin/wgpt.rs`) only parses and
+//! dispatches. The examples reuse `train` and `inspect`. Here is what they share: choosing and opening
+//! the device for a model, reading a model directory's tokenizer, and loading training data.
 
 mod app;
 mod data;
 mod eval;
 mod info;
 mod inspect;
+mod playground;
 mod profile;
 mod progress;
 mod resume;
@@ -86,9 +87,9 @@ pub fn saved_tokenizer(dir: &Path) -> Result<Option<Tokenizer>> {
 
 /// The device on the adapter `device` names for a model of `config`: WebGPU's default limits, the
 /// storage binding raised toward the largest parameter where the adapter allows (so it stays whole; the
-/// model splits it otherwise).
+/// model splits it otherwise), and kernel variants autotuned unless `WGPT_AUTOTUNE=off`.
 pub fn gpu_for(device: &DeviceArgs, config: &GptConfig) -> Result<Gpu> {
-    Gpu::with_binding_room(&device.choice(), config.largest_parameter_bytes())
+    Gpu::with_binding_room(&device.choice(), config.largest_parameter_bytes()).map(Gpu::autotuned)
 }
 
 /// [`gpu_for`] the model a model directory holds (its config.json).

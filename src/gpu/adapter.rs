@@ -79,7 +79,8 @@ impl fmt::Display for AdapterSummary {
 /// Optional features wgpt uses when the adapter has them; nothing requires them.
 pub(crate) const WANTED_FEATURES: wgpu::Features = wgpu::Features::SUBGROUP
     .union(wgpu::Features::TIMESTAMP_QUERY)
-    .union(wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS);
+    .union(wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS)
+    .union(wgpu::Features::PIPELINE_CACHE);
 
 /// Every adapter of the backends `WGPU_BACKEND` allows (all when unset), in the order
 /// [`AdapterChoice::Index`] counts, and the index of the one [`AdapterChoice::Auto`] opens.

@@ -2,21 +2,26 @@
 //! only on request, and submit/wait helpers.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::gpu::adapter::{self, AdapterChoice, AdapterSummary, WANTED_FEATURES};
+use crate::gpu::compile::PipelineCache;
+use crate::gpu::driver_cache::DriverCache;
 use crate::gpu::health::{test_memory_cap, Health};
-use crate::gpu::pipelines::PipelineCache;
-use crate::gpu::{Commands, Submission};
+use crate::gpu::{user_cache, Commands, Submission, Tuner};
 
 /// The one GPU context of a program: adapter, device, queue and the pipeline cache.
 pub struct Gpu {
     pub(crate) adapter: wgpu::Adapter,
     pub(crate) device: wgpu::Device,
     pub(crate) queue: wgpu::Queue,
-    pub(crate) pipelines: Mutex<PipelineCache>,
+    pub(crate) pipelines: PipelineCache,
+    /// The driver's compiled pipelines from earlier runs, where the backend keeps them (Vulkan).
+    pub(crate) driver_cache: Option<DriverCache>,
     pub(crate) created: Created,
+    /// Kernel variant choices: off unless [`Gpu::autotuned`] or [`Gpu::set_tuner`] turn it on.
+    pub(crate) tuner: Tuner,
     pub(crate) health: Arc<Health>,
     /// The test hook's memory cap ([`crate::gpu::TEST_DEVICE_MEMORY`]).
     pub(crate) memory_cap: Option<u64>,
@@ -125,14 +130,17 @@ impl Gpu {
                 adapter: info.name.clone(),
                 reason: e.to_string(),
             })?;
+        let driver_cache = DriverCache::open(&device, &info, user_cache::dir().as_deref());
         Ok(Gpu {
             health: Health::watch(&device),
             memory_cap: test_memory_cap(),
             adapter,
             device,
             queue,
-            pipelines: Mutex::new(PipelineCache::default()),
+            pipelines: PipelineCache::default(),
+            driver_cache,
             created: Created::default(),
+            tuner: Tuner::off(),
             info,
             features,
             limits: required,
@@ -256,6 +264,15 @@ impl Gpu {
             .poll(wgpu::PollType::wait_indefinitely())
             .map_err(|e| Error::gpu("waiting for the GPU", e))?;
         self.check("waiting for the GPU")
+    }
+}
+
+impl Drop for Gpu {
+    /// Keeps what the driver compiled for the next run.
+    fn drop(&mut self) {
+        if let Some(cache) = &self.driver_cache {
+            cache.save();
+        }
     }
 }
 

@@ -2,15 +2,20 @@
 //!
 //! Kernels never talk to wgpu directly beyond this module's types: they allocate [`Tensor`]s, describe a
 //! [`Kernel`] (shader, entry point, override constants) and build [`Dispatch`]es once; recording a
-//! dispatch into a pass is the only thing that happens per step.
+//! dispatch into a pass is the only thing that happens per step. Kernels with variants may let
+//! [`Gpu::tune`] time them on the adapter (see `tune.rs`).
 
 mod adapter;
 mod buffers;
 mod commands;
+mod compile;
 mod context;
+mod driver_cache;
 mod health;
 mod pipelines;
 mod timing;
+mod tune;
+mod user_cache;
 
 pub use buffers::Tensor;
 
@@ -24,3 +29,5 @@ pub use context::{binding_room, Counts, Gpu};
 pub use health::TEST_DEVICE_MEMORY;
 pub use pipelines::{Binding, Dispatch, Kernel, Shader};
 pub use timing::{GpuTimer, Timeline};
+pub use tune::{Clock, GpuClock, Tuner};
+pub use user_cache::AdapterKey;

@@ -1,12 +1,11 @@
-//! Pipelines cached by (shader, entry point, override constants), and the pre-built [`Dispatch`]es that
-//! steps record: a pipeline, a bind group and a workgroup count, made once.
-
-use std::collections::HashMap;
+//! Shaders, the [`Kernel`]s specialized from them (the pipeline cache key, see `compile.rs`), and the
+//! pre-built [`Dispatch`]es that steps record: a pipeline, a bind group and a workgroup count, made once.
 
 use bytemuck::Pod;
 use wgpu::util::DeviceExt;
 
 use crate::error::{Error, Result};
+use crate::gpu::compile::Pipeline;
 use crate::gpu::{Gpu, Tensor};
 
 /// One shader module, embedded in the binary: `shaders/<name>.wgsl`, after the files it uses.
@@ -58,24 +57,12 @@ pub enum Binding<'a> {
     ReadWrite(&'a Tensor),
 }
 
-type CacheKey = (
-    &'static str,
-    &'static str,
-    Vec<(&'static str, u64)>,
-    Vec<bool>,
-);
-
-#[derive(Default)]
-pub(crate) struct PipelineCache {
-    modules: HashMap<&'static str, wgpu::ShaderModule>,
-    pipelines: HashMap<CacheKey, (wgpu::ComputePipeline, wgpu::BindGroupLayout)>,
-}
-
 /// A kernel launch with everything bound: recording it is all a step does.
 #[derive(Clone, Debug)]
 pub struct Dispatch {
     pub label: String,
-    pipeline: wgpu::ComputePipeline,
+    /// Compiled, or (inside [`Gpu::build_parallel`]) compiling: see [`Dispatch::ready`].
+    pipeline: Pipeline,
     bind_group: wgpu::BindGroup,
     workgroups: [u32; 3],
 }
@@ -147,11 +134,25 @@ impl Dispatch {
         })
     }
 
+    /// Waits until the pipeline is compiled (at once unless made inside [`Gpu::build_parallel`]) and
+    /// reports a compile error.
+    pub fn ready(&self) -> Result<()> {
+        match self.pipeline.wait() {
+            Ok(_) => Ok(()),
+            Err(e) => Err(Error::gpu(format!("compiling {}", self.label), e)),
+        }
+    }
+
+    /// Records the dispatch; nothing when its pipeline failed to compile (which [`Dispatch::ready`]
+    /// reports).
     pub fn record(&self, pass: &mut wgpu::ComputePass) {
+        let Ok(pipeline) = self.pipeline.wait() else {
+            return;
+        };
         if self.workgroups.contains(&0) {
             return;
         }
-        pass.set_pipeline(&self.pipeline);
+        pass.set_pipeline(pipeline);
         pass.set_bind_group(0, &self.bind_group, &[]);
         let [x, y, z] = self.workgroups;
         pass.dispatch_workgroups(x, y, z);
@@ -194,109 +195,5 @@ impl Gpu {
     /// Records `dispatches` in one pass, submits and waits.
     pub fn run_dispatches(&self, dispatches: &[Dispatch]) -> Result<()> {
         self.run(|commands| commands.dispatch(dispatches))
-    }
-
-    /// The compiled pipeline for `kernel` with storage bindings of the given writability followed by
-    /// one uniform; compiled on first use and cached. Compile errors come back as [`Error::Gpu`].
-    pub(crate) fn pipeline(
-        &self,
-        kernel: &Kernel,
-        writable: &[bool],
-    ) -> Result<(wgpu::ComputePipeline, wgpu::BindGroupLayout)> {
-        let key: CacheKey = (
-            kernel.shader.name,
-            kernel.entry,
-            kernel
-                .constants
-                .iter()
-                .map(|&(k, v)| (k, v.to_bits()))
-                .collect(),
-            writable.to_vec(),
-        );
-        let mut cache = self
-            .pipelines
-            .lock()
-            .map_err(|_| Error::gpu("pipeline cache", "poisoned by an earlier panic"))?;
-        if let Some(hit) = cache.pipelines.get(&key) {
-            return Ok(hit.clone());
-        }
-        let what = format!("compiling {}/{}", kernel.shader.name, kernel.entry);
-        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let module = cache
-            .modules
-            .entry(kernel.shader.name)
-            .or_insert_with(|| {
-                self.device
-                    .create_shader_module(wgpu::ShaderModuleDescriptor {
-                        label: Some(kernel.shader.name),
-                        source: wgpu::ShaderSource::Wgsl(kernel.shader.source.into()),
-                    })
-            })
-            .clone();
-        let layout = self.storage_layout(writable);
-        let pipeline_layout = self
-            .device
-            .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-                label: Some(kernel.entry),
-                bind_group_layouts: &[Some(&layout)],
-                immediate_size: 0,
-            });
-        self.created
-            .pipelines
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let pipeline = self
-            .device
-            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(kernel.entry),
-                layout: Some(&pipeline_layout),
-                module: &module,
-                entry_point: Some(kernel.entry),
-                compilation_options: wgpu::PipelineCompilationOptions {
-                    constants: &kernel.constants,
-                    zero_initialize_workgroup_memory: false,
-                },
-                cache: None,
-            });
-        if let Some(err) = pollster::block_on(scope.pop()) {
-            cache.modules.remove(kernel.shader.name);
-            return Err(Error::gpu(what, err));
-        }
-        cache
-            .pipelines
-            .insert(key, (pipeline.clone(), layout.clone()));
-        Ok((pipeline, layout))
-    }
-
-    fn storage_layout(&self, writable: &[bool]) -> wgpu::BindGroupLayout {
-        let storage = |i: usize, w: bool| wgpu::BindGroupLayoutEntry {
-            binding: i as u32,
-            visibility: wgpu::ShaderStages::COMPUTE,
-            ty: wgpu::BindingType::Buffer {
-                ty: wgpu::BufferBindingType::Storage { read_only: !w },
-                has_dynamic_offset: false,
-                min_binding_size: None,
-            },
-            count: None,
-        };
-        let mut entries: Vec<_> = writable
-            .iter()
-            .enumerate()
-            .map(|(i, &w)| storage(i, w))
-            .collect();
-        entries.push(wgpu::BindGroupLayoutEntry {
-            binding: writable.len() as u32,
-            visibility: wgpu::ShaderStages::COMPUTE,
-            ty: wgpu::BindingType::Buffer {
-                ty: wgpu::BufferBindingType::Uniform,
-                has_dynamic_offset: false,
-                min_binding_size: None,
-            },
-            count: None,
-        });
-        self.device
-            .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-                label: None,
-                entries: &entries,
-            })
     }
 }

@@ -213,8 +213,10 @@ impl Graph {
             // The loss's gradient comes from the cross-entropy's `dlogits`, already divided by the
             // rows the mean is over.
             Op::Mean { .. } => {}
-            // Decoding and inspection graphs are never differentiated.
-            Op::CachedAttention { .. } | Op::AttentionProbabilities { .. } => {}
+            // Prefill, decoding and inspection graphs are never differentiated.
+            Op::CachedAttention { .. }
+            | Op::FillCache { .. }
+            | Op::AttentionProbabilities { .. } => {}
             // Ops of the backward itself and the optimizer.
             Op::EmbeddingBackward { .. }
             | Op::LayerNormBackward { .. }

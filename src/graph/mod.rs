@@ -34,9 +34,10 @@ pub enum Storage {
     Input,
     /// Written by one op and read by later ones; placed by lifetime.
     Activation,
-    /// Kept from one step to the next (a decode step's key/value caches): a zeroed buffer of its own,
-    /// shared with no other tensor.
-    Cache,
+    /// Kept from one step to the next and shared by the plans given the same caches (a generator's
+    /// key/value caches, which its prefill plans fill and its decode plan extends): cache `i` of the
+    /// tensors [`Plan::compile`] is given, a buffer of its own shared with no other tensor of the plan.
+    Cache(usize),
     /// Elements `offset ..` of tensor `base` (an activation or input; `offset` a multiple of
     /// [`crate::gpu::Tensor::ALIGN`]): a row chunk of it. Using a view uses its base.
     View { base: TensorId, offset: usize },

@@ -112,8 +112,9 @@ pub enum Op {
         out: TensorId,
         lse: TensorId,
     },
-    /// One decode step of attention (batch 1, one token): appends the token's k and v at row
-    /// `position` of the caches, then attends over rows `0..=position`. Writes the cache rows and `out`.
+    /// One decode step of attention (one token for each of the caches' sequences, at the same
+    /// position): appends each token's k and v at row `position` of its sequence's caches
+    /// `[N, ctx, Hkv·D]`, then attends over rows `0..=position`. Writes the cache rows and `out`.
     CachedAttention {
         shape: AttentionShape,
         qkv: TensorId,
@@ -121,6 +122,14 @@ pub enum Op {
         k_cache: TensorId,
         v_cache: TensorId,
         out: TensorId,
+    },
+    /// A prefill's keys and values (`qkv: [B, T, W]`, B = 1 or the caches' N) into rows `0..T` of
+    /// the caches `[N, ctx, Hkv·D]`, cache `n` from prompt `n mod B`. Writes those rows.
+    FillCache {
+        shape: AttentionShape,
+        qkv: TensorId,
+        k_cache: TensorId,
+        v_cache: TensorId,
     },
     /// The probabilities of an [`Op::Attention`] (its `qkv`, `out` and `lse`), recomputed for looking
     /// at: `probs: [B, H, T, T]`, 0 above the diagonal. Only inspection graphs have it.
@@ -159,7 +168,8 @@ pub enum Op {
         first: usize,
         out: TensorId,
     },
-    /// `out = x[.., first .. first + w]` for `out: [.., w]` (a piece's part of the logits' gradient).
+    /// `out = x[.., first .. first + w]` for `out: [.., w]` (a piece's part of the logits' gradient; a
+    /// prefill's last positions, from a `[B, T·C]` view of its `[B, T, C]` activations).
     TakeColumns {
         x: TensorId,
         first: usize,
@@ -307,6 +317,12 @@ impl Op {
                 vec![*qkv, *position, *k_cache, *v_cache],
                 vec![*k_cache, *v_cache, *out],
             ),
+            Op::FillCache {
+                qkv,
+                k_cache,
+                v_cache,
+                ..
+            } => (vec![*qkv], vec![*k_cache, *v_cache]),
             Op::AttentionBackward {
                 qkv,
                 out,
@@ -458,7 +474,7 @@ impl Op {
                 eps,
             } => vec![layernorm::forward(
                 gpu,
-                layernorm::Variant::best(gpu, cx.t(*gain).len()),
+                layernorm::Variant::tuned(gpu, layernorm::Pass::Forward, cx.t(*x), cx.t(*gain))?,
                 cx.t(*x),
                 cx.t(*gain),
                 cx.opt(bias),
@@ -478,7 +494,8 @@ impl Op {
                 dbias,
             } => {
                 let (x, mean, rstd, dy) = (cx.t(*x), cx.t(*mean), cx.t(*rstd), cx.t(*dy));
-                let variant = layernorm::Variant::best(gpu, cx.t(*gain).len());
+                let pass = layernorm::Pass::Backward;
+                let variant = layernorm::Variant::tuned(gpu, pass, x, cx.t(*gain))?;
                 vec![
                     layernorm::backward(gpu, variant, x, cx.t(*gain), mean, rstd, dy, cx.t(*dx))?,
                     layernorm::backward_params(
@@ -605,6 +622,18 @@ impl Op {
                     kvcache::attention(gpu, *shape, qkv, position, k, v, cx.t(*out))?,
                 ]
             }
+            Op::FillCache {
+                shape,
+                qkv,
+                k_cache,
+                v_cache,
+            } => vec![kvcache::fill(
+                gpu,
+                *shape,
+                cx.t(*qkv),
+                cx.t(*k_cache),
+                cx.t(*v_cache),
+            )?],
             Op::AttentionProbabilities {
                 shape,
                 qkv,

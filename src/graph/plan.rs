@@ -102,7 +102,7 @@ pub struct MemoryReport {
     pub activations: u64,
     /// Per-step inputs and small state.
     pub scratch: u64,
-    /// Tensors kept from step to step (a decode plan's key/value caches).
+    /// Tensors kept from step to step (a generator's key/value caches, shared by its plans).
     pub caches: u64,
     /// Activations alive at once at the worst op: the analytical minimum for them.
     pub activations_min: u64,
@@ -251,20 +251,23 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// Places the graph's tensors and builds every dispatch. `keep` are tensors read after a step, the
-    /// first of them the one a step may read back (the loss; a decode step's logits): the capture
-    /// option. A kept tensor lives to the end of the step instead of giving its buffer to a later one;
-    /// that is all it costs, so a plan captures only what it is asked to.
+    /// Places the graph's tensors and builds every dispatch. `caches` are the tensors the graph's
+    /// [`Storage::Cache`] tensors are (none for a graph without any), made by the caller so that several
+    /// plans share them. `keep` are tensors read after a step, the first of them the one a step may
+    /// read back (the loss; a decode step's logits): the capture option. A kept tensor lives to the end
+    /// of the step instead of giving its buffer to a later one; that is all it costs, so a plan
+    /// captures only what it is asked to.
     /// Inside [`Gpu::allocating`]: a buffer the device refuses is [`Error::OutOfMemory`].
     pub fn compile(
         gpu: &Gpu,
         graph: &Graph,
         shared: &Shared,
+        caches: &[Tensor],
         keep: &[crate::graph::TensorId],
         vocab: usize,
     ) -> Result<Self> {
         gpu.allocating("a step's activations", || {
-            Self::place(gpu, graph, shared, keep, vocab)
+            Self::place(gpu, graph, shared, caches, keep, vocab)
         })
     }
 
@@ -272,6 +275,7 @@ impl Plan {
         gpu: &Gpu,
         graph: &Graph,
         shared: &Shared,
+        caches: &[Tensor],
         keep: &[crate::graph::TensorId],
         vocab: usize,
     ) -> Result<Self> {
@@ -290,7 +294,7 @@ impl Plan {
 
         let mut inputs = HashMap::new();
         let mut scratch = 0u64;
-        let mut caches = 0u64;
+        let mut cache_bytes = 0u64;
         // In order: a view's base comes before it.
         let mut tensors: Vec<Tensor> = Vec::with_capacity(graph.tensors.len());
         for (i, def) in graph.tensors.iter().enumerate() {
@@ -305,10 +309,13 @@ impl Plan {
                     inputs.insert(def.name.clone(), t.clone());
                     t
                 }
-                Storage::Cache => {
-                    let t = gpu.zeros(&def.name, &def.shape)?;
-                    caches += t.bytes();
-                    t
+                Storage::Cache(c) => {
+                    let cache = caches.get(c).filter(|t| t.shape == def.shape);
+                    let t = cache.ok_or_else(|| {
+                        Error::shape(&def.name, format!("no cache {c} of shape {:?}", def.shape))
+                    })?;
+                    cache_bytes += t.bytes();
+                    t.clone()
                 }
             };
             tensors.push(t);
@@ -326,21 +333,28 @@ impl Plan {
         let (mut dispatches, mut update) = (Vec::new(), Vec::new());
         let mut ops = Vec::with_capacity(graph.ops.len());
         let param_len = (shared.arenas.bytes() / 4) as usize;
-        for op in &graph.ops {
-            let updates = matches!(op, Op::GradNorm { .. } | Op::AdamW { .. });
-            let list = if updates {
-                &mut update
-            } else {
-                &mut dispatches
-            };
-            let start = list.len();
-            list.extend(op.lower(&cx)?);
-            ops.push(OpDispatches {
-                kind: op.kind(),
-                work: op.work(graph, param_len),
-                updates,
-                range: start..list.len(),
-            });
+        // The distinct pipelines compile on worker threads while the ops lower.
+        gpu.build_parallel(|| -> Result<()> {
+            for op in &graph.ops {
+                let updates = matches!(op, Op::GradNorm { .. } | Op::AdamW { .. });
+                let list = if updates {
+                    &mut update
+                } else {
+                    &mut dispatches
+                };
+                let start = list.len();
+                list.extend(op.lower(&cx)?);
+                ops.push(OpDispatches {
+                    kind: op.kind(),
+                    work: op.work(graph, param_len),
+                    updates,
+                    range: start..list.len(),
+                });
+            }
+            Ok(())
+        })?;
+        for d in dispatches.iter().chain(&update) {
+            d.ready()?;
         }
         let trains = graph
             .tensors
@@ -348,7 +362,7 @@ impl Plan {
             .any(|t| matches!(t.storage, Storage::Grad(_)));
         let state = shared.random_state.bytes() + shared.hyper.bytes() + shared.norm.bytes();
         let memory = MemoryReport {
-            caches,
+            caches: cache_bytes,
             ..placement.report(graph, shared.arenas.bytes(), scratch + state)
         };
         let readback = keep.first().map(|id| {
@@ -455,6 +469,14 @@ impl Plan {
     /// Dispatches per step.
     pub fn dispatch_count(&self) -> usize {
         self.dispatches.len() + self.update.len()
+    }
+
+    /// Each dispatch's kernel as `shader/entry point`, in the order a step records them (the forward
+    /// and backward, then a training plan's update): which kernels a lowering chose.
+    pub fn kernels(&self) -> Vec<&str> {
+        (self.dispatches.iter().chain(&self.update))
+            .map(|d| d.label.as_str())
+            .collect()
     }
 
     /// Where a step's GPU time goes, per kernel family, slowest first: each op's dispatches timed alone

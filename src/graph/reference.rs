@@ -51,8 +51,8 @@ pub fn run(graph: &Graph, model: &mut CpuModel, inputs: &CpuInputs) -> CpuStep {
                 model.params[piece.param][piece.offset()..][..piece.len()].to_vec()
             }
             Storage::Grad(_) => vec![0.0; t.len()],
-            // One step from empty caches: a decode graph's later steps need the GPU plan.
-            Storage::Cache => vec![0.0; t.len()],
+            // One step from empty caches: a generator's later steps need the GPU plans.
+            Storage::Cache(_) => vec![0.0; t.len()],
             _ => Vec::new(),
         })
         .collect();
@@ -330,6 +330,18 @@ fn step_op(
                 let (mut keys, mut vals) = (v(values, k_cache), v(values, v_cache));
                 kvcache::append(&values[qkv.0], &sh, pos, &mut keys, &mut vals);
                 values[out.0] = kvcache::attention(&values[qkv.0], &sh, pos, &keys, &vals);
+                values[k_cache.0] = keys;
+                values[v_cache.0] = vals;
+            }
+            Op::FillCache {
+                shape: sh,
+                qkv,
+                k_cache,
+                v_cache,
+            } => {
+                let sequences = shape(k_cache)[0];
+                let (mut keys, mut vals) = (v(values, k_cache), v(values, v_cache));
+                kvcache::fill(&values[qkv.0], &sh, sequences, &mut keys, &mut vals);
                 values[k_cache.0] = keys;
                 values[v_cache.0] = vals;
             }

@@ -39,6 +39,7 @@ impl Op {
             Op::Attention { .. } => "attention",
             Op::AttentionBackward { .. } => "attention backward",
             Op::CachedAttention { .. } => "kv-cache attention",
+            Op::FillCache { .. } => "kv-cache fill",
             Op::AttentionProbabilities { .. } => "attention probabilities",
             Op::Gelu { .. } => "gelu",
             Op::GeluBackward { .. } => "gelu backward",
@@ -75,6 +76,13 @@ impl Op {
                 Work::Flops(2.0 * attention_flops(s.batch, s.heads, s.seq, s.head_dim))
             }
             Op::CachedAttention { .. } => Work::Unknown,
+            // Each written cache row read once and written once, keys and values.
+            Op::FillCache {
+                shape: s, k_cache, ..
+            } => {
+                let rows = (graph.shape(k_cache)[0] * s.seq) as f64;
+                Work::Bytes(16.0 * rows * last(k_cache))
+            }
             Op::Embedding { out, .. } => Work::Bytes(8.0 * len(out)),
             Op::EmbeddingBackward { dout, .. } => Work::Bytes(8.0 * len(dout)),
             Op::LayerNorm { x, out, .. } | Op::RmsNorm { x, out, .. } => bytes(&[x, out]),

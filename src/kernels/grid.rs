@@ -103,8 +103,9 @@ struct RowShape {
 pub(crate) enum Spread {
     /// One workgroup of [`lane_workgroup`] invocations per row (`rowsum.wgsl`).
     Rows,
-    /// One invocation per row, `wg` = 64 per workgroup, with `row_cols` = cols (the `_row` entry points).
-    Invocations,
+    /// One invocation per row, `wg` of them per workgroup, with `row_cols` = cols (the `_row` entry
+    /// points). `wg` changes only which invocation takes which row, never a row's arithmetic.
+    Invocations(u32),
     /// One invocation per column (or vec4 of columns), summing over rows, [`lane_workgroup`] per
     /// workgroup (`columns`).
     Columns,
@@ -134,9 +135,9 @@ pub(crate) fn per_row(
             constants.push(("wg", lane_workgroup(gpu) as f64));
             [groups(gpu, rows, 1), 1, 1]
         }
-        Spread::Invocations => {
-            constants.extend([("wg", 64.0), ("row_cols", cols as f64)]);
-            [groups(gpu, rows, 64), 1, 1]
+        Spread::Invocations(wg) => {
+            constants.extend([("wg", wg as f64), ("row_cols", cols as f64)]);
+            [groups(gpu, rows, wg as usize), 1, 1]
         }
         Spread::Columns => {
             let columns = lane_workgroup(gpu);

@@ -1,13 +1,20 @@
-//! One decode step of attention over a key/value cache, for batch 1: the new token's k and v are
-//! appended at its position, then its query attends over every cached position up to and including it.
+//! Key/value caches of `N` sequences and one decode step of attention over them: a prefill writes a
+//! prompt's keys and values into rows `0..T` of every cache; a decode step appends each sequence's new
+//! token's k and v at its position, then its query attends over every cached position up to and
+//! including it.
 //!
-//! Shapes, with `W = (H + 2·Hkv)·D`: `qkv: [1, W]` (the new token's `c_attn` row), `k_cache, v_cache:
-//! [ctx, Hkv·D]`, `out: [1, H·D]`, `position: [1]` u32 (the new token's position `pos`, written before
-//! each step, so the dispatches are built once). Query head h uses kv head `h / (H / Hkv)`;
+//! Shapes, with `W = (H + 2·Hkv)·D`: `k_cache, v_cache: [N, ctx, Hkv·D]` (a cache per sequence);
+//! `position: [1]` u32 (the new tokens' position `pos`, the same for every sequence, written before each
+//! step, so the dispatches are built once). Query head h uses kv head `h / (H / Hkv)`;
 //! `scale = 1/sqrt(D)`.
 //!
-//! - [`append`]: `k_cache[pos] = k`, `v_cache[pos] = v`; writes those rows (nothing when `pos >= ctx`).
-//! - [`attention`]: `out[h] = softmax(scale·q_h·k_cache[0..=pos]ᵀ)·v_cache[0..=pos]`; writes `out`.
+//! - [`fill`]: `qkv: [B, T, W]` (a prefill's `c_attn` output, `B` = 1 or N): `k_cache[n, t] = k[n mod
+//!   B, t]`, `v_cache[n, t] = v[n mod B, t]` for `t < T`; writes those rows. One prompt (`B = 1`) fills
+//!   every sequence's cache.
+//! - [`append`]: `qkv: [N, W]` (each sequence's new token): `k_cache[n, pos] = k[n]`,
+//!   `v_cache[n, pos] = v[n]`; writes those rows (nothing when `pos >= ctx`).
+//! - [`attention`]: `out[n, h] = softmax(scale·q[n, h]·k_cache[n, 0..=pos]ᵀ)·v_cache[n, 0..=pos]`,
+//!   `out: [N, H·D]`; writes `out`.
 //!
 //! The attention's loops run about `(pos / 64 + 1)·(D + 256)` iterations per invocation; llvmpipe stops
 //! an invocation after 65,535, which bounds its context at about 8,000 positions at D = 128.
@@ -18,7 +25,7 @@ use crate::contract::AttentionShape;
 use crate::error::{Error, Result};
 use crate::gpu::{Binding, Dispatch, Gpu, Kernel, Shader, Tensor};
 use crate::kernels::attention::MAX_HEAD_DIM;
-use crate::kernels::check::{expect_len, expect_shape, matrix_dims, to_u32};
+use crate::kernels::check::{expect_len, expect_shape, to_u32};
 use crate::kernels::grid::groups;
 
 pub const SHADER: Shader = crate::shader!("kvcache");
@@ -34,17 +41,45 @@ struct Params {
     head_dim: u32,
     context: u32,
     scale: f32,
-    _pad: [u32; 3],
+    sequences: u32,
+    /// [`fill`]'s `qkv` batch `B` and length `T` (1 and 1 for a decode step).
+    batch: u32,
+    seq: u32,
 }
 
-/// Checks the operands against `shape` (batch 1, one token); returns the params.
-fn check(
-    shape: AttentionShape,
-    qkv: &Tensor,
-    position: &Tensor,
-    k_cache: &Tensor,
-    v_cache: &Tensor,
-) -> Result<Params> {
+/// `[N, ctx]` of the caches `[N, ctx, width]`.
+fn cache_dims(k_cache: &Tensor, v_cache: &Tensor, width: usize) -> Result<(usize, usize)> {
+    let [sequences, context, w] = k_cache.shape[..] else {
+        return Err(Error::shape(
+            "kvcache k_cache",
+            format!("expected [N, ctx, {width}], got {}", k_cache.describe()),
+        ));
+    };
+    if w != width || sequences == 0 || context == 0 {
+        return Err(Error::shape(
+            "kvcache k_cache",
+            format!(
+                "expected [N ≥ 1, ctx ≥ 1, {width}], got {}",
+                k_cache.describe()
+            ),
+        ));
+    }
+    if v_cache.shape != k_cache.shape {
+        return Err(Error::shape(
+            "kvcache v_cache",
+            format!(
+                "expected {}, got {}",
+                k_cache.describe(),
+                v_cache.describe()
+            ),
+        ));
+    }
+    Ok((sequences, context))
+}
+
+/// Checks the heads and the caches against `shape` (whose batch and seq are the `qkv` rows'); returns
+/// the params.
+fn check(shape: AttentionShape, k_cache: &Tensor, v_cache: &Tensor) -> Result<Params> {
     let (h, hkv, d) = (shape.heads, shape.kv_heads, shape.head_dim);
     if d == 0 || d > MAX_HEAD_DIM {
         return Err(Error::shape(
@@ -58,32 +93,42 @@ fn check(
             format!("{hkv} kv heads must divide {h} query heads"),
         ));
     }
-    if shape.batch * shape.seq != 1 {
-        return Err(Error::shape(
-            "kvcache",
-            format!(
-                "a decode step is one token of batch 1, got [{}, {}]",
-                shape.batch, shape.seq
-            ),
-        ));
-    }
-    expect_shape("kvcache qkv", qkv, 1, shape.qkv_width())?;
-    expect_len("kvcache position", position, 1)?;
-    let (context, _) = matrix_dims("kvcache k_cache", k_cache)?;
-    expect_shape("kvcache k_cache", k_cache, context, hkv * d)?;
-    expect_shape("kvcache v_cache", v_cache, context, hkv * d)?;
-    if context == 0 {
-        return Err(Error::shape("kvcache k_cache", "the cache has no rows"));
-    }
+    let (sequences, context) = cache_dims(k_cache, v_cache, hkv * d)?;
     let what = "kvcache";
+    to_u32(what, k_cache.len())?;
     Ok(Params {
         heads: to_u32(what, h)?,
         kv_heads: to_u32(what, hkv)?,
         head_dim: to_u32(what, d)?,
         context: to_u32(what, context)?,
         scale: shape.scale(),
-        _pad: [0; 3],
+        sequences: to_u32(what, sequences)?,
+        batch: to_u32(what, shape.batch)?,
+        seq: to_u32(what, shape.seq)?,
     })
+}
+
+/// Checks a decode step's operands: `qkv: [N, W]` for caches of `N` sequences, `position: [1]`.
+fn check_step(
+    shape: AttentionShape,
+    qkv: &Tensor,
+    position: &Tensor,
+    k_cache: &Tensor,
+    v_cache: &Tensor,
+) -> Result<Params> {
+    let params = check(shape, k_cache, v_cache)?;
+    if shape.seq != 1 || shape.batch != params.sequences as usize {
+        return Err(Error::shape(
+            "kvcache",
+            format!(
+                "a decode step is one token for each of the caches' {} sequences, got [{}, {}]",
+                params.sequences, shape.batch, shape.seq
+            ),
+        ));
+    }
+    expect_shape("kvcache qkv", qkv, shape.batch, shape.qkv_width())?;
+    expect_len("kvcache position", position, 1)?;
+    Ok(params)
 }
 
 fn kernel(entry: &'static str) -> Kernel {
@@ -94,7 +139,45 @@ fn kernel(entry: &'static str) -> Kernel {
     }
 }
 
-/// `k_cache[pos] = k`, `v_cache[pos] = v` from the new token's `qkv` row; writes those two rows.
+/// `k_cache[n, t] = k[n mod B, t]`, `v_cache[n, t] = v[n mod B, t]` for `t < T` from a prefill's `qkv:
+/// [B, T, W]` (`shape.batch = B`, 1 or the caches' N; `shape.seq = T ≤ ctx`); writes those rows.
+pub fn fill(
+    gpu: &Gpu,
+    shape: AttentionShape,
+    qkv: &Tensor,
+    k_cache: &Tensor,
+    v_cache: &Tensor,
+) -> Result<Dispatch> {
+    let params = check(shape, k_cache, v_cache)?;
+    let (sequences, context) = (params.sequences as usize, params.context as usize);
+    if !(shape.batch == 1 || shape.batch == sequences) || shape.seq == 0 || shape.seq > context {
+        return Err(Error::shape(
+            "kvcache fill",
+            format!(
+                "{} prompts of {} tokens for {sequences} caches of {context} rows (need 1 or \
+                 {sequences} prompts of 1..={context} tokens)",
+                shape.batch, shape.seq
+            ),
+        ));
+    }
+    expect_shape(
+        "kvcache qkv",
+        qkv,
+        shape.batch * shape.seq,
+        shape.qkv_width(),
+    )?;
+    let bindings = [
+        Binding::Read(qkv),
+        Binding::ReadWrite(k_cache),
+        Binding::ReadWrite(v_cache),
+    ];
+    let items = sequences * shape.seq * shape.kv_heads * shape.head_dim;
+    let workgroups = [groups(gpu, items, WG), 1, 1];
+    Dispatch::new(gpu, &kernel("kvcache_fill"), &bindings, &params, workgroups)
+}
+
+/// `k_cache[n, pos] = k[n]`, `v_cache[n, pos] = v[n]` from each sequence's new token's `qkv` row;
+/// writes those rows.
 pub fn append(
     gpu: &Gpu,
     shape: AttentionShape,
@@ -103,15 +186,15 @@ pub fn append(
     k_cache: &Tensor,
     v_cache: &Tensor,
 ) -> Result<Dispatch> {
-    let params = check(shape, qkv, position, k_cache, v_cache)?;
+    let params = check_step(shape, qkv, position, k_cache, v_cache)?;
     let bindings = [
         Binding::Read(qkv),
         Binding::Read(position),
         Binding::ReadWrite(k_cache),
         Binding::ReadWrite(v_cache),
     ];
-    let width = shape.kv_heads * shape.head_dim;
-    let workgroups = [groups(gpu, width, WG), 1, 1];
+    let items = shape.batch * shape.kv_heads * shape.head_dim;
+    let workgroups = [groups(gpu, items, WG), 1, 1];
     Dispatch::new(
         gpu,
         &kernel("kvcache_append"),
@@ -121,7 +204,8 @@ pub fn append(
     )
 }
 
-/// The new token's attention over cache rows `0..=pos`, one workgroup per query head; writes `out`.
+/// Each sequence's new token's attention over its cache rows `0..=pos`, one workgroup per (query head,
+/// sequence); writes `out`.
 pub fn attention(
     gpu: &Gpu,
     shape: AttentionShape,
@@ -131,8 +215,13 @@ pub fn attention(
     v_cache: &Tensor,
     out: &Tensor,
 ) -> Result<Dispatch> {
-    let params = check(shape, qkv, position, k_cache, v_cache)?;
-    expect_shape("kvcache output", out, 1, shape.heads * shape.head_dim)?;
+    let params = check_step(shape, qkv, position, k_cache, v_cache)?;
+    expect_shape(
+        "kvcache output",
+        out,
+        shape.batch,
+        shape.heads * shape.head_dim,
+    )?;
     let bindings = [
         Binding::Read(qkv),
         Binding::Read(position),
@@ -140,7 +229,7 @@ pub fn attention(
         Binding::Read(v_cache),
         Binding::ReadWrite(out),
     ];
-    let workgroups = [to_u32("kvcache heads", shape.heads)?, 1, 1];
+    let workgroups = [params.heads, params.sequences, 1];
     Dispatch::new(
         gpu,
         &kernel("kvcache_attention"),

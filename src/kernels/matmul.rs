@@ -230,45 +230,7 @@ fn launch(
             )
         }
         Variant::Cpu { lanes } => {
-            // An invocation covers 4 columns and 32 rows, or 64 rows (`cpu_rows`) when op(A) is shared
-            // across lanes and M is large enough to repay the longer compile: ~10% faster at 1024³.
-            let rows = if lanes > 1 && m >= 512 { 64 } else { 32 };
-            // llvmpipe ends an invocation after 65535 loop iterations in all, silently; this kernel
-            // makes one per 4 of K, plus a few hundred in its epilogue.
-            const CPU_LOOP_LIMIT: usize = 65535 - 512;
-            if gpu.is_cpu() && k.div_ceil(4) > CPU_LOOP_LIMIT {
-                return Err(Error::Limit {
-                    what: format!("matmul variant {} (inner dimension {k})", variant.name()),
-                    limit: "loop iterations per invocation",
-                    needed: k.div_ceil(4) as u64,
-                    allowed: CPU_LOOP_LIMIT as u64,
-                    adapter: gpu.info().name.clone(),
-                });
-            }
-            // Up to 64 invocations of 4 columns per workgroup, spread evenly over the column blocks in
-            // whole 8-lane SIMD vectors: idle lanes cost as much as busy ones on a CPU.
-            let width = n.div_ceil(4 * n.div_ceil(256)).next_multiple_of(8);
-            constants.push(("cpu_width", width as f64));
-            // The vec4 views need the contiguous axes of op(A), op(B) and C in fours.
-            let a_axis = if product == Product::WeightGrad { m } else { k };
-            let b_axis = if product == Product::InputGrad { k } else { n };
-            let vec4 = [a_axis, b_axis, n].iter().all(|d| d % 4 == 0);
-            // Few rows (a decode step): blocks of 4 rows, op(A) not shared (see matmul_cpu_thin).
-            let thin = m <= THIN_ROWS && product != Product::WeightGrad;
-            let (shader, entry) = match (thin, lanes > 1, vec4) {
-                (true, _, false) => (SHADER, "matmul_cpu_thin"),
-                (true, _, true) => (SHADER, "matmul_cpu_thin_vec4"),
-                (false, false, false) => (SHADER, "matmul_cpu"),
-                (false, false, true) => (SHADER, "matmul_cpu_vec4"),
-                (false, true, false) => (SUBGROUP_SHADER, "matmul_cpu_subgroup"),
-                (false, true, true) => (SUBGROUP_SHADER, "matmul_cpu_subgroup_vec4"),
-            };
-            let rows = if thin { 4 } else { rows };
-            if lanes > 1 && !thin {
-                constants.push(("cpu_lanes", lanes as f64));
-                constants.push(("cpu_rows", rows as f64));
-            }
-            (shader, entry, [m.div_ceil(rows), n.div_ceil(4 * width), 1])
+            cpu_kernel(gpu, variant, lanes, product, [m, k, n], &mut constants)?
         }
         Variant::Gpu => {
             const THREADS: usize = 16;
@@ -301,6 +263,90 @@ fn launch(
         &params([m, k, n])?,
         workgroups,
     )
+}
+
+/// llvmpipe ends an invocation after 65535 loop iterations in all, silently; the cpu kernels make one
+/// per 4 of K, plus a few hundred in their epilogue.
+const CPU_LOOP_LIMIT: usize = 65535 - 512;
+
+/// Invocations per workgroup of the cpu kernels (not the thin ones), each 4 columns wide. Lavapipe runs a
+/// workgroup's 8-lane SIMD vectors one after another on one thread, so four of them side by side (32)
+/// find op(A)'s rows still in cache: up to 1.1-1.2× faster than one (8) for the forward and
+/// input-gradient products at GPT shapes. One vector per workgroup where four would idle lanes past N
+/// (more than an eighth of the columns), or leave lavapipe's threads (one per core) fewer than four
+/// workgroups each to balance (a weight gradient of 128 rows ran up to 3× slower), and always for weight
+/// gradients: their op(B) panel, K = B·T rows deep, outgrows the cache at 32 (1.2-1.5× slower).
+fn cpu_group(product: Product, [m, n]: [usize; 2], rows: usize) -> usize {
+    const WIDE: usize = 32;
+    let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
+    let columns = 4 * WIDE;
+    let idle = n.next_multiple_of(columns) - n;
+    let groups = m.div_ceil(rows) * n.div_ceil(columns);
+    if product != Product::WeightGrad && 8 * idle <= n && groups >= 4 * threads {
+        WIDE
+    } else {
+        8
+    }
+}
+
+/// The cpu variant's entry point and workgroup grid for the product's `[m, k, n]`, pushing its constants.
+fn cpu_kernel(
+    gpu: &Gpu,
+    variant: Variant,
+    lanes: u32,
+    product: Product,
+    [m, k, n]: [usize; 3],
+    constants: &mut Vec<(&'static str, f64)>,
+) -> Result<(Shader, &'static str, [usize; 3])> {
+    if gpu.is_cpu() && k.div_ceil(4) > CPU_LOOP_LIMIT {
+        return Err(Error::Limit {
+            what: format!("matmul variant {} (inner dimension {k})", variant.name()),
+            limit: "loop iterations per invocation",
+            needed: k.div_ceil(4) as u64,
+            allowed: CPU_LOOP_LIMIT as u64,
+            adapter: gpu.info().name.clone(),
+        });
+    }
+    // The vec4 views need the contiguous axes of op(A), op(B) and C in fours.
+    let a_axis = if product == Product::WeightGrad { m } else { k };
+    let b_axis = if product == Product::InputGrad { k } else { n };
+    let vec4 = [a_axis, b_axis, n].iter().all(|d| d % 4 == 0);
+    // Few rows (a decode step): blocks of 4 rows, op(A) not shared (see matmul_cpu_thin), up to 64
+    // invocations of 4 columns per workgroup, spread evenly over the column blocks in whole 8-lane SIMD
+    // vectors: idle lanes cost as much as busy ones on a CPU.
+    if m <= THIN_ROWS && product != Product::WeightGrad {
+        let width = n.div_ceil(4 * n.div_ceil(256)).next_multiple_of(8);
+        constants.push(("cpu_width", width as f64));
+        let entry = if vec4 {
+            "matmul_cpu_thin_vec4"
+        } else {
+            "matmul_cpu_thin"
+        };
+        return Ok((SHADER, entry, [m.div_ceil(4), n.div_ceil(4 * width), 1]));
+    }
+    // An invocation covers 4 columns and 32 rows, or 64 rows (`cpu_rows`) when op(A) is shared across
+    // lanes, read through the vec4 views, and M has at least two such blocks: 1.15-1.3× faster (a third
+    // fewer loads per multiply-add), down to weight gradients of 128 rows, at twice the compile time
+    // (about 0.5 s). Through the scalar views 64 rows run no faster and compile twice as long (their
+    // loads are four times as many loops for llvmpipe).
+    let rows = if lanes > 1 && vec4 && m >= 128 {
+        64
+    } else {
+        32
+    };
+    let (shader, entry) = match (lanes > 1, vec4) {
+        (false, false) => (SHADER, "matmul_cpu"),
+        (false, true) => (SHADER, "matmul_cpu_vec4"),
+        (true, false) => (SUBGROUP_SHADER, "matmul_cpu_subgroup"),
+        (true, true) => (SUBGROUP_SHADER, "matmul_cpu_subgroup_vec4"),
+    };
+    let group = cpu_group(product, [m, n], rows);
+    constants.push(("cpu_width", group as f64));
+    if lanes > 1 {
+        constants.push(("cpu_lanes", lanes as f64));
+        constants.push(("cpu_rows", rows as f64));
+    }
+    Ok((shader, entry, [m.div_ceil(rows), n.div_ceil(4 * group), 1]))
 }
 
 fn params([m, k, n]: [usize; 3]) -> Result<Params> {

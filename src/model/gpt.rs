@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Tensor};
 use crate::graph::planner::ArenaLayout;
 use crate::graph::{planned_memory, ArenaTensor, MemoryReport, Op, Piece, Plan, Shared, TensorId};
-use crate::model::graph::{build, build_micro, Mode, ModelGraph};
+use crate::model::graph::{build, build_micro, cache_index, cache_shape, Mode, ModelGraph};
 use crate::model::{GptConfig, Init};
 
 /// How the optimizer runs (fixed for a plan; the learning rate is set per step).
@@ -17,6 +17,26 @@ pub struct Optimizer {
     pub adamw: AdamWConfig,
     /// Clip the global gradient norm to this (`None`: no clipping).
     pub max_norm: Option<f32>,
+}
+
+/// The key/value caches of sequences generated together ([`Gpt::kv_caches`]): the prefill plans write
+/// them and the decode plan extends them, so they outlive every plan built over them.
+pub struct KvCaches {
+    sequences: usize,
+    /// Layer `l`'s keys at [`cache_index`]`(l, false)`, its values at `(l, true)`.
+    tensors: Vec<Tensor>,
+}
+
+impl KvCaches {
+    pub fn sequences(&self) -> usize {
+        self.sequences
+    }
+
+    /// Layer `layer`'s `[keys, values]`, each `[N, ctx, Hkv·D]` (for looking at, e.g. in tests).
+    pub fn layer(&self, layer: usize) -> Option<[&Tensor; 2]> {
+        let keys = self.tensors.get(cache_index(layer, false))?;
+        Some([keys, self.tensors.get(cache_index(layer, true))?])
+    }
 }
 
 pub struct Gpt {
@@ -166,6 +186,7 @@ impl Gpt {
             gpu,
             &model.graph,
             &self.shared,
+            &[],
             model.loss.as_slice(),
             self.config.vocab_size,
         )?
@@ -185,6 +206,7 @@ impl Gpt {
             gpu,
             &model.graph,
             &self.shared,
+            &[],
             &[model.loss.as_slice(), model.logits.as_slice()].concat(),
             self.config.vocab_size,
         )?;
@@ -207,6 +229,7 @@ impl Gpt {
             gpu,
             &model.graph,
             &self.shared,
+            &[],
             &keep,
             self.config.vocab_size,
         )?;
@@ -222,22 +245,85 @@ impl Gpt {
             gpu,
             &model.graph,
             &self.shared,
+            &[],
             model.loss.as_slice(),
             self.config.vocab_size,
         )?;
         Ok((plan, model))
     }
 
-    /// The plan of one generation step (batch 1): the new token's forward at the position written to
-    /// the [`crate::graph::POSITION`] input, with per-layer key/value caches `[ctx, Hkv·D]` that the
-    /// plan keeps from step to step. It reads back the logits `[1, 1, vocab]`
+    /// Zeroed key/value caches for `sequences` sequences generated together, each `[N, ctx, Hkv·D]`
+    /// (a key and a value cache per layer), for the prefill and decode plans to share; an error naming
+    /// the storage binding limit when one cache exceeds it (fewer sequences fit).
+    pub fn kv_caches(&self, gpu: &Gpu, sequences: usize) -> Result<KvCaches> {
+        if sequences == 0 {
+            return Err(Error::Invalid(
+                "generation needs at least one sequence".into(),
+            ));
+        }
+        let shape = cache_shape(&self.config, sequences);
+        let len: usize = shape.iter().product();
+        if len > self.max_binding {
+            return Err(Error::Limit {
+                what: format!("the key/value cache of one layer for {sequences} sequences"),
+                limit: "max_storage_buffer_binding_size",
+                needed: 4 * len as u64,
+                allowed: 4 * self.max_binding as u64,
+                adapter: gpu.info().name.clone(),
+            });
+        }
+        let tensors = (0..2 * self.config.n_layer)
+            .map(|i| gpu.zeros(&format!("kv cache {i}"), &shape))
+            .collect::<Result<_>>()?;
+        Ok(KvCaches { sequences, tensors })
+    }
+
+    /// The plan of one generation step for the sequences of `caches`: each one's new token's forward
+    /// at the position written to the [`crate::graph::POSITION`] input, appending its keys and values
+    /// to `caches` and attending over them. It reads back the logits `[N, 1, vocab]`
     /// ([`Plan::run_and_read`]).
-    pub fn decode_plan(&self, gpu: &Gpu) -> Result<(Plan, ModelGraph)> {
-        let model = build(&self.config, 1, 1, Mode::Decode, self.max_binding)?;
+    pub fn decode_plan(&self, gpu: &Gpu, caches: &KvCaches) -> Result<(Plan, ModelGraph)> {
+        let n = caches.sequences;
+        let model = build(&self.config, n, 1, Mode::Decode, self.max_binding)?;
+        self.generation_plan(gpu, model, caches)
+    }
+
+    /// The plan of a prefill: the forward of `prompts` prompts of `seq` tokens at positions `0..` in
+    /// one pass, writing their keys and values into rows `0..seq` of `caches` (one prompt fills every
+    /// sequence's; else `prompts` is the caches' sequence count, one each). It reads back the logits of
+    /// each prompt's last token, `[prompts, 1, vocab]`.
+    pub fn prefill_plan(
+        &self,
+        gpu: &Gpu,
+        caches: &KvCaches,
+        prompts: usize,
+        seq: usize,
+    ) -> Result<(Plan, ModelGraph)> {
+        self.check_seq(seq)?;
+        let sequences = caches.sequences;
+        if prompts != 1 && prompts != sequences {
+            return Err(Error::Invalid(format!(
+                "a prefill takes one prompt or one for each of the {sequences} sequences, not \
+                 {prompts}"
+            )));
+        }
+        let mode = Mode::Prefill { sequences };
+        let model = build(&self.config, prompts, seq, mode, self.max_binding)?;
+        self.generation_plan(gpu, model, caches)
+    }
+
+    /// Compiles a graph over the parameters and `caches`, reading back its logits.
+    fn generation_plan(
+        &self,
+        gpu: &Gpu,
+        model: ModelGraph,
+        caches: &KvCaches,
+    ) -> Result<(Plan, ModelGraph)> {
         let plan = Plan::compile(
             gpu,
             &model.graph,
             &self.shared,
+            &caches.tensors,
             model.logits.as_slice(),
             self.config.vocab_size,
         )?;

@@ -14,10 +14,16 @@ pub enum Mode {
     Train,
     /// Forward and loss only, no dropout.
     Eval,
-    /// One generation step for one new token (batch 1, seq 1) at the position held by the
-    /// [`crate::graph::POSITION`] input: its k and v are appended to per-layer caches `[ctx, Hkv·D]`
-    /// kept by the plan, its attention reads them; logits, no loss.
+    /// One generation step: a new token for each of `batch` sequences (seq 1) at the position held by
+    /// the [`crate::graph::POSITION`] input (the same for all): their k and v are appended to the
+    /// per-layer caches ([`cache_shape`], [`cache_index`]), their attention reads them; logits
+    /// `[batch, 1, V]`, no loss.
     Decode,
+    /// The forward of `batch` prompts of `seq` tokens at positions `0..` (no dropout) that writes each
+    /// layer's keys and values into rows `0..seq` of the caches of `sequences` sequences (one prompt
+    /// fills them all, or `batch = sequences` prompts one each), and computes the logits of each
+    /// prompt's last token only, `[batch, 1, V]`. No loss.
+    Prefill { sequences: usize },
     /// The forward of a prompt to its logits, no loss, no dropout, with every attention layer's
     /// probabilities recomputed (`[B, H, T, T]`, [`BlockTensors::probabilities`]) for looking at.
     Inspect,
@@ -26,9 +32,10 @@ pub enum Mode {
 /// A model graph and the tensors a caller needs by name.
 pub struct ModelGraph {
     pub graph: Graph,
-    /// The mean loss (none in [`Mode::Decode`]).
+    /// The mean loss (none in [`Mode::Decode`], [`Mode::Prefill`] and [`Mode::Inspect`]).
     pub loss: Option<TensorId>,
-    /// All the logits `[B, T, V]`; none when they are computed in row chunks (larger than one binding).
+    /// All the logits `[B, T, V]` (a prefill's last positions': `[B, 1, V]`); none when they are
+    /// computed in row chunks (larger than one binding).
     pub logits: Option<TensorId>,
     /// The token embedding (plus positions) entering the first block.
     pub embedding: TensorId,
@@ -57,7 +64,7 @@ pub struct BlockTensors {
 /// Builds the forward graph for batches of `[batch, seq]` tokens (and, in training, appends the
 /// backward), for a device whose storage bindings hold `max_binding` elements: parameters larger than
 /// that are split into pieces ([`GptConfig::pieces`]), each op reading one piece. [`Mode::Decode`] takes
-/// `[1, 1]`. The graph reads as nanoGPT's `GPT.forward`: embeddings, the blocks, the final norm, then
+/// `[N, 1]`. The graph reads as nanoGPT's `GPT.forward`: embeddings, the blocks, the final norm, then
 /// the head (and loss).
 pub fn build(
     config: &GptConfig,
@@ -93,6 +100,10 @@ pub fn build_micro(
     let final_norm = b.norm(x, "transformer.ln_f");
     let (loss, logits) = match mode {
         Mode::Decode | Mode::Inspect => (None, Some(b.logits(final_norm)?)),
+        Mode::Prefill { .. } => {
+            let last = b.last_position(final_norm);
+            (None, Some(b.logits(last)?))
+        }
         Mode::Train | Mode::Eval => b.loss(final_norm)?,
     };
     Ok(ModelGraph {
@@ -102,6 +113,18 @@ pub fn build_micro(
         embedding,
         blocks,
     })
+}
+
+/// The shape of each key and value cache of `sequences` sequences: `[N, ctx, Hkv·D]`.
+pub fn cache_shape(config: &GptConfig, sequences: usize) -> [usize; 3] {
+    let width = config.n_kv_head * config.head_dim();
+    [sequences, config.n_positions, width]
+}
+
+/// Which of the caches a plan is given ([`crate::graph::Storage::Cache`]) holds layer `layer`'s keys
+/// (`values = false`) or values: `2·layer` and `2·layer + 1`.
+pub fn cache_index(layer: usize, values: bool) -> usize {
+    2 * layer + values as usize
 }
 
 /// The graph under construction and what every layer needs: the parameters' graph ids by name, the
@@ -289,7 +312,7 @@ impl<'a> Builder<'a> {
         let h = format!("transformer.h.{layer}");
         let site = 1 + 3 * layer as u32;
         let ln1 = self.norm(x, &format!("{h}.ln_1"));
-        let (qkv, attended, probabilities) = self.attention(&h, ln1, site);
+        let (qkv, attended, probabilities) = self.attention(layer, ln1, site);
         let projected = self.linear(attended, &format!("{h}.attn.c_proj"), self.config.n_embd);
         let projected = self.dropout(projected, site + 1, format!("{h}.attn dropout"));
         let residual = self.residual(x, projected, format!("{h} residual 1"));
@@ -308,15 +331,17 @@ impl<'a> Builder<'a> {
         }
     }
 
-    /// Causal self-attention of block `h` before its output projection: `(qkv, out, probabilities)`.
-    /// Decoding attends over the key/value caches; inspection also recomputes the probabilities.
+    /// Causal self-attention of block `layer` before its output projection: `(qkv, out,
+    /// probabilities)`. Decoding attends over the key/value caches; a prefill also writes its keys and
+    /// values into them; inspection also recomputes the probabilities.
     fn attention(
         &mut self,
-        h: &str,
+        layer: usize,
         x: TensorId,
         site: u32,
     ) -> (TensorId, TensorId, Option<TensorId>) {
         let config = self.config;
+        let h = &format!("transformer.h.{layer}");
         let qkv = self.linear(x, &format!("{h}.attn.c_attn"), config.qkv_width());
         let out = self.activation(format!("{h}.attn out"), config.n_embd);
         let shape = AttentionShape {
@@ -327,9 +352,7 @@ impl<'a> Builder<'a> {
             head_dim: config.head_dim(),
         };
         if let Some(position) = self.position {
-            let cache = [config.n_positions, config.n_kv_head * config.head_dim()];
-            let k_cache = (self.g).tensor(format!("{h}.attn k cache"), &cache, Storage::Cache);
-            let v_cache = (self.g).tensor(format!("{h}.attn v cache"), &cache, Storage::Cache);
+            let (k_cache, v_cache) = self.caches(layer, self.batch);
             self.g.push(Op::CachedAttention {
                 shape,
                 qkv,
@@ -353,6 +376,15 @@ impl<'a> Builder<'a> {
             out,
             lse,
         });
+        if let Mode::Prefill { sequences } = self.mode {
+            let (k_cache, v_cache) = self.caches(layer, sequences);
+            self.g.push(Op::FillCache {
+                shape,
+                qkv,
+                k_cache,
+                v_cache,
+            });
+        }
         if self.mode != Mode::Inspect {
             return (qkv, out, None);
         }
@@ -366,6 +398,20 @@ impl<'a> Builder<'a> {
             probs,
         });
         (qkv, out, Some(probs))
+    }
+
+    /// Layer `layer`'s key and value caches for `sequences` sequences.
+    fn caches(&mut self, layer: usize, sequences: usize) -> (TensorId, TensorId) {
+        let shape = cache_shape(self.config, sequences);
+        let [k, v] = [false, true].map(|values| {
+            let name = format!(
+                "transformer.h.{layer}.attn {} cache",
+                ["k", "v"][values as usize]
+            );
+            let storage = Storage::Cache(cache_index(layer, values));
+            self.g.tensor(name, &shape, storage)
+        });
+        (k, v)
     }
 
     /// The MLP of block `h`: `c_proj(gelu(c_fc(x)))`.
@@ -387,9 +433,26 @@ impl<'a> Builder<'a> {
             .to_vec()
     }
 
-    /// All the logits `[B, T, V]` of `x` at once (decoding and inspection: no loss).
+    /// Row `T - 1` of each sequence of `x: [B, T, C]`, as `[B, 1, C]`: a prefill's last positions.
+    fn last_position(&mut self, x: TensorId) -> TensorId {
+        let (batch, seq, c) = (self.batch, self.seq, self.config.n_embd);
+        // The columns of the last position in each sequence's row of a [B, T·C] view.
+        let rows = self.g.view(x, 0, &[batch, seq * c]);
+        let out = self.g.activation("last position", &[batch, 1, c]);
+        self.g.push(Op::TakeColumns {
+            x: rows,
+            first: (seq - 1) * c,
+            out,
+        });
+        out
+    }
+
+    /// All the logits `[.., V]` of `x: [.., C]` at once (decoding, a prefill's last positions and
+    /// inspection: no loss).
     fn logits(&mut self, x: TensorId) -> Result<TensorId> {
-        let (rows, vocab) = (self.rows(), self.config.vocab_size);
+        let mut shape = self.g.shape(x).to_vec();
+        let rows = shape.iter().product::<usize>() / self.config.n_embd;
+        let vocab = self.config.vocab_size;
         if logit_rows(rows, vocab, self.max_binding)? < rows {
             return Err(Error::Invalid(format!(
                 "the logits of {rows} tokens over {vocab} exceed one storage binding ({} \
@@ -397,7 +460,8 @@ impl<'a> Builder<'a> {
                 self.max_binding
             )));
         }
-        let logits = self.activation("logits".into(), vocab);
+        *shape.last_mut().expect("activations have a feature axis") = vocab;
+        let logits = self.g.activation("logits", &shape);
         let head = self.head();
         head_logits(&mut self.g, x, &head, logits);
         Ok(logits)

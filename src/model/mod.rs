@@ -7,7 +7,7 @@ pub mod graph;
 mod params;
 
 pub use config::{GptConfig, Norm};
-pub use gpt::{matmul_variant, Gpt, Optimizer};
+pub use gpt::{matmul_variant, Gpt, KvCaches, Optimizer};
 pub use params::{Init, ParamSpec};
 
 /// The executor's types a model's user handles: the plans a [`Gpt`] builds, the batch a step takes, the
