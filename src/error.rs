@@ -108,6 +108,11 @@ pub enum Error {
         hint: String,
     },
 
+    /// Processes training together disagree (their parameters differ) or cannot work together (the
+    /// batch does not split over them, MPI failed).
+    #[error("{0}")]
+    Distributed(String),
+
     /// The GPU device was lost (driver reset, GPU removed): nothing more runs on it.
     #[error("the GPU device was lost ({reason}) during {what}; files written before stay whole")]
     DeviceLost { what: String, reason: String },

@@ -6,6 +6,7 @@ pub mod checkpoint;
 pub mod cli;
 pub mod contract;
 pub mod data;
+pub mod dist;
 pub mod dtype;
 pub mod error;
 pub mod gpu;

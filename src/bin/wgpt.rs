@@ -7,12 +7,31 @@ use wgpt::cli::{Cli, Command, EvalArgs, InspectArgs};
 fn main() {
     quiet_on_closed_pipe();
     let cli = Cli::parse();
+    // Under `mpirun` (with the `mpi` feature) this process is one rank of a job; else it is alone.
+    let ranks = wgpt::dist::init().unwrap_or_else(|e| {
+        eprintln!("error: {e}");
+        std::process::exit(e.exit_code());
+    });
+    let together = ranks.size() > 1;
     let result = match cli.command {
+        Command::Info(args)
+            if together
+                && args.preset.is_none()
+                && args.model.is_none()
+                && args.config.is_none() =>
+        {
+            wgpt::cli::ranks_info(&*ranks, &args.device)
+        }
         Command::Info(args) => wgpt::cli::info_command(&args),
         Command::Devices => wgpt::cli::devices(),
-        Command::Train(args) => wgpt::cli::gpu_for_training(&args, "baby")
-            .and_then(|gpu| wgpt::cli::train(&gpu, &args, Default::default(), "baby"))
-            .map(|_| ()),
+        Command::Train(mut args) => {
+            args.device = args.device.for_local_rank(ranks.local_rank());
+            wgpt::cli::gpu_for_training(&args, "baby")
+                .and_then(|gpu| {
+                    wgpt::cli::train_on(&gpu, &*ranks, &args, Default::default(), "baby")
+                })
+                .map(|_| ())
+        }
         Command::Eval(args) => eval(&args),
         Command::Sample(args) => wgpt::cli::gpu_for_model(&args.device, &args.model)
             .and_then(|gpu| wgpt::cli::sample(&gpu, &args, &mut std::io::stdout().lock())),
@@ -25,7 +44,17 @@ fn main() {
         }
     };
     if let Err(e) = result {
-        eprintln!("error: {e}");
+        if !together {
+            eprintln!("error: {e}");
+            std::process::exit(e.exit_code());
+        }
+        eprintln!("error on rank {} of {}: {e}", ranks.rank(), ranks.size());
+        // A signal stops every rank at the same step (they agree on it): end the job normally.
+        // Any other error may be this rank's alone, and the others would wait for it: end them all.
+        if !matches!(e, wgpt::Error::Interrupted { .. }) {
+            ranks.abort(e.exit_code());
+        }
+        drop(ranks);
         std::process::exit(e.exit_code());
     }
 }

@@ -8,6 +8,7 @@ use clap::Args;
 use crate::checkpoint;
 use crate::cli::values::{at_least_one, model_dir};
 use crate::cli::DeviceArgs;
+use crate::dist::Collective;
 use crate::error::{Error, Result};
 use crate::gpu::{adapters, Gpu};
 use crate::model::GptConfig;
@@ -53,6 +54,32 @@ pub fn info_command(args: &InfoArgs) -> Result<()> {
         args.batch,
         args.seq.unwrap_or(config.n_positions),
     )
+}
+
+/// `wgpt info` under `mpirun` (more than one rank): one line per rank, in rank order, with the
+/// machine and the adapter it opens ([`DeviceArgs::for_local_rank`]).
+pub fn ranks_info(ranks: &dyn Collective, device: &DeviceArgs) -> Result<()> {
+    let device = device.for_local_rank(ranks.local_rank());
+    let gpu = Gpu::on(&device.choice());
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "?".into());
+    for turn in 0..ranks.size() {
+        if turn == ranks.rank() {
+            let adapter = match &gpu {
+                Ok(gpu) => gpu.summary().to_string(),
+                Err(e) => format!("no adapter: {e}"),
+            };
+            println!(
+                "rank {turn} of {} (local rank {} on {host}): {adapter}",
+                ranks.size(),
+                ranks.local_rank()
+            );
+        }
+        // Take turns, so the lines come in rank order.
+        ranks.gather_u64(0)?;
+    }
+    gpu.map(|_| ())
 }
 
 /// `wgpt devices`: every adapter with the index `--adapter` takes, its backend, type and driver; the

@@ -22,11 +22,11 @@ mod values;
 pub use app::{completions, Cli, Command};
 pub use data::Corpus;
 pub use eval::{eval, EvalArgs};
-pub use info::{devices, info, info_command, model_info, InfoArgs};
+pub use info::{devices, info, info_command, model_info, ranks_info, InfoArgs};
 pub use inspect::{inspect, InspectArgs, ANATOMY_FILE};
 pub use sample::{sample, SampleArgs};
 pub use tokenizer::{prepare, tokenizer_command, PrepareArgs, TokenizerCommand};
-pub use train::{gpu_for_training, train, ScheduleFlag, Summary, TrainArgs};
+pub use train::{gpu_for_training, train, train_on, ScheduleFlag, Summary, TrainArgs};
 
 use std::path::Path;
 
@@ -35,7 +35,7 @@ use clap::Args;
 use crate::checkpoint;
 use crate::data::Tokenizer;
 use crate::error::Result;
-use crate::gpu::{AdapterChoice, Gpu};
+use crate::gpu::{adapters, AdapterChoice, Gpu};
 use crate::model::GptConfig;
 
 /// The `--adapter` flag of every command that runs on a GPU.
@@ -50,6 +50,28 @@ pub struct DeviceArgs {
 impl DeviceArgs {
     pub fn choice(&self) -> AdapterChoice {
         self.adapter.clone().unwrap_or_default()
+    }
+
+    /// The device of the process of local rank `local` on its machine (one process per GPU under
+    /// `mpirun`): `--adapter` or `WGPU_ADAPTER_NAME` when given, else the `local`-th adapter (round
+    /// robin) among those like wgpu's default choice (same backend and device type). Local rank 0
+    /// keeps wgpu's choice.
+    pub fn for_local_rank(&self, local: usize) -> DeviceArgs {
+        let named = std::env::var_os("WGPU_ADAPTER_NAME").is_some();
+        if local == 0 || self.adapter.is_some() || named {
+            return self.clone();
+        }
+        let (list, Some(auto)) = adapters() else {
+            return self.clone();
+        };
+        let like = |i: &usize| {
+            let (a, b) = (&list[*i], &list[auto]);
+            a.backend == b.backend && a.device_type == b.device_type
+        };
+        let candidates: Vec<usize> = (0..list.len()).filter(like).collect();
+        DeviceArgs {
+            adapter: Some(AdapterChoice::Index(candidates[local % candidates.len()])),
+        }
     }
 }
 

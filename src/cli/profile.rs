@@ -1,10 +1,12 @@
 //! `wgpt train --profile`: whether the GPU ever waited for the CPU during the run, and where a training
 //! step's GPU time goes, per kernel family.
 
+use std::time::Duration;
+
 use crate::error::Result;
 use crate::gpu::Gpu;
 use crate::model::{Plan, ProfileRow, Work};
-use crate::train::StepTimeline;
+use crate::train::{Exchange, StepTimeline};
 
 /// Rounds each op is timed, the median kept.
 const ROUNDS: usize = 3;
@@ -35,6 +37,34 @@ pub fn print_profile(gpu: &Gpu, plan: &Plan, what: &str) -> Result<()> {
     }
     eprintln!("{:<24} {:>10.2}", "total", total * 1e3);
     Ok(())
+}
+
+/// Prints how a step of `ranks` processes training together splits (medians over the steps, the first
+/// left out as warm-up): compute (everything but the exchange: forward, backward, update, batch),
+/// waiting for the slowest rank, gradient readback, all-reduce and upload.
+pub fn print_exchange(steps: &[Exchange], ranks: usize, what: &str) {
+    // The last step has no wall time (no next step started).
+    let steps = &steps[1.min(steps.len())..steps.len().saturating_sub(1)];
+    if steps.is_empty() {
+        return;
+    }
+    let median = |f: &dyn Fn(&Exchange) -> Duration| {
+        let mut v: Vec<f64> = steps.iter().map(|s| f(s).as_secs_f64() * 1e3).collect();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let communication = |s: &Exchange| s.wait + s.times.readback + s.times.reduce + s.times.upload;
+    let step = median(&|s| s.step);
+    let wait = median(&|s| s.wait);
+    let readback = median(&|s| s.times.readback);
+    let reduce = median(&|s| s.times.reduce);
+    let upload = median(&|s| s.times.upload);
+    let compute = median(&|s| s.step.saturating_sub(communication(s)));
+    eprintln!(
+        "{what} on {ranks} ranks, median of {} steps (ms): step {step:.2} = compute {compute:.2} \
+         + wait {wait:.2} + readback {readback:.2} + all-reduce {reduce:.2} + upload {upload:.2}",
+        steps.len()
+    );
 }
 
 fn rate(row: &ProfileRow, seconds: f64) -> String {

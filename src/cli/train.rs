@@ -14,6 +14,7 @@ use crate::cli::signals::StopOnSignals;
 use crate::cli::values::{at_least_one, below_one, model_dir, non_negative, positive};
 use crate::cli::{gpu_for, gpu_for_model, saved_tokenizer, Corpus, DeviceArgs};
 use crate::data::tokenizer::TOKENIZER_FILE;
+use crate::dist::{Collective, Single};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::model::{Gpt, GptConfig};
@@ -222,6 +223,19 @@ pub struct Summary {
 /// are the settings before flags (the example picks them per adapter); `preset` the model when neither
 /// flags nor a checkpoint give one.
 pub fn train(gpu: &Gpu, args: &TrainArgs, defaults: Settings, preset: &str) -> Result<Summary> {
+    train_on(gpu, &Single, args, defaults, preset)
+}
+
+/// [`train`] as one of the processes of `ranks` training together (under `mpirun`): `--batch` is the
+/// global batch, split by rows across them; rank 0 alone prints, logs, plots and saves.
+pub fn train_on(
+    gpu: &Gpu,
+    ranks: &dyn Collective,
+    args: &TrainArgs,
+    defaults: Settings,
+    preset: &str,
+) -> Result<Summary> {
+    let lead = ranks.rank() == 0;
     let resumed = args.resume.as_deref().map(latest_checkpoint);
     let checkpoint_dir = resumed.as_deref().or(args.init.as_deref());
     let tokenizer = match checkpoint_dir {
@@ -241,41 +255,58 @@ pub fn train(gpu: &Gpu, args: &TrainArgs, defaults: Settings, preset: &str) -> R
         settings.seq = settings.seq.min(model.config.n_positions);
     }
     check_vocabulary(args, &model.config, &corpus)?;
-    let out = output_dir(args, preset, resumed.as_deref())?;
-    let mut trainer = Trainer::new(gpu, model, settings, &corpus.train, &corpus.val, step)?;
+    let out = match lead {
+        true => Some(output_dir(args, preset, resumed.as_deref())?),
+        false => None,
+    };
+    let (train, val) = (&corpus.train, &corpus.val);
+    let mut trainer = Trainer::on_ranks(gpu, ranks, model, settings, train, val, step)?;
     let extra: Vec<(&str, Vec<u8>)> = (corpus.tokenizer.iter())
         .map(|t| (TOKENIZER_FILE, t.to_json().into_bytes()))
         .collect();
     let title = (args.plot_title.clone())
         .unwrap_or_else(|| format!("wgpt train: {}", run_name(args, preset)));
     let save_every = args.save_every.unwrap_or(trainer.settings.eval_every);
-    let mut output = Output::open(&out, &title, save_every, step)?.with_extra(owned(&extra));
-    if !args.json {
+    let mut output = match &out {
+        Some(out) => Some(Output::open(out, &title, save_every, step)?.with_extra(owned(&extra))),
+        None => None,
+    };
+    if !args.json && lead {
         print_header(gpu, &trainer, step);
     }
     if args.profile {
         let s = &trainer.settings;
         trainer.record_timeline(((s.steps - step) * s.grad_accum) as usize);
     }
-    eprintln!(
-        "output: {} (model/, best/, log.jsonl, loss.svg)",
-        out.display()
-    );
+    if let Some(out) = &out {
+        let what = "model/, best/, log.jsonl, loss.svg";
+        eprintln!("output: {} ({what})", out.display());
+    }
     let start = Instant::now();
-    let events = run_reporting(&mut trainer, &mut output, step, args.json)?;
+    let quiet = args.json || !lead;
+    let events = run_reporting(
+        &mut trainer,
+        output.as_mut(),
+        step,
+        args.json && lead,
+        quiet,
+    )?;
     let seconds = start.elapsed().as_secs_f64();
-    if let Some(dir) = &args.save {
+    if let (Some(dir), true) = (&args.save, lead) {
         trainer.save(dir, &extra)?;
     }
-    if args.profile {
+    if args.profile && lead {
         let s = &trainer.settings;
         let timeline = trainer.timeline()?;
         crate::cli::profile::print_timeline(&timeline, step, s.eval_every, s.grad_accum);
         let what = format!("a training step at batch {} x {}", s.batch, s.seq);
+        if ranks.size() > 1 {
+            crate::cli::profile::print_exchange(trainer.exchanges(), ranks.size(), &what);
+        }
         crate::cli::profile::print_profile(gpu, trainer.train_plan(), &what)?;
     }
     let summary = Summary::new(trainer.step - step, seconds, &trainer.settings, events);
-    if !args.json {
+    if let (false, Some(output)) = (args.json, &output) {
         eprintln!(
             "{} steps in {} ({:.0} tokens/s), saved to {}",
             summary.steps,
@@ -347,8 +378,15 @@ fn print_header(gpu: &Gpu, trainer: &Trainer, step: u32) {
         memory.total() as f64 / (1 << 20) as f64
     );
     eprintln!(
-        "training: steps {step}..{}, batch {} x {} tokens, dropout {}",
-        s.steps, s.batch, s.seq, config.dropout
+        "training: steps {step}..{}, batch {} x {} tokens{}, dropout {}",
+        s.steps,
+        s.batch,
+        s.seq,
+        match trainer.ranks().size() {
+            1 => String::new(),
+            n => format!(" over {n} ranks ({} rows each)", s.batch / n),
+        },
+        config.dropout
     );
     let schedule = match s.schedule {
         Schedule::Constant => "constant".to_string(),
@@ -360,18 +398,19 @@ fn print_header(gpu: &Gpu, trainer: &Trainer, step: u32) {
     );
 }
 
-/// Trains to the end (or a signal), reporting each event as a JSON line (`json`) or on the progress
-/// bar, recording it in `output` with the checkpoints; returns the events.
+/// Trains to the end (or a signal), reporting each event as a JSON line (`json`) or, unless `quiet`,
+/// on the progress bar, recording it in `output` (if any) with the checkpoints; returns the events.
 fn run_reporting(
     trainer: &mut Trainer,
-    output: &mut Output,
+    output: Option<&mut Output>,
     step: u32,
     json: bool,
+    quiet: bool,
 ) -> Result<Vec<Event>> {
-    let mut progress = TrainProgress::new(step, &trainer.settings, !json);
+    let mut progress = TrainProgress::new(step, &trainer.settings, !quiet);
     let mut events = Vec::new();
     let signals = StopOnSignals::install()?;
-    let result = trainer.run_into(Some(output), signals.stop(), |event| {
+    let result = trainer.run_into(output, signals.stop(), |event| {
         if json {
             println!("{}", event.to_json());
         }

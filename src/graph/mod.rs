@@ -13,8 +13,8 @@ mod work;
 pub use autodiff::Gradients;
 pub use ops::{ArenaChunk, Arenas, Op};
 pub use plan::{
-    planned_memory, ArenaTensor, MemoryReport, Plan, ProfileRow, Shared, StepInputs, StepReadout,
-    POSITION, TARGETS, TOKENS,
+    planned_memory, ArenaTensor, ExchangeTimes, MemoryReport, Plan, ProfileRow, Shared, StepInputs,
+    StepReadout, POSITION, TARGETS, TOKENS,
 };
 pub use work::Work;
 

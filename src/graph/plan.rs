@@ -151,6 +151,30 @@ struct StepReadback {
     micros: usize,
     loss: Tensor,
     norm: Tensor,
+    /// With a gradient exchange: the staging buffer of the step whose update is yet to be submitted
+    /// (`Some(None)`: no read asked for).
+    awaiting_update: Mutex<Option<Option<usize>>>,
+}
+
+/// Where one gradient exchange ([`Plan::exchange_gradients`]) spent its CPU time.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ExchangeTimes {
+    /// Waiting for the backward and copying the gradients out of the staging buffers.
+    pub readback: std::time::Duration,
+    /// The reduction across processes (an MPI all-reduce).
+    pub reduce: std::time::Duration,
+    /// Queueing the summed gradients back to the GPU.
+    pub upload: std::time::Duration,
+}
+
+impl ExchangeTimes {
+    pub fn plus(self, other: ExchangeTimes) -> ExchangeTimes {
+        ExchangeTimes {
+            readback: self.readback + other.readback,
+            reduce: self.reduce + other.reduce,
+            upload: self.upload + other.upload,
+        }
+    }
 }
 
 /// One op's share of a plan's dispatches, for profiles.
@@ -170,6 +194,12 @@ impl StepReadback {
             .ok_or_else(|| {
                 Error::Invalid("two steps' reads are outstanding: collect one first".into())
             })
+    }
+
+    fn awaiting(&self) -> std::sync::MutexGuard<'_, Option<Option<usize>>> {
+        self.awaiting_update
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, VecDeque<usize>>> {
@@ -208,6 +238,9 @@ pub struct Plan {
     kept: Vec<crate::graph::TensorId>,
     /// The gradient arena's chunks when this plan trains (cleared at the start of each step).
     grads: Vec<Tensor>,
+    /// With [`Plan::with_gradient_exchange`]: one staging buffer per gradient chunk (a bucket of the
+    /// exchange), and the update waits for [`Plan::exchange_gradients`].
+    exchange: Vec<Readback>,
     vocab: usize,
     memory: MemoryReport,
     /// The per-step state every plan of the model reads ([`Shared::random_state`], [`Shared::hyper`]),
@@ -358,6 +391,7 @@ impl Plan {
             } else {
                 Vec::new()
             },
+            exchange: Vec::new(),
             vocab,
             memory,
             random_state: shared.random_state.clone(),
@@ -389,7 +423,24 @@ impl Plan {
             micros,
             loss: loss.clone(),
             norm: shared.norm.clone(),
+            awaiting_update: Mutex::new(None),
         });
+        Ok(self)
+    }
+
+    /// A training plan of [`Plan::with_micro_batches`] whose gradients are summed with other
+    /// processes' before the update: the last micro-batch's submit also copies each gradient chunk to
+    /// a staging buffer (made here, once), and the gradient norm and AdamW wait for
+    /// [`Plan::exchange_gradients`].
+    pub fn with_gradient_exchange(mut self, gpu: &Gpu) -> Result<Self> {
+        if self.step_readback.is_none() {
+            return Err(Error::Invalid(
+                "a gradient exchange needs a plan built for micro-batches".into(),
+            ));
+        }
+        self.exchange = (self.grads.iter())
+            .map(|chunk| Readback::new(gpu, "gradient exchange", chunk.bytes()))
+            .collect();
         Ok(self)
     }
 
@@ -552,6 +603,7 @@ impl Plan {
             ));
         };
         let last = micro + 1 == out.micros;
+        let exchanges = !self.exchange.is_empty();
         gpu.check("a training step")?;
         let staging = match read {
             true => Some(out.free_staging()?),
@@ -563,14 +615,29 @@ impl Plan {
                 commands.clear(grads);
             }
         }
-        let update: &[Dispatch] = if last { &self.update } else { &[] };
+        let update: &[Dispatch] = if last && !exchanges {
+            &self.update
+        } else {
+            &[]
+        };
         commands.dispatch_timed(&[&self.dispatches, update], self.timeline.as_ref());
         if let Some(k) = staging {
             out.staging[k].copy_range(&mut commands, &out.loss, 1, micro);
-            if last {
-                let norm = (&out.norm, gradnorm::HEAD_LEN, out.micros);
-                out.staging[k].copy_range(&mut commands, norm.0, norm.1, norm.2);
+        }
+        if last && exchanges {
+            for (bucket, grads) in self.exchange.iter().zip(&self.grads) {
+                bucket.copy(&mut commands, grads);
             }
+            let submission = gpu.submit(commands);
+            for bucket in &self.exchange {
+                bucket.request(Some(submission.clone()));
+            }
+            *out.awaiting() = Some(staging);
+            return Ok(Some(submission));
+        }
+        if let (Some(k), true) = (staging, last) {
+            let norm = (&out.norm, gradnorm::HEAD_LEN, out.micros);
+            out.staging[k].copy_range(&mut commands, norm.0, norm.1, norm.2);
         }
         let submission = gpu.submit(commands);
         if !last {
@@ -581,6 +648,45 @@ impl Plan {
             out.lock()?.push_back(k);
         }
         Ok(Some(submission))
+    }
+
+    /// After the last micro-batch of a plan [`Plan::with_gradient_exchange`]: reads each gradient chunk
+    /// back, lets `reduce` sum it with the other processes' (in place), uploads the sum and submits the
+    /// gradient norm and AdamW. Returns that submission and where the time went.
+    pub fn exchange_gradients(
+        &self,
+        gpu: &Gpu,
+        mut reduce: impl FnMut(&mut [f32]) -> Result<()>,
+    ) -> Result<(Submission, ExchangeTimes)> {
+        let out = (self.step_readback.as_ref())
+            .filter(|_| !self.exchange.is_empty())
+            .ok_or_else(|| Error::Invalid("the plan exchanges no gradients".into()))?;
+        let staging = (out.awaiting().take())
+            .ok_or_else(|| Error::Invalid("no step awaits its gradient exchange".into()))?;
+        let mut times = ExchangeTimes::default();
+        for (bucket, grads) in self.exchange.iter().zip(&self.grads) {
+            let start = std::time::Instant::now();
+            let mut values: Vec<f32> = bucket.finish(gpu, "reading gradients back")?;
+            let reduced = std::time::Instant::now();
+            reduce(&mut values)?;
+            let uploaded = std::time::Instant::now();
+            gpu.write(grads, &values)?;
+            times.readback += reduced - start;
+            times.reduce += uploaded - reduced;
+            times.upload += uploaded.elapsed();
+        }
+        let mut commands = gpu.commands("update");
+        commands.dispatch(&self.update);
+        if let Some(k) = staging {
+            let norm = (&out.norm, gradnorm::HEAD_LEN, out.micros);
+            out.staging[k].copy_range(&mut commands, norm.0, norm.1, norm.2);
+        }
+        let submission = gpu.submit(commands);
+        if let Some(k) = staging {
+            out.staging[k].request(Some(submission.clone()));
+            out.lock()?.push_back(k);
+        }
+        Ok((submission, times))
     }
 
     /// The losses and gradient norm of the oldest submitted step that asked for them (waiting only for

@@ -154,9 +154,26 @@ impl Gpt {
         micros: usize,
         optimizer: &Optimizer,
     ) -> Result<(Plan, ModelGraph)> {
+        self.shard_train_plan(gpu, batch, seq, micros, 1, optimizer)
+    }
+
+    /// [`Gpt::train_plan`] for one of `shards` processes that share each micro-batch (data parallel):
+    /// each runs `micros` micro-batches of `batch` rows, its share of a step of `micros · shards`
+    /// micro-batches, whose loss gradient averages over all of them. With more than one shard the
+    /// gradients are summed across processes before the update ([`Plan::exchange_gradients`]).
+    pub fn shard_train_plan(
+        &self,
+        gpu: &Gpu,
+        batch: usize,
+        seq: usize,
+        micros: usize,
+        shards: usize,
+        optimizer: &Optimizer,
+    ) -> Result<(Plan, ModelGraph)> {
         self.check_seq(seq)?;
         let max_binding = self.max_binding;
-        let mut model = build_micro(&self.config, batch, seq, micros, Mode::Train, max_binding)?;
+        let all = micros * shards;
+        let mut model = build_micro(&self.config, batch, seq, all, Mode::Train, max_binding)?;
         // Also without clipping: the trainer checks the norm for NaN and infinity.
         model.graph.push(Op::GradNorm {
             max_norm: optimizer.max_norm,
@@ -174,6 +191,10 @@ impl Gpt {
             self.config.vocab_size,
         )?
         .with_micro_batches(gpu, micros, &self.shared)?;
+        let plan = match shards {
+            1 => plan,
+            _ => plan.with_gradient_exchange(gpu)?,
+        };
         Ok((plan, model))
     }
 

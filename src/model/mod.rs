@@ -14,5 +14,6 @@ pub use params::{Init, ParamSpec};
 /// tensors of its graph and a decode step's position input. Layers above the model reach the executor
 /// through these, never around the model.
 pub use crate::graph::{
-    MemoryReport, Plan, ProfileRow, StepInputs, StepReadout, TensorId, Work, POSITION,
+    ExchangeTimes, MemoryReport, Plan, ProfileRow, StepInputs, StepReadout, TensorId, Work,
+    POSITION,
 };

@@ -35,7 +35,7 @@ impl Trainer<'_> {
         // A logged step whose loss is on its way: (step, lr).
         let mut logged: Option<(u32, f64)> = None;
         while self.step < steps {
-            if let Some(signal) = stop.requested() {
+            if let Some(signal) = self.stop_requested(stop)? {
                 let events = self.reported(logged.take(), &mut rate)?;
                 events.iter().for_each(&mut on);
                 if let Some(output) = output.as_deref_mut() {
@@ -56,11 +56,15 @@ impl Trainer<'_> {
             // A step that ends the run, is evaluated or saved reports its loss at once: a NaN stops the
             // run before anything is saved.
             let saves = (output.as_deref()).is_some_and(|o| o.saves_at(self.step, steps));
-            match log && (evaluates || saves || self.step == steps) {
+            // Ranks training together read each logged loss at once (reading it is a collective,
+            // which every rank must reach at the same point; their steps wait for each other anyway).
+            let together = self.ranks().size() > 1;
+            match log && (evaluates || saves || self.step == steps || together) {
                 true => events.extend(self.reported(Some((self.step, lr)), &mut rate)?),
                 false => logged = log.then_some((self.step, lr)),
             }
             if evaluates {
+                self.check_ranks_agree()?;
                 events.push(Event::Eval {
                     step: self.step,
                     train_loss: self.evaluate(false)?,

@@ -4,13 +4,16 @@
 use std::time::{Duration, Instant};
 
 use crate::data::{Batch, BatchSampler};
+use crate::dist::{hash_params, Collective, Single};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Submission, Timeline};
-use crate::model::{Gpt, Plan, StepInputs, StepReadout};
+use crate::model::{ExchangeTimes, Gpt, Plan, StepInputs, StepReadout};
 use crate::train::{checkpoint_files, learning_rate, Settings};
 
 pub struct Trainer<'a> {
     gpu: &'a Gpu,
+    /// The processes training together (data parallel), each on its share of every micro-batch.
+    ranks: &'a dyn Collective,
     pub model: Gpt,
     pub settings: Settings,
     /// Batches of `grad_accum · batch` rows, cut into micro-batches.
@@ -29,7 +32,25 @@ pub struct Trainer<'a> {
     /// While recording a timeline ([`Trainer::record_timeline`]), the CPU time of each step's
     /// preparation and of its recording and submits.
     cpu_times: Option<Vec<(Duration, Duration)>>,
+    /// With more than one rank, while recording a timeline: each step's [`Exchange`].
+    exchanges: Option<Vec<Exchange>>,
+    step_started: Option<Instant>,
 }
+
+/// Where a step of ranks training together spent its time ([`Trainer::exchanges`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Exchange {
+    /// Wall time from the step's start to the next step's (zero for the last step).
+    pub step: Duration,
+    /// Waiting for the slowest rank to finish its backward (a barrier before the exchange, only
+    /// while profiling, so the all-reduce's time is its transfer alone).
+    pub wait: Duration,
+    /// The gradient exchange: readback, all-reduce, upload.
+    pub times: ExchangeTimes,
+}
+
+/// One process alone: what [`Trainer::new`] trains with.
+static SINGLE: Single = Single;
 
 /// Where a run of steps spent its time on each side ([`Trainer::timeline`]).
 pub struct StepTimeline {
@@ -52,15 +73,39 @@ impl<'a> Trainer<'a> {
         val: &'a [u32],
         step: u32,
     ) -> Result<Self> {
+        Self::on_ranks(gpu, &SINGLE, model, settings, train, val, step)
+    }
+
+    /// [`Trainer::new`] for one of the processes of `ranks` that train together: `settings.batch` is
+    /// the global batch; this rank computes rows `r·B/N .. (r+1)·B/N` of each micro-batch (with the
+    /// dropout masks those rows get in the whole batch), the gradients are summed across ranks before
+    /// every rank applies the same update, so N ranks compute the step one process would.
+    pub fn on_ranks(
+        gpu: &'a Gpu,
+        ranks: &'a dyn Collective,
+        model: Gpt,
+        settings: Settings,
+        train: &'a [u32],
+        val: &'a [u32],
+        step: u32,
+    ) -> Result<Self> {
         settings.validate()?;
         let (b, t, micros) = (settings.batch, settings.seq, settings.grad_accum as usize);
-        let plans = (model.train_plan(gpu, b, t, micros, &settings.optimizer()))
-            .and_then(|(train, _)| Ok((train, model.eval_plan(gpu, b, t)?.0)));
+        let n = ranks.size();
+        if !b.is_multiple_of(n) {
+            return Err(Error::Distributed(format!(
+                "--batch {b} does not split over {n} processes: give a multiple of {n} (--batch is the global batch)"
+            )));
+        }
+        let optimizer = settings.optimizer();
+        let plans = (model.shard_train_plan(gpu, b / n, t, micros, n, &optimizer))
+            .and_then(|(train, _)| Ok((train, model.eval_plan(gpu, b / n, t)?.0)));
         let (train_plan, eval_plan) =
             plans.map_err(|e| out_of_memory(e, gpu, &model, &settings))?;
         let seed = settings.seed;
         Ok(Trainer {
             gpu,
+            ranks,
             train: BatchSampler::new(train, b * micros, t, seed)?,
             train_eval: BatchSampler::new(train, b, t, seed)?,
             val: BatchSampler::new(val, b, t, seed ^ 0x5eed)?,
@@ -72,6 +117,8 @@ impl<'a> Trainer<'a> {
             last_finite: None,
             checked: step,
             cpu_times: None,
+            exchanges: None,
+            step_started: None,
         })
     }
 
@@ -114,18 +161,22 @@ impl<'a> Trainer<'a> {
         let lr = self.lr_at(it);
         let batch = self.batch(it as u64)?;
         let micros = self.settings.grad_accum as usize;
-        let len = batch.inputs.len() / micros;
+        let (n, rank) = (self.ranks.size(), self.ranks.rank());
+        // Micro-batch k of the step is parts k·n .. k·n + n, one per rank, each `len` tokens.
+        let len = batch.inputs.len() / (micros * n);
         let seed = dropout_seed(self.settings.seed);
         let (mut submission, mut prepared, mut submitting) = (None, Duration::ZERO, Duration::ZERO);
+        let started = Instant::now();
         for k in 0..micros {
             let start = Instant::now();
-            let rows = k * len..(k + 1) * len;
+            let part = k * n + rank;
+            let rows = part * len..(part + 1) * len;
             let inputs = StepInputs {
                 tokens: &batch.inputs[rows.clone()],
                 targets: &batch.targets[rows],
             };
             self.train_plan.set_batch(self.gpu, &inputs)?;
-            (self.train_plan).set_micro_step(self.gpu, [seed, it + 1, k as u32], lr)?;
+            (self.train_plan).set_micro_step(self.gpu, [seed, it + 1, part as u32], lr)?;
             prepared += start.elapsed();
             let submitted = Instant::now();
             submission = self.train_plan.submit_micro(self.gpu, k, read_loss)?;
@@ -135,7 +186,41 @@ impl<'a> Trainer<'a> {
             times.push((prepared, submitting));
         }
         self.step += 1;
-        submission.ok_or_else(|| Error::Invalid("a step of no micro-batches".into()))
+        let submission =
+            submission.ok_or_else(|| Error::Invalid("a step of no micro-batches".into()))?;
+        if n == 1 {
+            return Ok(submission);
+        }
+        // Wait for the backward here, so the exchange's readback time is the copy alone.
+        self.gpu.wait_for(&submission)?;
+        let ranks = self.ranks;
+        let waited = Instant::now();
+        if self.exchanges.is_some() {
+            ranks.gather_u64(0)?;
+        }
+        let wait = waited.elapsed();
+        let (update, times) =
+            (self.train_plan).exchange_gradients(self.gpu, |bucket| ranks.sum_f32(bucket))?;
+        if let Some(exchanges) = &mut self.exchanges {
+            if let Some(previous) = self.step_started.replace(started) {
+                if let Some(last) = exchanges.last_mut() {
+                    last.step = started - previous;
+                }
+            }
+            let step = Duration::ZERO;
+            exchanges.push(Exchange { step, wait, times });
+        }
+        Ok(update)
+    }
+
+    /// With more than one rank and a timeline recorded: where each step spent its time.
+    pub fn exchanges(&self) -> &[Exchange] {
+        self.exchanges.as_deref().unwrap_or(&[])
+    }
+
+    /// The processes training together.
+    pub fn ranks(&self) -> &dyn Collective {
+        self.ranks
     }
 
     /// Waits until `submission` has run (steps submitted after it may still run).
@@ -147,7 +232,52 @@ impl<'a> Trainer<'a> {
     /// step; an [`Error::Diverged`] when it or the gradient norm is NaN or infinite.
     pub(crate) fn collect_loss(&mut self, step: u32) -> Result<f32> {
         let readout = self.train_plan.collect_step(self.gpu)?;
+        let readout = self.whole_step(readout)?;
         self.check(&readout, step)
+    }
+
+    /// The readout of the whole step from this rank's: every rank's micro-batch losses, in the order
+    /// one process would run them (the gradient norm is the same on every rank already).
+    fn whole_step(&self, readout: StepReadout) -> Result<StepReadout> {
+        let (n, rank) = (self.ranks.size(), self.ranks.rank());
+        if n == 1 {
+            return Ok(readout);
+        }
+        let mut losses = vec![0.0f32; readout.losses.len() * n];
+        for (k, loss) in readout.losses.iter().enumerate() {
+            losses[k * n + rank] = *loss;
+        }
+        self.ranks.sum_f32(&mut losses)?;
+        Ok(StepReadout { losses, ..readout })
+    }
+
+    /// Stops with an error when the ranks' parameters differ (they must stay identical: the same
+    /// update of the same summed gradients). Nothing to check with one rank.
+    pub fn check_ranks_agree(&self) -> Result<()> {
+        if self.ranks.size() == 1 {
+            return Ok(());
+        }
+        let hash = hash_params(&self.model.read_params(self.gpu)?);
+        let hashes = self.ranks.gather_u64(hash)?;
+        match hashes.iter().position(|&h| h != hashes[0]) {
+            None => Ok(()),
+            Some(rank) => Err(Error::Distributed(format!(
+                "the ranks' parameters differ after step {}: rank {rank} holds {:016x}, rank 0 {:016x}; \
+                 stopped (the last checkpoint stays as it was). The ranks must run the same build, \
+                 settings and data",
+                self.step, hashes[rank], hashes[0]
+            ))),
+        }
+    }
+
+    /// Whether to stop on a signal: on every rank alike, when any rank got one.
+    pub(crate) fn stop_requested(&self, stop: &crate::train::Stop) -> Result<Option<i32>> {
+        let signal = stop.requested();
+        if self.ranks.size() == 1 {
+            return Ok(signal);
+        }
+        let all = self.ranks.gather_u64(signal.map_or(0, |s| s as u64))?;
+        Ok(all.into_iter().max().filter(|&s| s > 0).map(|s| s as i32))
     }
 
     /// From now on, records each step's CPU time and the GPU's begin and end of up to `passes`
@@ -156,6 +286,9 @@ impl<'a> Trainer<'a> {
         self.train_plan
             .set_timeline(Timeline::new(self.gpu, passes));
         self.cpu_times = Some(Vec::with_capacity(passes));
+        if self.ranks.size() > 1 {
+            self.exchanges = Some(Vec::with_capacity(passes));
+        }
     }
 
     /// What [`Trainer::record_timeline`] recorded (waits for the GPU).
@@ -212,21 +345,26 @@ impl<'a> Trainer<'a> {
     /// [`Trainer::evaluate`], calling `done` with the batches done after each (for a progress bar).
     pub fn evaluate_with(&self, val: bool, mut done: impl FnMut(u32)) -> Result<f32> {
         let sampler = if val { &self.val } else { &self.train_eval };
-        let mut total = 0.0f64;
+        let (n, rank) = (self.ranks.size(), self.ranks.rank());
+        let mut total = [0.0f64];
         for i in 0..self.settings.eval_steps.max(1) {
             let batch = sampler.batch(u64::MAX - i as u64);
+            // This rank's rows of the batch (all of it alone); the ranks' equal shares average.
+            let len = batch.inputs.len() / n;
+            let rows = rank * len..(rank + 1) * len;
             self.eval_plan.set_batch(
                 self.gpu,
                 &StepInputs {
-                    tokens: &batch.inputs,
-                    targets: &batch.targets,
+                    tokens: &batch.inputs[rows.clone()],
+                    targets: &batch.targets[rows],
                 },
             )?;
             let loss = self.eval_plan.run(self.gpu, true)?.unwrap_or(f32::NAN);
-            total += loss as f64;
+            total[0] += loss as f64;
             done(i + 1);
         }
-        let loss = (total / self.settings.eval_steps.max(1) as f64) as f32;
+        self.ranks.sum_f64(&mut total)?;
+        let loss = (total[0] / n as f64 / self.settings.eval_steps.max(1) as f64) as f32;
         if !loss.is_finite() {
             return Err(Error::Diverged(format!(
                 "training diverged: the {} loss became {loss} at step {} ({}); stopped without saving over the last checkpoint. Lower the learning rate, clip the gradient norm, or check the data",
