@@ -926,3 +926,16 @@ fn a_reader_that_goes_away_ends_wgpt_quietly() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// Under `mpirun`, a build without the `mpi` feature would train alone once per rank: it refuses.
+#[cfg(not(feature = "mpi"))]
+#[test]
+fn a_build_without_mpi_refuses_to_run_as_one_of_several_ranks() {
+    let (ok, _, err) = wgpt_env(&["train", "--steps", "1"], &[("OMPI_COMM_WORLD_SIZE", "2")]);
+    assert!(!ok);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("one of 2 MPI ranks") && err.contains("--features mpi"),
+        "{err}"
+    );
+}

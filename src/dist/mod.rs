@@ -6,7 +6,7 @@
 #[cfg(feature = "mpi")]
 mod mpi;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// The processes of a job and the collectives between them. Every process must call each collective
 /// in the same order (the trainer's steps are the same on every rank, so they do).
@@ -62,7 +62,22 @@ pub fn init() -> Result<Box<dyn Collective>> {
     if mpi::launched() {
         return Ok(Box::new(mpi::Mpi::init()?));
     }
+    // A build without MPI started as one of several ranks would train alone, N times over, into the
+    // same output directory: refuse instead.
+    if let Some(n) = launched_ranks().filter(|&n| n > 1 && !MPI) {
+        return Err(Error::Unsupported(format!(
+            "started as one of {n} MPI ranks, but this wgpt was built without the `mpi` feature \
+             (build it with `cargo build --release --features mpi`)"
+        )));
+    }
     Ok(Box::new(Single))
+}
+
+/// The number of ranks an MPI launcher (Open MPI, MPICH or another PMI one) says this job has.
+fn launched_ranks() -> Option<usize> {
+    ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok()?.parse().ok())
 }
 
 /// Whether this build can join an MPI job (the `mpi` cargo feature).
