@@ -209,6 +209,65 @@ fn training_step_with_split_embedding_and_arena_chunks_matches_the_unsplit_refer
     check_step_matches_reference(split_tiny(), Some(SPLIT_BINDING));
 }
 
+/// One of two data-parallel ranks over several arena chunks: each chunk is sent off (read back, summed
+/// across ranks, written back) once the backward has finished writing it, in submissions of its own.
+/// With the other rank's gradients taken to be its own (doubled: exact in f32, as is the loss divisor
+/// for twice the rows), three steps are bit for bit those of one process on the same rows, dropout
+/// included; a chunk sent before its last gradient is written would not be.
+#[test]
+fn a_gradient_exchange_over_arena_chunks_gives_the_one_process_steps() {
+    let gpu = Gpu::new().expect("model tests need a GPU adapter");
+    let config = split_tiny();
+    let (batch, seq) = (4, 32);
+    let optimizer = Optimizer {
+        adamw: AdamWConfig {
+            beta1: 0.9,
+            beta2: 0.99,
+            eps: 1e-8,
+            weight_decay: 0.1,
+        },
+        max_norm: Some(1.0),
+    };
+    let params = Gpt::init(&gpu, &config, 7)
+        .unwrap()
+        .read_params(&gpu)
+        .unwrap();
+    let split = || Gpt::with_max_binding(&gpu, &config, &params, SPLIT_BINDING).unwrap();
+    let (one, ranked) = (split(), split());
+    assert!(ranked.arena_chunks() > 2, "several chunks to send");
+    let (single, _) = one.train_plan(&gpu, batch, seq, 1, &optimizer).unwrap();
+    let (shard, _) = (ranked.shard_train_plan(&gpu, batch, seq, 1, 2, &optimizer)).unwrap();
+    let tokens: Vec<u32> = (0..5000u32).map(|i| (i * 7919 + i / 3) % 500).collect();
+    let sampler = BatchSampler::new(&tokens, batch, seq, 3).unwrap();
+    for step in 1..=3u32 {
+        let b = sampler.batch(step as u64);
+        let inputs = StepInputs {
+            tokens: &b.inputs,
+            targets: &b.targets,
+        };
+        for plan in [&single, &shard] {
+            plan.set_batch(&gpu, &inputs).unwrap();
+            plan.set_step(&gpu, 11, step, 1e-3).unwrap();
+        }
+        single.run(&gpu, false).unwrap();
+        shard.submit_micro(&gpu, 0, false).unwrap();
+        let double = |bucket: &mut [f32]| {
+            bucket.iter_mut().for_each(|g| *g *= 2.0);
+            Ok(())
+        };
+        let (update, _) = shard.exchange_gradients(&gpu, double).unwrap();
+        gpu.wait_for(&update).unwrap();
+    }
+    let bits = |m: &Gpt| -> Vec<Vec<u32>> {
+        let params = m.read_params(&gpu).unwrap();
+        params
+            .iter()
+            .map(|p| p.iter().map(|v| v.to_bits()).collect())
+            .collect()
+    };
+    assert!(bits(&one) == bits(&ranked), "the exchanged steps differ");
+}
+
 /// The CPU reference model's gradients are right: they match central finite differences of its own loss
 /// (with dropout on; the masks are a fixed function of the random state) at the largest-gradient
 /// elements of every parameter tensor.

@@ -20,6 +20,11 @@ impl Tensor {
     /// alignment WebGPU lets an adapter require, so every view binds on every adapter.
     pub const ALIGN: usize = 64;
 
+    /// Whether `other` lives in the same buffer (a view of the same arena chunk, say).
+    pub fn same_buffer(&self, other: &Tensor) -> bool {
+        self.buffer == other.buffer
+    }
+
     /// A view of `shape` starting `start` elements into this tensor. `start` must be a multiple of
     /// [`Tensor::ALIGN`] and the view must fit.
     pub fn view(&self, start: usize, shape: &[usize]) -> Result<Tensor> {

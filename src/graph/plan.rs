@@ -241,6 +241,9 @@ pub struct Plan {
     /// With [`Plan::with_gradient_exchange`]: one staging buffer per gradient chunk (a bucket of the
     /// exchange), and the update waits for [`Plan::exchange_gradients`].
     exchange: Vec<Readback>,
+    /// Per gradient chunk, how many of `dispatches` run before its gradients are final (the end of
+    /// the last one writing it): where a step with an exchange sends the chunk off.
+    grads_done: Vec<usize>,
     vocab: usize,
     memory: MemoryReport,
     /// The per-step state every plan of the model reads ([`Shared::random_state`], [`Shared::hyper`]),
@@ -360,6 +363,7 @@ impl Plan {
             .tensors
             .iter()
             .any(|t| matches!(t.storage, Storage::Grad(_)));
+        let grads_done = grads_done(graph, &tensors, &ops, &shared.arenas);
         let state = shared.random_state.bytes() + shared.hyper.bytes() + shared.norm.bytes();
         let memory = MemoryReport {
             caches: cache_bytes,
@@ -392,6 +396,7 @@ impl Plan {
                 Vec::new()
             },
             exchange: Vec::new(),
+            grads_done,
             vocab,
             memory,
             random_state: shared.random_state.clone(),
@@ -615,6 +620,9 @@ impl Plan {
                 commands.clear(grads);
             }
         }
+        if last && exchanges && self.timeline.is_none() {
+            return Ok(Some(self.submit_exchanging(gpu, commands, staging)?));
+        }
         let update: &[Dispatch] = if last && !exchanges {
             &self.update
         } else {
@@ -650,6 +658,42 @@ impl Plan {
         Ok(Some(submission))
     }
 
+    /// The last micro-batch of a step with a gradient exchange, `commands` begun: each gradient chunk
+    /// is copied out and its read requested in a submission of its own as soon as the backward has
+    /// finished writing it, so that on a GPU its exchange overlaps the rest of the backward. (Profiled
+    /// steps keep one submission, whose GPU time the timeline records.)
+    fn submit_exchanging(
+        &self,
+        gpu: &Gpu,
+        mut commands: crate::gpu::Commands,
+        staging: Option<usize>,
+    ) -> Result<Submission> {
+        let mut recorded = 0;
+        for c in self.exchange_order() {
+            let done = self.grads_done[c];
+            commands.dispatch(&self.dispatches[recorded..done]);
+            recorded = done;
+            self.exchange[c].copy(&mut commands, &self.grads[c]);
+            let submission = gpu.submit(commands);
+            self.exchange[c].request(Some(submission));
+            commands = gpu.commands("micro-batch");
+        }
+        commands.dispatch(&self.dispatches[recorded..]);
+        let out = (self.step_readback.as_ref()).expect("exchanging plans have micro-batches");
+        if let Some(k) = staging {
+            out.staging[k].copy_range(&mut commands, &out.loss, 1, out.micros - 1);
+        }
+        *out.awaiting() = Some(staging);
+        Ok(gpu.submit(commands))
+    }
+
+    /// The gradient chunks in the order the backward finishes them.
+    fn exchange_order(&self) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..self.grads_done.len()).collect();
+        order.sort_by_key(|&c| self.grads_done[c]);
+        order
+    }
+
     /// After the last micro-batch of a plan [`Plan::with_gradient_exchange`]: reads each gradient chunk
     /// back, lets `reduce` sum it with the other processes' (in place), uploads the sum and submits the
     /// gradient norm and AdamW. Returns that submission and where the time went.
@@ -664,7 +708,8 @@ impl Plan {
         let staging = (out.awaiting().take())
             .ok_or_else(|| Error::Invalid("no step awaits its gradient exchange".into()))?;
         let mut times = ExchangeTimes::default();
-        for (bucket, grads) in self.exchange.iter().zip(&self.grads) {
+        for c in self.exchange_order() {
+            let (bucket, grads) = (&self.exchange[c], &self.grads[c]);
             let start = std::time::Instant::now();
             let mut values: Vec<f32> = bucket.finish(gpu, "reading gradients back")?;
             let reduced = std::time::Instant::now();
@@ -787,6 +832,29 @@ pub fn planned_memory(
 }
 
 /// The same bytes with the graph's shape (a parameter view is created flat).
+/// Per gradient chunk of `arenas`, the end of the last of `ops`' dispatches (not the update's) that
+/// writes into it; 0 for a chunk no op writes.
+fn grads_done(
+    graph: &Graph,
+    tensors: &[Tensor],
+    ops: &[OpDispatches],
+    arenas: &Arenas,
+) -> Vec<usize> {
+    let mut done = vec![0; arenas.chunks.len()];
+    for (op, dispatches) in graph.ops.iter().zip(ops).filter(|(_, d)| !d.updates) {
+        for id in op.uses().1 {
+            if !matches!(graph.def(graph.root(id)).storage, Storage::Grad(_)) {
+                continue;
+            }
+            let chunk = (arenas.chunks.iter()).position(|c| c.grads.same_buffer(&tensors[id.0]));
+            if let Some(c) = chunk {
+                done[c] = done[c].max(dispatches.range.end);
+            }
+        }
+    }
+    done
+}
+
 fn reshape(t: &Tensor, shape: &[usize]) -> Result<Tensor> {
     t.view(0, shape)
 }
