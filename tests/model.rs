@@ -53,14 +53,9 @@ fn check_params(name: &str, got: &[f32], want: &[f32], grad: &[f32], noisy: &mut
     }
 }
 
-/// Checks three training steps of `config` on the GPU against the CPU reference. With `max_binding`,
-/// the GPU model runs as if storage bindings held that many elements (split parameters, arena chunks)
-/// while the reference runs the plain graph, so the split is checked against the unsplit model.
-fn check_step_matches_reference(config: GptConfig, max_binding: Option<usize>) {
-    let gpu = Gpu::new().expect("model tests need a GPU adapter");
-    let vocab = config.vocab_size as u32;
-    let (batch, seq) = (4, 32);
-    let optimizer = Optimizer {
+/// AdamW with clipping, as the training steps here run it.
+fn optimizer() -> Optimizer {
+    Optimizer {
         adamw: AdamWConfig {
             beta1: 0.9,
             beta2: 0.99,
@@ -68,7 +63,22 @@ fn check_step_matches_reference(config: GptConfig, max_binding: Option<usize>) {
             weight_decay: 0.1,
         },
         max_norm: Some(1.0),
-    };
+    }
+}
+
+/// 5000 tokens below `vocab`, spread over it without a short period.
+fn tokens(vocab: u32) -> Vec<u32> {
+    (0..5000u32).map(|i| (i * 7919 + i / 3) % vocab).collect()
+}
+
+/// Checks three training steps of `config` on the GPU against the CPU reference. With `max_binding`,
+/// the GPU model runs as if storage bindings held that many elements (split parameters, arena chunks)
+/// while the reference runs the plain graph, so the split is checked against the unsplit model.
+fn check_step_matches_reference(config: GptConfig, max_binding: Option<usize>) {
+    let gpu = Gpu::new().expect("model tests need a GPU adapter");
+    let vocab = config.vocab_size as u32;
+    let (batch, seq) = (4, 32);
+    let optimizer = optimizer();
     let plain = Gpt::init(&gpu, &config, 7).unwrap();
     let (_, graph) = plain.train_plan(&gpu, batch, seq, 1, &optimizer).unwrap();
     let model = match max_binding {
@@ -100,7 +110,7 @@ fn check_step_matches_reference(config: GptConfig, max_binding: Option<usize>) {
         v: specs.iter().map(|s| vec![0.0; s.len()]).collect(),
         decays: specs.iter().map(|s| s.decays()).collect(),
     };
-    let tokens: Vec<u32> = (0..5000u32).map(|i| (i * 7919 + i / 3) % vocab).collect();
+    let tokens = tokens(vocab);
     let sampler = BatchSampler::new(&tokens, batch, seq, 3).unwrap();
     let lr = 1e-3;
     let mut noisy: Vec<Vec<bool>> = specs.iter().map(|s| vec![false; s.len()]).collect();
@@ -219,15 +229,7 @@ fn a_gradient_exchange_over_arena_chunks_gives_the_one_process_steps() {
     let gpu = Gpu::new().expect("model tests need a GPU adapter");
     let config = split_tiny();
     let (batch, seq) = (4, 32);
-    let optimizer = Optimizer {
-        adamw: AdamWConfig {
-            beta1: 0.9,
-            beta2: 0.99,
-            eps: 1e-8,
-            weight_decay: 0.1,
-        },
-        max_norm: Some(1.0),
-    };
+    let optimizer = optimizer();
     let params = Gpt::init(&gpu, &config, 7)
         .unwrap()
         .read_params(&gpu)
@@ -237,7 +239,7 @@ fn a_gradient_exchange_over_arena_chunks_gives_the_one_process_steps() {
     assert!(ranked.arena_chunks() > 2, "several chunks to send");
     let (single, _) = one.train_plan(&gpu, batch, seq, 1, &optimizer).unwrap();
     let (shard, _) = (ranked.shard_train_plan(&gpu, batch, seq, 1, 2, &optimizer)).unwrap();
-    let tokens: Vec<u32> = (0..5000u32).map(|i| (i * 7919 + i / 3) % 500).collect();
+    let tokens = tokens(config.vocab_size as u32);
     let sampler = BatchSampler::new(&tokens, batch, seq, 3).unwrap();
     for step in 1..=3u32 {
         let b = sampler.batch(step as u64);
