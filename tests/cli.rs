@@ -12,10 +12,10 @@ fn wgpt(args: &[&str]) -> (bool, String, String) {
     wgpt_env(args, &[])
 }
 
-/// A cache directory of this test process, so that no file under the user's cache directory can add
-/// a warning to what a test reads.
+/// A cache directory of these tests, under the build's own scratch space (removed by `cargo clean`),
+/// so that no file under the user's cache directory can add a warning to what a test reads.
 fn scratch_cache() -> std::path::PathBuf {
-    std::env::temp_dir().join(format!("wgpt-cli-cache-{}", std::process::id()))
+    std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-cache")
 }
 
 /// [`wgpt`] with environment variables set.

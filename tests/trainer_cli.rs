@@ -12,11 +12,12 @@ use rand::{Rng, SeedableRng};
 mod scratch;
 use scratch::Scratch;
 
-/// `wgpt` with the caches (autotuning, pipelines) in a scratch directory of this test process, so
-/// that no file under the user's cache directory can add a warning to what a test reads.
+/// `wgpt` with the caches (autotuning, pipelines) under the build's own scratch space (removed by
+/// `cargo clean`), so that no file under the user's cache directory can add a warning to what a test
+/// reads.
 fn wgpt() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_wgpt"));
-    let cache = std::env::temp_dir().join(format!("wgpt-run-cache-{}", std::process::id()));
+    let cache = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("trainer-cache");
     command.env("WGPT_CACHE_DIR", cache);
     command
 }
