@@ -131,6 +131,14 @@ impl Readback {
     /// Waits for the requested read (only for the submission it follows, not for work queued after
     /// it) and returns the contents (`what` names the read in errors).
     pub fn finish<T: Pod>(&self, gpu: &Gpu, what: &str) -> Result<Vec<T>> {
+        let mut values = Vec::new();
+        self.finish_into(gpu, what, &mut values)?;
+        Ok(values)
+    }
+
+    /// [`Readback::finish`] into `values` (resized to the contents), so that a read made every step
+    /// reuses one allocation.
+    pub fn finish_into<T: Pod>(&self, gpu: &Gpu, what: &str, values: &mut Vec<T>) -> Result<()> {
         let pending = self.pending.lock().ok().and_then(|mut p| p.take());
         let Some((after, receiver)) = pending else {
             return Err(Error::gpu(what, "no read was requested"));
@@ -143,14 +151,15 @@ impl Readback {
             .recv()
             .map_err(|e| Error::gpu(what, e))?
             .map_err(|e| Error::gpu(what, e))?;
-        let values = {
+        {
             let view = (self.staging)
                 .get_mapped_range(..)
                 .map_err(|e| Error::gpu(what, e))?;
-            bytemuck::pod_collect_to_vec(&view)
-        };
+            values.resize(view.len() / size_of::<T>(), T::zeroed());
+            bytemuck::cast_slice_mut(values.as_mut_slice()).copy_from_slice(&view);
+        }
         self.staging.unmap();
-        Ok(values)
+        Ok(())
     }
 
     /// Waits for all submitted work and returns the contents.

@@ -241,6 +241,9 @@ pub struct Plan {
     /// With [`Plan::with_gradient_exchange`]: one staging buffer per gradient chunk (a bucket of the
     /// exchange), and the update waits for [`Plan::exchange_gradients`].
     exchange: Vec<Readback>,
+    /// The host copy a gradient chunk is read into, summed across processes and written back from:
+    /// one allocation, reused by every chunk of every step.
+    exchanged: std::sync::Mutex<Vec<f32>>,
     /// Per gradient chunk, how many of `dispatches` run before its gradients are final (the end of
     /// the last one writing it): where a step with an exchange sends the chunk off.
     grads_done: Vec<usize>,
@@ -396,6 +399,7 @@ impl Plan {
                 Vec::new()
             },
             exchange: Vec::new(),
+            exchanged: Default::default(),
             grads_done,
             vocab,
             memory,
@@ -708,10 +712,12 @@ impl Plan {
         let staging = (out.awaiting().take())
             .ok_or_else(|| Error::Invalid("no step awaits its gradient exchange".into()))?;
         let mut times = ExchangeTimes::default();
+        let mut values = (self.exchanged.lock())
+            .map_err(|_| Error::Invalid("a gradient exchange panicked".into()))?;
         for c in self.exchange_order() {
             let (bucket, grads) = (&self.exchange[c], &self.grads[c]);
             let start = std::time::Instant::now();
-            let mut values: Vec<f32> = bucket.finish(gpu, "reading gradients back")?;
+            bucket.finish_into(gpu, "reading gradients back", &mut values)?;
             let reduced = std::time::Instant::now();
             reduce(&mut values)?;
             let uploaded = std::time::Instant::now();
