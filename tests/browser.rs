@@ -99,22 +99,27 @@ fn every_kernel_case_matches_the_reference_in_chromium_webgpu() {
     }
     let results = report["results"].as_array().expect("results");
     let of = |status: &'static str| results.iter().filter(move |r| r["status"] == status);
-    let mut skipped: BTreeMap<String, usize> = BTreeMap::new();
-    for r in of("skipped") {
-        *skipped
-            .entry(r["note"].as_str().unwrap_or("").into())
-            .or_default() += 1;
-    }
+    let tally = |status, key: &str| {
+        let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+        for r in of(status) {
+            *counts
+                .entry(r[key].as_str().unwrap_or("").into())
+                .or_default() += 1;
+        }
+        counts
+    };
     eprintln!("Chromium WebGPU adapter: {}", report["adapter"]);
     eprintln!(
-        "{} modules compiled; {} cases: {} match, {} fail, {} skipped",
+        "{} modules compiled; {} cases in {:.1} s: {} match, {} fail, {} skipped",
         report["modules"].as_array().map_or(0, |m| m.len()),
         results.len(),
+        report["seconds"].as_f64().unwrap_or(0.0),
         of("ok").count(),
         of("fail").count(),
         of("skipped").count()
     );
-    for (why, n) in &skipped {
+    eprintln!("  matched, by kernel: {:?}", tally("ok", "kernel"));
+    for (why, n) in tally("skipped", "note") {
         eprintln!("  skipped {n}: {why}");
     }
     let failures: Vec<String> = of("fail")

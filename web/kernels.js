@@ -58,7 +58,16 @@ function missing(device, adapter, d) {
   return null;
 }
 
+// Pipelines by module, entry point, constants and binding writability: cases that share a run (one per
+// output the test checks) or a launch compile it once, as wgpt's pipeline cache does.
+const pipelines = new Map();
 async function pipeline(device, d) {
+  const key = JSON.stringify([d.module, d.entry, d.constants, d.bindings.map((b) => b.writable)]);
+  if (!pipelines.has(key)) pipelines.set(key, await build(device, d));
+  return pipelines.get(key);
+}
+
+async function build(device, d) {
   const { module, errors } = await compile(device, d.module);
   if (errors) throw new Error(`${d.kernel} does not compile: ${errors}`);
   const storage = (b, i) => ({ binding: i, visibility: GPUShaderStage.COMPUTE,
@@ -174,10 +183,11 @@ async function main() {
       report.results.push(result);
       row(result);
     }
+    report.seconds = (performance.now() - started) / 1000;
     const count = (s) => report.results.filter((r) => r.status === s).length;
     summary.textContent = `${info.vendor} ${info.architecture} (features: ${features.join(", ") || "none"}): `
       + `${report.modules.length} modules, ${names.length} cases: ${count("ok")} match, ${count("fail")} fail, `
-      + `${count("skipped")} skipped, in ${((performance.now() - started) / 1000).toFixed(1)} s`;
+      + `${count("skipped")} skipped, in ${report.seconds.toFixed(1)} s`;
   } catch (e) {
     report.error = String(e.message ?? e);
     summary.textContent = `error: ${report.error}`;

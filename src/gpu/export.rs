@@ -4,9 +4,9 @@
 //! a browser compiles it, entry point, override constants, bindings, the uniform's bytes, workgroup
 //! counts) and the contents of the buffers they bind; a tensor read remembers its bytes; and [`case`]
 //! (the kernel tests' `assert_within` calls it) writes `<dir>/<case>.json`: the last run that wrote what
-//! the test read, the values the test wants and its bound for each element. A case that cannot be
-//! exported is written with the reason instead, so nothing goes missing unseen. Off, the hook costs one
-//! check per dispatch built. The remembered runs and reads are per thread, as each test has its own.
+//! the test read (all of a read or some of its elements), the values the test wants and its bound for
+//! each element. A case that cannot be exported is written with the reason instead, so nothing goes
+//! missing unseen. Off, the hook costs one check per dispatch built. The remembered runs and reads are per thread, as each test has its own.
 
 use std::cell::RefCell;
 use std::path::PathBuf;
@@ -183,10 +183,12 @@ fn exported(
     bound: impl Fn(usize) -> f64,
 ) -> Result<Value, &'static str> {
     let got: &[u8] = bytemuck::cast_slice(got);
+    // The last read holding `got`: all of it, or a run of its elements (one value of several, say).
     let read = READS.with(|r| {
-        let r = r.borrow();
-        let read = r.iter().rev().find(|read| read.bytes == got)?;
-        Some((read.buffer.clone(), read.offset))
+        r.borrow().iter().rev().find_map(|read| {
+            let at = (0..read.bytes.len() / 4).find(|i| read.bytes[4 * i..].starts_with(got))?;
+            Some((read.buffer.clone(), read.offset + 4 * at as u64))
+        })
     });
     let (buffer, offset) = read.ok_or("the test checks values it derived from a read")?;
     let end = offset + got.len() as u64;
