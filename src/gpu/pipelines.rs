@@ -27,7 +27,8 @@ pub struct Shader {
 
 /// Embeds `shaders/<stem>.wgsl` as a [`Shader`] named `<stem>`, preceded by `shaders/<used>.wgsl` for each
 /// stem in the optional list: `shader!("dropout", ["random"])`. A module with subgroup operations names
-/// the subgroup size its entry points need at least: `shader!("matmul_subgroup", ["matmul"], subgroups = 8)`.
+/// the subgroup size its entry points need at least:
+/// `shader!("matmul_subgroup", ["matmul"], subgroups = 8)`.
 #[macro_export]
 macro_rules! shader {
     ($stem:literal) => {
