@@ -24,7 +24,7 @@ const MAX_CASE_BYTES: usize = 64 * 1024;
 const KEEP: usize = 8;
 
 /// The directory cases are written to, when exporting is on.
-pub fn dir() -> Option<&'static PathBuf> {
+fn dir() -> Option<&'static PathBuf> {
     static DIR: OnceLock<Option<PathBuf>> = OnceLock::new();
     DIR.get_or_init(|| std::env::var_os("WGPT_EXPORT_CASES").map(PathBuf::from))
         .as_ref()
@@ -162,7 +162,7 @@ impl Gpu {
 }
 
 /// Writes the case `name` when exporting is on: the run that wrote `got` (the test's last read that
-/// returned exactly these values), `want`, and `bound` evaluated per element.
+/// holds exactly these values), `want`, and `bound` evaluated per element.
 pub fn case(name: &str, got: &[f32], want: &[f32], bound: impl Fn(usize) -> f64) {
     let Some(dir) = dir() else {
         return;
