@@ -27,9 +27,10 @@ pub const F32_EPS: f64 = f32::EPSILON as f64 / 2.0;
 
 /// Asserts `|got[i] - want[i]| <= bound[i]` for every element, where each test derives `bound` from an
 /// error analysis of its kernel. On failure names the case, the worst element (relative to its bound)
-/// and both values.
+/// and both values. With `WGPT_EXPORT_CASES` set, also writes the case for the browser (`web/`).
 pub fn assert_within(case: &str, got: &[f32], want: &[f32], bound: impl Fn(usize) -> f64) {
     assert_eq!(got.len(), want.len(), "{case}: length");
+    wgpt::gpu::export::case(case, got, want, &bound);
     let mut worst: Option<(usize, f64)> = None;
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
         let err = (g as f64 - w as f64).abs();

@@ -4,7 +4,7 @@
 use wgpt::kernels::gradnorm::{self, NORM, NORM_SUM, OUT_LEN, SCALE};
 use wgpt::reference::gradnorm as reference;
 
-use crate::common::{gpu, random, F32_EPS};
+use crate::common::{assert_within, gpu, random, F32_EPS};
 
 /// Runs gradnorm on `grads[range]` and returns (norm, scale).
 fn run(grads: &[f32], range: std::ops::Range<usize>, max_norm: Option<f32>) -> (f32, f32) {
@@ -31,7 +31,8 @@ fn gradnorm_matches_f64_reference_over_arenas_and_sub_ranges() {
         4..1_000_000,
     ];
     for range in ranges {
-        let (norm, scale) = run(&grads, range.clone(), None);
+        // Only the arena up to the range's end is uploaded, so the small ranges export small cases.
+        let (norm, scale) = run(&grads[..range.end], range.clone(), None);
         let want = reference::norm(&grads[range.clone()]);
         // A sum of n positive squares in f32 in any order has relative error ≤ depth·u, where depth
         // counts the roundings on any term's way to the total: its square, the sequential terms of one
@@ -39,10 +40,13 @@ fn gradnorm_matches_f64_reference_over_arenas_and_sub_ranges() {
         // 2 adds merging the four accumulators, and 8 + 10 tree levels; 32 covers the constant part. The
         // square root halves the relative error and adds 1 ulp.
         let depth = range.len() as f64 / (1024.0 * 256.0) + 32.0;
-        let bound = (depth / 2.0 + 2.0) * F32_EPS * want + f64::MIN_POSITIVE;
-        assert!(
-            (norm as f64 - want).abs() <= bound,
-            "norm of {range:?}: got {norm}, want {want}, bound {bound:.3e}"
+        // Rounding the f64 reference to f32 for the comparison adds up to u·want.
+        let bound = (depth / 2.0 + 3.0) * F32_EPS * want + f64::MIN_POSITIVE;
+        assert_within(
+            &format!("norm of {range:?}"),
+            &[norm],
+            &[want as f32],
+            |_| bound,
         );
         assert_eq!(scale, 1.0, "scale of {range:?} without clipping");
     }

@@ -1,5 +1,6 @@
 //! Tensors and views: a view binds exactly its part of an arena, and bad views are errors.
 
+use wgpt::kernels::layernorm;
 use wgpt::kernels::matmul::{self, Variant};
 use wgpt::reference::matmul as reference;
 use wgpt::Tensor;
@@ -47,6 +48,24 @@ fn reading_and_writing_one_buffer_in_a_dispatch_is_an_error_not_a_panic() {
     let y = arena.view(2 * Tensor::ALIGN, &[2, 2]).unwrap();
     let err = matmul::forward(gpu, Variant::Tiled, &x, &w, None, &y).unwrap_err();
     assert!(err.to_string().contains("same buffer"), "{err}");
+}
+
+#[test]
+fn writing_one_range_twice_in_a_dispatch_is_an_error_and_disjoint_views_are_not() {
+    let gpu = gpu();
+    let (x, g, y) = (
+        gpu.zeros("x", &[2, 4]).unwrap(),
+        gpu.zeros("g", &[4]).unwrap(),
+        gpu.zeros("y", &[2, 4]).unwrap(),
+    );
+    let stats = gpu.zeros("stats", &[2 * Tensor::ALIGN]).unwrap();
+    let mean = stats.view(0, &[2]).unwrap();
+    let rstd = stats.view(Tensor::ALIGN, &[2]).unwrap();
+    let variant = layernorm::Variant::Workgroup;
+    let launch = |rstd| layernorm::forward(gpu, variant, &x, &g, None, &y, &mean, rstd, 1e-5);
+    assert!(launch(&rstd).is_ok());
+    let err = launch(&mean).unwrap_err();
+    assert!(err.to_string().contains("overlapping"), "{err}");
 }
 
 #[test]

@@ -29,8 +29,9 @@ override wg: u32 = 256u;
 override write_grad: bool = true;
 
 // The running max starts at the lowest finite float, not -inf, so merging two empty partials gives
-// exp(0)·0 = 0 instead of exp(-inf + inf) = NaN.
-const LOWEST: f32 = -3.40282347e38;
+// exp(0)·0 = 0 instead of exp(-inf + inf) = NaN. Written exactly (-f32::MAX): Chromium's compiler
+// rejects a decimal literal past f32's range even by less than its rounding, as -3.40282347e38 is.
+const LOWEST: f32 = -0x1.fffffep+127f;
 
 // Online softmax state: running max and the sum of exp(x - max).
 struct Stats {

@@ -93,6 +93,26 @@ impl Gpu {
         })
     }
 
+    /// A small writable tensor (64 elements) for a binding slot a dispatch does not use. The slots
+    /// `0..UNUSED_SLOTS` are disjoint views of one buffer, so a dispatch may bind several: WebGPU
+    /// forbids binding one buffer writable twice in a dispatch where the ranges overlap.
+    pub fn unused(&self, slot: usize) -> Result<Tensor> {
+        if slot >= UNUSED_SLOTS {
+            return Err(Error::shape(
+                "unused binding slot",
+                format!("{slot} of {UNUSED_SLOTS}"),
+            ));
+        }
+        let all = match self.unused.get() {
+            Some(all) => all,
+            None => {
+                let made = self.zeros("unused slots", &[UNUSED_SLOTS * Tensor::ALIGN])?;
+                self.unused.get_or_init(|| made)
+            }
+        };
+        all.view(slot * Tensor::ALIGN, &[Tensor::ALIGN])
+    }
+
     /// A tensor holding `data` (f32 or u32), which must have `shape`'s element count.
     pub fn upload<T: Pod>(&self, label: &str, shape: &[usize], data: &[T]) -> Result<Tensor> {
         let tensor = self.zeros(label, shape)?;
@@ -130,9 +150,14 @@ impl Gpu {
         let readback = Readback::new(self, "readback", 4 * len as u64);
         let offset = tensor.offset + 4 * start as u64;
         self.run(|commands| readback.copy_bytes(&mut commands.encoder, &tensor.buffer, offset))?;
-        readback.read(self, "reading a tensor back")
+        let values = readback.read(self, "reading a tensor back")?;
+        self.capture_read(&tensor.buffer, offset, bytemuck::cast_slice(&values));
+        Ok(values)
     }
 }
+
+/// How many [`Gpu::unused`] slots there are.
+pub const UNUSED_SLOTS: usize = 4;
 
 /// The element type is 4 bytes wide and `count` is the tensor's length.
 fn check_elements<T>(tensor: &Tensor, count: usize) -> Result<()> {

@@ -2,34 +2,42 @@
 //! wgpu; and reading results back through staging buffers.
 
 use std::sync::mpsc::Receiver;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use bytemuck::Pod;
 
 use crate::error::{Error, Result};
+use crate::gpu::export::Captured;
 use crate::gpu::{Dispatch, Gpu, Tensor, Timeline};
 
 /// One command encoder: clears, a compute pass of dispatches, copies; submitted once by
 /// [`Gpu::submit`].
 pub struct Commands {
     pub(crate) encoder: wgpu::CommandEncoder,
+    /// The dispatches recorded, when cases are exported (see `export.rs`).
+    pub(crate) captured: Vec<Arc<Captured>>,
+    /// Whether a buffer was cleared (before the dispatches, in any exported case).
+    pub(crate) cleared: bool,
 }
 
 impl Commands {
     /// Zeroes `t` (a gradient arena at the start of a step).
     pub fn clear(&mut self, t: &Tensor) {
+        self.cleared = true;
         self.encoder
             .clear_buffer(&t.buffer, t.offset, Some(t.bytes()));
     }
 
     /// Records `dispatches` into one compute pass.
     pub fn dispatch(&mut self, dispatches: &[Dispatch]) {
+        self.capture(dispatches);
         Dispatch::record_all(&mut self.encoder, dispatches);
     }
 
     /// Records the `lists` of dispatches, one after the other, into one compute pass whose begin and
     /// end `timeline` keeps (or a plain pass without one).
     pub fn dispatch_timed(&mut self, lists: &[&[Dispatch]], timeline: Option<&Timeline>) {
+        lists.iter().for_each(|l| self.capture(l));
         match timeline {
             Some(timeline) => timeline.record(&mut self.encoder, lists),
             None => {
@@ -41,6 +49,11 @@ impl Commands {
             }
         }
     }
+
+    fn capture(&mut self, dispatches: &[Dispatch]) {
+        let captured = dispatches.iter().filter_map(|d| d.captured.clone());
+        self.captured.extend(captured);
+    }
 }
 
 impl Gpu {
@@ -48,7 +61,11 @@ impl Gpu {
     pub fn commands(&self, label: &str) -> Commands {
         let encoder = (self.device)
             .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) });
-        Commands { encoder }
+        Commands {
+            encoder,
+            captured: Vec::new(),
+            cleared: false,
+        }
     }
 }
 

@@ -220,7 +220,10 @@ impl Gpu {
             .device
             .create_shader_module(wgpu::ShaderModuleDescriptor {
                 label: Some(shader.name),
-                source: wgpu::ShaderSource::Wgsl(shader.source.into()),
+                source: wgpu::ShaderSource::Wgsl(match self.info().backend {
+                    wgpu::Backend::BrowserWebGpu => shader.web_source(),
+                    _ => shader.source.into(),
+                }),
             });
         match pollster::block_on(scope.pop()) {
             Some(err) => Err(err.to_string()),

@@ -9,7 +9,7 @@ use crate::gpu::adapter::{self, AdapterChoice, AdapterSummary, WANTED_FEATURES};
 use crate::gpu::compile::PipelineCache;
 use crate::gpu::driver_cache::DriverCache;
 use crate::gpu::health::{test_memory_cap, Health};
-use crate::gpu::{user_cache, Commands, Submission, Tuner};
+use crate::gpu::{user_cache, Commands, Submission, Tensor, Tuner};
 
 /// The one GPU context of a program: adapter, device, queue and the pipeline cache.
 pub struct Gpu {
@@ -25,6 +25,8 @@ pub struct Gpu {
     pub(crate) health: Arc<Health>,
     /// The test hook's memory cap ([`crate::gpu::TEST_DEVICE_MEMORY`]).
     pub(crate) memory_cap: Option<u64>,
+    /// The buffer behind [`Gpu::unused`], made on first use.
+    pub(crate) unused: std::sync::OnceLock<Tensor>,
     info: wgpu::AdapterInfo,
     features: wgpu::Features,
     limits: wgpu::Limits,
@@ -134,6 +136,7 @@ impl Gpu {
         Ok(Gpu {
             health: Health::watch(&device),
             memory_cap: test_memory_cap(),
+            unused: Default::default(),
             adapter,
             device,
             queue,
@@ -229,6 +232,7 @@ impl Gpu {
 
     /// Submits one command buffer (counted by [`Gpu::counts`]).
     pub fn submit(&self, commands: Commands) -> Submission {
+        self.capture_run(&commands);
         self.created.submits.fetch_add(1, Ordering::Relaxed);
         Submission(self.queue.submit([commands.encoder.finish()]))
     }

@@ -11,6 +11,7 @@ mod commands;
 mod compile;
 mod context;
 mod driver_cache;
+pub mod export;
 mod health;
 mod pipelines;
 mod timing;

@@ -6,6 +6,7 @@ use wgpu::util::DeviceExt;
 
 use crate::error::{Error, Result};
 use crate::gpu::compile::Pipeline;
+use crate::gpu::export::Captured;
 use crate::gpu::{Gpu, Tensor};
 
 /// One shader module, embedded in the binary: `shaders/<name>.wgsl`, after the files it uses.
@@ -19,16 +20,24 @@ pub struct Shader {
     pub source: &'static str,
     /// Stems of the files the source is made of, in order (the last is `name`).
     pub files: &'static [&'static str],
+    /// Subgroup operations need subgroups of at least this many invocations (0: the module has none),
+    /// unless a kernel's `cpu_lanes` constant says otherwise (see [`Kernel::subgroup_lanes`]).
+    pub subgroup_lanes: u32,
 }
 
 /// Embeds `shaders/<stem>.wgsl` as a [`Shader`] named `<stem>`, preceded by `shaders/<used>.wgsl` for each
-/// stem in the optional list: `shader!("dropout", ["random"])`.
+/// stem in the optional list: `shader!("dropout", ["random"])`. A module with subgroup operations names
+/// the subgroup size its entry points need at least:
+/// `shader!("matmul_subgroup", ["matmul"], subgroups = 8)`.
 #[macro_export]
 macro_rules! shader {
     ($stem:literal) => {
         $crate::shader!($stem, [])
     };
     ($stem:literal, [$($used:literal),*]) => {
+        $crate::shader!($stem, [$($used),*], subgroups = 0)
+    };
+    ($stem:literal, [$($used:literal),*], subgroups = $lanes:literal) => {
         $crate::gpu::Shader {
             name: $stem,
             source: concat!(
@@ -36,8 +45,20 @@ macro_rules! shader {
                 include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/", $stem, ".wgsl"))
             ),
             files: &[$($used,)* $stem],
+            subgroup_lanes: $lanes,
         }
     };
+}
+
+impl Shader {
+    /// The source as a browser's WebGPU compiles it: WGSL there wants `enable subgroups;` before any
+    /// subgroup operation, which naga (wgpu's native compiler) does not accept yet.
+    pub fn web_source(&self) -> std::borrow::Cow<'static, str> {
+        match self.subgroup_lanes {
+            0 => self.source.into(),
+            _ => format!("enable subgroups;\n{}", self.source).into(),
+        }
+    }
 }
 
 /// A specialized entry point: the pipeline cache key.
@@ -47,6 +68,17 @@ pub struct Kernel {
     pub entry: &'static str,
     /// WGSL `override` constants (tile sizes, switches).
     pub constants: Vec<(&'static str, f64)>,
+}
+
+impl Kernel {
+    /// The fewest invocations a subgroup must have for this kernel (0: no subgroup operations): the
+    /// kernel's `cpu_lanes` constant where it sets one (matmul's subgroup sharing), else the shader's.
+    pub fn subgroup_lanes(&self) -> u32 {
+        match self.constants.iter().find(|c| c.0 == "cpu_lanes") {
+            Some(&(_, lanes)) if self.shader.subgroup_lanes > 0 => lanes as u32,
+            _ => self.shader.subgroup_lanes,
+        }
+    }
 }
 
 /// One storage-buffer binding, in the order of the WGSL `@binding`s. The kernel's uniform of parameters
@@ -65,6 +97,8 @@ pub struct Dispatch {
     pipeline: Pipeline,
     bind_group: wgpu::BindGroup,
     workgroups: [u32; 3],
+    /// The dispatch as data, when cases are exported (see `export.rs`).
+    pub(crate) captured: Option<std::sync::Arc<Captured>>,
 }
 
 impl Dispatch {
@@ -127,6 +161,7 @@ impl Dispatch {
             entries: &entries,
         });
         Ok(Dispatch {
+            captured: Captured::new(kernel, bindings, bytemuck::bytes_of(params), workgroups),
             label,
             pipeline,
             bind_group,
@@ -167,28 +202,45 @@ impl Dispatch {
     }
 }
 
-/// WebGPU forbids binding one buffer both read-only and writable in a dispatch, even at disjoint ranges:
-/// a kernel may not read one view of an arena while writing another view of the same arena.
+/// WebGPU forbids binding one buffer both read-only and writable in a dispatch, even at disjoint ranges
+/// (a kernel may not read one view of an arena while writing another view of the same arena), and
+/// binding overlapping ranges of one buffer writable twice (Chromium checks this; wgpu does not).
 fn check_usage(label: &str, bindings: &[Binding]) -> Result<()> {
     for (i, b) in bindings.iter().enumerate() {
         let Binding::ReadWrite(written) = b else {
             continue;
         };
         for (j, other) in bindings.iter().enumerate() {
-            if let Binding::Read(read) = other {
-                if read.buffer == written.buffer {
-                    return Err(Error::gpu(
-                        label,
-                        format!(
-                            "binding {j} reads and binding {i} writes the same buffer; \
-                             WebGPU needs them in different buffers"
-                        ),
-                    ));
+            let clash = match other {
+                Binding::Read(read) if read.buffer == written.buffer => "reads",
+                Binding::ReadWrite(w)
+                    if j < i && w.buffer == written.buffer && overlap(w, written) =>
+                {
+                    "writes"
                 }
-            }
+                _ => continue,
+            };
+            return Err(Error::gpu(
+                label,
+                format!(
+                    "binding {j} {clash} and binding {i} writes the same buffer{}; \
+                     WebGPU needs them in different buffers (or disjoint views, for two writes)",
+                    if clash == "writes" {
+                        " at overlapping bytes"
+                    } else {
+                        ""
+                    }
+                ),
+            ));
         }
     }
     Ok(())
+}
+
+/// Whether two views' bytes overlap (bindings are at least 4 bytes).
+fn overlap(a: &Tensor, b: &Tensor) -> bool {
+    let end = |t: &Tensor| t.offset + t.bytes().max(4);
+    a.offset < end(b) && b.offset < end(a)
 }
 
 impl Gpu {

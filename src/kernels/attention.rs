@@ -33,7 +33,8 @@ use crate::kernels::check::{expect_len, expect_shape, to_u32};
 pub const SHADER: Shader = crate::shader!("attention", ["random"]);
 /// The fused kernels for CPU adapters, apart because naga validates a whole module and subgroup
 /// operations need the device's SUBGROUP feature.
-pub const CPU_SHADER: Shader = crate::shader!("attention_cpu", ["random", "attention"]);
+pub const CPU_SHADER: Shader =
+    crate::shader!("attention_cpu", ["random", "attention"], subgroups = 8);
 
 /// Largest head dimension (`4·MAX_D4` in the shader, sized so the accumulators fill 16 KiB).
 pub const MAX_HEAD_DIM: usize = 128;
@@ -220,17 +221,18 @@ impl Tensors<'_> {
         Ok(())
     }
 
-    /// The shader's bindings in order; an unused slot repeats a tensor of the same access.
-    fn bindings(&self) -> [Binding<'_>; 8] {
+    /// The shader's bindings in order. An unused read slot repeats `qkv`; an unused writable slot
+    /// takes a `spare` tensor, as WebGPU forbids binding one buffer writable twice in a dispatch.
+    fn bindings<'a>(&'a self, spare: &'a [Tensor; 3]) -> [Binding<'a>; 8] {
         [
             Binding::Read(self.qkv),
             Binding::Read(self.state),
             Binding::ReadWrite(self.o),
             Binding::ReadWrite(self.lse),
             Binding::Read(self.d_o.unwrap_or(self.qkv)),
-            Binding::ReadWrite(self.delta.unwrap_or(self.lse)),
-            Binding::ReadWrite(self.dqkv.unwrap_or(self.o)),
-            Binding::ReadWrite(self.scores.or(self.dqkv).unwrap_or(self.o)),
+            Binding::ReadWrite(self.delta.unwrap_or(&spare[0])),
+            Binding::ReadWrite(self.dqkv.unwrap_or(&spare[1])),
+            Binding::ReadWrite(self.scores.unwrap_or(&spare[2])),
         ]
     }
 }
@@ -331,7 +333,8 @@ fn dispatch(
         to_u32(what, groups)?,
         1,
     ];
-    Dispatch::new(gpu, &kernel, &tensors.bindings(), &params, workgroups)
+    let spare = [gpu.unused(0)?, gpu.unused(1)?, gpu.unused(2)?];
+    Dispatch::new(gpu, &kernel, &tensors.bindings(&spare), &params, workgroups)
 }
 
 /// Fused forward: writes `o` and `lse`.

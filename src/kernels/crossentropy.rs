@@ -119,14 +119,16 @@ pub fn mean(gpu: &Gpu, losses: &Tensor, mean: &Tensor) -> Result<Dispatch> {
         entry: "crossentropy_mean",
         constants: vec![("wg", WG as f64)],
     };
-    // The logits/targets slots are unused by this entry point; `losses` fills them writable, since a
-    // buffer bound writable may not also be bound read-only. The mean goes where dlogits would.
+    // The logits/targets slots are unused by this entry point: a spare tensor fills them (`losses` may
+    // not, as WebGPU forbids binding a buffer writable and read-only, or writable twice, in a dispatch).
+    // The mean goes where dlogits would.
+    let spare = gpu.unused(0)?;
     Dispatch::new(
         gpu,
         &kernel,
         &[
-            Binding::ReadWrite(losses),
-            Binding::ReadWrite(losses),
+            Binding::Read(&spare),
+            Binding::Read(&spare),
             Binding::ReadWrite(losses),
             Binding::ReadWrite(mean),
         ],
@@ -176,6 +178,9 @@ fn launch(
             ("write_grad", dlogits.is_some() as u32 as f64),
         ],
     };
+    // Unused when forward only: a spare tensor fills the slot (not `losses`: WebGPU forbids binding it
+    // writable twice).
+    let spare = gpu.unused(0)?;
     Dispatch::new(
         gpu,
         &kernel,
@@ -183,8 +188,7 @@ fn launch(
             Binding::Read(logits),
             Binding::Read(targets),
             Binding::ReadWrite(losses),
-            // Unused when forward only; any writable tensor fills the slot.
-            Binding::ReadWrite(dlogits.unwrap_or(losses)),
+            Binding::ReadWrite(dlogits.unwrap_or(&spare)),
         ],
         &Params {
             inv_rows: 1.0 / mean_over.max(1) as f32,

@@ -18,7 +18,7 @@ use crate::kernels::grid::lane_workgroup;
 pub const SHADER: Shader = crate::shader!("matmul");
 /// The subgroup entry points, apart because naga validates a whole module and subgroup operations need
 /// the device's SUBGROUP feature.
-pub const SUBGROUP_SHADER: Shader = crate::shader!("matmul_subgroup", ["matmul"]);
+pub const SUBGROUP_SHADER: Shader = crate::shader!("matmul_subgroup", ["matmul"], subgroups = 8);
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]

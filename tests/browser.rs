@@ -1,0 +1,135 @@
+//! The same shaders in a real browser: every shader module of wgpt compiled by Chromium's WebGPU (Tint,
+//! not naga) and every exported kernel test case run there on SwiftShader and compared with the CPU
+//! reference within the native test's bound (`cargo test --release --test browser`; not part of a plain
+//! `cargo test`, as it needs Chromium: `apt-get install -y chromium`).
+//!
+//! The cases come from the kernel tests themselves (`WGPT_EXPORT_CASES`, see `src/gpu/export.rs`); the
+//! page in `web/` runs them and POSTs its results back to the test's server, so no DevTools client is
+//! needed. A missing browser fails the test; a case the browser's adapter cannot run (a feature it
+//! lacks) is named in the output.
+
+#[path = "../web/serve.rs"]
+mod serve;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// How long the page may take for every case (about a minute here).
+const PAGE_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Headless Chromium with WebGPU on SwiftShader (its Vulkan on the CPU), checked by hand on Debian's
+/// chromium 156. `--use-angle=swiftshader` instead of the last two flags works as well. Without the
+/// background-networking flags Chromium keeps trying connections a closed network refuses; WebGPU
+/// needs `--enable-unsafe-webgpu` on Linux.
+const FLAGS: &[&str] = &[
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--enable-unsafe-webgpu",
+    "--enable-features=Vulkan",
+    "--use-webgpu-adapter=swiftshader",
+];
+
+/// Chromium, killed with its child processes (its own process group) when dropped.
+struct Browser(Child);
+
+impl Browser {
+    fn open(url: &str, profile: &Path) -> Browser {
+        use std::os::unix::process::CommandExt;
+        let chromium = chromium();
+        let child = Command::new(&chromium)
+            .args(FLAGS)
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .arg(url)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", chromium.display()));
+        Browser(child)
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on the process group this test started; no memory is involved.
+        unsafe { libc::kill(-(self.0.id() as i32), libc::SIGKILL) };
+        let _ = self.0.wait();
+    }
+}
+
+/// `WGPT_CHROMIUM`, or Debian's `/usr/bin/chromium`; a clear failure when neither is there.
+fn chromium() -> PathBuf {
+    let path = std::env::var_os("WGPT_CHROMIUM").map_or("/usr/bin/chromium".into(), PathBuf::from);
+    assert!(
+        path.exists(),
+        "the browser test needs Chromium at {}: apt-get install -y chromium (or set WGPT_CHROMIUM)",
+        path.display()
+    );
+    path
+}
+
+#[test]
+fn every_kernel_case_matches_the_reference_in_chromium_webgpu() {
+    chromium();
+    let scratch = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser");
+    let cases = scratch.join("cases");
+    serve::export_cases(&cases).unwrap_or_else(|e| panic!("exporting the cases: {e}"));
+    let server = serve::start(&cases).expect("starting the page's server");
+    let profile = scratch.join("profile");
+    let _ = std::fs::remove_dir_all(&profile);
+    let browser = Browser::open(&server.url, &profile);
+    let report = server.results.recv_timeout(PAGE_TIMEOUT);
+    drop(browser);
+    let report: Value = match report {
+        Ok(text) => serde_json::from_str(&text).expect("the page's report is JSON"),
+        Err(_) => panic!("Chromium sent no results in {PAGE_TIMEOUT:?} (does WebGPU start there?)"),
+    };
+    if let Some(error) = report["error"].as_str() {
+        panic!("the page failed before its cases: {error}");
+    }
+    let results = report["results"].as_array().expect("results");
+    let of = |status: &'static str| results.iter().filter(move |r| r["status"] == status);
+    let tally = |status, key: &str| {
+        let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+        for r in of(status) {
+            *counts
+                .entry(r[key].as_str().unwrap_or("").into())
+                .or_default() += 1;
+        }
+        counts
+    };
+    eprintln!("Chromium WebGPU adapter: {}", report["adapter"]);
+    eprintln!(
+        "{} modules compiled; {} cases in {:.1} s: {} match, {} fail, {} skipped",
+        report["modules"].as_array().map_or(0, |m| m.len()),
+        results.len(),
+        report["seconds"].as_f64().unwrap_or(0.0),
+        of("ok").count(),
+        of("fail").count(),
+        of("skipped").count()
+    );
+    eprintln!("  matched, by kernel: {:?}", tally("ok", "kernel"));
+    for (why, n) in tally("skipped", "note") {
+        eprintln!("  skipped {n}: {why}");
+    }
+    let failures: Vec<String> = of("fail")
+        .map(|r| format!("{} [{}]: {}", r["name"], r["kernel"], r["note"]))
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} cases fail in Chromium:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    assert!(of("ok").count() > 0, "no case ran in Chromium");
+}

@@ -1,0 +1,137 @@
+//! The browser page's server (used by `examples/web_kernels.rs` and `tests/browser.rs`): a few lines of
+//! HTTP/1.1 on a std `TcpListener`, on 127.0.0.1 because WebGPU needs a secure context and a page from
+//! `file://` is not one.
+//!
+//! `/` the page, `/kernels.js` its script, `/modules` every shader module as a browser compiles it,
+//! `/cases/` the names of the exported case files and `/cases/<name>` one of them; a `POST /results`
+//! (the page's results when it has run every case) is handed to [`Server::results`].
+
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{channel, Receiver, Sender};
+
+pub struct Server {
+    /// `http://127.0.0.1:<port>/`.
+    pub url: String,
+    /// The body of each `POST /results`.
+    pub results: Receiver<String>,
+}
+
+/// Serves the page and the cases in `cases` on a free port, on a thread of its own.
+pub fn start(cases: &Path) -> std::io::Result<Server> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let url = format!("http://{}/", listener.local_addr()?);
+    let (sender, results) = channel();
+    let cases = cases.to_path_buf();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let (cases, sender) = (cases.clone(), sender.clone());
+            std::thread::spawn(move || {
+                // A browser that goes away mid-answer (the test killing it) is no error to report.
+                if let Err(e) = answer(stream, &cases, &sender) {
+                    if !matches!(e.kind(), ErrorKind::BrokenPipe | ErrorKind::ConnectionReset) {
+                        eprintln!("web server: {e}");
+                    }
+                }
+            });
+        }
+    });
+    Ok(Server { url, results })
+}
+
+fn answer(stream: TcpStream, cases: &Path, results: &Sender<String>) -> std::io::Result<()> {
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut request = String::new();
+    reader.read_line(&mut request)?;
+    let mut length = 0;
+    loop {
+        let mut header = String::new();
+        reader.read_line(&mut header)?;
+        let header = header.trim();
+        if header.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = header.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.trim().parse().unwrap_or(0);
+            }
+        }
+    }
+    let mut parts = request.split_whitespace();
+    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let path = path.split('?').next().unwrap_or("");
+    let (status, kind, body) = match (method, path) {
+        ("POST", "/results") => {
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body)?;
+            let _ = results.send(String::from_utf8_lossy(&body).into_owned());
+            ("200 OK", "text/plain", Vec::new())
+        }
+        ("GET", "/") => ("200 OK", "text/html", include_bytes!("index.html").to_vec()),
+        ("GET", "/kernels.js") => (
+            "200 OK",
+            "text/javascript",
+            include_bytes!("kernels.js").to_vec(),
+        ),
+        ("GET", "/modules") => ("200 OK", "application/json", modules()),
+        ("GET", "/cases/") => ("200 OK", "application/json", list(cases)?),
+        ("GET", p) => match case_file(cases, p) {
+            Some(file) => ("200 OK", "application/json", std::fs::read(file)?),
+            None => ("404 Not Found", "text/plain", b"not found".to_vec()),
+        },
+        _ => ("405 Method Not Allowed", "text/plain", Vec::new()),
+    };
+    let mut stream = stream;
+    write!(
+        stream,
+        "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
+        body.len()
+    )?;
+    stream.write_all(&body)
+}
+
+/// Every shader module of wgpt, as `[{"name": .., "source": ..}]`.
+fn modules() -> Vec<u8> {
+    let modules: Vec<_> = (wgpt::kernels::SHADERS.iter())
+        .map(|s| serde_json::json!({ "name": s.name, "source": s.web_source() }))
+        .collect();
+    serde_json::to_vec(&modules).unwrap_or_default()
+}
+
+/// The case files' names, sorted.
+fn list(cases: &Path) -> std::io::Result<Vec<u8>> {
+    let mut names: Vec<String> = std::fs::read_dir(cases)?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".json"))
+        .collect();
+    names.sort();
+    Ok(serde_json::to_vec(&names).unwrap_or_default())
+}
+
+/// `/cases/<name>` as a file of `cases`, for a plain file name only.
+fn case_file(cases: &Path, path: &str) -> Option<PathBuf> {
+    let name = path.strip_prefix("/cases/")?;
+    let plain = !name.is_empty() && !name.contains(['/', '\\']) && !name.starts_with('.');
+    plain.then(|| cases.join(name))
+}
+
+/// Writes the kernel tests' cases into `dir`, emptied first: runs `cargo test --release --test kernels`
+/// with `WGPT_EXPORT_CASES=<dir>`, so the cases are exactly those the kernel tests check.
+pub fn export_cases(dir: &Path) -> Result<(), String> {
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).map_err(|e| format!("emptying {}: {e}", dir.display()))?;
+    }
+    let status = std::process::Command::new(env!("CARGO"))
+        .args(["test", "--release", "--quiet", "--test", "kernels"])
+        .env("WGPT_EXPORT_CASES", dir)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .map_err(|e| format!("running cargo test --test kernels: {e}"))?;
+    match status.success() {
+        true => Ok(()),
+        false => Err(format!(
+            "cargo test --release --test kernels failed ({status})"
+        )),
+    }
+}
