@@ -10,6 +10,7 @@ use std::sync::Mutex;
 use crate::contract::{
     adamw_hyper, check_token_ids, AdamWConfig, Segment, HYPER_LEN, RANDOM_STATE_LEN,
 };
+use crate::dtype::Dtype;
 use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, GpuTimer, Readback, Submission, Tensor, Timeline};
 use crate::graph::autodiff::{BUCKETS, POSITIONS};
@@ -302,7 +303,11 @@ impl Plan {
         let mut tensors: Vec<Tensor> = Vec::with_capacity(graph.tensors.len());
         for (i, def) in graph.tensors.iter().enumerate() {
             let t = match def.storage {
-                Storage::Param(p) => reshape(&shared.params[p], &def.shape)?,
+                // A 16-bit piece is its words; the ops that read it take its shape from the graph.
+                Storage::Param(p) => match graph.pieces[p].dtype {
+                    Dtype::F32 => reshape(&shared.params[p], &def.shape)?,
+                    _ => reshape(&shared.params[p], &[graph.pieces[p].words()])?,
+                },
                 Storage::Grad(p) => reshape(&shared.grads[p], &def.shape)?,
                 Storage::Activation => buffers[slot_of[&i]].view(0, &def.shape)?,
                 Storage::View { base, offset } => tensors[base.0].view(offset, &def.shape)?,
@@ -326,6 +331,7 @@ impl Plan {
 
         let cx = Lowering {
             gpu,
+            graph,
             tensors: &tensors,
             random_state: &shared.random_state,
             hyper: &shared.hyper,

@@ -46,9 +46,12 @@ pub fn run(graph: &Graph, model: &mut CpuModel, inputs: &CpuInputs) -> CpuStep {
         .tensors
         .iter()
         .map(|t| match t.storage {
+            // A 16-bit piece computes with its values rounded as the GPU stores them.
             Storage::Param(i) => {
                 let piece = &graph.pieces[i];
-                model.params[piece.param][piece.offset()..][..piece.len()].to_vec()
+                piece
+                    .dtype
+                    .round(&model.params[piece.param][piece.offset()..][..piece.len()])
             }
             Storage::Grad(_) => vec![0.0; t.len()],
             // One step from empty caches: a generator's later steps need the GPU plans.
