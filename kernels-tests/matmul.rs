@@ -196,8 +196,7 @@ fn matmul_reads_16_bit_weights_for_every_variant_and_awkward_shape() {
                 gpu.run_dispatches(&[d.unwrap()]).unwrap();
                 let want = packed_reference::forward(&x, &words, dtype, Some(&b), m, k, n);
                 let abs_b = abs(&b);
-                let magnitude =
-                    reference::forward(&abs(&x), &abs(&rounded), Some(&abs_b), m, k, n);
+                let magnitude = reference::forward(&abs(&x), &abs(&rounded), Some(&abs_b), m, k, n);
                 assert_within(
                     &format!("forward {case}"),
                     &gpu.read(&yt).unwrap(),

@@ -22,6 +22,11 @@ pub enum Dtype {
 impl Dtype {
     pub const ALL: [Dtype; 3] = [Dtype::F32, Dtype::F16, Dtype::Bf16];
 
+    /// The dtype named `name` (`f32`, `f16`, `bf16`).
+    pub fn from_name(name: &str) -> Option<Dtype> {
+        Dtype::ALL.into_iter().find(|d| d.name() == name)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Dtype::F32 => "f32",

@@ -37,7 +37,10 @@ fn rounded(config: &GptConfig, params: &[Vec<f32>], dtype: Dtype) -> Vec<Vec<f32
 /// The logits `[T, V]` of the full forward over `tokens` (an evaluation plan of one row).
 fn full_logits(gpu: &Gpu, model: &Gpt, tokens: &[u32]) -> Vec<f32> {
     let (plan, graph) = model.eval_plan(gpu, 1, tokens.len()).unwrap();
-    let inputs = StepInputs { tokens, targets: tokens };
+    let inputs = StepInputs {
+        tokens,
+        targets: tokens,
+    };
     plan.set_batch(gpu, &inputs).unwrap();
     plan.run(gpu, false).unwrap();
     plan.read_kept(gpu, graph.logits.unwrap()).unwrap()
@@ -56,7 +59,10 @@ fn decoded_logits(gpu: &Gpu, model: &Gpt, tokens: &[u32]) -> Vec<f32> {
 
 fn max_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 fn rms(v: &[f32]) -> f64 {
@@ -76,7 +82,11 @@ fn a_16_bit_model_computes_what_the_f32_model_computes_on_its_rounded_weights() 
         n_inner: 64,
         ..tiny(false)
     };
-    for (config, max_binding) in [(tiny(false), None), (tiny(true), None), (split, Some(64 * 192))] {
+    for (config, max_binding) in [
+        (tiny(false), None),
+        (tiny(true), None),
+        (split, Some(64 * 192)),
+    ] {
         let params = uniform_params(&config, 3);
         let tokens = tokens(5, config.n_positions, config.vocab_size);
         for dtype in HALVES {
@@ -214,7 +224,11 @@ fn logits_in_16_bits_stay_within_the_rounding_tolerance_and_agree_on_greedy_toke
             }
         }
         eprintln!("{}: top-1 agrees at {agree} of {steps} steps", dtype.name());
-        assert!(agree * 100 >= 99 * steps, "{}: {agree}/{steps}", dtype.name());
+        assert!(
+            agree * 100 >= 99 * steps,
+            "{}: {agree}/{steps}",
+            dtype.name()
+        );
     }
 }
 

@@ -126,7 +126,15 @@ pub fn forward(
     wpe: &Tensor,
     out: &Tensor,
 ) -> Result<Dispatch> {
-    forward_piece(gpu, tokens, None, Weights::f32(wte)?, 0, Weights::f32(wpe)?, out)
+    forward_piece(
+        gpu,
+        tokens,
+        None,
+        Weights::f32(wte)?,
+        0,
+        Weights::f32(wpe)?,
+        out,
+    )
 }
 
 /// `out[b, t] = wte[tokens[b, t]] + wpe[start + t]` with `start: [1]` u32 read when the dispatch runs;
@@ -161,7 +169,11 @@ pub fn forward_piece(
     if wte.dtype != wpe.dtype {
         return Err(Error::shape(
             "embedding wpe",
-            format!("stored in {}, wte in {}", wpe.dtype.name(), wte.dtype.name()),
+            format!(
+                "stored in {}, wte in {}",
+                wpe.dtype.name(),
+                wte.dtype.name()
+            ),
         ));
     }
     let (b, t) = batch_dims(tokens)?;

@@ -159,9 +159,14 @@ impl Gpt {
         self.dtype
     }
 
+    /// Whether the model has training plans (its weights in f32).
+    pub fn trains(&self) -> bool {
+        self.dtype == Dtype::F32
+    }
+
     /// The graph of `mode` over this model's pieces (their dtypes included).
     fn graph(&self, batch: usize, seq: usize, micros: usize, mode: Mode) -> Result<ModelGraph> {
-        if mode == Mode::Train && self.dtype != Dtype::F32 {
+        if mode == Mode::Train && !self.trains() {
             return Err(Error::Invalid(format!(
                 "a model whose weights are stored in {} is for inference only; train in f32",
                 self.dtype.name()
