@@ -252,3 +252,34 @@ fn a_16_bit_model_refuses_to_train_and_f16_refuses_weights_past_its_range() {
     assert!(err.to_string().contains("beyond f16's range"), "{err}");
     assert!(Gpt::for_inference(&gpu, &config, &params, Dtype::Bf16).is_ok());
 }
+
+/// In 16 bits the GPU holds the matrices' 16-bit words and the f32 norms and biases, once: about half
+/// the f32 model's parameter bytes, and no gradient or AdamW moment arenas (three buffers fewer per
+/// arena chunk).
+#[test]
+fn a_16_bit_model_holds_half_the_parameter_bytes_and_no_optimizer_arenas() {
+    let gpu = Gpu::new().expect("dtype tests need a GPU adapter");
+    let config = tiny(false);
+    let params = uniform_params(&config, 2);
+    let buffers = || gpu.counts().buffers;
+    let before = buffers();
+    let full = Gpt::new(&gpu, &config, &params).unwrap();
+    let f32_buffers = buffers() - before;
+    let before = buffers();
+    let half = Gpt::for_inference(&gpu, &config, &params, Dtype::F16).unwrap();
+    assert_eq!(
+        buffers() - before + 3 * half.arena_chunks() as u64,
+        f32_buffers
+    );
+    let bytes = |model: &Gpt| model.eval_plan(&gpu, 1, 8).unwrap().0.memory().params;
+    let (full_bytes, half_bytes) = (bytes(&full), bytes(&half));
+    // The 1-D parameters (norms, biases) stay f32; every tensor is aligned to 64 elements.
+    let small: usize = (config.params().iter())
+        .filter(|s| s.shape.len() == 1)
+        .map(|s| 4 * s.len().next_multiple_of(64))
+        .sum();
+    assert!(
+        2 * half_bytes <= full_bytes + small as u64 + 4 * 64 * config.params().len() as u64,
+        "{half_bytes} of {full_bytes}"
+    );
+}

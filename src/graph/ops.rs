@@ -382,7 +382,8 @@ pub struct Arenas {
     pub chunks: Vec<ArenaChunk>,
 }
 
-/// One chunk of each arena (a buffer each) and AdamW's segment table for it.
+/// One chunk of each arena (a buffer each; all four the parameters' in a model that does not train) and
+/// AdamW's segment table for it.
 pub struct ArenaChunk {
     pub params: Tensor,
     pub grads: Tensor,

@@ -50,17 +50,33 @@ pub struct ArenaTensor {
 
 impl Shared {
     /// Zeroed arenas for `tensors` placed as `layout` says (one place per tensor), with AdamW's segment
-    /// table per chunk, and the per-step state.
-    pub fn new(gpu: &Gpu, layout: &ArenaLayout, tensors: &[ArenaTensor]) -> Result<Self> {
+    /// table per chunk, and the per-step state. A model that never `trains` (its weights in 16 bits)
+    /// gets the parameter arena alone: its gradient and moment arenas are that same buffer, which no
+    /// plan of it writes (it has no training plan).
+    pub fn new(
+        gpu: &Gpu,
+        layout: &ArenaLayout,
+        tensors: &[ArenaTensor],
+        trains: bool,
+    ) -> Result<Self> {
         gpu.allocating("the parameters, gradients and AdamW moments", || {
-            Self::allocate(gpu, layout, tensors)
+            Self::allocate(gpu, layout, tensors, trains)
         })
     }
 
-    fn allocate(gpu: &Gpu, layout: &ArenaLayout, tensors: &[ArenaTensor]) -> Result<Self> {
+    fn allocate(
+        gpu: &Gpu,
+        layout: &ArenaLayout,
+        tensors: &[ArenaTensor],
+        trains: bool,
+    ) -> Result<Self> {
         let mut chunks = Vec::with_capacity(layout.chunks.len());
         for (c, &len) in layout.chunks.iter().enumerate() {
-            let arena = |name: &str| gpu.zeros(&format!("{name} chunk {c}"), &[len]);
+            let params = gpu.zeros(&format!("params chunk {c}"), &[len])?;
+            let arena = |name: &str| match trains {
+                true => gpu.zeros(&format!("{name} chunk {c}"), &[len]),
+                false => Ok(params.clone()),
+            };
             let segments: Vec<Segment> = (layout.places.iter().zip(tensors))
                 .filter(|((chunk, _), _)| *chunk == c)
                 .map(|(&(_, offset), t)| Segment {
@@ -70,10 +86,10 @@ impl Shared {
                 })
                 .collect();
             chunks.push(ArenaChunk {
-                params: arena("params")?,
                 grads: arena("grads")?,
                 m: arena("adam m")?,
                 v: arena("adam v")?,
+                params,
                 segments: adamw::Segments::new(gpu, &segments)?,
             });
         }

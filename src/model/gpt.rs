@@ -137,7 +137,7 @@ impl Gpt {
                 decay: specs[piece.param].decays(),
             })
             .collect();
-        let shared = Shared::new(gpu, &layout, &tensors)?;
+        let shared = Shared::new(gpu, &layout, &tensors, dtype == Dtype::F32)?;
         for (piece, view) in pieces.iter().zip(&shared.params) {
             let values = &params[piece.param][piece.offset()..][..piece.len()];
             match piece.dtype {
