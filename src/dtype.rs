@@ -12,8 +12,9 @@
 //! them take the logical shape and the dtype beside the tensor.
 
 /// The storage type of a tensor's values. Arithmetic is f32 whatever the storage.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Dtype {
+    #[default]
     F32,
     F16,
     Bf16,

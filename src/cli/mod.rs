@@ -42,9 +42,9 @@ use crate::model::{Gpt, GptConfig};
 /// The `--dtype` flag of the commands that run a saved model without training it.
 #[derive(Args, Clone, Debug)]
 pub struct DtypeArgs {
-    /// How the model's matrices (embeddings and weights) are stored on the GPU: f32, or f16/bf16 (half
-    /// the memory and of the bandwidth a decode step needs; sums, norms, biases, activations and the
-    /// key/value cache stay f32)
+    /// How the model's matrices (embeddings and weights) and its key/value cache are stored on the
+    /// GPU: f32, or f16/bf16 (half the memory and of the bandwidth a decode step needs; sums, norms,
+    /// biases and activations stay f32)
     #[arg(long, default_value = "f32", value_parser = values::dtype)]
     pub dtype: Dtype,
 }

@@ -102,6 +102,9 @@ pub struct Graph {
     pub ops: Vec<Op>,
     /// What the `Param`/`Grad` storages index.
     pub pieces: Vec<Piece>,
+    /// The dtype the [`Storage::Cache`] tensors (key/value caches) are stored in: a 16-bit cache of
+    /// shape `[N, ctx, W]` is the tensor `[N, ctx, W / 2]` of words.
+    pub cache_dtype: Dtype,
 }
 
 impl Graph {

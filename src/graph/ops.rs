@@ -408,6 +408,15 @@ impl Lowering<'_> {
         id.map(|id| self.t(id))
     }
 
+    /// A layer's key and value caches, in the graph's cache dtype.
+    fn caches(&self, k: TensorId, v: TensorId) -> kvcache::Caches<'_> {
+        kvcache::Caches {
+            k_cache: self.t(k),
+            v_cache: self.t(v),
+            dtype: self.graph.cache_dtype,
+        }
+    }
+
     /// A matrix the products and the embedding read: its words and dtype when it is a 16-bit piece
     /// of the parameters, else the f32 tensor.
     fn weights(&self, id: TensorId) -> Result<Weights<'_>> {
@@ -633,10 +642,10 @@ impl Op {
                 out,
             } => {
                 let (qkv, position) = (cx.t(*qkv), cx.t(*position));
-                let (k, v) = (cx.t(*k_cache), cx.t(*v_cache));
+                let caches = cx.caches(*k_cache, *v_cache);
                 vec![
-                    kvcache::append(gpu, *shape, qkv, position, k, v)?,
-                    kvcache::attention(gpu, *shape, qkv, position, k, v, cx.t(*out))?,
+                    kvcache::append(gpu, *shape, qkv, position, caches)?,
+                    kvcache::attention(gpu, *shape, qkv, position, caches, cx.t(*out))?,
                 ]
             }
             Op::FillCache {
@@ -648,8 +657,7 @@ impl Op {
                 gpu,
                 *shape,
                 cx.t(*qkv),
-                cx.t(*k_cache),
-                cx.t(*v_cache),
+                cx.caches(*k_cache, *v_cache),
             )?],
             Op::AttentionProbabilities {
                 shape,

@@ -334,7 +334,11 @@ impl Plan {
                     t
                 }
                 Storage::Cache(c) => {
-                    let cache = caches.get(c).filter(|t| t.shape == def.shape);
+                    let mut shape = def.shape.clone();
+                    if let Some(last) = shape.last_mut() {
+                        *last = graph.cache_dtype.words(*last);
+                    }
+                    let cache = caches.get(c).filter(|t| t.shape == shape);
                     let t = cache.ok_or_else(|| {
                         Error::shape(&def.name, format!("no cache {c} of shape {:?}", def.shape))
                     })?;

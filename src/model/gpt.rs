@@ -26,6 +26,7 @@ pub struct KvCaches {
     sequences: usize,
     /// Layer `l`'s keys at [`cache_index`]`(l, false)`, its values at `(l, true)`.
     tensors: Vec<Tensor>,
+    dtype: Dtype,
 }
 
 impl KvCaches {
@@ -33,7 +34,13 @@ impl KvCaches {
         self.sequences
     }
 
-    /// Layer `layer`'s `[keys, values]`, each `[N, ctx, Hkv·D]` (for looking at, e.g. in tests).
+    /// The dtype the caches store their values in.
+    pub fn dtype(&self) -> Dtype {
+        self.dtype
+    }
+
+    /// Layer `layer`'s `[keys, values]`, each `[N, ctx, Hkv·D]` values, in `[N, ctx, Hkv·D / 2]`
+    /// words when [`KvCaches::dtype`] is 16 bits (for looking at, e.g. in tests).
     pub fn layer(&self, layer: usize) -> Option<[&Tensor; 2]> {
         let keys = self.tensors.get(cache_index(layer, false))?;
         Some([keys, self.tensors.get(cache_index(layer, true))?])
@@ -90,9 +97,10 @@ impl Gpt {
 
     /// A model for inference holding `params` with its matrices (the parameters of two or more
     /// dimensions: embeddings and weights) stored in `dtype`, rounded to nearest: in 16 bits the GPU
-    /// holds only their 16-bit words, and the products widen them as they read (f32 sums). Norm gains
-    /// and biases, a few thousand values, stay f32, and so do the activations and the key/value
-    /// caches. In 16 bits it evaluates, samples and inspects, and refuses to train.
+    /// holds only their 16-bit words, and the products widen them as they read (f32 sums); its
+    /// key/value caches ([`Gpt::kv_caches`]) are in `dtype` too. Norm gains and biases, a few thousand
+    /// values, stay f32, and so do the activations. In 16 bits it evaluates, samples and inspects, and
+    /// refuses to train.
     pub fn for_inference(
         gpu: &Gpu,
         config: &GptConfig,
@@ -314,14 +322,21 @@ impl Gpt {
 
     /// Zeroed key/value caches for `sequences` sequences generated together, each `[N, ctx, Hkv·D]`
     /// (a key and a value cache per layer), for the prefill and decode plans to share; an error naming
-    /// the storage binding limit when one cache exceeds it (fewer sequences fit).
+    /// the storage binding limit when one cache exceeds it (fewer sequences fit). They store their
+    /// values in the model's dtype (f32 when a 16-bit row would be an odd Hkv·D values).
     pub fn kv_caches(&self, gpu: &Gpu, sequences: usize) -> Result<KvCaches> {
         if sequences == 0 {
             return Err(Error::Invalid(
                 "generation needs at least one sequence".into(),
             ));
         }
-        let shape = cache_shape(&self.config, sequences);
+        let mut shape = cache_shape(&self.config, sequences);
+        let width = shape[2];
+        let dtype = match width % 2 {
+            0 => self.dtype,
+            _ => Dtype::F32,
+        };
+        shape[2] = dtype.words(width);
         let len: usize = shape.iter().product();
         if len > self.max_binding {
             return Err(Error::Limit {
@@ -335,7 +350,11 @@ impl Gpt {
         let tensors = (0..2 * self.config.n_layer)
             .map(|i| gpu.zeros(&format!("kv cache {i}"), &shape))
             .collect::<Result<_>>()?;
-        Ok(KvCaches { sequences, tensors })
+        Ok(KvCaches {
+            sequences,
+            tensors,
+            dtype,
+        })
     }
 
     /// The plan of one generation step for the sequences of `caches`: each one's new token's forward
@@ -376,9 +395,10 @@ impl Gpt {
     fn generation_plan(
         &self,
         gpu: &Gpu,
-        model: ModelGraph,
+        mut model: ModelGraph,
         caches: &KvCaches,
     ) -> Result<(Plan, ModelGraph)> {
+        model.graph.cache_dtype = caches.dtype;
         let plan = Plan::compile(
             gpu,
             &model.graph,
