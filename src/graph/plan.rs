@@ -340,7 +340,7 @@ impl Plan {
                     }
                     let cache = caches.get(c).filter(|t| t.shape == shape);
                     let t = cache.ok_or_else(|| {
-                        Error::shape(&def.name, format!("no cache {c} of shape {:?}", def.shape))
+                        Error::shape(&def.name, format!("no cache {c} of shape {shape:?}"))
                     })?;
                     cache_bytes += t.bytes();
                     t.clone()

@@ -26,6 +26,7 @@ pub struct KvCaches {
     sequences: usize,
     /// Layer `l`'s keys at [`cache_index`]`(l, false)`, its values at `(l, true)`.
     tensors: Vec<Tensor>,
+    /// The dtype of their values.
     dtype: Dtype,
 }
 
@@ -34,13 +35,8 @@ impl KvCaches {
         self.sequences
     }
 
-    /// The dtype the caches store their values in.
-    pub fn dtype(&self) -> Dtype {
-        self.dtype
-    }
-
     /// Layer `layer`'s `[keys, values]`, each `[N, ctx, Hkv·D]` values, in `[N, ctx, Hkv·D / 2]`
-    /// words when [`KvCaches::dtype`] is 16 bits (for looking at, e.g. in tests).
+    /// words when the model is in 16 bits (for looking at, e.g. in tests).
     pub fn layer(&self, layer: usize) -> Option<[&Tensor; 2]> {
         let keys = self.tensors.get(cache_index(layer, false))?;
         Some([keys, self.tensors.get(cache_index(layer, true))?])
@@ -145,6 +141,7 @@ impl Gpt {
                 decay: specs[piece.param].decays(),
             })
             .collect();
+        // Only f32 weights train (see `Gpt::trains`).
         let shared = Shared::new(gpu, &layout, &tensors, dtype == Dtype::F32)?;
         for (piece, view) in pieces.iter().zip(&shared.params) {
             let values = &params[piece.param][piece.offset()..][..piece.len()];
@@ -160,11 +157,6 @@ impl Gpt {
             dtype,
             max_binding,
         })
-    }
-
-    /// The dtype the matrices are stored in.
-    pub fn dtype(&self) -> Dtype {
-        self.dtype
     }
 
     /// Whether the model has training plans (its weights in f32).

@@ -340,14 +340,16 @@ impl<'a> Trainer<'a> {
     /// Mean loss over `eval_steps` batches of the training (`val = false`) or validation split, with
     /// the evaluation plan (no dropout). The same batches at every evaluation, so curves compare.
     pub fn evaluate(&self, val: bool) -> Result<f32> {
-        self.evaluate_with(val, |_| {})
-    }
-
-    /// [`Trainer::evaluate`], calling `done` with the batches done after each (for a progress bar).
-    pub fn evaluate_with(&self, val: bool, done: impl FnMut(u32)) -> Result<f32> {
         let sampler = if val { &self.val } else { &self.train_eval };
         let steps = self.settings.eval_steps;
-        let loss = mean_loss(self.gpu, self.ranks, &self.eval_plan, sampler, steps, done)?;
+        let loss = mean_loss(
+            self.gpu,
+            self.ranks,
+            &self.eval_plan,
+            sampler,
+            steps,
+            |_| {},
+        )?;
         if !loss.is_finite() {
             return Err(Error::Diverged(format!(
                 "training diverged: the {} loss became {loss} at step {} ({}); stopped without saving over the last checkpoint. Lower the learning rate, clip the gradient norm, or check the data",
