@@ -132,6 +132,7 @@ fn run() -> wgpt::Result<()> {
             model: model_dir,
             prompt: args.prompt.clone(),
             out: out.join("anatomy"),
+            weights: Default::default(),
             device: args.train.device.clone(),
         },
     )?;

@@ -1,10 +1,11 @@
 //! embedding: forward and backward against `reference::embedding` over batch shapes from one token to
 //! a full context, at a 65-character and GPT-2's 50257-token vocabulary; the backward is bit-identical
 //! run to run; the reference's backward matches finite differences; the `_at` entry points start at a
-//! position read on the GPU.
+//! position read on the GPU; the forward reads 16-bit weights exactly.
 
 use rand::{Rng, SeedableRng};
-use wgpt::kernels::embedding::{self, TokenBuckets};
+use wgpt::dtype::Dtype;
+use wgpt::kernels::embedding::{self, TokenBuckets, Weights};
 use wgpt::reference::embedding as reference;
 use wgpt::Tensor;
 
@@ -95,6 +96,43 @@ fn embedding_forward_matches_reference() {
             &reference::forward(&tokens, &wte, &wpe, t, c),
             |_| 0.0,
         );
+    }
+}
+
+#[test]
+fn embedding_forward_reads_16_bit_weights_as_their_unpacked_values() {
+    // wte and wpe packed in f16 or bf16 (odd lengths leave a padding half), from position 0 and from
+    // a start read on the GPU: the reference on the unpacked values, identically (one f32 addition).
+    let gpu = gpu();
+    for dtype in [Dtype::F16, Dtype::Bf16] {
+        for (i, &(b, t, ctx, vocab, c)) in SHAPES.iter().enumerate() {
+            let seed = 1700 + 10 * i as u64;
+            let tokens = tokens(seed, b * t, vocab);
+            let (wte, wpe) = (random(seed + 1, vocab * c), random(seed + 2, ctx * c));
+            let (te_words, pe_words) = (dtype.pack(&wte), dtype.pack(&wpe));
+            let tt = gpu.upload("tokens", &[b, t], &tokens).unwrap();
+            let wtet = gpu.upload("wte", &[te_words.len()], &te_words).unwrap();
+            let wpet = gpu.upload("wpe", &[pe_words.len()], &pe_words).unwrap();
+            let start = ctx - t;
+            let st = gpu.upload("start", &[1], &[start as u32]).unwrap();
+            let (te, pe) = (
+                Weights::packed(&wtet, dtype, vocab, c).unwrap(),
+                Weights::packed(&wpet, dtype, ctx, c).unwrap(),
+            );
+            let (wte, wpe) = (dtype.round(&wte), dtype.round(&wpe));
+            for at in [None, Some(&st)] {
+                let out = gpu.zeros("out", &[b, t, c]).unwrap();
+                let d = embedding::forward_piece(gpu, &tt, at, te, 0, pe, &out).unwrap();
+                gpu.run_dispatches(&[d]).unwrap();
+                let from = at.map_or(0, |_| start);
+                assert_within(
+                    &format!("{} from {from}, B={b} T={t} V={vocab} C={c}", dtype.name()),
+                    &gpu.read(&out).unwrap(),
+                    &reference::forward_at(&tokens, &wte, &wpe, from, t, c),
+                    |_| 0.0,
+                );
+            }
+        }
     }
 }
 
@@ -268,7 +306,10 @@ fn embedding_pieces_give_the_whole_embedding_bit_for_bit() {
             let pt = gpu.upload("piece", &[rows, c], piece).unwrap();
             let dpt = gpu.zeros("dpiece", &[rows, c]).unwrap();
             gpu.run_dispatches(&[
-                embedding::forward_piece(gpu, &tt, None, &pt, first, &wpet, &piece_out).unwrap(),
+                {
+                    let (pt, wpet) = (Weights::f32(&pt).unwrap(), Weights::f32(&wpet).unwrap());
+                    embedding::forward_piece(gpu, &tt, None, pt, first, wpet, &piece_out).unwrap()
+                },
                 embedding::backward_piece(
                     gpu,
                     &dxt,

@@ -2,10 +2,12 @@
 //! 64 and 128, GQA ratios 1 and 2, one and three sequences, caches of fewer and more than one 64-key
 //! chunk, decode steps at positions 0, 1, a prime, context − 1 and one past the cache (writes nothing,
 //! attends over all of it), prefills of 1, an odd number and all `ctx` tokens from one prompt and from
-//! one per sequence.
+//! one per sequence; caches in f32, f16 and bf16 (the values rounded as written, the attention reading
+//! what the cache holds).
 
 use wgpt::contract::AttentionShape;
-use wgpt::kernels::kvcache;
+use wgpt::dtype::Dtype;
+use wgpt::kernels::kvcache::{self, Caches};
 use wgpt::reference::kvcache as reference;
 
 use crate::common::{assert_within, gpu, random, F32_EPS};
@@ -35,26 +37,50 @@ fn shape(
     }
 }
 
-/// Uploads caches `[n, ctx, width]` holding other values (earlier tokens; stale rows, which must not be
-/// read); returns their values and tensors.
+/// Uploads caches of `[n, ctx, width]` values stored in `dtype` holding other values (earlier tokens;
+/// stale rows, which must not be read); returns their values (as stored) and tensors.
 fn stale_caches(
     seed: u64,
-    n: usize,
-    ctx: usize,
-    width: usize,
+    [n, ctx, width]: [usize; 3],
+    dtype: Dtype,
 ) -> ((Vec<f32>, Vec<f32>), (wgpt::gpu::Tensor, wgpt::gpu::Tensor)) {
     let gpu = gpu();
     let (k0, v0) = (
-        random(seed + 1, n * ctx * width),
-        random(seed + 2, n * ctx * width),
+        dtype.round(&random(seed + 1, n * ctx * width)),
+        dtype.round(&random(seed + 2, n * ctx * width)),
     );
-    let kt = gpu.upload("k cache", &[n, ctx, width], &k0).unwrap();
-    let vt = gpu.upload("v cache", &[n, ctx, width], &v0).unwrap();
+    let shape = [n, ctx, dtype.words(width)];
+    let kt = gpu.upload("k cache", &shape, &dtype.pack(&k0)).unwrap();
+    let vt = gpu.upload("v cache", &shape, &dtype.pack(&v0)).unwrap();
     ((k0, v0), (kt, vt))
+}
+
+/// A cache's values as the GPU stored them.
+fn stored(cache: &wgpt::gpu::Tensor, dtype: Dtype) -> Vec<f32> {
+    let words: Vec<u32> = gpu().read(cache).unwrap();
+    dtype.unpack(&words, words.len() * dtype.per_word())
+}
+
+/// A cache as written against `want`, the reference's f32 values: f32 and bf16 (rounded to nearest
+/// even on both sides) exactly; f16 to either neighbour (WGSL's pack2x16float may round either way),
+/// within an f16 ulp (2⁻¹⁰ relative, 2⁻²⁴ below its normal range).
+fn assert_stored(what: &str, got: &[f32], want: &[f32], dtype: Dtype) {
+    match dtype {
+        Dtype::F16 => assert_within(what, got, want, |i| {
+            2f64.powi(-10) * want[i].abs() as f64 + 2f64.powi(-24)
+        }),
+        _ => assert_within(what, got, &dtype.round(want), |_| 0.0),
+    }
 }
 
 #[test]
 fn kvcache_append_and_attention_match_reference() {
+    for dtype in Dtype::ALL {
+        append_and_attention_match_reference(dtype);
+    }
+}
+
+fn append_and_attention_match_reference(dtype: Dtype) {
     let gpu = gpu();
     for (i, &(h, hkv, d, ctx, prime, n)) in CASES.iter().enumerate() {
         let sh = shape(n, 1, h, hkv, d);
@@ -62,32 +88,32 @@ fn kvcache_append_and_attention_match_reference() {
         for pos in [0, 1, prime, ctx - 1, ctx] {
             let seed = 5100 + 100 * i as u64 + pos as u64;
             let qkv = random(seed, n * sh.qkv_width());
-            let ((k0, v0), (kt, vt)) = stale_caches(seed, n, ctx, width);
+            let ((k0, v0), (kt, vt)) = stale_caches(seed, [n, ctx, width], dtype);
             let qkvt = gpu.upload("qkv", &[n, sh.qkv_width()], &qkv).unwrap();
             let position = gpu.upload("position", &[1], &[pos as u32]).unwrap();
             let out = gpu.zeros("out", &[n, h * d]).unwrap();
+            let caches = Caches {
+                k_cache: &kt,
+                v_cache: &vt,
+                dtype,
+            };
             gpu.run_dispatches(&[
-                kvcache::append(gpu, sh, &qkvt, &position, &kt, &vt).unwrap(),
-                kvcache::attention(gpu, sh, &qkvt, &position, &kt, &vt, &out).unwrap(),
+                kvcache::append(gpu, sh, &qkvt, &position, caches).unwrap(),
+                kvcache::attention(gpu, sh, &qkvt, &position, caches, &out).unwrap(),
             ])
             .unwrap();
             let (mut k, mut v) = (k0, v0);
             reference::append(&qkv, &sh, pos, &mut k, &mut v);
-            let want = reference::attention(&qkv, &sh, pos, &k, &v);
-            let case = format!("H={h} Hkv={hkv} D={d} ctx={ctx} N={n} pos={pos}");
-            // A copy: exact.
-            assert_within(
-                &format!("k cache {case}"),
-                &gpu.read(&kt).unwrap(),
-                &k,
-                |_| 0.0,
+            let case = format!(
+                "{} H={h} Hkv={hkv} D={d} ctx={ctx} N={n} pos={pos}",
+                dtype.name()
             );
-            assert_within(
-                &format!("v cache {case}"),
-                &gpu.read(&vt).unwrap(),
-                &v,
-                |_| 0.0,
-            );
+            // A copy, rounded to the cache's dtype.
+            let (k_got, v_got) = (stored(&kt, dtype), stored(&vt, dtype));
+            assert_stored(&format!("k cache {case}"), &k_got, &k, dtype);
+            assert_stored(&format!("v cache {case}"), &v_got, &v, dtype);
+            // The attention over the values the caches hold.
+            let want = reference::attention(&qkv, &sh, pos, &k_got, &v_got);
             // Values in [-1, 1). A score sums D products: error ≤ γ_D·scale·D = √D·D·u. A softmax weight
             // exp(s - m)/l then errs relatively by twice that plus (n + 4)·u for the exp, its rescaling and
             // the n-term sum, and the output, a weighted mean of |v| ≤ 1 over n keys, by that relative error
@@ -110,31 +136,45 @@ fn kvcache_fill_writes_the_prompts_rows_of_every_sequence_and_nothing_else() {
     let gpu = gpu();
     for (i, &(h, hkv, d, ctx, prime, n)) in CASES.iter().enumerate() {
         let width = hkv * d;
-        for (seq, prompts) in [(1, 1), (prime, 1), (ctx, 1), (prime, n)] {
+        for (seq, prompts, dtype) in [
+            (1, 1, Dtype::F32),
+            (prime, 1, Dtype::F32),
+            (ctx, 1, Dtype::F32),
+            (prime, n, Dtype::F32),
+            (prime, 1, Dtype::F16),
+            (prime, n, Dtype::Bf16),
+        ] {
             let sh = shape(prompts, seq, h, hkv, d);
             let seed = 6100 + 100 * i as u64 + seq as u64 + prompts as u64;
             let qkv = random(seed, prompts * seq * sh.qkv_width());
-            let ((k0, v0), (kt, vt)) = stale_caches(seed, n, ctx, width);
+            let ((k0, v0), (kt, vt)) = stale_caches(seed, [n, ctx, width], dtype);
             let qkvt = (gpu.upload("qkv", &[prompts, seq, sh.qkv_width()], &qkv)).unwrap();
-            gpu.run_dispatches(&[kvcache::fill(gpu, sh, &qkvt, &kt, &vt).unwrap()])
+            let caches = Caches {
+                k_cache: &kt,
+                v_cache: &vt,
+                dtype,
+            };
+            gpu.run_dispatches(&[kvcache::fill(gpu, sh, &qkvt, caches).unwrap()])
                 .unwrap();
             let (mut k, mut v) = (k0, v0);
             reference::fill(&qkv, &sh, n, &mut k, &mut v);
-            let case = format!("H={h} Hkv={hkv} D={d} ctx={ctx} N={n} B={prompts} T={seq}");
-            // A copy: exact, and the rows past T keep their values.
-            assert_within(
-                &format!("k cache {case}"),
-                &gpu.read(&kt).unwrap(),
-                &k,
-                |_| 0.0,
+            let case = format!(
+                "{} H={h} Hkv={hkv} D={d} ctx={ctx} N={n} B={prompts} T={seq}",
+                dtype.name()
             );
-            assert_within(
-                &format!("v cache {case}"),
-                &gpu.read(&vt).unwrap(),
-                &v,
-                |_| 0.0,
-            );
+            // A copy rounded to the cache's dtype, and the rows past T keep their values.
+            assert_stored(&format!("k cache {case}"), &stored(&kt, dtype), &k, dtype);
+            assert_stored(&format!("v cache {case}"), &stored(&vt, dtype), &v, dtype);
         }
+    }
+}
+
+/// Caches of `dtype` in a key and a value buffer.
+fn of(kv: &[wgpt::Tensor; 2], dtype: Dtype) -> Caches<'_> {
+    Caches {
+        k_cache: &kv[0],
+        v_cache: &kv[1],
+        dtype,
     }
 }
 
@@ -144,21 +184,30 @@ fn kvcache_rejects_batches_and_heads_it_cannot_run() {
     let sh = shape(1, 1, 4, 2, 32);
     let qkv = gpu.zeros("qkv", &[1, sh.qkv_width()]).unwrap();
     let position = gpu.zeros("position", &[1]).unwrap();
-    let cache = gpu.zeros("cache", &[1, 8, 64]).unwrap();
+    // A key and a value cache of `shape` (two buffers: one bound twice would be refused for that alone).
+    let pair_of =
+        |shape: &[usize]| ["k cache", "v cache"].map(|name| gpu.zeros(name, shape).unwrap());
+    let cache = pair_of(&[1, 8, 64]);
     let two = AttentionShape { seq: 2, ..sh };
-    assert!(kvcache::append(gpu, two, &qkv, &position, &cache, &cache).is_err());
+    assert!(kvcache::append(gpu, two, &qkv, &position, of(&cache, Dtype::F32)).is_err());
     let uneven = shape(1, 1, 4, 3, 32);
-    assert!(kvcache::append(gpu, uneven, &qkv, &position, &cache, &cache).is_err());
-    let narrow = gpu.zeros("cache", &[1, 8, 32]).unwrap();
-    assert!(kvcache::append(gpu, sh, &qkv, &position, &narrow, &narrow).is_err());
+    assert!(kvcache::append(gpu, uneven, &qkv, &position, of(&cache, Dtype::F32)).is_err());
+    let narrow = pair_of(&[1, 8, 32]);
+    assert!(kvcache::append(gpu, sh, &qkv, &position, of(&narrow, Dtype::F32)).is_err());
+    // The same caches hold the values in 16 bits; a 16-bit row of an odd width would split a word.
+    assert!(kvcache::append(gpu, sh, &qkv, &position, of(&narrow, Dtype::F16)).is_ok());
+    let odd = shape(1, 1, 1, 1, 3);
+    let odd_qkv = gpu.zeros("qkv", &[1, odd.qkv_width()]).unwrap();
+    let odd_cache = pair_of(&[1, 8, 2]);
+    assert!(kvcache::append(gpu, odd, &odd_qkv, &position, of(&odd_cache, Dtype::F16)).is_err());
     // Two sequences' caches, one token's qkv.
-    let pair = gpu.zeros("cache", &[2, 8, 64]).unwrap();
-    assert!(kvcache::append(gpu, sh, &qkv, &position, &pair, &pair).is_err());
+    let pair = pair_of(&[2, 8, 64]);
+    assert!(kvcache::append(gpu, sh, &qkv, &position, of(&pair, Dtype::F32)).is_err());
     // A prefill longer than the cache, or of three prompts for two caches.
     let long = gpu.zeros("qkv", &[9, sh.qkv_width()]).unwrap();
     let nine = AttentionShape { seq: 9, ..sh };
-    assert!(kvcache::fill(gpu, nine, &long, &cache, &cache).is_err());
+    assert!(kvcache::fill(gpu, nine, &long, of(&cache, Dtype::F32)).is_err());
     let three = gpu.zeros("qkv", &[3, sh.qkv_width()]).unwrap();
     let prompts = AttentionShape { batch: 3, ..sh };
-    assert!(kvcache::fill(gpu, prompts, &three, &pair, &pair).is_err());
+    assert!(kvcache::fill(gpu, prompts, &three, of(&pair, Dtype::F32)).is_err());
 }

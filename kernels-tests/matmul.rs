@@ -1,8 +1,11 @@
-//! matmul: every variant and product against `reference::matmul`, and the reference's backward against
-//! finite differences.
+//! matmul: every variant and product against `reference::matmul`, the products that read 16-bit
+//! weights against `reference::matvec` (which reads the same packed words), and the reference's
+//! backward against finite differences.
 
-use wgpt::kernels::matmul::{self, Variant};
+use wgpt::dtype::Dtype;
+use wgpt::kernels::matmul::{self, Variant, Weights};
 use wgpt::reference::matmul as reference;
+use wgpt::reference::matvec as packed_reference;
 
 use crate::common::{assert_gradient, assert_within, gpu, project, random, F32_EPS};
 
@@ -146,6 +149,75 @@ fn matmul_backward_products_match_reference_for_every_variant_and_shape() {
                 &want,
                 |i| dot_bound(m, magnitude[i] + dw0[i].abs()),
             );
+        }
+    }
+}
+
+/// (M, K, N) of the products with 16-bit weights (an inference model's forward and head): one element,
+/// odd K and N (a word holds the last value of one row and the first of the next), the thin kernels'
+/// few rows, more rows than a 32-row block, a prefill's attention shape and GPT-2's vocabulary.
+const PACKED_SHAPES: [(usize, usize, usize); 7] = [
+    (1, 1, 1),
+    (3, 5, 7),
+    (5, 97, 65),
+    (33, 17, 130),
+    (130, 257, 67),
+    (64, 64, 192),
+    (3, 24, 50257),
+];
+
+#[test]
+fn matmul_reads_16_bit_weights_for_every_variant_and_awkward_shape() {
+    // The weights are the same values on both sides (the reference widens the packed words exactly),
+    // so the only difference is the f32 accumulation: the dot-product bound.
+    let gpu = gpu();
+    for variant in variants() {
+        for dtype in [Dtype::F16, Dtype::Bf16] {
+            for (i, &(m, k, n)) in PACKED_SHAPES.iter().enumerate() {
+                let seed = 900 + i as u64;
+                let (x, w, b) = (
+                    random(seed, m * k),
+                    random(seed + 1, k * n),
+                    random(seed + 2, n),
+                );
+                let words = dtype.pack(&w);
+                let wt = gpu.upload("w", &[words.len()], &words).unwrap();
+                let (xt, bt) = (
+                    gpu.upload("x", &[m, k], &x).unwrap(),
+                    gpu.upload("b", &[n], &b).unwrap(),
+                );
+                let case = format!("{} {} {m}x{k}x{n}", variant.name(), dtype.name());
+                let rounded = dtype.round(&w);
+
+                // y = x·w + b, w: [K, N].
+                let yt = gpu.zeros("y", &[m, n]).unwrap();
+                let weights = Weights::packed(&wt, dtype, k, n).unwrap();
+                let d = matmul::forward_weights(gpu, variant, &xt, weights, Some(&bt), &yt);
+                gpu.run_dispatches(&[d.unwrap()]).unwrap();
+                let want = packed_reference::forward(&x, &words, dtype, Some(&b), m, k, n);
+                let abs_b = abs(&b);
+                let magnitude = reference::forward(&abs(&x), &abs(&rounded), Some(&abs_b), m, k, n);
+                assert_within(
+                    &format!("forward {case}"),
+                    &gpu.read(&yt).unwrap(),
+                    &want,
+                    |i| dot_bound(k, magnitude[i]),
+                );
+
+                // y = x·eᵀ, e: [N, K] (the head: x: [M, K], e the embedding).
+                let et = Weights::packed(&wt, dtype, n, k).unwrap();
+                let yt = gpu.zeros("y", &[m, n]).unwrap();
+                let d = matmul::backward_input_weights(gpu, variant, &xt, et, &yt);
+                gpu.run_dispatches(&[d.unwrap()]).unwrap();
+                let want = packed_reference::transposed(&x, &words, dtype, m, k, n);
+                let magnitude = reference::backward_input(&abs(&x), &abs(&rounded), m, n, k);
+                assert_within(
+                    &format!("head {case}"),
+                    &gpu.read(&yt).unwrap(),
+                    &want,
+                    |i| dot_bound(k, magnitude[i]),
+                );
+            }
         }
     }
 }

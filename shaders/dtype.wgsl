@@ -33,6 +33,23 @@ fn dtype_value(word: u32, i: u32) -> f32 {
     return dtype_unpack2(word)[i % 2u];
 }
 
+// Values per word: 1 (f32) or 2.
+fn dtype_per_word() -> u32 {
+    return select(2u, 1u, dtype == DTYPE_F32);
+}
+
+// Two values as the 16-bit dtype stores them, in one word (the low half holds v.x). f16 goes through
+// pack2x16float, which WGSL lets round to either neighbour; bf16 rounds to nearest, ties to even, by
+// integer arithmetic on the f32 bits (a NaN whose payload sits in the low half becomes infinity).
+fn dtype_pack2(v: vec2<f32>) -> u32 {
+    if dtype == DTYPE_F16 {
+        return pack2x16float(v);
+    }
+    let b = bitcast<vec2<u32>>(v);
+    let r = (b + 0x7fffu + ((b >> vec2(16u)) & vec2(1u))) >> vec2(16u);
+    return r.x | (r.y << 16u);
+}
+
 // The word holding value `i`.
 fn dtype_word(i: u32) -> u32 {
     if dtype == DTYPE_F32 {

@@ -10,7 +10,9 @@
 // batch is prepared (kernels::embedding::TokenBuckets), so each token's rows are summed by one
 // invocation per column in a fixed order, and so are each position's B rows.
 //
-// Each entry point has a `_vec4` twin over vec4s of columns, used when C is a multiple of 4.
+// Each entry point has a `_vec4` twin over vec4s of columns, used when C is a multiple of 4 and the
+// weights are f32. The forward's wte and wpe may be stored in 16 bits, both in the dtype that
+// dtype.wgsl (the prelude) sets: they are bound as u32 words and widened as they are read.
 //
 // wte may be one piece of a larger embedding (when the whole exceeds one storage binding): the rows of
 // token ids first .. first + vocab. The piece at first = 0 writes every output row (wpe, plus the
@@ -37,13 +39,22 @@ const COLUMNS: u32 = 64u;
 // ---- forward. Bindings: tokens, wte, wpe, out, params; the `_at` entry points read the first
 // position from a fifth binding, `start`, before their params.
 @group(0) @binding(0) var<storage, read> tokens: array<u32>;
-@group(0) @binding(1) var<storage, read> wte: array<f32>;
-@group(0) @binding(2) var<storage, read> wpe: array<f32>;
+@group(0) @binding(1) var<storage, read> wte: array<u32>;
+@group(0) @binding(2) var<storage, read> wpe: array<u32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 @group(0) @binding(4) var<uniform> params: Params;
 @group(0) @binding(4) var<storage, read> start: array<u32>;
 // The uniform of the entry points with five storage bindings.
 @group(0) @binding(5) var<uniform> params5: Params;
+
+// Value i of wte and of wpe.
+fn wte_value(i: u32) -> f32 {
+    return dtype_value(wte[dtype_word(i)], i);
+}
+
+fn wpe_value(i: u32) -> f32 {
+    return dtype_value(wpe[dtype_word(i)], i);
+}
 
 // out[b, t] = wte[tokens[b, t]] + wpe[first + t], over a grid-stride loop from `i0` by `stride`.
 fn forward_rows(i0: u32, stride: u32, p: Params, first: u32) {
@@ -55,13 +66,13 @@ fn forward_rows(i0: u32, stride: u32, p: Params, first: u32) {
         // it does not own.
         let local = tokens[row] - p.first;
         if p.first == 0u {
-            var v = wpe[(first + row % p.seq) * cols + col];
+            var v = wpe_value((first + row % p.seq) * cols + col);
             if local < p.vocab {
-                v += wte[local * cols + col];
+                v += wte_value(local * cols + col);
             }
             out[i] = v;
         } else if local < p.vocab {
-            out[i] += wte[local * cols + col];
+            out[i] += wte_value(local * cols + col);
         }
     }
 }

@@ -18,6 +18,10 @@
 // running max and sum (an online softmax, so the cache length needs no workgroup array) and into the
 // output columns it owns, c = tid + r·WG. Per invocation that is about D + 4·WG loop iterations per
 // chunk of WG keys.
+//
+// The caches may be stored in 16 bits (dtype.wgsl, the prelude, sets `dtype`): bound as u32 words, a
+// cache row of Hkv·D values (even) is Hkv·D / 2 words; fill and append write a word (two values,
+// rounded) per item, the attention widens what it reads. qkv and out are f32.
 
 struct Params {
     heads: u32,
@@ -39,8 +43,16 @@ const COLUMNS_PER_INVOCATION: u32 = MAX_D / WG;
 // ---- append. Bindings: qkv, position, k_cache, v_cache, params.
 @group(0) @binding(0) var<storage, read> qkv: array<f32>;
 @group(0) @binding(1) var<storage, read> position: array<u32>;
-@group(0) @binding(2) var<storage, read_write> k_cache: array<f32>;
-@group(0) @binding(3) var<storage, read_write> v_cache: array<f32>;
+@group(0) @binding(2) var<storage, read_write> k_cache: array<u32>;
+@group(0) @binding(3) var<storage, read_write> v_cache: array<u32>;
+
+// The cache word holding qkv values source .. source + per_word - 1.
+fn cache_word(source: u32) -> u32 {
+    if dtype == DTYPE_F32 {
+        return bitcast<u32>(qkv[source]);
+    }
+    return dtype_pack2(vec2(qkv[source], qkv[source + 1u]));
+}
 @group(0) @binding(4) var<uniform> params: Params;
 
 @compute @workgroup_size(WG)
@@ -52,18 +64,21 @@ fn kvcache_append(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_wor
     let width = params.kv_heads * params.head_dim;
     let row = params.heads * params.head_dim + 2u * width;
     let k0 = params.heads * params.head_dim;
-    for (var i = id.x; i < params.sequences * width; i += groups.x * WG) {
-        let n = i / width;
-        let c = i - n * width;
-        let at = (n * params.context + pos) * width + c;
-        k_cache[at] = qkv[n * row + k0 + c];
-        v_cache[at] = qkv[n * row + k0 + width + c];
+    // One item per cache word.
+    let words = width / dtype_per_word();
+    for (var i = id.x; i < params.sequences * words; i += groups.x * WG) {
+        let n = i / words;
+        let w = i - n * words;
+        let at = (n * params.context + pos) * words + w;
+        let c = w * dtype_per_word();
+        k_cache[at] = cache_word(n * row + k0 + c);
+        v_cache[at] = cache_word(n * row + k0 + width + c);
     }
 }
 
 // ---- fill. Bindings: qkv, k_cache, v_cache, params.
-@group(0) @binding(1) var<storage, read_write> fill_k: array<f32>;
-@group(0) @binding(2) var<storage, read_write> fill_v: array<f32>;
+@group(0) @binding(1) var<storage, read_write> fill_k: array<u32>;
+@group(0) @binding(2) var<storage, read_write> fill_v: array<u32>;
 @group(0) @binding(3) var<uniform> fill_params: Params;
 
 @compute @workgroup_size(WG)
@@ -72,21 +87,32 @@ fn kvcache_fill(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workg
     let width = p.kv_heads * p.head_dim;
     let row = p.heads * p.head_dim + 2u * width;
     let k0 = p.heads * p.head_dim;
-    let per_sequence = p.seq * width;
+    // One item per cache word.
+    let words = width / dtype_per_word();
+    let per_sequence = p.seq * words;
     for (var i = id.x; i < p.sequences * per_sequence; i += groups.x * WG) {
         let n = i / per_sequence;
-        let t = (i - n * per_sequence) / width;
-        let c = i - n * per_sequence - t * width;
-        let source = ((n % p.batch) * p.seq + t) * row + k0 + c;
-        let at = (n * p.context + t) * width + c;
-        fill_k[at] = qkv[source];
-        fill_v[at] = qkv[source + width];
+        let t = (i - n * per_sequence) / words;
+        let w = i - n * per_sequence - t * words;
+        let source = ((n % p.batch) * p.seq + t) * row + k0 + w * dtype_per_word();
+        let at = (n * p.context + t) * words + w;
+        fill_k[at] = cache_word(source);
+        fill_v[at] = cache_word(source + width);
     }
 }
 
 // ---- attention. Bindings: qkv, position, k_cache, v_cache (read), out, params.
-@group(0) @binding(2) var<storage, read> keys: array<f32>;
-@group(0) @binding(3) var<storage, read> values: array<f32>;
+@group(0) @binding(2) var<storage, read> keys: array<u32>;
+@group(0) @binding(3) var<storage, read> values: array<u32>;
+
+// Value i of the key and of the value caches.
+fn key(i: u32) -> f32 {
+    return dtype_value(keys[dtype_word(i)], i);
+}
+
+fn value(i: u32) -> f32 {
+    return dtype_value(values[dtype_word(i)], i);
+}
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 @group(0) @binding(5) var<uniform> attention_params: Params;
 
@@ -123,7 +149,7 @@ fn kvcache_attention(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(work
             let base = cache + j * width + g * d;
             var dot = 0.0;
             for (var c = 0u; c < d; c++) {
-                dot += query[c] * keys[base + c];
+                dot += query[c] * key(base + c);
             }
             s = p.scale * dot;
         }
@@ -150,7 +176,7 @@ fn kvcache_attention(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(work
             for (var r = 0u; r < COLUMNS_PER_INVOCATION; r++) {
                 let c = tid + r * WG;
                 if c < d {
-                    acc[r] += e * values[base + c];
+                    acc[r] += e * value(base + c);
                 }
             }
         }

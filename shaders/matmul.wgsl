@@ -10,6 +10,10 @@
 //   weight grad   dW += Xᵀ·dY      A = X stored [M', K'] read as Xᵀ (trans_a), accumulate
 // and `matmul_bias_backward` adds colsum(dY) into db.
 //
+// B may be stored in 16 bits (dtype.wgsl, the prelude, sets `dtype`; the weights of a model loaded with
+// --dtype): it is bound as u32 words and read through load_b, so the entry points without a vec4 view of
+// B take it; with `dtype` f32 (the default) load_b reads the same f32 values. A, bias and C are f32.
+//
 // Bindings (same order in every entry point): a, b, bias, c, params. Entry points whose names end in
 // a variant (`_tiled`, `_gpu`, `_cpu`, `_cpu_vec4`, and `_cpu_subgroup*` in matmul_subgroup.wgsl) compute
 // the same thing; src/kernels/matmul.rs picks one.
@@ -22,7 +26,7 @@ struct Params {
 }
 
 @group(0) @binding(0) var<storage, read> a: array<f32>;
-@group(0) @binding(1) var<storage, read> b: array<f32>;
+@group(0) @binding(1) var<storage, read> b: array<u32>;
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;
 @group(0) @binding(4) var<uniform> params: Params;
@@ -40,10 +44,11 @@ fn load_a(row: u32, kk: u32) -> f32 {
 }
 
 fn load_b(kk: u32, col: u32) -> f32 {
+    var i = kk * params.n + col;
     if trans_b {
-        return b[col * params.k + kk];
+        i = col * params.k + kk;
     }
-    return b[kk * params.n + col];
+    return dtype_value(b[dtype_word(i)], i);
 }
 
 // Adds the bias and the previous value as asked, then stores one element of C.

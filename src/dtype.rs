@@ -12,8 +12,9 @@
 //! them take the logical shape and the dtype beside the tensor.
 
 /// The storage type of a tensor's values. Arithmetic is f32 whatever the storage.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Dtype {
+    #[default]
     F32,
     F16,
     Bf16,
@@ -21,6 +22,11 @@ pub enum Dtype {
 
 impl Dtype {
     pub const ALL: [Dtype; 3] = [Dtype::F32, Dtype::F16, Dtype::Bf16];
+
+    /// The dtype named `name` (`f32`, `f16`, `bf16`).
+    pub fn from_name(name: &str) -> Option<Dtype> {
+        Dtype::ALL.into_iter().find(|d| d.name() == name)
+    }
 
     pub fn name(self) -> &'static str {
         match self {

@@ -196,6 +196,35 @@ fn train_save_eval_sample_and_resume_a_model() {
         ok && out.contains("val loss") && out.contains("perplexity"),
         "{out}{err}"
     );
+    // The same evaluation with the weights in 16 bits: a loss within bf16's rounding of f32's (a
+    // relative 2⁻⁸ per weight moves a loss near 4 by a few thousandths; 0.05 catches a wrong read).
+    let eval_json = |dtype: &str| -> f64 {
+        let (ok, out, err) = wgpt(&[
+            "eval",
+            "--model",
+            &model,
+            "--data",
+            &data,
+            "--eval-steps",
+            "2",
+            "--batch",
+            "2",
+            "--json",
+            "--dtype",
+            dtype,
+        ]);
+        assert!(ok, "{dtype}: {err}");
+        let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        v["val_loss"].as_f64().unwrap()
+    };
+    let f32_loss = eval_json("f32");
+    for dtype in ["f16", "bf16"] {
+        let loss = eval_json(dtype);
+        assert!(
+            (loss - f32_loss).abs() < 0.05,
+            "{dtype}: {loss} vs {f32_loss}"
+        );
+    }
 
     let (ok, out, err) = wgpt(&[
         "sample",
@@ -517,6 +546,18 @@ fn a_trained_bpe_prepares_data_trains_and_samples() {
     ]);
     assert!(ok, "{err}");
     assert!(out.contains("next token:"), "{out}");
+    let (ok, half, err) = wgpt(&[
+        "inspect",
+        "--model",
+        &model,
+        "--prompt",
+        "<|startoftext|>KING: what",
+        "--out",
+        &dir.path("inspect-f16"),
+        "--dtype",
+        "f16",
+    ]);
+    assert!(ok && half.contains("next token:"), "{err}");
     for file in [
         "attention.svg",
         "activations.svg",

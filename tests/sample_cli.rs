@@ -211,7 +211,12 @@ fn bad_sample_input_is_one_clear_line() {
     // Refused as the flags are parsed: one error line naming the flag and the reason (then clap's
     // pointer to --help).
     let at_least_one = "must be at least 1";
-    let cases: [(&[&str], &str, &str); 7] = [
+    let cases: [(&[&str], &str, &str); 8] = [
+        (
+            &["--dtype", "f8"],
+            "'--dtype <DTYPE>'",
+            "must be f32, f16 or bf16",
+        ),
         (
             &["--num-samples", "0"],
             "'--num-samples <NUM_SAMPLES>'",
@@ -258,4 +263,48 @@ fn bad_sample_input_is_one_clear_line() {
             "{args:?}: {err}"
         );
     }
+}
+
+/// `--dtype f16` and `bf16` sample from the model with its matrices in 16 bits: greedy decoding gives
+/// f32's tokens (this model's two best logits are far apart next to the rounding: see tests/dtype.rs).
+/// A model holding a weight f16 cannot (past 65504) is refused in one line naming it and the way out.
+#[test]
+fn sixteen_bit_weights_sample_the_greedy_text_and_f16_refuses_weights_past_its_range() {
+    let dir = Scratch::new("sample-dtype");
+    let model = char_model(&dir);
+    let greedy = [
+        "--prompt",
+        "KING:",
+        "--temperature",
+        "0",
+        "--max-new-tokens",
+        "16",
+    ];
+    let (ok, want, err) = sample(&model, &greedy, "");
+    assert!(ok, "{err}");
+    for dtype in ["f16", "bf16"] {
+        let (ok, got, err) = sample(&model, &[&greedy[..], &["--dtype", dtype]].concat(), "");
+        assert!(ok, "{dtype}: {err}");
+        assert_eq!(got, want, "{dtype}");
+    }
+    let config = wgpt::checkpoint::load_config(Path::new(&model)).unwrap();
+    let mut params = uniform_params(&config, 3);
+    params[0][5] = 1.0e5;
+    let extra = [(
+        "tokenizer.json",
+        Tokenizer::chars_of(TEXT).to_json().into_bytes(),
+    )];
+    wgpt::checkpoint::save(Path::new(&model), &config, &params, &extra).unwrap();
+    let (ok, _, err) = sample(&model, &[&greedy[..], &["--dtype", "f16"]].concat(), "");
+    assert!(!ok, "f16 accepted a weight of 1e5");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(
+        lines[0].starts_with("error: ")
+            && lines[0].contains("transformer.wte.weight holds 100000")
+            && lines[0].contains("--dtype bf16"),
+        "{err}"
+    );
+    let (ok, _, err) = sample(&model, &[&greedy[..], &["--dtype", "bf16"]].concat(), "");
+    assert!(ok, "bf16: {err}");
 }

@@ -1,9 +1,11 @@
 //! embedding rows: forward and backward for a B = 12, T = 64 batch at V = 65 (C = 128 and 768) and
 //! V = 50257 (C = 128; at C = 768 GPT-2's wte is 154 MB, past WebGPU's default 128 MiB binding limit),
 //! beside the CPU reference. The backward's token bucketing is CPU work done when a batch is prepared,
-//! not part of the row. One more row: the decode step's forward of one token at a GPU-held position.
+//! not part of the row. More rows: the decode step's forward of one token at a GPU-held position, with
+//! wte and wpe in each dtype (`embedding/forward_at/<dtype>/..` for f16 and bf16).
 
-use wgpt::kernels::embedding::{self, TokenBuckets};
+use wgpt::dtype::Dtype;
+use wgpt::kernels::embedding::{self, TokenBuckets, Weights};
 use wgpt::reference::embedding as reference;
 
 use crate::copy::{fill, memory_row};
@@ -15,7 +17,9 @@ const B: usize = 12;
 const T: usize = 64;
 
 pub fn run(bench: &mut Bench) {
-    decode_row(bench);
+    for dtype in Dtype::ALL {
+        decode_row(bench, dtype);
+    }
     for (i, &(vocab, c)) in SHAPES.iter().enumerate() {
         let rows = B * T;
         let shape = format!("{B}x{T}x{c}/V{vocab}");
@@ -78,10 +82,15 @@ pub fn run(bench: &mut Bench) {
     }
 }
 
-/// `embedding/forward_at`: one token at position T - 1, C = 768, V = 65.
-fn decode_row(bench: &mut Bench) {
+/// `embedding/forward_at`: one token at position T - 1, C = 768, V = 65, wte and wpe in `dtype`.
+fn decode_row(bench: &mut Bench, dtype: Dtype) {
     let (vocab, c, start) = (65, 768, T - 1);
-    let id = format!("embedding/forward_at/1x1x{c}/V{vocab}");
+    // The f32 row keeps its id; the others name their dtype.
+    let suffix = match dtype {
+        Dtype::F32 => String::new(),
+        _ => format!("/{}", dtype.name()),
+    };
+    let id = format!("embedding/forward_at{suffix}/1x1x{c}/V{vocab}");
     if !bench.wants(&id) {
         return;
     }
@@ -89,15 +98,21 @@ fn decode_row(bench: &mut Bench) {
     let tokens = [7u32];
     let tt = gpu.upload("tokens", &[1, 1], &tokens).unwrap();
     let st = gpu.upload("start", &[1], &[start as u32]).unwrap();
-    let (wte, wtet) = fill(gpu, &[vocab, c]);
-    let (wpe, wpet) = fill(gpu, &[T, c]);
+    let (wte, _) = fill(gpu, &[vocab, c]);
+    let (wpe, _) = fill(gpu, &[T, c]);
+    let (te_words, pe_words) = (dtype.pack(&wte), dtype.pack(&wpe));
+    let wtet = gpu.upload("wte", &[te_words.len()], &te_words).unwrap();
+    let wpet = gpu.upload("wpe", &[pe_words.len()], &pe_words).unwrap();
     let out = gpu.zeros("out", &[1, 1, c]).unwrap();
-    let d = bench.compile("embedding/forward_at", || {
-        embedding::forward_at(&bench.gpu, &tt, &st, &wtet, &wpet, &out).unwrap()
+    let d = bench.compile(&format!("embedding/forward_at{}", suffix), || {
+        let te = Weights::packed(&wtet, dtype, vocab, c).unwrap();
+        let pe = Weights::packed(&wpet, dtype, T, c).unwrap();
+        embedding::forward_piece(&bench.gpu, &tt, Some(&st), te, 0, pe, &out).unwrap()
     });
     let cpu = bench.time_cpu(|| {
         std::hint::black_box(reference::forward_at(&tokens, &wte, &wpe, start, 1, c));
     });
-    // The token and start, one row of wte and of wpe read, the output written.
-    memory_row(bench, id, &[d], 4 * (2 + 3 * c), cpu);
+    // The token and start, one row of wte and of wpe read as stored, the output written.
+    let bytes = 8 + 2 * c * dtype.bits() / 8 + 4 * c;
+    memory_row(bench, id, &[d], bytes, cpu);
 }

@@ -2,10 +2,15 @@
 //! 1024-row cache, the new token at positions 63 and 1023, for one sequence and for a batch of 8; and a
 //! prefill's fill of 512 rows from one prompt into 8 caches; each beside the CPU reference for the same
 //! work. All are memory-bound: the attention reads the cached keys and values of positions 0..=pos.
+//! The one-sequence rows and the fill also run with the caches in f16 and bf16
+//! (`kvcache/<row>/<dtype>/..`).
 
 use wgpt::contract::AttentionShape;
-use wgpt::kernels::kvcache;
+use wgpt::dtype::Dtype;
+use wgpt::kernels::kvcache::{self, Caches};
 use wgpt::reference::kvcache as reference;
+
+use wgpt::Tensor;
 
 use crate::copy::{fill, memory_row};
 use crate::harness::Bench;
@@ -25,19 +30,43 @@ const SHAPE: AttentionShape = AttentionShape {
 
 pub fn run(bench: &mut Bench) {
     let name = format!("H{}xD{}/ctx{CONTEXT}", SHAPE.heads, SHAPE.head_dim);
-    for n in [1, BATCH] {
-        let name = if n == 1 {
-            name.clone()
-        } else {
-            format!("{name}/n{n}")
+    for dtype in Dtype::ALL {
+        // The f32 rows keep their ids; the others name their dtype.
+        let (name, suffix) = match dtype {
+            Dtype::F32 => (name.clone(), String::new()),
+            _ => (
+                format!("{}/{name}", dtype.name()),
+                format!("/{}", dtype.name()),
+            ),
         };
-        decode_rows(bench, &name, n);
+        decode_rows(bench, &name, 1, (dtype, &suffix));
+        if dtype == Dtype::F32 {
+            decode_rows(bench, &format!("{name}/n{BATCH}"), BATCH, (dtype, &suffix));
+        }
+        let id = format!("kvcache/fill/{name}/n{BATCH}/t{PROMPT}");
+        fill_row(bench, &id, (dtype, &suffix));
     }
-    fill_row(bench, &format!("kvcache/fill/{name}/n{BATCH}/t{PROMPT}"));
 }
 
-/// The append and attention rows of a decode step of `n` sequences.
-fn decode_rows(bench: &mut Bench, name: &str, n: usize) {
+/// Caches of `[n, ctx, width]` values stored in `dtype`: their values (as stored) and tensors.
+fn caches(bench: &Bench, [n, ctx, width]: [usize; 3], dtype: Dtype) -> [(Vec<f32>, Tensor); 2] {
+    [0, 1].map(|_| {
+        let (values, _) = fill(&bench.gpu, &[n, ctx, width]);
+        let words = dtype.pack(&values);
+        let shape = [n, ctx, dtype.words(width)];
+        let tensor = bench.gpu.upload("cache", &shape, &words).unwrap();
+        (dtype.round(&values), tensor)
+    })
+}
+
+/// Bytes of `values` cache values in `dtype`.
+fn cache_bytes(values: usize, dtype: Dtype) -> usize {
+    values * dtype.bits() / 8
+}
+
+/// The append and attention rows of a decode step of `n` sequences, the caches in `dtype` (`suffix`
+/// names it in the compile rows).
+fn decode_rows(bench: &mut Bench, name: &str, n: usize, (dtype, suffix): (Dtype, &str)) {
     let sh = AttentionShape { batch: n, ..SHAPE };
     let width = sh.kv_heads * sh.head_dim;
     let append_id = format!("kvcache/append/{name}");
@@ -48,24 +77,29 @@ fn decode_rows(bench: &mut Bench, name: &str, n: usize) {
     if !bench.wants(&append_id) && !attention_ids.iter().any(|id| bench.wants(id)) {
         return;
     }
+    let [(k, kt), (v, vt)] = caches(bench, [n, CONTEXT, width], dtype);
+    let caches = Caches {
+        k_cache: &kt,
+        v_cache: &vt,
+        dtype,
+    };
     let gpu = &bench.gpu;
     let (qkv, qkvt) = fill(gpu, &[n, sh.qkv_width()]);
-    let (k, kt) = fill(gpu, &[n, CONTEXT, width]);
-    let (v, vt) = fill(gpu, &[n, CONTEXT, width]);
     let out = gpu.zeros("out", &[n, sh.heads * sh.head_dim]).unwrap();
     if bench.wants(&append_id) {
         let pos = POSITIONS[0];
         let position = gpu.upload("position", &[1], &[pos as u32]).unwrap();
-        let build = || kvcache::append(&bench.gpu, sh, &qkvt, &position, &kt, &vt).unwrap();
+        let build = || kvcache::append(&bench.gpu, sh, &qkvt, &position, caches).unwrap();
         let d = if n == 1 {
-            bench.compile("kvcache/append", build)
+            bench.compile(&format!("kvcache/append{suffix}"), build)
         } else {
             build()
         };
         let (mut kc, mut vc) = (k.clone(), v.clone());
         let cpu = bench.time_cpu(|| reference::append(&qkv, &sh, pos, &mut kc, &mut vc));
         // k and v read, their cache rows written.
-        memory_row(bench, append_id, &[d], 4 * 4 * n * width, cpu);
+        let bytes = 4 * 2 * n * width + cache_bytes(2 * n * width, dtype);
+        memory_row(bench, append_id, &[d], bytes, cpu);
     }
     for (i, (&pos, id)) in POSITIONS.iter().zip(attention_ids).enumerate() {
         if !bench.wants(&id) {
@@ -73,10 +107,10 @@ fn decode_rows(bench: &mut Bench, name: &str, n: usize) {
         }
         let gpu = &bench.gpu;
         let position = gpu.upload("position", &[1], &[pos as u32]).unwrap();
-        let build = || kvcache::attention(gpu, sh, &qkvt, &position, &kt, &vt, &out).unwrap();
+        let build = || kvcache::attention(gpu, sh, &qkvt, &position, caches, &out).unwrap();
         // The shader compiles once: time it on the first row only.
         let d = if i == 0 && n == 1 {
-            bench.compile("kvcache/attention", build)
+            bench.compile(&format!("kvcache/attention{suffix}"), build)
         } else {
             build()
         };
@@ -84,13 +118,14 @@ fn decode_rows(bench: &mut Bench, name: &str, n: usize) {
             std::hint::black_box(reference::attention(&qkv, &sh, pos, &k, &v));
         });
         // The queries, the keys and values of positions 0..=pos, the output.
-        let bytes = 4 * n * (2 * sh.heads * sh.head_dim + 2 * (pos + 1) * width);
+        let bytes =
+            4 * n * 2 * sh.heads * sh.head_dim + cache_bytes(2 * n * (pos + 1) * width, dtype);
         memory_row(bench, id, &[d], bytes, cpu);
     }
 }
 
-/// The fill of `PROMPT` rows of `BATCH` caches from one prompt's `qkv`.
-fn fill_row(bench: &mut Bench, id: &str) {
+/// The fill of `PROMPT` rows of `BATCH` caches in `dtype` from one prompt's `qkv`.
+fn fill_row(bench: &mut Bench, id: &str, (dtype, suffix): (Dtype, &str)) {
     if !bench.wants(id) {
         return;
     }
@@ -99,12 +134,15 @@ fn fill_row(bench: &mut Bench, id: &str) {
         ..SHAPE
     };
     let width = sh.kv_heads * sh.head_dim;
-    let gpu = &bench.gpu;
-    let (qkv, qkvt) = fill(gpu, &[1, PROMPT, sh.qkv_width()]);
-    let (mut k, kt) = fill(gpu, &[BATCH, CONTEXT, width]);
-    let (mut v, vt) = fill(gpu, &[BATCH, CONTEXT, width]);
-    let d = bench.compile("kvcache/fill", || {
-        kvcache::fill(&bench.gpu, sh, &qkvt, &kt, &vt).unwrap()
+    let [(mut k, kt), (mut v, vt)] = caches(bench, [BATCH, CONTEXT, width], dtype);
+    let caches = Caches {
+        k_cache: &kt,
+        v_cache: &vt,
+        dtype,
+    };
+    let (qkv, qkvt) = fill(&bench.gpu, &[1, PROMPT, sh.qkv_width()]);
+    let d = bench.compile(&format!("kvcache/fill{suffix}"), || {
+        kvcache::fill(&bench.gpu, sh, &qkvt, caches).unwrap()
     });
     let cpu = bench.time_cpu(|| reference::fill(&qkv, &sh, BATCH, &mut k, &mut v));
     // Each written row read once and written once.
@@ -112,7 +150,7 @@ fn fill_row(bench: &mut Bench, id: &str) {
         bench,
         id.to_string(),
         &[d],
-        4 * 4 * BATCH * PROMPT * width,
+        2 * (4 + dtype.bits() / 8) * BATCH * PROMPT * width,
         cpu,
     );
 }

@@ -1,5 +1,8 @@
 //! matmul rows: every supported variant and product at square sizes and the GPT layer shapes, beside
-//! `matrixmultiply`'s multithreaded sgemm on the CPU for the same product.
+//! `matrixmultiply`'s multithreaded sgemm on the CPU for the same product; then, for the adapter's best
+//! variant, the forward and head (`dx`) products of a 16-token prefill with the weights in each dtype
+//! (`matmul/<variant>/<dtype>/..`; an inference model's 16-bit weights are read through the scalar
+//! view of B).
 //!
 //! A row that is the first to use a pipeline also prints `compile/<row id>`: building the dispatch plus
 //! its first run, less the steady run time. That includes the driver's own compile, which lavapipe
@@ -7,7 +10,8 @@
 
 use std::time::Instant;
 
-use wgpt::kernels::matmul::{self, Variant};
+use wgpt::dtype::Dtype;
+use wgpt::kernels::matmul::{self, Variant, Weights};
 use wgpt::reference::matmul as reference;
 
 use crate::copy::{fill, memory_row, ACTIVATIONS};
@@ -79,12 +83,35 @@ pub fn run(bench: &mut Bench) {
             for &(m, k, n) in &SHAPES {
                 let id = format!("matmul/{}/{m}x{k}x{n}{}", variant.name(), product.suffix());
                 if bench.wants(&id) {
-                    row(bench, id, variant, product, (m, k, n));
+                    row(bench, id, variant, (product, Dtype::F32), (m, k, n));
                 }
             }
         }
     }
+    dtype_rows(bench);
     bias_rows(bench);
+}
+
+/// (M, K, N) of the rows with weights in each dtype: a GPT-2 prefill of 16 tokens through attention in
+/// (768 → 2304) and MLP down (3072 → 768), and a head for the last token (the `dx` product against an
+/// embedding of 16384 tokens: GPT-2's 50257 in f32 exceed lavapipe's 128 MiB binding).
+const DTYPE_SHAPES: [(usize, usize, usize, Product); 3] = [
+    (16, 768, 2304, Product::Forward),
+    (16, 3072, 768, Product::Forward),
+    (1, 16384, 768, Product::InputGrad),
+];
+
+fn dtype_rows(bench: &mut Bench) {
+    let variant = Variant::best(&bench.gpu);
+    for (m, k, n, product) in DTYPE_SHAPES {
+        for dtype in Dtype::ALL {
+            let (name, suffix) = (variant.name(), product.suffix());
+            let id = format!("matmul/{name}/{}/{m}x{k}x{n}{suffix}", dtype.name());
+            if bench.wants(&id) {
+                row(bench, id, variant, (product, dtype), (m, k, n));
+            }
+        }
+    }
 }
 
 /// `db += colsum(dy)` at the activation shapes, a memory-bound row beside the CPU reference.
@@ -114,17 +141,19 @@ fn operands(bench: &Bench, (m, k, n): (usize, usize, usize)) -> [wgpt::Tensor; 3
     [fill(&[m, k]), fill(&[k, n]), fill(&[m, n])]
 }
 
-/// The dispatch computing `product` on `operands`.
+/// The dispatch computing `product` on `operands`, the weights `w` stored in `dtype` (`packed`: their
+/// words).
 fn build(
     bench: &Bench,
     variant: Variant,
-    product: Product,
+    (product, dtype, packed): (Product, Dtype, &wgpt::Tensor),
     [x, w, y]: &[wgpt::Tensor; 3],
 ) -> wgpt::Dispatch {
     let gpu = &bench.gpu;
+    let weights = Weights::packed(packed, dtype, w.shape[0], w.shape[1]).unwrap();
     match product {
-        Product::Forward => matmul::forward(gpu, variant, x, w, None, y),
-        Product::InputGrad => matmul::backward_input(gpu, variant, y, w, x),
+        Product::Forward => matmul::forward_weights(gpu, variant, x, weights, None, y),
+        Product::InputGrad => matmul::backward_input_weights(gpu, variant, y, weights, x),
         Product::WeightGrad => matmul::backward_weight(gpu, variant, x, y, w),
     }
     .unwrap()
@@ -134,13 +163,20 @@ fn row(
     bench: &mut Bench,
     id: String,
     variant: Variant,
-    product: Product,
+    (product, dtype): (Product, Dtype),
     (m, k, n): (usize, usize, usize),
 ) {
     let operands = operands(bench, (m, k, n));
+    let packed = match dtype {
+        Dtype::F32 => operands[1].clone(),
+        _ => {
+            let words = dtype.pack(&bench.gpu.read::<f32>(&operands[1]).unwrap());
+            bench.gpu.upload("w", &[words.len()], &words).unwrap()
+        }
+    };
     let pipelines = bench.gpu.counts().pipelines;
     let start = Instant::now();
-    let dispatch = build(bench, variant, product, &operands);
+    let dispatch = build(bench, variant, (product, dtype, &packed), &operands);
     let fresh = bench.gpu.counts().pipelines > pipelines;
     let first = std::slice::from_ref(&dispatch);
     bench.gpu.run_dispatches(first).unwrap();

@@ -7,11 +7,10 @@ use clap::Args;
 use crate::checkpoint;
 use crate::cli::progress::Task;
 use crate::cli::values::{at_least_one, model_dir};
-use crate::cli::{saved_tokenizer, Corpus, DeviceArgs};
+use crate::cli::{saved_tokenizer, Corpus, DeviceArgs, DtypeArgs};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::model::Gpt;
-use crate::train::{Settings, Trainer};
+use crate::train::{validation_loss, Settings};
 
 /// The flags of `wgpt eval`.
 #[derive(Args, Clone, Debug)]
@@ -42,6 +41,8 @@ pub struct EvalArgs {
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
+    pub weights: DtypeArgs,
+    #[command(flatten)]
     pub device: DeviceArgs,
 }
 
@@ -52,25 +53,26 @@ pub fn eval(gpu: &Gpu, args: &EvalArgs) -> Result<f32> {
             "no evaluation data: give --data FILE (text) or --tokens FILE.bin|DIR".into(),
         ));
     }
-    let saved = checkpoint::load(&args.model)?;
+    let config = checkpoint::load_config(&args.model)?;
     let corpus = Corpus::load(
         args.data.as_deref(),
         args.tokens.as_deref(),
         None,
         saved_tokenizer(&args.model)?,
     )?;
-    let model = Gpt::new(gpu, &saved.config, &saved.params)?;
+    let model = args.weights.load(gpu, &args.model)?;
     let settings = Settings {
         batch: args.batch,
-        seq: args.seq.unwrap_or(saved.config.n_positions),
+        seq: args.seq.unwrap_or(config.n_positions),
         steps: 1,
         eval_steps: args.eval_steps,
         seed: args.seed,
         ..Settings::default()
     };
-    let trainer = Trainer::new(gpu, model, settings, &corpus.train, &corpus.val, 0)?;
     let mut progress = Task::new("evaluating", args.eval_steps as u64, !args.json);
-    let loss = trainer.evaluate_with(true, |done| progress.set(done as u64));
+    let loss = validation_loss(gpu, &model, &settings, &corpus.val, |done| {
+        progress.set(done as u64)
+    });
     progress.finish();
     loss
 }

@@ -4,13 +4,11 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use crate::checkpoint;
 use crate::cli::values::model_dir;
-use crate::cli::{saved_tokenizer, DeviceArgs};
+use crate::cli::{saved_tokenizer, DeviceArgs, DtypeArgs};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::inspect::{figures, Anatomy};
-use crate::model::Gpt;
 
 /// The flags of `wgpt inspect`.
 #[derive(Args, Clone, Debug)]
@@ -26,6 +24,8 @@ pub struct InspectArgs {
     #[arg(long, default_value = "out/inspect")]
     pub out: PathBuf,
     #[command(flatten)]
+    pub weights: DtypeArgs,
+    #[command(flatten)]
     pub device: DeviceArgs,
 }
 
@@ -35,14 +35,13 @@ pub const ANATOMY_FILE: &str = "anatomy.json";
 /// Inspects the model on the prompt and writes the figures and [`ANATOMY_FILE`]; returns the anatomy
 /// and the files written.
 pub fn inspect(gpu: &Gpu, args: &InspectArgs) -> Result<(Anatomy, Vec<PathBuf>)> {
-    let saved = checkpoint::load(&args.model)?;
     let tokenizer = saved_tokenizer(&args.model)?.ok_or_else(|| {
         Error::Invalid(format!(
             "{}: no tokenizer.json, so the prompt cannot be encoded (save the model with its tokenizer)",
             args.model.display()
         ))
     })?;
-    let model = Gpt::new(gpu, &saved.config, &saved.params)?;
+    let model = args.weights.load(gpu, &args.model)?;
     let tokens = tokenizer.encode(&args.prompt)?;
     let anatomy = Anatomy::new(gpu, &model, &tokens, &|id| tokenizer.token_text(id))?;
     create_dir(&args.out)?;

@@ -34,9 +34,35 @@ use clap::Args;
 
 use crate::checkpoint;
 use crate::data::Tokenizer;
+use crate::dtype::Dtype;
 use crate::error::Result;
 use crate::gpu::{adapters, AdapterChoice, Gpu};
-use crate::model::GptConfig;
+use crate::model::{Gpt, GptConfig};
+
+/// The `--dtype` flag of the commands that run a saved model without training it.
+#[derive(Args, Clone, Debug)]
+pub struct DtypeArgs {
+    /// How the model's matrices (embeddings and weights) and its key/value cache are stored on the
+    /// GPU: f32, or f16/bf16 (half the memory and of the bandwidth a decode step needs; sums, norms,
+    /// biases and activations stay f32)
+    #[arg(long, default_value = "f32", value_parser = values::dtype)]
+    pub dtype: Dtype,
+}
+
+impl Default for DtypeArgs {
+    fn default() -> Self {
+        DtypeArgs { dtype: Dtype::F32 }
+    }
+}
+
+impl DtypeArgs {
+    /// The model saved in `dir`, its matrices stored in `--dtype` (rounded to nearest from the file's
+    /// values, f32, f16 or bf16).
+    pub fn load(&self, gpu: &Gpu, dir: &Path) -> Result<Gpt> {
+        let saved = checkpoint::load(dir)?;
+        Gpt::for_inference(gpu, &saved.config, &saved.params, self.dtype)
+    }
+}
 
 /// The `--adapter` flag of every command that runs on a GPU.
 #[derive(Args, Clone, Debug, Default)]

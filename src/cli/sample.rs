@@ -11,11 +11,11 @@ use clap::Args;
 use crate::checkpoint;
 use crate::cli::progress::Task;
 use crate::cli::values::{at_least_one, model_dir, non_negative, probability};
-use crate::cli::{saved_tokenizer, DeviceArgs};
+use crate::cli::{saved_tokenizer, DeviceArgs, DtypeArgs};
 use crate::data::{TextStream, Tokenizer};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::model::{Gpt, GptConfig};
+use crate::model::GptConfig;
 use crate::sample::{Generation, Generator, Sampling};
 
 /// The flags of `wgpt sample`, with nanoGPT's `sample.py` names as aliases.
@@ -68,6 +68,8 @@ pub struct SampleArgs {
     #[arg(long, conflicts_with_all = ["json", "prompt_file", "prompt_ids"])]
     pub interactive: bool,
     #[command(flatten)]
+    pub weights: DtypeArgs,
+    #[command(flatten)]
     pub device: DeviceArgs,
 }
 
@@ -96,8 +98,7 @@ pub fn sample(gpu: &Gpu, args: &SampleArgs, out: &mut impl Write) -> Result<()> 
         true => Vec::new(),
         false => prompt_ids(args, &tokenizer, &config)?,
     };
-    let saved = checkpoint::load(&args.model)?;
-    let model = Gpt::new(gpu, &saved.config, &saved.params)?;
+    let model = args.weights.load(gpu, &args.model)?;
     let mut session = Session {
         generator: Generator::new(gpu, &model, args.num_samples)?,
         tokenizer: &tokenizer,

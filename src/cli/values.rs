@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use crate::checkpoint::CONFIG_FILE;
+use crate::dtype::Dtype;
 
 /// The number, or clap's message for a value that is not one (NaN and infinities are not numbers a
 /// setting can take).
@@ -17,6 +18,12 @@ fn number<T: FromStr>(s: &str) -> Result<T, String> {
     s.trim()
         .parse()
         .map_err(|_| format!("{s:?} is not a number"))
+}
+
+/// A storage dtype: f32, f16 or bf16.
+pub fn dtype(s: &str) -> Result<Dtype, String> {
+    Dtype::from_name(&s.trim().to_ascii_lowercase())
+        .ok_or_else(|| "must be f32, f16 or bf16".into())
 }
 
 /// A count of at least one (batch, sequence length, steps, top-k, ...).

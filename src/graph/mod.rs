@@ -3,6 +3,8 @@
 //! supplying its own backward; [`Plan`] places every tensor (see [`planner`]), builds every dispatch once
 //! and runs a step as one submit.
 
+use crate::dtype::Dtype;
+
 mod autodiff;
 mod ops;
 mod plan;
@@ -62,12 +64,15 @@ impl TensorDef {
 
 /// A parameter tensor as the arenas hold it: all of parameter `param` (in
 /// [`crate::model::GptConfig::params`] order), or its rows `first_row .. first_row + shape[0]` when the
-/// whole would exceed one storage binding (GPT-2's token embedding).
+/// whole would exceed one storage binding (GPT-2's token embedding), its values stored in `dtype`
+/// (f32, or 16 bits packed two per word: an inference model's matrices, which only the forward ops
+/// that read weights take, see [`Op::Embedding`], [`Op::Linear`], [`Op::Head`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Piece {
     pub param: usize,
     pub first_row: usize,
     pub shape: Vec<usize>,
+    pub dtype: Dtype,
 }
 
 impl Piece {
@@ -77,6 +82,11 @@ impl Piece {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// The `u32` words (f32 elements) the piece takes in the arenas.
+    pub fn words(&self) -> usize {
+        self.dtype.words(self.len())
     }
 
     /// Where the piece starts in its parameter, in elements.
@@ -92,6 +102,9 @@ pub struct Graph {
     pub ops: Vec<Op>,
     /// What the `Param`/`Grad` storages index.
     pub pieces: Vec<Piece>,
+    /// The dtype the [`Storage::Cache`] tensors (key/value caches) are stored in: a 16-bit cache of
+    /// shape `[N, ctx, W]` is the tensor `[N, ctx, W / 2]` of words.
+    pub cache_dtype: Dtype,
 }
 
 impl Graph {

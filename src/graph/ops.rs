@@ -2,9 +2,11 @@
 //! to kernel dispatches. Backward ops ADD into parameter gradients and WRITE activation gradients.
 
 use crate::contract::{AdamWConfig, AttentionDropout, AttentionShape};
+use crate::dtype::Dtype;
 use crate::error::Result;
 use crate::gpu::{Dispatch, Gpu, Tensor};
-use crate::graph::TensorId;
+use crate::graph::{Graph, Storage, TensorId};
+use crate::kernels::weights::Weights;
 use crate::kernels::{
     adamw, attention, copy, crossentropy, dropout, embedding, gelu, gradnorm, kvcache, layernorm,
     matmul, matvec, residual, rmsnorm,
@@ -363,6 +365,7 @@ impl Op {
 /// What lowering needs besides the op: the placed tensors and the plan's shared state.
 pub struct Lowering<'a> {
     pub gpu: &'a Gpu,
+    pub graph: &'a Graph,
     pub tensors: &'a [Tensor],
     /// `[seed, step, micro]` (u32), written before each submit: dropout masks depend on it.
     pub random_state: &'a Tensor,
@@ -379,7 +382,8 @@ pub struct Arenas {
     pub chunks: Vec<ArenaChunk>,
 }
 
-/// One chunk of each arena (a buffer each) and AdamW's segment table for it.
+/// One chunk of each arena (a buffer each; all four the parameters' in a model that does not train) and
+/// AdamW's segment table for it.
 pub struct ArenaChunk {
     pub params: Tensor,
     pub grads: Tensor,
@@ -402,6 +406,28 @@ impl Lowering<'_> {
 
     fn opt(&self, id: &Option<TensorId>) -> Option<&Tensor> {
         id.map(|id| self.t(id))
+    }
+
+    /// A layer's key and value caches, in the graph's cache dtype.
+    fn caches(&self, k: TensorId, v: TensorId) -> kvcache::Caches<'_> {
+        kvcache::Caches {
+            k_cache: self.t(k),
+            v_cache: self.t(v),
+            dtype: self.graph.cache_dtype,
+        }
+    }
+
+    /// A matrix the products and the embedding read: its words and dtype when it is a 16-bit piece
+    /// of the parameters, else the f32 tensor.
+    fn weights(&self, id: TensorId) -> Result<Weights<'_>> {
+        let def = self.graph.def(id);
+        match def.storage {
+            Storage::Param(p) if self.graph.pieces[p].dtype != Dtype::F32 => {
+                let (dtype, shape) = (self.graph.pieces[p].dtype, &def.shape);
+                Weights::packed(self.t(id), dtype, shape[0], shape[1..].iter().product())
+            }
+            _ => Weights::f32(self.t(id)),
+        }
     }
 
     /// Whether a forward product of input `x` goes to the matrix-vector kernels: at most
@@ -433,9 +459,9 @@ impl Op {
                 gpu,
                 cx.t(*tokens),
                 cx.opt(start),
-                cx.t(*wte),
+                cx.weights(*wte)?,
                 *first,
-                cx.t(*wpe),
+                cx.weights(*wpe)?,
                 cx.t(*out),
             )?],
             Op::EmbeddingBackward {
@@ -540,15 +566,15 @@ impl Op {
             Op::Linear { x, w, b, out } if cx.matvec(*x) => vec![matvec::forward(
                 gpu,
                 cx.t(*x),
-                matvec::Weights::f32(cx.t(*w))?,
+                cx.weights(*w)?,
                 cx.opt(b),
                 cx.t(*out),
             )?],
-            Op::Linear { x, w, b, out } => vec![matmul::forward(
+            Op::Linear { x, w, b, out } => vec![matmul::forward_weights(
                 gpu,
                 mm,
                 cx.t(*x),
-                cx.t(*w),
+                cx.weights(*w)?,
                 cx.opt(b),
                 cx.t(*out),
             )?],
@@ -573,15 +599,15 @@ impl Op {
             Op::Head { x, w, out } if cx.matvec(*x) => vec![matvec::transposed(
                 gpu,
                 cx.t(*x),
-                matvec::Weights::f32(cx.t(*w))?,
+                cx.weights(*w)?,
                 cx.t(*out),
                 0,
             )?],
-            Op::Head { x, w, out } => vec![matmul::backward_input(
+            Op::Head { x, w, out } => vec![matmul::backward_input_weights(
                 gpu,
                 mm,
                 cx.t(*x),
-                cx.t(*w),
+                cx.weights(*w)?,
                 cx.t(*out),
             )?],
             // dx[M, C] = dy[M, V]·w[V, C] (a forward product); dw[V, C] += dyᵀ·x (a weight gradient
@@ -616,10 +642,10 @@ impl Op {
                 out,
             } => {
                 let (qkv, position) = (cx.t(*qkv), cx.t(*position));
-                let (k, v) = (cx.t(*k_cache), cx.t(*v_cache));
+                let caches = cx.caches(*k_cache, *v_cache);
                 vec![
-                    kvcache::append(gpu, *shape, qkv, position, k, v)?,
-                    kvcache::attention(gpu, *shape, qkv, position, k, v, cx.t(*out))?,
+                    kvcache::append(gpu, *shape, qkv, position, caches)?,
+                    kvcache::attention(gpu, *shape, qkv, position, caches, cx.t(*out))?,
                 ]
             }
             Op::FillCache {
@@ -631,8 +657,7 @@ impl Op {
                 gpu,
                 *shape,
                 cx.t(*qkv),
-                cx.t(*k_cache),
-                cx.t(*v_cache),
+                cx.caches(*k_cache, *v_cache),
             )?],
             Op::AttentionProbabilities {
                 shape,

@@ -10,6 +10,7 @@ use std::sync::Mutex;
 use crate::contract::{
     adamw_hyper, check_token_ids, AdamWConfig, Segment, HYPER_LEN, RANDOM_STATE_LEN,
 };
+use crate::dtype::Dtype;
 use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, GpuTimer, Readback, Submission, Tensor, Timeline};
 use crate::graph::autodiff::{BUCKETS, POSITIONS};
@@ -49,17 +50,33 @@ pub struct ArenaTensor {
 
 impl Shared {
     /// Zeroed arenas for `tensors` placed as `layout` says (one place per tensor), with AdamW's segment
-    /// table per chunk, and the per-step state.
-    pub fn new(gpu: &Gpu, layout: &ArenaLayout, tensors: &[ArenaTensor]) -> Result<Self> {
+    /// table per chunk, and the per-step state. A model that never `trains` (its weights in 16 bits)
+    /// gets the parameter arena alone: its gradient and moment arenas are that same buffer, which no
+    /// plan of it writes (it has no training plan).
+    pub fn new(
+        gpu: &Gpu,
+        layout: &ArenaLayout,
+        tensors: &[ArenaTensor],
+        trains: bool,
+    ) -> Result<Self> {
         gpu.allocating("the parameters, gradients and AdamW moments", || {
-            Self::allocate(gpu, layout, tensors)
+            Self::allocate(gpu, layout, tensors, trains)
         })
     }
 
-    fn allocate(gpu: &Gpu, layout: &ArenaLayout, tensors: &[ArenaTensor]) -> Result<Self> {
+    fn allocate(
+        gpu: &Gpu,
+        layout: &ArenaLayout,
+        tensors: &[ArenaTensor],
+        trains: bool,
+    ) -> Result<Self> {
         let mut chunks = Vec::with_capacity(layout.chunks.len());
         for (c, &len) in layout.chunks.iter().enumerate() {
-            let arena = |name: &str| gpu.zeros(&format!("{name} chunk {c}"), &[len]);
+            let params = gpu.zeros(&format!("params chunk {c}"), &[len])?;
+            let arena = |name: &str| match trains {
+                true => gpu.zeros(&format!("{name} chunk {c}"), &[len]),
+                false => Ok(params.clone()),
+            };
             let segments: Vec<Segment> = (layout.places.iter().zip(tensors))
                 .filter(|((chunk, _), _)| *chunk == c)
                 .map(|(&(_, offset), t)| Segment {
@@ -69,10 +86,10 @@ impl Shared {
                 })
                 .collect();
             chunks.push(ArenaChunk {
-                params: arena("params")?,
                 grads: arena("grads")?,
                 m: arena("adam m")?,
                 v: arena("adam v")?,
+                params,
                 segments: adamw::Segments::new(gpu, &segments)?,
             });
         }
@@ -305,7 +322,11 @@ impl Plan {
         let mut tensors: Vec<Tensor> = Vec::with_capacity(graph.tensors.len());
         for (i, def) in graph.tensors.iter().enumerate() {
             let t = match def.storage {
-                Storage::Param(p) => reshape(&shared.params[p], &def.shape)?,
+                // A 16-bit piece is its words; the ops that read it take its shape from the graph.
+                Storage::Param(p) => match graph.pieces[p].dtype {
+                    Dtype::F32 => reshape(&shared.params[p], &def.shape)?,
+                    _ => reshape(&shared.params[p], &[graph.pieces[p].words()])?,
+                },
                 Storage::Grad(p) => reshape(&shared.grads[p], &def.shape)?,
                 Storage::Activation => buffers[slot_of[&i]].view(0, &def.shape)?,
                 Storage::View { base, offset } => tensors[base.0].view(offset, &def.shape)?,
@@ -316,9 +337,13 @@ impl Plan {
                     t
                 }
                 Storage::Cache(c) => {
-                    let cache = caches.get(c).filter(|t| t.shape == def.shape);
+                    let mut shape = def.shape.clone();
+                    if let Some(last) = shape.last_mut() {
+                        *last = graph.cache_dtype.words(*last);
+                    }
+                    let cache = caches.get(c).filter(|t| t.shape == shape);
                     let t = cache.ok_or_else(|| {
-                        Error::shape(&def.name, format!("no cache {c} of shape {:?}", def.shape))
+                        Error::shape(&def.name, format!("no cache {c} of shape {shape:?}"))
                     })?;
                     cache_bytes += t.bytes();
                     t.clone()
@@ -329,6 +354,7 @@ impl Plan {
 
         let cx = Lowering {
             gpu,
+            graph,
             tensors: &tensors,
             random_state: &shared.random_state,
             hyper: &shared.hyper,

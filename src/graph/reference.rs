@@ -46,9 +46,12 @@ pub fn run(graph: &Graph, model: &mut CpuModel, inputs: &CpuInputs) -> CpuStep {
         .tensors
         .iter()
         .map(|t| match t.storage {
+            // A 16-bit piece computes with its values rounded as the GPU stores them.
             Storage::Param(i) => {
                 let piece = &graph.pieces[i];
-                model.params[piece.param][piece.offset()..][..piece.len()].to_vec()
+                piece
+                    .dtype
+                    .round(&model.params[piece.param][piece.offset()..][..piece.len()])
             }
             Storage::Grad(_) => vec![0.0; t.len()],
             // One step from empty caches: a generator's later steps need the GPU plans.
@@ -329,6 +332,7 @@ fn step_op(
                 let pos = inputs.position as usize;
                 let (mut keys, mut vals) = (v(values, k_cache), v(values, v_cache));
                 kvcache::append(&values[qkv.0], &sh, pos, &mut keys, &mut vals);
+                let (keys, vals) = (stored(graph, &keys), stored(graph, &vals));
                 values[out.0] = kvcache::attention(&values[qkv.0], &sh, pos, &keys, &vals);
                 values[k_cache.0] = keys;
                 values[v_cache.0] = vals;
@@ -342,8 +346,8 @@ fn step_op(
                 let sequences = shape(k_cache)[0];
                 let (mut keys, mut vals) = (v(values, k_cache), v(values, v_cache));
                 kvcache::fill(&values[qkv.0], &sh, sequences, &mut keys, &mut vals);
-                values[k_cache.0] = keys;
-                values[v_cache.0] = vals;
+                values[k_cache.0] = stored(graph, &keys);
+                values[v_cache.0] = stored(graph, &vals);
             }
             Op::AttentionProbabilities {
                 shape: sh,
@@ -441,6 +445,11 @@ fn grads(graph: &Graph, values: &[Vec<f32>], count: usize) -> Vec<Vec<f32>> {
         out[piece.param].extend(grad);
     }
     out
+}
+
+/// Cache values as the graph's caches store them (rounded to a 16-bit cache dtype).
+fn stored(graph: &Graph, cache: &[f32]) -> Vec<f32> {
+    graph.cache_dtype.round(cache)
 }
 
 fn add_into(acc: &mut [f32], inc: &[f32]) {

@@ -1,6 +1,7 @@
 //! The numbers behind every figure of `wgpt inspect`, gathered from the GPU: one forward of the prompt
 //! (attention maps, the residual stream across depth, the next-token distribution), the parameters, and
-//! the gradients of one training step on the prompt.
+//! the gradients of one training step on the prompt (of a model in f32: one stored in 16 bits does not
+//! train).
 
 use serde::Serialize;
 
@@ -160,7 +161,8 @@ impl Anatomy {
         }
         let cosine = cosine_matrix(wte, c, &distinct, text);
 
-        let (gradients, gradient_loss) = if seq >= 2 {
+        // A model in 16 bits has no training step: no gradients.
+        let (gradients, gradient_loss) = if seq >= 2 && model.trains() {
             let (plan, _) = model.gradient_plan(gpu, 1, seq - 1)?;
             plan.set_batch(
                 gpu,

@@ -12,6 +12,9 @@
 //! writes every output row and sums `dwpe`; later pieces add their own tokens' rows. One piece from 0 is
 //! the plain embedding.
 //!
+//! The forward reads `wte` and `wpe` as [`Weights`]: f32, or both in the same 16-bit dtype (an
+//! inference model's, [`crate::dtype`]), widened as they are read; `out` is f32.
+//!
 //! The backward is deterministic (bit-identical run to run) without float atomics: when a batch is
 //! prepared, [`TokenBuckets::new`] groups its positions by token on the CPU, and the trainer uploads
 //! its two arrays with the batch; the kernel then sums each token's rows in a fixed order.
@@ -19,12 +22,15 @@
 use bytemuck::{Pod, Zeroable};
 
 use crate::contract::check_token_ids;
+use crate::dtype::Dtype;
 use crate::error::{Error, Result};
 use crate::gpu::{Binding, Dispatch, Gpu, Kernel, Shader, Tensor};
 use crate::kernels::check::{expect_len, expect_shape, matrix_dims, to_u32};
 use crate::kernels::grid::groups;
 
-pub const SHADER: Shader = crate::shader!("embedding");
+pub use crate::kernels::weights::Weights;
+
+pub const SHADER: Shader = crate::shader!("embedding", ["dtype"]);
 
 /// Invocations per workgroup of the forward and of the backward (`WG` and `COLUMNS` in the shader).
 const WG: usize = 256;
@@ -99,16 +105,16 @@ fn params(rows: usize, seq: usize, cols: usize, vocab: usize, first: usize) -> R
     })
 }
 
-/// Checks `wpe: [ctx, C]` against the sequence length and width; returns `ctx`.
-fn check_positions(wpe: &Tensor, seq: usize, cols: usize) -> Result<usize> {
-    let (ctx, c) = matrix_dims("embedding wpe", wpe)?;
+/// Checks `wpe: [ctx, C]` against the sequence length and width.
+fn check_positions(wpe: Weights, seq: usize, cols: usize) -> Result<()> {
+    let (ctx, c) = (wpe.rows, wpe.cols);
     if c != cols || seq > ctx {
         return Err(Error::shape(
             "embedding wpe",
-            format!("need [ctx >= {seq}, {cols}], got {}", wpe.describe()),
+            format!("need [ctx >= {seq}, {cols}], got [{ctx}, {c}]"),
         ));
     }
-    Ok(ctx)
+    Ok(())
 }
 
 /// `out[b, t] = wte[tokens[b, t]] + wpe[t]`; writes `out`. An id outside the vocabulary contributes
@@ -120,7 +126,15 @@ pub fn forward(
     wpe: &Tensor,
     out: &Tensor,
 ) -> Result<Dispatch> {
-    forward_piece(gpu, tokens, None, wte, 0, wpe, out)
+    forward_piece(
+        gpu,
+        tokens,
+        None,
+        Weights::f32(wte)?,
+        0,
+        Weights::f32(wpe)?,
+        out,
+    )
 }
 
 /// `out[b, t] = wte[tokens[b, t]] + wpe[start + t]` with `start: [1]` u32 read when the dispatch runs;
@@ -133,41 +147,57 @@ pub fn forward_at(
     wpe: &Tensor,
     out: &Tensor,
 ) -> Result<Dispatch> {
+    let (wte, wpe) = (Weights::f32(wte)?, Weights::f32(wpe)?);
     forward_piece(gpu, tokens, Some(start), wte, 0, wpe, out)
 }
 
 /// [`forward`] (or, with `start`, [`forward_at`]) for `wte`, the rows of token ids `first ..` of the
 /// embedding: at `first = 0` writes `out` (every row), later pieces add into their tokens' rows.
+/// `wte` and `wpe` are stored in the same dtype.
 pub fn forward_piece(
     gpu: &Gpu,
     tokens: &Tensor,
     start: Option<&Tensor>,
-    wte: &Tensor,
+    wte: Weights,
     first: usize,
-    wpe: &Tensor,
+    wpe: Weights,
     out: &Tensor,
 ) -> Result<Dispatch> {
     if let Some(start) = start {
         expect_len("embedding start", start, 1)?;
     }
+    if wte.dtype != wpe.dtype {
+        return Err(Error::shape(
+            "embedding wpe",
+            format!(
+                "stored in {}, wte in {}",
+                wpe.dtype.name(),
+                wte.dtype.name()
+            ),
+        ));
+    }
     let (b, t) = batch_dims(tokens)?;
-    let (vocab, c) = matrix_dims("embedding wte", wte)?;
+    let (vocab, c) = (wte.rows, wte.cols);
     check_positions(wpe, t, c)?;
     expect_shape("embedding output", out, b * t, c)?;
     let entries = match start {
         None => ["embedding_forward", "embedding_forward_vec4"],
         Some(_) => ["embedding_forward_at", "embedding_forward_at_vec4"],
     };
-    let (entry, lanes) = entry(entries, c);
+    // The vec4 views are of f32 values.
+    let (entry, lanes) = match wte.dtype {
+        Dtype::F32 => entry(entries, c),
+        _ => (entries[0], c),
+    };
     let kernel = Kernel {
         shader: SHADER,
         entry,
-        constants: vec![],
+        constants: vec![("dtype", wte.dtype.code() as f64)],
     };
     let mut bindings = vec![
         Binding::Read(tokens),
-        Binding::Read(wte),
-        Binding::Read(wpe),
+        Binding::Read(wte.tensor),
+        Binding::Read(wpe.tensor),
         Binding::ReadWrite(out),
     ];
     bindings.extend(start.map(Binding::Read));
@@ -219,7 +249,7 @@ pub fn backward_piece(
             format!("expected width {c}, got {}", dwte.describe()),
         ));
     }
-    check_positions(dwpe, t, c)?;
+    check_positions(Weights::f32(dwpe)?, t, c)?;
     expect_len("embedding positions", positions, rows)?;
     expect_shape("embedding buckets", buckets, rows, 3)?;
     let (entry, lanes) = entry(["embedding_backward", "embedding_backward_vec4"], c);

@@ -16,19 +16,25 @@
 //! - [`attention`]: `out[n, h] = softmax(scale·q[n, h]·k_cache[n, 0..=pos]ᵀ)·v_cache[n, 0..=pos]`,
 //!   `out: [N, H·D]`; writes `out`.
 //!
+//! The caches are stored in a [`Dtype`] (every launcher takes it): f32, or 16 bits packed two per word
+//! ([`crate::dtype`]), each row `[Hkv·D / 2]` words (`Hkv·D` even), the values rounded as they are
+//! written (f16 to either neighbour, as WGSL's `pack2x16float` may; bf16 to nearest even) and widened
+//! as they are read. `qkv` and `out` are f32.
+//!
 //! The attention's loops run about `(pos / 64 + 1)·(D + 256)` iterations per invocation; llvmpipe stops
 //! an invocation after 65,535, which bounds its context at about 8,000 positions at D = 128.
 
 use bytemuck::{Pod, Zeroable};
 
 use crate::contract::AttentionShape;
+use crate::dtype::Dtype;
 use crate::error::{Error, Result};
 use crate::gpu::{Binding, Dispatch, Gpu, Kernel, Shader, Tensor};
 use crate::kernels::attention::MAX_HEAD_DIM;
 use crate::kernels::check::{expect_len, expect_shape, to_u32};
 use crate::kernels::grid::groups;
 
-pub const SHADER: Shader = crate::shader!("kvcache");
+pub const SHADER: Shader = crate::shader!("kvcache", ["dtype"]);
 
 /// Invocations per workgroup (`WG` in the shader).
 const WG: usize = 64;
@@ -47,8 +53,20 @@ struct Params {
     seq: u32,
 }
 
-/// `[N, ctx]` of the caches `[N, ctx, width]`.
-fn cache_dims(k_cache: &Tensor, v_cache: &Tensor, width: usize) -> Result<(usize, usize)> {
+/// `[N, ctx]` of the caches `[N, ctx, words]` holding rows of `width` values of `dtype`.
+fn cache_dims(
+    k_cache: &Tensor,
+    v_cache: &Tensor,
+    width: usize,
+    dtype: Dtype,
+) -> Result<(usize, usize)> {
+    if !width.is_multiple_of(dtype.per_word()) {
+        return Err(Error::shape(
+            "kvcache",
+            format!("{} caches need an even Hkv·D, got {width}", dtype.name()),
+        ));
+    }
+    let width = dtype.words(width);
     let [sequences, context, w] = k_cache.shape[..] else {
         return Err(Error::shape(
             "kvcache k_cache",
@@ -79,7 +97,12 @@ fn cache_dims(k_cache: &Tensor, v_cache: &Tensor, width: usize) -> Result<(usize
 
 /// Checks the heads and the caches against `shape` (whose batch and seq are the `qkv` rows'); returns
 /// the params.
-fn check(shape: AttentionShape, k_cache: &Tensor, v_cache: &Tensor) -> Result<Params> {
+fn check(shape: AttentionShape, caches: Caches) -> Result<Params> {
+    let Caches {
+        k_cache,
+        v_cache,
+        dtype,
+    } = caches;
     let (h, hkv, d) = (shape.heads, shape.kv_heads, shape.head_dim);
     if d == 0 || d > MAX_HEAD_DIM {
         return Err(Error::shape(
@@ -93,7 +116,7 @@ fn check(shape: AttentionShape, k_cache: &Tensor, v_cache: &Tensor) -> Result<Pa
             format!("{hkv} kv heads must divide {h} query heads"),
         ));
     }
-    let (sequences, context) = cache_dims(k_cache, v_cache, hkv * d)?;
+    let (sequences, context) = cache_dims(k_cache, v_cache, hkv * d, dtype)?;
     let what = "kvcache";
     to_u32(what, k_cache.len())?;
     Ok(Params {
@@ -113,10 +136,9 @@ fn check_step(
     shape: AttentionShape,
     qkv: &Tensor,
     position: &Tensor,
-    k_cache: &Tensor,
-    v_cache: &Tensor,
+    caches: Caches,
 ) -> Result<Params> {
-    let params = check(shape, k_cache, v_cache)?;
+    let params = check(shape, caches)?;
     if shape.seq != 1 || shape.batch != params.sequences as usize {
         return Err(Error::shape(
             "kvcache",
@@ -131,24 +153,26 @@ fn check_step(
     Ok(params)
 }
 
-fn kernel(entry: &'static str) -> Kernel {
+/// The key and value caches `[N, ctx, words]` and the dtype of their values.
+#[derive(Clone, Copy)]
+pub struct Caches<'a> {
+    pub k_cache: &'a Tensor,
+    pub v_cache: &'a Tensor,
+    pub dtype: Dtype,
+}
+
+fn kernel(entry: &'static str, dtype: Dtype) -> Kernel {
     Kernel {
         shader: SHADER,
         entry,
-        constants: vec![],
+        constants: vec![("dtype", dtype.code() as f64)],
     }
 }
 
 /// `k_cache[n, t] = k[n mod B, t]`, `v_cache[n, t] = v[n mod B, t]` for `t < T` from a prefill's `qkv:
 /// [B, T, W]` (`shape.batch = B`, 1 or the caches' N; `shape.seq = T ≤ ctx`); writes those rows.
-pub fn fill(
-    gpu: &Gpu,
-    shape: AttentionShape,
-    qkv: &Tensor,
-    k_cache: &Tensor,
-    v_cache: &Tensor,
-) -> Result<Dispatch> {
-    let params = check(shape, k_cache, v_cache)?;
+pub fn fill(gpu: &Gpu, shape: AttentionShape, qkv: &Tensor, caches: Caches) -> Result<Dispatch> {
+    let params = check(shape, caches)?;
     let (sequences, context) = (params.sequences as usize, params.context as usize);
     if !(shape.batch == 1 || shape.batch == sequences) || shape.seq == 0 || shape.seq > context {
         return Err(Error::shape(
@@ -168,12 +192,14 @@ pub fn fill(
     )?;
     let bindings = [
         Binding::Read(qkv),
-        Binding::ReadWrite(k_cache),
-        Binding::ReadWrite(v_cache),
+        Binding::ReadWrite(caches.k_cache),
+        Binding::ReadWrite(caches.v_cache),
     ];
-    let items = sequences * shape.seq * shape.kv_heads * shape.head_dim;
+    // One item per cache word.
+    let items = sequences * shape.seq * caches.dtype.words(shape.kv_heads * shape.head_dim);
     let workgroups = [groups(gpu, items, WG), 1, 1];
-    Dispatch::new(gpu, &kernel("kvcache_fill"), &bindings, &params, workgroups)
+    let kernel = kernel("kvcache_fill", caches.dtype);
+    Dispatch::new(gpu, &kernel, &bindings, &params, workgroups)
 }
 
 /// `k_cache[n, pos] = k[n]`, `v_cache[n, pos] = v[n]` from each sequence's new token's `qkv` row;
@@ -183,25 +209,20 @@ pub fn append(
     shape: AttentionShape,
     qkv: &Tensor,
     position: &Tensor,
-    k_cache: &Tensor,
-    v_cache: &Tensor,
+    caches: Caches,
 ) -> Result<Dispatch> {
-    let params = check_step(shape, qkv, position, k_cache, v_cache)?;
+    let params = check_step(shape, qkv, position, caches)?;
     let bindings = [
         Binding::Read(qkv),
         Binding::Read(position),
-        Binding::ReadWrite(k_cache),
-        Binding::ReadWrite(v_cache),
+        Binding::ReadWrite(caches.k_cache),
+        Binding::ReadWrite(caches.v_cache),
     ];
-    let items = shape.batch * shape.kv_heads * shape.head_dim;
+    // One item per cache word.
+    let items = shape.batch * caches.dtype.words(shape.kv_heads * shape.head_dim);
     let workgroups = [groups(gpu, items, WG), 1, 1];
-    Dispatch::new(
-        gpu,
-        &kernel("kvcache_append"),
-        &bindings,
-        &params,
-        workgroups,
-    )
+    let kernel = kernel("kvcache_append", caches.dtype);
+    Dispatch::new(gpu, &kernel, &bindings, &params, workgroups)
 }
 
 /// Each sequence's new token's attention over its cache rows `0..=pos`, one workgroup per (query head,
@@ -211,11 +232,10 @@ pub fn attention(
     shape: AttentionShape,
     qkv: &Tensor,
     position: &Tensor,
-    k_cache: &Tensor,
-    v_cache: &Tensor,
+    caches: Caches,
     out: &Tensor,
 ) -> Result<Dispatch> {
-    let params = check_step(shape, qkv, position, k_cache, v_cache)?;
+    let params = check_step(shape, qkv, position, caches)?;
     expect_shape(
         "kvcache output",
         out,
@@ -225,16 +245,11 @@ pub fn attention(
     let bindings = [
         Binding::Read(qkv),
         Binding::Read(position),
-        Binding::Read(k_cache),
-        Binding::Read(v_cache),
+        Binding::Read(caches.k_cache),
+        Binding::Read(caches.v_cache),
         Binding::ReadWrite(out),
     ];
     let workgroups = [params.heads, params.sequences, 1];
-    Dispatch::new(
-        gpu,
-        &kernel("kvcache_attention"),
-        &bindings,
-        &params,
-        workgroups,
-    )
+    let kernel = kernel("kvcache_attention", caches.dtype);
+    Dispatch::new(gpu, &kernel, &bindings, &params, workgroups)
 }

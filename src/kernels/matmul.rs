@@ -7,18 +7,27 @@
 //!
 //! `x` and `dy` may have any leading shape (`[B, T, C]`): their last dimension is the feature axis and the
 //! rest are rows. Operands are read as stored; the transposes are in the indexing.
+//!
+//! [`forward_weights`] and [`backward_input_weights`] take the weights as [`Weights`], which may be
+//! stored in 16 bits ([`crate::dtype`]; an inference model's matrices): they are widened to f32 as
+//! they are read, and every sum accumulates in f32. Such products use the entry points without a vec4
+//! view of B.
 
 use bytemuck::{Pod, Zeroable};
 
+use crate::dtype::Dtype;
 use crate::error::{Error, Result};
 use crate::gpu::{Binding, Dispatch, Gpu, Kernel, Shader, Tensor};
 use crate::kernels::check::{expect_len, expect_shape, matrix_dims, rows, to_u32};
 use crate::kernels::grid::lane_workgroup;
 
-pub const SHADER: Shader = crate::shader!("matmul");
+pub use crate::kernels::weights::Weights;
+
+pub const SHADER: Shader = crate::shader!("matmul", ["dtype"]);
 /// The subgroup entry points, apart because naga validates a whole module and subgroup operations need
 /// the device's SUBGROUP feature.
-pub const SUBGROUP_SHADER: Shader = crate::shader!("matmul_subgroup", ["matmul"], subgroups = 8);
+pub const SUBGROUP_SHADER: Shader =
+    crate::shader!("matmul_subgroup", ["dtype", "matmul"], subgroups = 8);
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
@@ -105,7 +114,26 @@ pub fn forward(
     b: Option<&Tensor>,
     y: &Tensor,
 ) -> Result<Dispatch> {
-    let (k, n) = matrix_dims("matmul forward weight", w)?;
+    let (rows, cols) = matrix_dims("matmul forward weight", w)?;
+    let w = Weights {
+        tensor: w,
+        dtype: Dtype::F32,
+        rows,
+        cols,
+    };
+    forward_weights(gpu, variant, x, w, b, y)
+}
+
+/// [`forward`] with `w: [K, N]` stored as [`Weights`] say; writes `y`.
+pub fn forward_weights(
+    gpu: &Gpu,
+    variant: Variant,
+    x: &Tensor,
+    w: Weights,
+    b: Option<&Tensor>,
+    y: &Tensor,
+) -> Result<Dispatch> {
+    let (k, n) = (w.rows, w.cols);
     let m = rows("matmul forward input", x, k)?;
     expect_shape("matmul forward output", y, m, n)?;
     if let Some(b) = b {
@@ -117,7 +145,7 @@ pub fn forward(
         variant,
         Product::Forward { bias: b.is_some() },
         [m, k, n],
-        [x, w, bias],
+        ([x, w.tensor, bias], w.dtype),
         y,
     )
 }
@@ -130,11 +158,31 @@ pub fn backward_input(
     w: &Tensor,
     dx: &Tensor,
 ) -> Result<Dispatch> {
-    let (k, n) = matrix_dims("matmul backward weight", w)?;
+    let (rows, cols) = matrix_dims("matmul backward weight", w)?;
+    let w = Weights {
+        tensor: w,
+        dtype: Dtype::F32,
+        rows,
+        cols,
+    };
+    backward_input_weights(gpu, variant, dy, w, dx)
+}
+
+/// [`backward_input`] with `w: [K, N]` stored as [`Weights`] say (the output head `x·eᵀ` of a model in
+/// 16 bits, `x` in the role of `dy`); writes `dx`.
+pub fn backward_input_weights(
+    gpu: &Gpu,
+    variant: Variant,
+    dy: &Tensor,
+    w: Weights,
+    dx: &Tensor,
+) -> Result<Dispatch> {
+    let (k, n) = (w.rows, w.cols);
     let m = rows("matmul backward output gradient", dy, n)?;
     expect_shape("matmul backward input gradient", dx, m, k)?;
     // dX[M, K] = dY[M, N] · Wᵀ: the product's inner dimension is N.
-    launch(gpu, variant, Product::InputGrad, [m, n, k], [dy, w, dy], dx)
+    let operands = ([dy, w.tensor, dy], w.dtype);
+    launch(gpu, variant, Product::InputGrad, [m, n, k], operands, dx)
 }
 
 /// `dw += xᵀ·dy`; adds into `dw`.
@@ -155,7 +203,8 @@ pub fn backward_weight(
         ));
     }
     // dW[K, N] = Xᵀ[K, M] · dY[M, N]: the product's inner dimension is M.
-    launch(gpu, variant, Product::WeightGrad, [k, m, n], [x, dy, x], dw)
+    let operands = ([x, dy, x], Dtype::F32);
+    launch(gpu, variant, Product::WeightGrad, [k, m, n], operands, dw)
 }
 
 /// `db += colsum(dy)`; adds into `db`.
@@ -193,13 +242,14 @@ pub fn backward_bias(gpu: &Gpu, dy: &Tensor, db: &Tensor) -> Result<Dispatch> {
 /// than that.
 const THIN_ROWS: usize = 8;
 
-/// Builds the dispatch computing `c (+)= op(a)·op(b) (+ bias)` for the product's `[m, k, n]`.
+/// Builds the dispatch computing `c (+)= op(a)·op(b) (+ bias)` for the product's `[m, k, n]`, `b`
+/// stored in `b_dtype`.
 fn launch(
     gpu: &Gpu,
     variant: Variant,
     product: Product,
     [m, k, n]: [usize; 3],
-    [a, b, bias]: [&Tensor; 3],
+    ([a, b, bias], b_dtype): ([&Tensor; 3], Dtype),
     c: &Tensor,
 ) -> Result<Dispatch> {
     if !variant.supported(gpu) {
@@ -219,6 +269,7 @@ fn launch(
         .iter()
         .map(|&(name, on)| (name, on as u32 as f64))
         .collect();
+    constants.push(("dtype", b_dtype.code() as f64));
     let (shader, entry, workgroups) = match variant {
         Variant::Tiled => {
             const TILE: usize = 16;
@@ -230,7 +281,9 @@ fn launch(
             )
         }
         Variant::Cpu { lanes } => {
-            cpu_kernel(gpu, variant, lanes, product, [m, k, n], &mut constants)?
+            let packed = b_dtype != Dtype::F32;
+            let shape = [m, k, n];
+            cpu_kernel(gpu, variant, lanes, product, shape, packed, &mut constants)?
         }
         Variant::Gpu => {
             const THREADS: usize = 16;
@@ -296,6 +349,7 @@ fn cpu_kernel(
     lanes: u32,
     product: Product,
     [m, k, n]: [usize; 3],
+    b_packed: bool,
     constants: &mut Vec<(&'static str, f64)>,
 ) -> Result<(Shader, &'static str, [usize; 3])> {
     if gpu.is_cpu() && k.div_ceil(4) > CPU_LOOP_LIMIT {
@@ -307,10 +361,10 @@ fn cpu_kernel(
             adapter: gpu.info().name.clone(),
         });
     }
-    // The vec4 views need the contiguous axes of op(A), op(B) and C in fours.
+    // The vec4 views need the contiguous axes of op(A), op(B) and C in fours, and B in f32.
     let a_axis = if product == Product::WeightGrad { m } else { k };
     let b_axis = if product == Product::InputGrad { k } else { n };
-    let vec4 = [a_axis, b_axis, n].iter().all(|d| d % 4 == 0);
+    let vec4 = !b_packed && [a_axis, b_axis, n].iter().all(|d| d % 4 == 0);
     // Few rows (a decode step): blocks of 4 rows, op(A) not shared (see matmul_cpu_thin), up to 64
     // invocations of 4 columns per workgroup, spread evenly over the column blocks in whole 8-lane SIMD
     // vectors: idle lanes cost as much as busy ones on a CPU.

@@ -1,5 +1,5 @@
 //! Products of a few rows with a weight matrix that is read once: a decode step (M ≤ [`MAX_ROWS`]).
-//! Memory-bound, so the weights may be stored in 16 bits ([`Dtype`], packed two per word); `x`, `b`
+//! Memory-bound, so the weights may be stored in 16 bits ([`crate::dtype::Dtype`], packed two per word); `x`, `b`
 //! and `y` are f32 and every sum accumulates in f32.
 //!
 //! - [`forward`]: `x: [M, K], w: [K, N], b: [N] -> y: [M, N]`, `y = x·w + b` (writes `y`): the linear
@@ -13,10 +13,10 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use crate::dtype::Dtype;
 use crate::error::{Error, Result};
 use crate::gpu::{Binding, Dispatch, Gpu, Kernel, Shader, Tensor};
-use crate::kernels::check::{expect_len, matrix_dims, rows, to_u32};
+use crate::kernels::check::{expect_len, rows, to_u32};
+pub use crate::kernels::weights::Weights;
 
 pub const SHADER: Shader = crate::shader!("matvec", ["dtype"]);
 
@@ -33,49 +33,6 @@ struct Params {
     n: u32,
     y_cols: u32,
     y_first: u32,
-}
-
-/// A weight matrix as stored: `rows × cols` values of `dtype`, row-major, in `tensor`'s `u32` words as
-/// [`crate::dtype`] packs them (an f32 matrix is its own 2-D tensor).
-#[derive(Clone, Copy, Debug)]
-pub struct Weights<'a> {
-    pub tensor: &'a Tensor,
-    pub dtype: Dtype,
-    pub rows: usize,
-    pub cols: usize,
-}
-
-impl<'a> Weights<'a> {
-    /// An f32 matrix: the 2-D tensor `[rows, cols]`.
-    pub fn f32(tensor: &'a Tensor) -> Result<Self> {
-        let (rows, cols) = matrix_dims("matvec weights", tensor)?;
-        Ok(Weights {
-            tensor,
-            dtype: Dtype::F32,
-            rows,
-            cols,
-        })
-    }
-
-    /// `rows × cols` values of `dtype` packed in `tensor`, which holds exactly their words.
-    pub fn packed(tensor: &'a Tensor, dtype: Dtype, rows: usize, cols: usize) -> Result<Self> {
-        expect_len(
-            &format!("matvec {} weights [{rows}, {cols}]", dtype.name()),
-            tensor,
-            dtype.words(rows * cols),
-        )?;
-        Ok(Weights {
-            tensor,
-            dtype,
-            rows,
-            cols,
-        })
-    }
-
-    /// Whether every row starts on a vec4 of words (the `_vec4` entry points' view).
-    fn rows_in_vec4s(&self) -> bool {
-        self.cols.is_multiple_of(4 * self.dtype.per_word())
-    }
 }
 
 /// `y = x·w (+ b)`, `w: [K, N]`; writes `y`.

@@ -17,6 +17,7 @@ pub mod matmul;
 pub mod matvec;
 pub mod residual;
 pub mod rmsnorm;
+pub mod weights;
 
 use crate::gpu::Shader;
 

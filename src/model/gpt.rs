@@ -4,6 +4,7 @@
 use rand::{Rng, SeedableRng};
 
 use crate::contract::{check_token_ids, AdamWConfig};
+use crate::dtype::Dtype;
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Tensor};
 use crate::graph::planner::ArenaLayout;
@@ -25,6 +26,8 @@ pub struct KvCaches {
     sequences: usize,
     /// Layer `l`'s keys at [`cache_index`]`(l, false)`, its values at `(l, true)`.
     tensors: Vec<Tensor>,
+    /// The dtype of their values.
+    dtype: Dtype,
 }
 
 impl KvCaches {
@@ -32,7 +35,8 @@ impl KvCaches {
         self.sequences
     }
 
-    /// Layer `layer`'s `[keys, values]`, each `[N, ctx, Hkv·D]` (for looking at, e.g. in tests).
+    /// Layer `layer`'s `[keys, values]`, each `[N, ctx, Hkv·D]` values, in `[N, ctx, Hkv·D / 2]`
+    /// words when the model is in 16 bits (for looking at, e.g. in tests).
     pub fn layer(&self, layer: usize) -> Option<[&Tensor; 2]> {
         let keys = self.tensors.get(cache_index(layer, false))?;
         Some([keys, self.tensors.get(cache_index(layer, true))?])
@@ -42,8 +46,11 @@ impl KvCaches {
 pub struct Gpt {
     pub config: GptConfig,
     shared: Shared,
-    /// How the parameters are split into pieces (see [`GptConfig::pieces`]), one per view of `shared`.
+    /// How the parameters are split into pieces (see [`GptConfig::pieces`]), one per view of `shared`,
+    /// and the dtype each is stored in.
     pieces: Vec<Piece>,
+    /// The dtype of the matrices (f32: the model trains; 16 bits: inference only).
+    dtype: Dtype,
     /// Elements of the largest storage binding the model's tensors may take.
     max_binding: usize,
 }
@@ -53,7 +60,7 @@ impl Gpt {
     pub fn init(gpu: &Gpu, config: &GptConfig, seed: u64) -> Result<Self> {
         // Refuse what the adapter cannot hold before drawing (possibly billions of) values.
         config.validate()?;
-        arena_layout(gpu, config, max_binding(gpu))?;
+        arena_layout(gpu, config, max_binding(gpu), Dtype::F32)?;
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         let params: Vec<Vec<f32>> = config
             .params()
@@ -81,9 +88,35 @@ impl Gpt {
         params: &[Vec<f32>],
         max_binding: usize,
     ) -> Result<Self> {
+        Self::stored(gpu, config, params, Dtype::F32, max_binding)
+    }
+
+    /// A model for inference holding `params` with its matrices (the parameters of two or more
+    /// dimensions: embeddings and weights) stored in `dtype`, rounded to nearest: in 16 bits the GPU
+    /// holds only their 16-bit words, and the products widen them as they read (f32 sums); its
+    /// key/value caches ([`Gpt::kv_caches`]) are in `dtype` too. Norm gains and biases, a few thousand
+    /// values, stay f32, and so do the activations. In 16 bits it evaluates, samples and inspects, and
+    /// refuses to train.
+    pub fn for_inference(
+        gpu: &Gpu,
+        config: &GptConfig,
+        params: &[Vec<f32>],
+        dtype: Dtype,
+    ) -> Result<Self> {
+        Self::stored(gpu, config, params, dtype, max_binding(gpu))
+    }
+
+    /// [`Gpt::for_inference`] as [`Gpt::with_max_binding`] splits it (for tests).
+    pub fn stored(
+        gpu: &Gpu,
+        config: &GptConfig,
+        params: &[Vec<f32>],
+        dtype: Dtype,
+        max_binding: usize,
+    ) -> Result<Self> {
         config.validate()?;
         let max_binding = max_binding.min(self::max_binding(gpu));
-        let (pieces, layout) = arena_layout(gpu, config, max_binding)?;
+        let (pieces, layout) = arena_layout(gpu, config, max_binding, dtype)?;
         let specs = config.params();
         if params.len() != specs.len() {
             return Err(Error::shape(
@@ -98,23 +131,50 @@ impl Gpt {
                     format!("{} values for shape {:?}", data.len(), spec.shape),
                 ));
             }
+            if spec.shape.len() >= 2 {
+                check_range(&spec.name, data, dtype)?;
+            }
         }
         let tensors: Vec<ArenaTensor> = (pieces.iter())
             .map(|piece| ArenaTensor {
-                len: piece.len(),
+                len: piece.words(),
                 decay: specs[piece.param].decays(),
             })
             .collect();
-        let shared = Shared::new(gpu, &layout, &tensors)?;
+        // Only f32 weights train (see `Gpt::trains`).
+        let shared = Shared::new(gpu, &layout, &tensors, dtype == Dtype::F32)?;
         for (piece, view) in pieces.iter().zip(&shared.params) {
-            gpu.write(view, &params[piece.param][piece.offset()..][..piece.len()])?;
+            let values = &params[piece.param][piece.offset()..][..piece.len()];
+            match piece.dtype {
+                Dtype::F32 => gpu.write(view, values)?,
+                half => gpu.write(view, &half.pack(values))?,
+            }
         }
         Ok(Gpt {
             config: config.clone(),
             shared,
             pieces,
+            dtype,
             max_binding,
         })
+    }
+
+    /// Whether the model has training plans (its weights in f32).
+    pub fn trains(&self) -> bool {
+        self.dtype == Dtype::F32
+    }
+
+    /// The graph of `mode` over this model's pieces (their dtypes included).
+    fn graph(&self, batch: usize, seq: usize, micros: usize, mode: Mode) -> Result<ModelGraph> {
+        if mode == Mode::Train && !self.trains() {
+            return Err(Error::Invalid(format!(
+                "a model whose weights are stored in {} is for inference only; train in f32",
+                self.dtype.name()
+            )));
+        }
+        let mut model = build_micro(&self.config, batch, seq, micros, mode, self.max_binding)?;
+        model.graph.pieces.clone_from(&self.pieces);
+        Ok(model)
     }
 
     /// How many buffers each arena takes (more than one when the parameters exceed one binding).
@@ -126,7 +186,8 @@ impl Gpt {
     fn read_pieces(&self, gpu: &Gpu, views: &[Tensor]) -> Result<Vec<Vec<f32>>> {
         let mut out: Vec<Vec<f32>> = vec![Vec::new(); self.config.params().len()];
         for (piece, view) in self.pieces.iter().zip(views) {
-            out[piece.param].extend(gpu.read::<f32>(view)?);
+            let words = gpu.read::<u32>(view)?;
+            out[piece.param].extend(piece.dtype.unpack(&words, piece.len()));
         }
         Ok(out)
     }
@@ -171,9 +232,8 @@ impl Gpt {
         optimizer: &Optimizer,
     ) -> Result<(Plan, ModelGraph)> {
         self.check_seq(seq)?;
-        let max_binding = self.max_binding;
         let all = micros * shards;
-        let mut model = build_micro(&self.config, batch, seq, all, Mode::Train, max_binding)?;
+        let mut model = self.graph(batch, seq, all, Mode::Train)?;
         // Also without clipping: the trainer checks the norm for NaN and infinity.
         model.graph.push(Op::GradNorm {
             max_norm: optimizer.max_norm,
@@ -201,7 +261,7 @@ impl Gpt {
     /// The plan of an evaluation: forward and loss, no dropout, over the same parameters.
     pub fn eval_plan(&self, gpu: &Gpu, batch: usize, seq: usize) -> Result<(Plan, ModelGraph)> {
         self.check_seq(seq)?;
-        let model = build(&self.config, batch, seq, Mode::Eval, self.max_binding)?;
+        let model = self.graph(batch, seq, 1, Mode::Eval)?;
         let plan = Plan::compile(
             gpu,
             &model.graph,
@@ -223,7 +283,7 @@ impl Gpt {
         capture: impl FnOnce(&ModelGraph) -> Vec<TensorId>,
     ) -> Result<(Plan, ModelGraph)> {
         self.check_seq(seq)?;
-        let model = build(&self.config, 1, seq, Mode::Inspect, self.max_binding)?;
+        let model = self.graph(1, seq, 1, Mode::Inspect)?;
         let keep = capture(&model);
         let plan = Plan::compile(
             gpu,
@@ -240,7 +300,7 @@ impl Gpt {
     /// the gradients of one batch, read with [`Gpt::read_grads`], the parameters untouched.
     pub fn gradient_plan(&self, gpu: &Gpu, batch: usize, seq: usize) -> Result<(Plan, ModelGraph)> {
         self.check_seq(seq)?;
-        let model = build(&self.config, batch, seq, Mode::Train, self.max_binding)?;
+        let model = self.graph(batch, seq, 1, Mode::Train)?;
         let plan = Plan::compile(
             gpu,
             &model.graph,
@@ -254,14 +314,21 @@ impl Gpt {
 
     /// Zeroed key/value caches for `sequences` sequences generated together, each `[N, ctx, Hkv·D]`
     /// (a key and a value cache per layer), for the prefill and decode plans to share; an error naming
-    /// the storage binding limit when one cache exceeds it (fewer sequences fit).
+    /// the storage binding limit when one cache exceeds it (fewer sequences fit). They store their
+    /// values in the model's dtype (f32 when a 16-bit row would be an odd Hkv·D values).
     pub fn kv_caches(&self, gpu: &Gpu, sequences: usize) -> Result<KvCaches> {
         if sequences == 0 {
             return Err(Error::Invalid(
                 "generation needs at least one sequence".into(),
             ));
         }
-        let shape = cache_shape(&self.config, sequences);
+        let mut shape = cache_shape(&self.config, sequences);
+        let width = shape[2];
+        let dtype = match width % 2 {
+            0 => self.dtype,
+            _ => Dtype::F32,
+        };
+        shape[2] = dtype.words(width);
         let len: usize = shape.iter().product();
         if len > self.max_binding {
             return Err(Error::Limit {
@@ -275,7 +342,11 @@ impl Gpt {
         let tensors = (0..2 * self.config.n_layer)
             .map(|i| gpu.zeros(&format!("kv cache {i}"), &shape))
             .collect::<Result<_>>()?;
-        Ok(KvCaches { sequences, tensors })
+        Ok(KvCaches {
+            sequences,
+            tensors,
+            dtype,
+        })
     }
 
     /// The plan of one generation step for the sequences of `caches`: each one's new token's forward
@@ -284,7 +355,7 @@ impl Gpt {
     /// ([`Plan::run_and_read`]).
     pub fn decode_plan(&self, gpu: &Gpu, caches: &KvCaches) -> Result<(Plan, ModelGraph)> {
         let n = caches.sequences;
-        let model = build(&self.config, n, 1, Mode::Decode, self.max_binding)?;
+        let model = self.graph(n, 1, 1, Mode::Decode)?;
         self.generation_plan(gpu, model, caches)
     }
 
@@ -308,7 +379,7 @@ impl Gpt {
             )));
         }
         let mode = Mode::Prefill { sequences };
-        let model = build(&self.config, prompts, seq, mode, self.max_binding)?;
+        let model = self.graph(prompts, seq, 1, mode)?;
         self.generation_plan(gpu, model, caches)
     }
 
@@ -316,9 +387,10 @@ impl Gpt {
     fn generation_plan(
         &self,
         gpu: &Gpu,
-        model: ModelGraph,
+        mut model: ModelGraph,
         caches: &KvCaches,
     ) -> Result<(Plan, ModelGraph)> {
+        model.graph.cache_dtype = caches.dtype;
         let plan = Plan::compile(
             gpu,
             &model.graph,
@@ -405,6 +477,7 @@ fn arena_layout(
     gpu: &Gpu,
     config: &GptConfig,
     max_binding: usize,
+    dtype: Dtype,
 ) -> Result<(Vec<Piece>, ArenaLayout)> {
     let limit = |what: String, needed: usize| Error::Limit {
         what,
@@ -413,15 +486,35 @@ fn arena_layout(
         allowed: 4 * max_binding as u64,
         adapter: gpu.info().name.clone(),
     };
-    let pieces = config
+    let mut pieces = config
         .pieces(max_binding)
         .map_err(|e| limit(e.to_string(), 0))?;
-    let lens: Vec<usize> = pieces.iter().map(|p| p.len()).collect();
+    let specs = config.params();
+    for piece in &mut pieces {
+        if specs[piece.param].shape.len() >= 2 {
+            piece.dtype = dtype;
+        }
+    }
+    let lens: Vec<usize> = pieces.iter().map(Piece::words).collect();
     let layout = ArenaLayout::pack(&lens, max_binding).map_err(|_| {
         let largest = lens.iter().max().copied().unwrap_or(0);
         limit("a parameter tensor".into(), largest)
     })?;
     Ok((pieces, layout))
+}
+
+/// An error when parameter `name` holds a finite value that `dtype` cannot (past f16's largest,
+/// 65504: it would become infinite).
+fn check_range(name: &str, values: &[f32], dtype: Dtype) -> Result<()> {
+    const F16_MAX: f32 = 65504.0;
+    let beyond = values.iter().find(|v| v.is_finite() && v.abs() > F16_MAX);
+    match (dtype, beyond) {
+        (Dtype::F16, Some(v)) => Err(Error::Invalid(format!(
+            "{name} holds {v}, beyond f16's range (±{F16_MAX}); load the model with --dtype bf16 \
+             or f32"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// A standard normal sample (Box–Muller), so initialization needs no distribution crate.

@@ -2,6 +2,7 @@
 //! `GPT2LMHeadModel.save_pretrained` writes them (weights `[in, out]`), with their initialization and
 //! whether AdamW decays them.
 
+use crate::dtype::Dtype;
 use crate::error::{Error, Result};
 use crate::graph::Piece;
 use crate::model::{GptConfig, Norm};
@@ -130,6 +131,7 @@ impl GptConfig {
                     param,
                     first_row: 0,
                     shape: spec.shape.clone(),
+                    dtype: Dtype::F32,
                 });
                 continue;
             }
@@ -145,6 +147,7 @@ impl GptConfig {
                     param,
                     first_row,
                     shape,
+                    dtype: Dtype::F32,
                 });
             }
         }

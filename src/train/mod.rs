@@ -19,7 +19,7 @@ pub use state::{
     checkpoint_files, latest_checkpoint, resume, saved_moments, saved_state, LATEST_DIR,
 };
 pub use stop::Stop;
-pub use trainer::{Exchange, StepTimeline, Trainer};
+pub use trainer::{validation_loss, Exchange, StepTimeline, Trainer};
 
 /// What the loop reports as it goes.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -108,7 +108,7 @@ impl<'a> Trainer<'a> {
             ranks,
             train: BatchSampler::new(train, b * micros, t, seed)?,
             train_eval: BatchSampler::new(train, b, t, seed)?,
-            val: BatchSampler::new(val, b, t, seed ^ 0x5eed)?,
+            val: BatchSampler::new(val, b, t, val_seed(seed))?,
             model,
             settings,
             train_plan,
@@ -340,32 +340,16 @@ impl<'a> Trainer<'a> {
     /// Mean loss over `eval_steps` batches of the training (`val = false`) or validation split, with
     /// the evaluation plan (no dropout). The same batches at every evaluation, so curves compare.
     pub fn evaluate(&self, val: bool) -> Result<f32> {
-        self.evaluate_with(val, |_| {})
-    }
-
-    /// [`Trainer::evaluate`], calling `done` with the batches done after each (for a progress bar).
-    pub fn evaluate_with(&self, val: bool, mut done: impl FnMut(u32)) -> Result<f32> {
         let sampler = if val { &self.val } else { &self.train_eval };
-        let (n, rank) = (self.ranks.size(), self.ranks.rank());
-        let mut total = [0.0f64];
-        for i in 0..self.settings.eval_steps.max(1) {
-            let batch = sampler.batch(u64::MAX - i as u64);
-            // This rank's rows of the batch (all of it alone); the ranks' equal shares average.
-            let len = batch.inputs.len() / n;
-            let rows = rank * len..(rank + 1) * len;
-            self.eval_plan.set_batch(
-                self.gpu,
-                &StepInputs {
-                    tokens: &batch.inputs[rows.clone()],
-                    targets: &batch.targets[rows],
-                },
-            )?;
-            let loss = self.eval_plan.run(self.gpu, true)?.unwrap_or(f32::NAN);
-            total[0] += loss as f64;
-            done(i + 1);
-        }
-        self.ranks.sum_f64(&mut total)?;
-        let loss = (total[0] / n as f64 / self.settings.eval_steps.max(1) as f64) as f32;
+        let steps = self.settings.eval_steps;
+        let loss = mean_loss(
+            self.gpu,
+            self.ranks,
+            &self.eval_plan,
+            sampler,
+            steps,
+            |_| {},
+        )?;
         if !loss.is_finite() {
             return Err(Error::Diverged(format!(
                 "training diverged: the {} loss became {loss} at step {} ({}); stopped without saving over the last checkpoint. Lower the learning rate, clip the gradient norm, or check the data",
@@ -435,4 +419,65 @@ fn out_of_memory(error: Error, gpu: &Gpu, model: &Gpt, settings: &Settings) -> E
 /// still draw different masks (and seeds below 2³² keep their own value).
 fn dropout_seed(seed: u64) -> u32 {
     (seed ^ (seed >> 32)) as u32
+}
+
+/// The seed of the validation batches of a run seeded with `seed`.
+fn val_seed(seed: u64) -> u64 {
+    seed ^ 0x5eed
+}
+
+/// The mean loss of `plan` over `steps` (at least one) batches of `sampler`, the same batches at every
+/// call: this rank's rows of each, the ranks' equal shares averaged. Calls `done` with the batches done
+/// after each.
+fn mean_loss(
+    gpu: &Gpu,
+    ranks: &dyn Collective,
+    plan: &Plan,
+    sampler: &BatchSampler,
+    steps: u32,
+    mut done: impl FnMut(u32),
+) -> Result<f32> {
+    let (n, rank) = (ranks.size(), ranks.rank());
+    let mut total = [0.0f64];
+    for i in 0..steps.max(1) {
+        let batch = sampler.batch(u64::MAX - i as u64);
+        // This rank's rows of the batch (all of it alone).
+        let len = batch.inputs.len() / n;
+        let rows = rank * len..(rank + 1) * len;
+        plan.set_batch(
+            gpu,
+            &StepInputs {
+                tokens: &batch.inputs[rows.clone()],
+                targets: &batch.targets[rows],
+            },
+        )?;
+        let loss = plan.run(gpu, true)?.unwrap_or(f32::NAN);
+        total[0] += loss as f64;
+        done(i + 1);
+    }
+    ranks.sum_f64(&mut total)?;
+    Ok((total[0] / n as f64 / steps.max(1) as f64) as f32)
+}
+
+/// The mean validation loss of a saved `model` as a trainer with `settings` evaluates it (the same
+/// batches of `val`), without a training plan: a model in any dtype, at the memory of its evaluation
+/// plan alone. Calls `done` with the batches done after each.
+pub fn validation_loss(
+    gpu: &Gpu,
+    model: &Gpt,
+    settings: &Settings,
+    val: &[u32],
+    done: impl FnMut(u32),
+) -> Result<f32> {
+    settings.validate()?;
+    let (b, t) = (settings.batch, settings.seq);
+    let (plan, _) = model.eval_plan(gpu, b, t)?;
+    let sampler = BatchSampler::new(val, b, t, val_seed(settings.seed))?;
+    let loss = mean_loss(gpu, &SINGLE, &plan, &sampler, settings.eval_steps, done)?;
+    if !loss.is_finite() {
+        return Err(Error::Diverged(format!(
+            "the validation loss is {loss}: the model's weights or the data are broken"
+        )));
+    }
+    Ok(loss)
 }
