@@ -12,10 +12,11 @@ use wgpt::Tensor;
 use crate::common::{assert_gradient, assert_within, gpu, project, random, F32_EPS};
 
 /// (B, T, ctx, V, C): a single token, T = 1, T < ctx, T = ctx, widths not multiples of the 64-column
-/// workgroup, V = 50257, and a GPT block's B·T = 768 rows at C = 768. C = 128 and 768 take the vec4
-/// entry points, the primes the scalar ones.
-const SHAPES: [(usize, usize, usize, usize, usize); 6] = [
+/// workgroup, V = 50257, and a GPT block's B·T = 768 rows at C = 768. C = 8, 128 and 768 take the vec4
+/// entry points (C = 8 small enough for the browser's exported cases), the primes the scalar ones.
+const SHAPES: [(usize, usize, usize, usize, usize); 7] = [
     (1, 1, 1, 65, 65),
+    (2, 3, 4, 65, 8),
     (3, 1, 4, 50257, 97),
     (2, 5, 8, 65, 97),
     (4, 16, 16, 50257, 65),

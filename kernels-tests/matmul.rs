@@ -12,10 +12,11 @@ use crate::common::{assert_gradient, assert_within, gpu, project, random, F32_EP
 /// (M, K, N): single elements, primes, sizes that are not multiples of any tile, odd leftovers in every
 /// dimension, a GPT layer shape with a 65-character vocabulary, GPT-2's 50257-token vocabulary, more
 /// than 4096 rows (B·T of a real batch; the weight gradient's inner dimension), few rows in fours
-/// (the cpu variant's thin kernels: M ≤ 8, two 4-row blocks, the second partial), and products wide
+/// (the cpu variant's thin kernels: M ≤ 8, two 4-row blocks, the second partial; 6×12×20 through their
+/// vec4 views, small enough for the browser's exported cases), and products wide
 /// enough for the cpu variant's 32-invocation workgroups (the input gradient of 256×384×64 through the
 /// vec4 views, the forward of 520×33×1024 through the scalar ones).
-const SHAPES: [(usize, usize, usize); 15] = [
+const SHAPES: [(usize, usize, usize); 16] = [
     (1, 1, 1),
     (1, 97, 65),
     (65, 97, 1),
@@ -29,6 +30,7 @@ const SHAPES: [(usize, usize, usize); 15] = [
     (3, 24, 50257),
     (4099, 8, 12),
     (5, 64, 384),
+    (6, 12, 20),
     (256, 384, 64),
     (520, 33, 1024),
 ];

@@ -5,8 +5,8 @@
 //!
 //! The cases come from the kernel tests themselves (`WGPT_EXPORT_CASES`, see `src/gpu/export.rs`); the
 //! page in `web/` runs them and POSTs its results back to the test's server, so no DevTools client is
-//! needed. A missing browser fails the test; a case the browser's adapter cannot run (a feature it
-//! lacks) is named in the output.
+//! needed. A missing browser fails the test, and so does an entry point that no exported case runs; a
+//! case the browser's adapter cannot run (a feature it lacks) is named in the output.
 
 #[path = "../web/serve.rs"]
 mod serve;
@@ -78,6 +78,37 @@ fn chromium() -> PathBuf {
     path
 }
 
+/// `module/entry` for each entry point that a shader module defines in its own file (not in a file it
+/// is composed with) and that no exported case dispatches: the browser would compile it but never run
+/// it.
+fn entry_points_without_a_case(cases: &Path) -> Vec<String> {
+    let mut dispatched = std::collections::BTreeSet::new();
+    for file in std::fs::read_dir(cases).expect("the exported cases") {
+        let text = std::fs::read_to_string(file.expect("a case file").path()).expect("a case");
+        let case: Value = serde_json::from_str(&text).expect("a case is JSON");
+        for d in case["dispatches"].as_array().into_iter().flatten() {
+            let [kernel, entry] = ["kernel", "entry"].map(|k| d[k].as_str().unwrap_or(""));
+            dispatched.insert(format!("{kernel}/{entry}"));
+        }
+    }
+    let mut missing = Vec::new();
+    for shader in wgpt::kernels::SHADERS {
+        let own =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("shaders/{}.wgsl", shader.name));
+        let own =
+            std::fs::read_to_string(&own).unwrap_or_else(|e| panic!("{}: {e}", own.display()));
+        let module = naga::front::wgsl::parse_str(shader.source)
+            .unwrap_or_else(|e| panic!("{}: {}", shader.name, e.emit_to_string(shader.source)));
+        for entry in &module.entry_points {
+            let name = format!("{}/{}", shader.name, entry.name);
+            if own.contains(&format!("fn {}(", entry.name)) && !dispatched.contains(&name) {
+                missing.push(name);
+            }
+        }
+    }
+    missing
+}
+
 #[test]
 fn every_kernel_case_matches_the_reference_in_chromium_webgpu() {
     chromium();
@@ -122,6 +153,12 @@ fn every_kernel_case_matches_the_reference_in_chromium_webgpu() {
     for (why, n) in tally("skipped", "note") {
         eprintln!("  skipped {n}: {why}");
     }
+    let uncovered = entry_points_without_a_case(&cases);
+    assert!(
+        uncovered.is_empty(),
+        "entry points with no exported case (each needs a kernel test shape under the export's size cap): {}",
+        uncovered.join(", ")
+    );
     let failures: Vec<String> = of("fail")
         .map(|r| format!("{} [{}]: {}", r["name"], r["kernel"], r["note"]))
         .collect();
