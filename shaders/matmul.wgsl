@@ -10,7 +10,15 @@
 //   weight grad   dW += Xᵀ·dY      A = X stored [M', K'] read as Xᵀ (trans_a), accumulate
 // and `matmul_bias_backward` adds colsum(dY) into db.
 //
-// Bindings (same order in every entry point): a, b, bias, c, params. Entry points whose names end in
+// Epilogues (the `epilogue` switch) finish the stored value v = op(A)·op(B) (+ bias) with the next
+// elementwise op of the graph, saving its dispatch and a pass over C:
+//   EPILOGUE_GELU       forward: c = v (the pre-activation, kept for the backward), aux = gelu(v)
+//   EPILOGUE_RESIDUAL   forward: c = aux + v (the residual stream plus the branch)
+//   EPILOGUE_GELU_GRAD  input grad: c = gelu_grad(aux, v) (aux the pre-activation: dX of GELU's input)
+// Each evaluates the same f32 expressions as the separate gelu and residual kernels (gelu_math.wgsl), so
+// a fused step gives the same bits as an unfused one.
+//
+// Bindings (same order in every entry point): a, b, bias, c, aux, params. Entry points whose names end in
 // a variant (`_tiled`, `_gpu`, `_cpu`, `_cpu_vec4`, and `_cpu_subgroup*` in matmul_subgroup.wgsl) compute
 // the same thing; src/kernels/matmul.rs picks one.
 
@@ -25,12 +33,19 @@ struct Params {
 @group(0) @binding(1) var<storage, read> b: array<f32>;
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;
-@group(0) @binding(4) var<uniform> params: Params;
+// The epilogue's second tensor (any tensor, unread, without one); read_write for EPILOGUE_GELU's output.
+@group(0) @binding(4) var<storage, read_write> aux: array<f32>;
+@group(0) @binding(5) var<uniform> params: Params;
 
 override trans_a: bool = false;
 override trans_b: bool = false;
 override accumulate: bool = false;
 override has_bias: bool = false;
+// 0: none; else one of these.
+override epilogue: u32 = 0u;
+const EPILOGUE_GELU: u32 = 1u;
+const EPILOGUE_RESIDUAL: u32 = 2u;
+const EPILOGUE_GELU_GRAD: u32 = 3u;
 
 fn load_a(row: u32, kk: u32) -> f32 {
     if trans_a {
@@ -46,7 +61,7 @@ fn load_b(kk: u32, col: u32) -> f32 {
     return b[kk * params.n + col];
 }
 
-// Adds the bias and the previous value as asked, then stores one element of C.
+// Adds the bias and the previous value as asked, applies the epilogue, then stores one element of C.
 fn store_c(row: u32, col: u32, sum: f32) {
     var v = sum;
     if has_bias {
@@ -55,6 +70,13 @@ fn store_c(row: u32, col: u32, sum: f32) {
     let i = row * params.n + col;
     if accumulate {
         v += c[i];
+    }
+    if epilogue == EPILOGUE_GELU {
+        aux[i] = gelu(vec4(v)).x;
+    } else if epilogue == EPILOGUE_RESIDUAL {
+        v = aux[i] + v;
+    } else if epilogue == EPILOGUE_GELU_GRAD {
+        v = gelu_grad(vec4(aux[i]), vec4(v)).x;
     }
     c[i] = v;
 }
@@ -119,6 +141,7 @@ override cpu_width: u32 = 8u;
 @group(0) @binding(0) var<storage, read> a4: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> b4: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> c4: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> aux4: array<vec4<f32>>;
 
 alias Block = array<vec4<f32>, 8>;
 alias Rows4 = array<vec4<f32>, 4>;
@@ -240,6 +263,13 @@ fn cpu_store_row_vec4(row: u32, col: u32, v: vec4<f32>) {
     }
     if accumulate {
         out += c4[i];
+    }
+    if epilogue == EPILOGUE_GELU {
+        aux4[i] = gelu(out);
+    } else if epilogue == EPILOGUE_RESIDUAL {
+        out = aux4[i] + out;
+    } else if epilogue == EPILOGUE_GELU_GRAD {
+        out = gelu_grad(aux4[i], out);
     }
     c4[i] = out;
 }

@@ -5,6 +5,12 @@
 //! - [`backward_weight`]: `x: [M, K], dy: [M, N] -> dw: [K, N]`, `dw += xᵀ·dy` (adds into `dw`).
 //! - [`backward_bias`]: `dy: [M, N] -> db: [N]`, `db += colsum(dy)` (adds into `db`).
 //!
+//! Fused with the graph's next elementwise op (the same f32 expressions as the `gelu` and `residual`
+//! kernels, so the same bits, one dispatch and one pass over the output fewer):
+//! - [`forward_gelu`]: writes `pre = x·w + b` and `y = gelu(pre)` (an MLP's first product).
+//! - [`forward_residual`]: `y = r + (x·w + b)` (a projection into the residual stream `r`; writes `y`).
+//! - [`backward_input_gelu`]: `dpre = (dy·wᵀ) · gelu'(pre)`, the gradient of the GELU's input (writes it).
+//!
 //! `x` and `dy` may have any leading shape (`[B, T, C]`): their last dimension is the feature axis and the
 //! rest are rows. Operands are read as stored; the transposes are in the indexing.
 
@@ -15,10 +21,10 @@ use crate::gpu::{Binding, Dispatch, Gpu, Kernel, Shader, Tensor};
 use crate::kernels::check::{expect_len, expect_shape, matrix_dims, rows, to_u32};
 use crate::kernels::grid::lane_workgroup;
 
-pub const SHADER: Shader = crate::shader!("matmul");
+pub const SHADER: Shader = crate::shader!("matmul", ["gelu_math"]);
 /// The subgroup entry points, apart because naga validates a whole module and subgroup operations need
 /// the device's SUBGROUP feature.
-pub const SUBGROUP_SHADER: Shader = crate::shader!("matmul_subgroup", ["matmul"]);
+pub const SUBGROUP_SHADER: Shader = crate::shader!("matmul_subgroup", ["gelu_math", "matmul"]);
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
@@ -96,6 +102,45 @@ enum Product {
     WeightGrad,
 }
 
+/// What the store of C does besides adding the bias: the shader's `epilogue` switch and its tensor.
+#[derive(Clone, Copy)]
+enum Epilogue<'a> {
+    None,
+    /// C is the pre-activation; `out = gelu(C)`.
+    Gelu {
+        out: &'a Tensor,
+    },
+    /// C = `stream` + the product.
+    Residual {
+        stream: &'a Tensor,
+    },
+    /// C = the product · gelu'(`pre`).
+    GeluGrad {
+        pre: &'a Tensor,
+    },
+}
+
+impl<'a> Epilogue<'a> {
+    fn switch(self) -> u32 {
+        match self {
+            Epilogue::None => 0,
+            Epilogue::Gelu { .. } => 1,
+            Epilogue::Residual { .. } => 2,
+            Epilogue::GeluGrad { .. } => 3,
+        }
+    }
+
+    /// The `aux` binding: the epilogue's tensor, or `c` again (unread).
+    fn tensor(self, c: &'a Tensor) -> &'a Tensor {
+        match self {
+            Epilogue::None => c,
+            Epilogue::Gelu { out } => out,
+            Epilogue::Residual { stream } => stream,
+            Epilogue::GeluGrad { pre } => pre,
+        }
+    }
+}
+
 /// `y = x·w (+ b)`; writes `y`.
 pub fn forward(
     gpu: &Gpu,
@@ -104,6 +149,46 @@ pub fn forward(
     w: &Tensor,
     b: Option<&Tensor>,
     y: &Tensor,
+) -> Result<Dispatch> {
+    forward_with(gpu, variant, x, w, b, y, Epilogue::None)
+}
+
+/// `pre = x·w (+ b)` and `y = gelu(pre)`; writes both.
+pub fn forward_gelu(
+    gpu: &Gpu,
+    variant: Variant,
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    pre: &Tensor,
+    y: &Tensor,
+) -> Result<Dispatch> {
+    expect_len("matmul forward gelu output", y, pre.len())?;
+    forward_with(gpu, variant, x, w, b, pre, Epilogue::Gelu { out: y })
+}
+
+/// `y = r + (x·w (+ b))`; writes `y`.
+pub fn forward_residual(
+    gpu: &Gpu,
+    variant: Variant,
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    r: &Tensor,
+    y: &Tensor,
+) -> Result<Dispatch> {
+    expect_len("matmul forward residual stream", r, y.len())?;
+    forward_with(gpu, variant, x, w, b, y, Epilogue::Residual { stream: r })
+}
+
+fn forward_with(
+    gpu: &Gpu,
+    variant: Variant,
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    y: &Tensor,
+    epilogue: Epilogue,
 ) -> Result<Dispatch> {
     let (k, n) = matrix_dims("matmul forward weight", w)?;
     let m = rows("matmul forward input", x, k)?;
@@ -119,6 +204,7 @@ pub fn forward(
         [m, k, n],
         [x, w, bias],
         y,
+        epilogue,
     )
 }
 
@@ -130,11 +216,36 @@ pub fn backward_input(
     w: &Tensor,
     dx: &Tensor,
 ) -> Result<Dispatch> {
+    backward_input_with(gpu, variant, dy, w, dx, Epilogue::None)
+}
+
+/// `dpre = (dy·wᵀ) · gelu'(pre)`, where the layer's input was `gelu(pre)`; writes `dpre`.
+pub fn backward_input_gelu(
+    gpu: &Gpu,
+    variant: Variant,
+    dy: &Tensor,
+    w: &Tensor,
+    pre: &Tensor,
+    dpre: &Tensor,
+) -> Result<Dispatch> {
+    expect_len("matmul backward gelu pre-activation", pre, dpre.len())?;
+    backward_input_with(gpu, variant, dy, w, dpre, Epilogue::GeluGrad { pre })
+}
+
+fn backward_input_with(
+    gpu: &Gpu,
+    variant: Variant,
+    dy: &Tensor,
+    w: &Tensor,
+    dx: &Tensor,
+    epilogue: Epilogue,
+) -> Result<Dispatch> {
     let (k, n) = matrix_dims("matmul backward weight", w)?;
     let m = rows("matmul backward output gradient", dy, n)?;
     expect_shape("matmul backward input gradient", dx, m, k)?;
     // dX[M, K] = dY[M, N] · Wᵀ: the product's inner dimension is N.
-    launch(gpu, variant, Product::InputGrad, [m, n, k], [dy, w, dy], dx)
+    let product = Product::InputGrad;
+    launch(gpu, variant, product, [m, n, k], [dy, w, dy], dx, epilogue)
 }
 
 /// `dw += xᵀ·dy`; adds into `dw`.
@@ -155,7 +266,16 @@ pub fn backward_weight(
         ));
     }
     // dW[K, N] = Xᵀ[K, M] · dY[M, N]: the product's inner dimension is M.
-    launch(gpu, variant, Product::WeightGrad, [k, m, n], [x, dy, x], dw)
+    let product = Product::WeightGrad;
+    launch(
+        gpu,
+        variant,
+        product,
+        [k, m, n],
+        [x, dy, x],
+        dw,
+        Epilogue::None,
+    )
 }
 
 /// `db += colsum(dy)`; adds into `db`.
@@ -182,6 +302,7 @@ pub fn backward_bias(gpu: &Gpu, dy: &Tensor, db: &Tensor) -> Result<Dispatch> {
             Binding::Read(dy),
             Binding::Read(dy),
             Binding::ReadWrite(db),
+            Binding::ReadWrite(db),
         ],
         &params,
         [lanes.div_ceil(columns as usize) as u32, 1, 1],
@@ -193,7 +314,8 @@ pub fn backward_bias(gpu: &Gpu, dy: &Tensor, db: &Tensor) -> Result<Dispatch> {
 /// than that.
 const THIN_ROWS: usize = 8;
 
-/// Builds the dispatch computing `c (+)= op(a)·op(b) (+ bias)` for the product's `[m, k, n]`.
+/// Builds the dispatch computing `c (+)= op(a)·op(b) (+ bias)`, then the epilogue, for the product's
+/// `[m, k, n]`.
 fn launch(
     gpu: &Gpu,
     variant: Variant,
@@ -201,6 +323,7 @@ fn launch(
     [m, k, n]: [usize; 3],
     [a, b, bias]: [&Tensor; 3],
     c: &Tensor,
+    epilogue: Epilogue,
 ) -> Result<Dispatch> {
     if !variant.supported(gpu) {
         return Err(Error::MissingFeature {
@@ -219,6 +342,7 @@ fn launch(
         .iter()
         .map(|&(name, on)| (name, on as u32 as f64))
         .collect();
+    constants.push(("epilogue", epilogue.switch() as f64));
     let (shader, entry, workgroups) = match variant {
         Variant::Tiled => {
             const TILE: usize = 16;
@@ -259,6 +383,7 @@ fn launch(
             Binding::Read(b),
             Binding::Read(bias),
             Binding::ReadWrite(c),
+            Binding::ReadWrite(epilogue.tensor(c)),
         ],
         &params([m, k, n])?,
         workgroups,

@@ -1,5 +1,8 @@
 //! `matmul` on the CPU: the products of a linear layer with weights stored `[in, out]`.
-//! `x: [m, k]`, `w: [k, n]`, `b: [n]`, `dy: [m, n]`, all row-major.
+//! `x: [m, k]`, `w: [k, n]`, `b: [n]`, `dy: [m, n]`, all row-major. The fused products are the plain
+//! ones followed by the `gelu` and `residual` twins, as the unfused graph computes them.
+
+use crate::reference::{gelu, residual};
 
 /// `y = x·w + b`.
 pub fn forward(x: &[f32], w: &[f32], b: Option<&[f32]>, m: usize, k: usize, n: usize) -> Vec<f32> {
@@ -14,6 +17,45 @@ pub fn forward(x: &[f32], w: &[f32], b: Option<&[f32]>, m: usize, k: usize, n: u
         }
     }
     y
+}
+
+/// `(pre, gelu(pre))` with `pre = x·w + b`.
+pub fn forward_gelu(
+    x: &[f32],
+    w: &[f32],
+    b: Option<&[f32]>,
+    m: usize,
+    k: usize,
+    n: usize,
+) -> (Vec<f32>, Vec<f32>) {
+    let pre = forward(x, w, b, m, k, n);
+    let y = gelu::forward(&pre);
+    (pre, y)
+}
+
+/// `y = r + (x·w + b)`.
+pub fn forward_residual(
+    x: &[f32],
+    w: &[f32],
+    b: Option<&[f32]>,
+    r: &[f32],
+    m: usize,
+    k: usize,
+    n: usize,
+) -> Vec<f32> {
+    residual::forward(r, &forward(x, w, b, m, k, n))
+}
+
+/// `dpre = (dy·wᵀ)·gelu'(pre)`.
+pub fn backward_input_gelu(
+    dy: &[f32],
+    w: &[f32],
+    pre: &[f32],
+    m: usize,
+    k: usize,
+    n: usize,
+) -> Vec<f32> {
+    gelu::backward(pre, &backward_input(dy, w, m, k, n))
 }
 
 /// `dx = dy·wᵀ`.
