@@ -1,5 +1,6 @@
 //! matmul rows: every supported variant and product at square sizes and the GPT layer shapes, beside
-//! `matrixmultiply`'s multithreaded sgemm on the CPU for the same product.
+//! `matrixmultiply`'s multithreaded sgemm on the CPU for the same product; then the fused epilogues at
+//! the layers that use them, each beside the unfused dispatches it replaces.
 //!
 //! A row that is the first to use a pipeline also prints `compile/<row id>`: building the dispatch plus
 //! its first run, less the steady run time. That includes the driver's own compile, which lavapipe
@@ -8,6 +9,7 @@
 use std::time::Instant;
 
 use wgpt::kernels::matmul::{self, Variant};
+use wgpt::kernels::{gelu, residual};
 use wgpt::reference::matmul as reference;
 
 use crate::copy::{fill, memory_row, ACTIVATIONS};
@@ -85,6 +87,118 @@ pub fn run(bench: &mut Bench) {
         }
     }
     bias_rows(bench);
+    epilogue_rows(bench);
+}
+
+/// A fused product and the layer shapes (M, K, N, forward sizes) it serves in `baby`,
+/// `shakespeare-char` and GPT-2 124M: the MLP's up projection (GELU), the attention's and MLP's down
+/// projections into the residual stream, and the input gradient of the MLP's down projection (gelu').
+const EPILOGUES: [(Epilogue, [(usize, usize, usize); 3]); 3] = [
+    (
+        Epilogue::Gelu,
+        [(768, 128, 512), (4096, 384, 1536), (4096, 768, 3072)],
+    ),
+    (
+        Epilogue::Residual,
+        [(768, 512, 128), (4096, 1536, 384), (4096, 3072, 768)],
+    ),
+    (
+        Epilogue::GeluGrad,
+        [(768, 512, 128), (4096, 1536, 384), (4096, 3072, 768)],
+    ),
+];
+
+#[derive(Clone, Copy)]
+enum Epilogue {
+    Gelu,
+    Residual,
+    GeluGrad,
+}
+
+/// `matmul/<variant>/<shape>/<epilogue>` for the launcher's variant, and `.../unfused`: the product,
+/// then the `gelu` or `residual` kernel, as an unfused graph runs them. Both count the product's flops
+/// and take its CPU sgemm as the baseline, so their rates compare directly.
+fn epilogue_rows(bench: &mut Bench) {
+    let variant = Variant::best(&bench.gpu);
+    for (epilogue, shapes) in EPILOGUES {
+        let (name, product) = match epilogue {
+            Epilogue::Gelu => ("gelu", Product::Forward),
+            Epilogue::Residual => ("residual", Product::Forward),
+            Epilogue::GeluGrad => ("dx_gelu", Product::InputGrad),
+        };
+        for (m, k, n) in shapes {
+            for unfused in [false, true] {
+                let id = format!(
+                    "matmul/{}/{m}x{k}x{n}/{name}{}",
+                    variant.name(),
+                    if unfused { "/unfused" } else { "" }
+                );
+                if !bench.wants(&id) {
+                    continue;
+                }
+                let operands = operands(bench, (m, k, n));
+                let dispatches = epilogue_dispatches(bench, variant, epilogue, unfused, &operands);
+                let median = bench.time_gpu(&dispatches);
+                let cpu = cpu_baseline(bench, product, (m, k, n));
+                bench.report(Row {
+                    id,
+                    median,
+                    flops: Some(2.0 * (m * k * n) as f64),
+                    bytes: None,
+                    cpu: Some(cpu),
+                });
+            }
+        }
+    }
+}
+
+/// The fused dispatch, or the unfused pair, on `operands` plus a tensor shaped like the output.
+fn epilogue_dispatches(
+    bench: &Bench,
+    variant: Variant,
+    epilogue: Epilogue,
+    unfused: bool,
+    [x, w, y]: &[wgpt::Tensor; 3],
+) -> Vec<wgpt::Dispatch> {
+    let gpu = &bench.gpu;
+    let out = match epilogue {
+        Epilogue::GeluGrad => x,
+        _ => y,
+    };
+    let (_, other) = fill(gpu, &out.shape);
+    match (epilogue, unfused) {
+        (Epilogue::Gelu, false) => vec![matmul::forward_gelu(gpu, variant, x, w, None, y, &other)],
+        (Epilogue::Gelu, true) => vec![
+            matmul::forward(gpu, variant, x, w, None, y),
+            gelu::forward(gpu, y, &other),
+        ],
+        (Epilogue::Residual, false) => {
+            vec![matmul::forward_residual(
+                gpu, variant, x, w, None, &other, y,
+            )]
+        }
+        (Epilogue::Residual, true) => {
+            let (_, stream) = fill(gpu, &y.shape);
+            vec![
+                matmul::forward(gpu, variant, x, w, None, y),
+                residual::forward(gpu, &stream, y, &other),
+            ]
+        }
+        // x plays the pre-activation, `other` its gradient.
+        (Epilogue::GeluGrad, false) => {
+            vec![matmul::backward_input_gelu(gpu, variant, y, w, x, &other)]
+        }
+        (Epilogue::GeluGrad, true) => {
+            let (_, dx) = fill(gpu, &x.shape);
+            vec![
+                matmul::backward_input(gpu, variant, y, w, &dx),
+                gelu::backward(gpu, x, &dx, &other),
+            ]
+        }
+    }
+    .into_iter()
+    .collect::<wgpt::Result<_>>()
+    .unwrap()
 }
 
 /// `db += colsum(dy)` at the activation shapes, a memory-bound row beside the CPU reference.
