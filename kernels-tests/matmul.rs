@@ -3,7 +3,7 @@
 
 use wgpt::gpu::{Dispatch, Tensor};
 use wgpt::kernels::matmul::{self, Variant};
-use wgpt::kernels::{gelu, residual};
+use wgpt::kernels::{dropout, gelu, residual};
 use wgpt::reference::matmul as reference;
 
 use crate::common::{assert_gradient, assert_within, gpu, project, random, F32_EPS};
@@ -173,12 +173,19 @@ fn assert_same_bits(case: &str, fused: &[f32], unfused: &[f32]) {
     }
 }
 
-/// The forward epilogues (GELU, residual add) on every variant and shape. Tolerance against the unfused
-/// kernels (the product, then `gelu::forward` or `residual::forward`): none, bit for bit, since the
-/// epilogue evaluates the same f32 expressions (that is what keeps a fused training step identical to
-/// an unfused one). Against the reference composition: the product's bound, grown by at most GELU's
-/// largest slope, plus GELU's own bound; the residual's sum is one more rounding, as an accumulated
-/// value in [`dot_bound`].
+/// Dropout of the fused residual: a state with a later micro-batch (its mask numbers elements in the
+/// whole batch), a site and a probability.
+const STATE: [u32; 3] = [7, 2, 1];
+const SITE: u32 = 5;
+const P: f32 = 0.25;
+
+/// The forward epilogues (GELU, residual add with and without dropout) on every variant and shape.
+/// Tolerance against the unfused kernels (the product, then `gelu::forward`, or `dropout::forward` and
+/// `residual::forward`): none, bit for bit, since the epilogue evaluates the same f32 expressions (that
+/// is what keeps a fused training step identical to an unfused one). Against the reference
+/// composition: the product's bound, grown by at most GELU's largest slope, plus GELU's own bound; the
+/// residual's sum is one more rounding, as an accumulated value in [`dot_bound`], and dropout's scaling
+/// (the masks are equal, see the dropout tests) scales the product's bound and adds one more.
 #[test]
 fn matmul_forward_epilogues_give_the_unfused_kernels_bits_and_match_reference() {
     let gpu = gpu();
@@ -195,25 +202,36 @@ fn matmul_forward_epilogues_give_the_unfused_kernels_bits_and_match_reference() 
             let wt = gpu.upload("w", &[k, n], &w).unwrap();
             let bt = gpu.upload("b", &[n], &b).unwrap();
             let rt = gpu.upload("r", &[m, n], &r).unwrap();
-            let out = || gpu.zeros("out", &[m, n]).unwrap();
-            let (pre, y, z, pre_u, y_u, z_u) = (out(), out(), out(), out(), out(), out());
+            let state = gpu.upload("state", &[3], &STATE).unwrap();
+            let [pre, y, z, zd, pre_u, y_u, z_u, drop_u, zd_u] =
+                [0; 9].map(|_| gpu.zeros("out", &[m, n]).unwrap());
+            let dropout = matmul::BranchDropout {
+                state: &state,
+                site: SITE,
+                p: P,
+            };
+            let bias = Some(&bt);
             let fused = run(
                 vec![
-                    matmul::forward_gelu(gpu, variant, &xt, &wt, Some(&bt), &pre, &y).unwrap(),
-                    matmul::forward_residual(gpu, variant, &xt, &wt, Some(&bt), &rt, &z).unwrap(),
+                    matmul::forward_gelu(gpu, variant, &xt, &wt, bias, &pre, &y).unwrap(),
+                    matmul::forward_residual(gpu, variant, &xt, &wt, bias, None, &rt, &z).unwrap(),
+                    matmul::forward_residual(gpu, variant, &xt, &wt, bias, Some(dropout), &rt, &zd)
+                        .unwrap(),
                 ],
-                &[&pre, &y, &z],
+                &[&pre, &y, &z, &zd],
             );
             let unfused = run(
                 vec![
-                    matmul::forward(gpu, variant, &xt, &wt, Some(&bt), &pre_u).unwrap(),
+                    matmul::forward(gpu, variant, &xt, &wt, bias, &pre_u).unwrap(),
                     gelu::forward(gpu, &pre_u, &y_u).unwrap(),
                     residual::forward(gpu, &rt, &pre_u, &z_u).unwrap(),
+                    dropout::forward(gpu, &pre_u, &state, SITE, P, &drop_u).unwrap(),
+                    residual::forward(gpu, &rt, &drop_u, &zd_u).unwrap(),
                 ],
-                &[&pre_u, &y_u, &z_u],
+                &[&pre_u, &y_u, &z_u, &zd_u],
             );
             let case = format!("{} {m}x{k}x{n}", variant.name());
-            for (what, (f, u)) in ["pre", "gelu", "residual"]
+            for (what, (f, u)) in ["pre", "gelu", "residual", "dropout residual"]
                 .iter()
                 .zip(fused.iter().zip(&unfused))
             {
@@ -228,10 +246,19 @@ fn matmul_forward_epilogues_give_the_unfused_kernels_bits_and_match_reference() 
                 crate::gelu::MAX_SLOPE * product_bound(i)
                     + crate::gelu::forward_bound(want_pre[i], want_y[i])
             });
-            let want_z = reference::forward_residual(&x, &w, Some(&b), &r, m, k, n);
+            let want_z = reference::forward_residual(&x, &w, Some(&b), None, &r, m, k, n);
             assert_within(&format!("residual {case}"), &fused[2], &want_z, |i| {
                 dot_bound(k, magnitude[i] + r[i].abs())
             });
+            let dropout = Some((STATE, SITE, P));
+            let want_zd = reference::forward_residual(&x, &w, Some(&b), dropout, &r, m, k, n);
+            let scale = 1.0 / (1.0 - P);
+            assert_within(
+                &format!("dropout residual {case}"),
+                &fused[3],
+                &want_zd,
+                |i| dot_bound(k + 1, scale * magnitude[i] + r[i].abs()),
+            );
         }
     }
 }

@@ -14,11 +14,13 @@
 // elementwise op of the graph, saving its dispatch and a pass over C:
 //   EPILOGUE_GELU       forward: c = v (the pre-activation, kept for the backward), aux = gelu(v)
 //   EPILOGUE_RESIDUAL   forward: c = aux + v (the residual stream plus the branch)
+//   EPILOGUE_DROPOUT_RESIDUAL  forward: c = aux + dropout(v), the mask drawn from `state` as
+//                       dropout.wgsl draws it for a [M, N] tensor at params.site
 //   EPILOGUE_GELU_GRAD  input grad: c = gelu_grad(aux, v) (aux the pre-activation: dX of GELU's input)
-// Each evaluates the same f32 expressions as the separate gelu and residual kernels (gelu_math.wgsl), so
-// a fused step gives the same bits as an unfused one.
+// Each evaluates the same f32 expressions as the separate gelu, dropout and residual kernels
+// (gelu_math.wgsl, random.wgsl), so a fused step gives the same bits as an unfused one.
 //
-// Bindings (same order in every entry point): a, b, bias, c, aux, params. Entry points whose names end in
+// Bindings (same order in every entry point): a, b, bias, c, aux, state, params. Entry points whose names end in
 // a variant (`_tiled`, `_gpu`, `_cpu`, `_cpu_vec4`, and `_cpu_subgroup*` in matmul_subgroup.wgsl) compute
 // the same thing; src/kernels/matmul.rs picks one.
 
@@ -26,7 +28,12 @@ struct Params {
     m: u32,
     k: u32,
     n: u32,
-    _pad: u32,
+    // EPILOGUE_DROPOUT_RESIDUAL's site, threshold p·2³² and scale 1/(1-p).
+    site: u32,
+    threshold: u32,
+    scale: f32,
+    _pad0: u32,
+    _pad1: u32,
 }
 
 @group(0) @binding(0) var<storage, read> a: array<f32>;
@@ -35,7 +42,9 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;
 // The epilogue's second tensor (any tensor, unread, without one); read_write for EPILOGUE_GELU's output.
 @group(0) @binding(4) var<storage, read_write> aux: array<f32>;
-@group(0) @binding(5) var<uniform> params: Params;
+// [seed, step, micro] for EPILOGUE_DROPOUT_RESIDUAL (any tensor, unread, otherwise).
+@group(0) @binding(5) var<storage, read> state: array<u32>;
+@group(0) @binding(6) var<uniform> params: Params;
 
 override trans_a: bool = false;
 override trans_b: bool = false;
@@ -46,6 +55,13 @@ override epilogue: u32 = 0u;
 const EPILOGUE_GELU: u32 = 1u;
 const EPILOGUE_RESIDUAL: u32 = 2u;
 const EPILOGUE_GELU_GRAD: u32 = 3u;
+const EPILOGUE_DROPOUT_RESIDUAL: u32 = 4u;
+
+// Dropout of element i of C.
+fn dropout_c(v: f32, i: u32) -> f32 {
+    let s = vec3(state[0], state[1], state[2]);
+    return random_dropout(v, s, params.site, params.m * params.n, i, params.threshold, params.scale);
+}
 
 fn load_a(row: u32, kk: u32) -> f32 {
     if trans_a {
@@ -75,6 +91,8 @@ fn store_c(row: u32, col: u32, sum: f32) {
         aux[i] = gelu(vec4(v)).x;
     } else if epilogue == EPILOGUE_RESIDUAL {
         v = aux[i] + v;
+    } else if epilogue == EPILOGUE_DROPOUT_RESIDUAL {
+        v = aux[i] + dropout_c(v, i);
     } else if epilogue == EPILOGUE_GELU_GRAD {
         v = gelu_grad(vec4(aux[i]), vec4(v)).x;
     }
@@ -268,6 +286,9 @@ fn cpu_store_row_vec4(row: u32, col: u32, v: vec4<f32>) {
         aux4[i] = gelu(out);
     } else if epilogue == EPILOGUE_RESIDUAL {
         out = aux4[i] + out;
+    } else if epilogue == EPILOGUE_DROPOUT_RESIDUAL {
+        let e = 4u * i;
+        out = aux4[i] + vec4(dropout_c(out.x, e), dropout_c(out.y, e + 1u), dropout_c(out.z, e + 2u), dropout_c(out.w, e + 3u));
     } else if epilogue == EPILOGUE_GELU_GRAD {
         out = gelu_grad(aux4[i], out);
     }

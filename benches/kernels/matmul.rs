@@ -9,7 +9,7 @@
 use std::time::Instant;
 
 use wgpt::kernels::matmul::{self, Variant};
-use wgpt::kernels::{gelu, residual};
+use wgpt::kernels::{dropout, gelu, residual};
 use wgpt::reference::matmul as reference;
 
 use crate::copy::{fill, memory_row, ACTIVATIONS};
@@ -90,43 +90,53 @@ pub fn run(bench: &mut Bench) {
     epilogue_rows(bench);
 }
 
-/// A fused product and the layer shapes (M, K, N, forward sizes) it serves in `baby`,
-/// `shakespeare-char` and GPT-2 124M: the MLP's up projection (GELU), the attention's and MLP's down
-/// projections into the residual stream, and the input gradient of the MLP's down projection (gelu').
-const EPILOGUES: [(Epilogue, [(usize, usize, usize); 3]); 3] = [
-    (
-        Epilogue::Gelu,
-        [(768, 128, 512), (4096, 384, 1536), (4096, 768, 3072)],
-    ),
-    (
-        Epilogue::Residual,
-        [(768, 512, 128), (4096, 1536, 384), (4096, 3072, 768)],
-    ),
-    (
-        Epilogue::GeluGrad,
-        [(768, 512, 128), (4096, 1536, 384), (4096, 3072, 768)],
-    ),
-];
+/// The MLP layers (M, K, N, forward sizes) of `baby`, `shakespeare-char` and GPT-2 124M: the up
+/// projection C -> 4C and the down projection 4C -> C.
+const MLP_UP: [(usize, usize, usize); 3] = [(768, 128, 512), (4096, 384, 1536), (4096, 768, 3072)];
+const MLP_DOWN: [(usize, usize, usize); 3] =
+    [(768, 512, 128), (4096, 1536, 384), (4096, 3072, 768)];
 
 #[derive(Clone, Copy)]
 enum Epilogue {
     Gelu,
     Residual,
+    DropoutResidual,
     GeluGrad,
 }
 
+impl Epilogue {
+    const ALL: [Epilogue; 4] = [
+        Epilogue::Gelu,
+        Epilogue::Residual,
+        Epilogue::DropoutResidual,
+        Epilogue::GeluGrad,
+    ];
+
+    /// The layers it serves: GELU the up projection; the residual add (through dropout in
+    /// `shakespeare-char`) the down projections (the attention's has the same N, a smaller K); gelu'
+    /// the down projection's input gradient.
+    fn shapes(self) -> [(usize, usize, usize); 3] {
+        match self {
+            Epilogue::Gelu => MLP_UP,
+            _ => MLP_DOWN,
+        }
+    }
+}
+
 /// `matmul/<variant>/<shape>/<epilogue>` for the launcher's variant, and `.../unfused`: the product,
-/// then the `gelu` or `residual` kernel, as an unfused graph runs them. Both count the product's flops
-/// and take its CPU sgemm as the baseline, so their rates compare directly.
+/// then the `gelu`, `residual`, or `dropout` (p = 0.2) and `residual` kernels, as an unfused graph
+/// runs them. Both count the product's flops and take its CPU sgemm as the baseline, so their rates
+/// compare directly.
 fn epilogue_rows(bench: &mut Bench) {
     let variant = Variant::best(&bench.gpu);
-    for (epilogue, shapes) in EPILOGUES {
+    for epilogue in Epilogue::ALL {
         let (name, product) = match epilogue {
             Epilogue::Gelu => ("gelu", Product::Forward),
             Epilogue::Residual => ("residual", Product::Forward),
+            Epilogue::DropoutResidual => ("dropout_residual", Product::Forward),
             Epilogue::GeluGrad => ("dx_gelu", Product::InputGrad),
         };
-        for (m, k, n) in shapes {
+        for (m, k, n) in epilogue.shapes() {
             for unfused in [false, true] {
                 let id = format!(
                     "matmul/{}/{m}x{k}x{n}/{name}{}",
@@ -166,6 +176,13 @@ fn epilogue_dispatches(
         _ => y,
     };
     let (_, other) = fill(gpu, &out.shape);
+    let state = gpu.upload("state", &[3], &[1u32, 2, 0]).unwrap();
+    let (site, p) = (3, 0.2);
+    let dropout = matmul::BranchDropout {
+        state: &state,
+        site,
+        p,
+    };
     match (epilogue, unfused) {
         (Epilogue::Gelu, false) => vec![matmul::forward_gelu(gpu, variant, x, w, None, y, &other)],
         (Epilogue::Gelu, true) => vec![
@@ -174,8 +191,27 @@ fn epilogue_dispatches(
         ],
         (Epilogue::Residual, false) => {
             vec![matmul::forward_residual(
-                gpu, variant, x, w, None, &other, y,
+                gpu, variant, x, w, None, None, &other, y,
             )]
+        }
+        (Epilogue::DropoutResidual, false) => vec![matmul::forward_residual(
+            gpu,
+            variant,
+            x,
+            w,
+            None,
+            Some(dropout),
+            &other,
+            y,
+        )],
+        (Epilogue::DropoutResidual, true) => {
+            let (_, stream) = fill(gpu, &y.shape);
+            let (_, dropped) = fill(gpu, &y.shape);
+            vec![
+                matmul::forward(gpu, variant, x, w, None, y),
+                dropout::forward(gpu, y, &state, site, p, &dropped),
+                residual::forward(gpu, &stream, &dropped, &other),
+            ]
         }
         (Epilogue::Residual, true) => {
             let (_, stream) = fill(gpu, &y.shape);

@@ -130,8 +130,15 @@ impl Graph {
                 let Some(mut dy) = grad_out(&out) else { return };
                 match epilogue {
                     Epilogue::None => {}
-                    // The stream first, then the branch, as for an `Add { a: stream, b: branch }`.
-                    Epilogue::Residual { stream } => self.contribute(grads, stream, dy),
+                    // The ops an `Add { a: stream, b: dropout(branch) }` would give, in its order.
+                    Epilogue::Residual { stream, p, site } => {
+                        self.contribute(grads, stream, dy);
+                        if p > 0.0 {
+                            let dx = self.grad_tensor(out);
+                            self.push(Op::DropoutBackward { p, site, dy, dx });
+                            dy = dx;
+                        }
+                    }
                     // `pre` is read by nothing else: its gradient is the product's output gradient.
                     Epilogue::Gelu { pre } => dy = self.gelu_backward(pre, dy),
                 }

@@ -229,18 +229,21 @@ pub enum Op {
     },
 }
 
-/// The elementwise op an [`Op::Linear`] applies to its product as it stores it, in place of an op of
-/// its own (a dispatch and a pass over the product fewer; the same bits).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The elementwise ops an [`Op::Linear`] applies to its product as it stores it, in place of ops of
+/// their own (dispatches and passes over the product fewer; the same bits).
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Epilogue {
     None,
     /// The product (plus bias) is written to `pre` and `out = gelu(pre)` (an MLP's first layer).
     Gelu {
         pre: TensorId,
     },
-    /// `out = stream + product` (a projection into the residual stream, no dropout between).
+    /// `out = stream + dropout(product)`, dropout with probability `p` (none at 0) at `site`: a
+    /// projection into the residual stream.
     Residual {
         stream: TensorId,
+        p: f32,
+        site: u32,
     },
 }
 
@@ -321,7 +324,7 @@ impl Op {
             } => match *epilogue {
                 Epilogue::None => ([vec![*x, *w], some(b)].concat(), vec![*out]),
                 Epilogue::Gelu { pre } => ([vec![*x, *w], some(b)].concat(), vec![pre, *out]),
-                Epilogue::Residual { stream } => {
+                Epilogue::Residual { stream, .. } => {
                     ([vec![*x, *w, stream], some(b)].concat(), vec![*out])
                 }
             },
@@ -571,14 +574,15 @@ impl Op {
                     rmsnorm::backward_params(gpu, x, rstd, dy, cx.t(*dgain))?,
                 ]
             }
-            // The matrix-vector kernels have no epilogues: the product, then the epilogue's own kernel.
+            // The matrix-vector kernels have no epilogues: the product, then the epilogue's own kernel
+            // (with dropout that would need a temporary: those take matmul's thin kernels instead).
             Op::Linear {
                 x,
                 w,
                 b,
                 out,
                 epilogue,
-            } if cx.matvec(*x) => {
+            } if cx.matvec(*x) && !matches!(epilogue, Epilogue::Residual { p, .. } if *p > 0.0) => {
                 let weights = matvec::Weights::f32(cx.t(*w))?;
                 let (x, b, out) = (cx.t(*x), cx.opt(b), cx.t(*out));
                 match *epilogue {
@@ -587,7 +591,7 @@ impl Op {
                         matvec::forward(gpu, x, weights, b, cx.t(pre))?,
                         gelu::forward(gpu, cx.t(pre), out)?,
                     ],
-                    Epilogue::Residual { stream } => vec![
+                    Epilogue::Residual { stream, .. } => vec![
                         matvec::forward(gpu, x, weights, b, out)?,
                         residual::accumulate(gpu, cx.t(stream), out)?,
                     ],
@@ -606,8 +610,10 @@ impl Op {
                     Epilogue::Gelu { pre } => {
                         matmul::forward_gelu(gpu, mm, x, w, b, cx.t(pre), out)?
                     }
-                    Epilogue::Residual { stream } => {
-                        matmul::forward_residual(gpu, mm, x, w, b, cx.t(stream), out)?
+                    Epilogue::Residual { stream, p, site } => {
+                        let state = cx.random_state;
+                        let dropout = (p > 0.0).then_some(matmul::BranchDropout { state, site, p });
+                        matmul::forward_residual(gpu, mm, x, w, b, dropout, cx.t(stream), out)?
                     }
                 }]
             }

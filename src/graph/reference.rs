@@ -271,9 +271,10 @@ fn step_op(
                     Epilogue::Gelu { pre } => {
                         (values[pre.0], values[out.0]) = matmul::forward_gelu(x, w, bias, m, k, n)
                     }
-                    Epilogue::Residual { stream } => {
+                    Epilogue::Residual { stream, p, site } => {
                         let r = &values[stream.0];
-                        values[out.0] = matmul::forward_residual(x, w, bias, r, m, k, n)
+                        let dropout = (p > 0.0).then_some((state, site, p));
+                        values[out.0] = matmul::forward_residual(x, w, bias, dropout, r, m, k, n)
                     }
                 }
             }

@@ -15,7 +15,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use crate::contract::{dropout_threshold, RANDOM_STATE_LEN};
+use crate::contract::{dropout_scale, dropout_threshold, RANDOM_STATE_LEN};
 use crate::error::{Error, Result};
 use crate::gpu::{Binding, Dispatch, Gpu, Shader, Tensor};
 use crate::kernels::check::expect_len;
@@ -72,7 +72,7 @@ pub fn forward(
             n,
             site,
             threshold: dropout_threshold(p),
-            scale: 1.0 / (1.0 - p),
+            scale: dropout_scale(p),
         },
     )
 }

@@ -5,10 +5,11 @@
 //! - [`backward_weight`]: `x: [M, K], dy: [M, N] -> dw: [K, N]`, `dw += xᵀ·dy` (adds into `dw`).
 //! - [`backward_bias`]: `dy: [M, N] -> db: [N]`, `db += colsum(dy)` (adds into `db`).
 //!
-//! Fused with the graph's next elementwise op (the same f32 expressions as the `gelu` and `residual`
-//! kernels, so the same bits, one dispatch and one pass over the output fewer):
+//! Fused with the graph's next elementwise ops (the same f32 expressions as the `gelu`, `dropout` and
+//! `residual` kernels, so the same bits, with one or two dispatches and passes over the output fewer):
 //! - [`forward_gelu`]: writes `pre = x·w + b` and `y = gelu(pre)` (an MLP's first product).
-//! - [`forward_residual`]: `y = r + (x·w + b)` (a projection into the residual stream `r`; writes `y`).
+//! - [`forward_residual`]: `y = r + dropout(x·w + b)` (a projection into the residual stream `r`, with
+//!   or without dropout on it; writes `y`).
 //! - [`backward_input_gelu`]: `dpre = (dy·wᵀ) · gelu'(pre)`, the gradient of the GELU's input (writes it).
 //!
 //! `x` and `dy` may have any leading shape (`[B, T, C]`): their last dimension is the feature axis and the
@@ -16,15 +17,17 @@
 
 use bytemuck::{Pod, Zeroable};
 
+use crate::contract::{dropout_scale, dropout_threshold, RANDOM_STATE_LEN};
 use crate::error::{Error, Result};
 use crate::gpu::{Binding, Dispatch, Gpu, Kernel, Shader, Tensor};
 use crate::kernels::check::{expect_len, expect_shape, matrix_dims, rows, to_u32};
 use crate::kernels::grid::lane_workgroup;
 
-pub const SHADER: Shader = crate::shader!("matmul", ["gelu_math"]);
+pub const SHADER: Shader = crate::shader!("matmul", ["random", "gelu_math"]);
 /// The subgroup entry points, apart because naga validates a whole module and subgroup operations need
 /// the device's SUBGROUP feature.
-pub const SUBGROUP_SHADER: Shader = crate::shader!("matmul_subgroup", ["gelu_math", "matmul"]);
+pub const SUBGROUP_SHADER: Shader =
+    crate::shader!("matmul_subgroup", ["random", "gelu_math", "matmul"]);
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
@@ -32,7 +35,11 @@ struct Params {
     m: u32,
     k: u32,
     n: u32,
-    _pad: u32,
+    /// The dropout epilogue's site, threshold and scale (zero without it).
+    site: u32,
+    threshold: u32,
+    scale: f32,
+    _pad: [u32; 2],
 }
 
 /// How the product is computed; every variant gives the same result within rounding.
@@ -110,9 +117,10 @@ enum Epilogue<'a> {
     Gelu {
         out: &'a Tensor,
     },
-    /// C = `stream` + the product.
+    /// C = `stream` + the product, through dropout when given.
     Residual {
         stream: &'a Tensor,
+        dropout: Option<BranchDropout<'a>>,
     },
     /// C = the product · gelu'(`pre`).
     GeluGrad {
@@ -125,9 +133,24 @@ impl<'a> Epilogue<'a> {
         match self {
             Epilogue::None => 0,
             Epilogue::Gelu { .. } => 1,
-            Epilogue::Residual { .. } => 2,
+            Epilogue::Residual { dropout: None, .. } => 2,
             Epilogue::GeluGrad { .. } => 3,
+            Epilogue::Residual {
+                dropout: Some(_), ..
+            } => 4,
         }
+    }
+
+    fn dropout(self) -> Option<BranchDropout<'a>> {
+        match self {
+            Epilogue::Residual { dropout, .. } => dropout,
+            _ => None,
+        }
+    }
+
+    /// The `state` binding's tensor, for dropout.
+    fn state(self) -> Option<&'a Tensor> {
+        self.dropout().map(|d| d.state)
     }
 
     /// The `aux` binding: the epilogue's tensor, or `c` again (unread).
@@ -135,10 +158,19 @@ impl<'a> Epilogue<'a> {
         match self {
             Epilogue::None => c,
             Epilogue::Gelu { out } => out,
-            Epilogue::Residual { stream } => stream,
+            Epilogue::Residual { stream, .. } => stream,
             Epilogue::GeluGrad { pre } => pre,
         }
     }
+}
+
+/// Dropout on a branch before it joins the residual stream, as [`crate::kernels::dropout`] draws it:
+/// probability `p` at `site`, the mask from the `[seed, step, micro]` tensor `state`.
+#[derive(Clone, Copy, Debug)]
+pub struct BranchDropout<'a> {
+    pub state: &'a Tensor,
+    pub site: u32,
+    pub p: f32,
 }
 
 /// `y = x·w (+ b)`; writes `y`.
@@ -167,18 +199,34 @@ pub fn forward_gelu(
     forward_with(gpu, variant, x, w, b, pre, Epilogue::Gelu { out: y })
 }
 
-/// `y = r + (x·w (+ b))`; writes `y`.
+/// `y = r + dropout(x·w (+ b))`, without dropout when `None`; writes `y`.
+#[allow(clippy::too_many_arguments)]
 pub fn forward_residual(
     gpu: &Gpu,
     variant: Variant,
     x: &Tensor,
     w: &Tensor,
     b: Option<&Tensor>,
+    dropout: Option<BranchDropout>,
     r: &Tensor,
     y: &Tensor,
 ) -> Result<Dispatch> {
     expect_len("matmul forward residual stream", r, y.len())?;
-    forward_with(gpu, variant, x, w, b, y, Epilogue::Residual { stream: r })
+    if let Some(d) = dropout {
+        expect_len(
+            "dropout state [seed, step, micro]",
+            d.state,
+            RANDOM_STATE_LEN,
+        )?;
+        if !(0.0..1.0).contains(&d.p) {
+            let p = d.p;
+            return Err(Error::Invalid(format!(
+                "dropout probability {p} is outside [0, 1)"
+            )));
+        }
+    }
+    let epilogue = Epilogue::Residual { stream: r, dropout };
+    forward_with(gpu, variant, x, w, b, y, epilogue)
 }
 
 fn forward_with(
@@ -282,7 +330,7 @@ pub fn backward_weight(
 pub fn backward_bias(gpu: &Gpu, dy: &Tensor, db: &Tensor) -> Result<Dispatch> {
     let n = db.len();
     let m = rows("matmul bias gradient", dy, n)?;
-    let params = params([m, 0, n])?;
+    let params = params([m, 0, n], None)?;
     let (entry, lanes) = if n.is_multiple_of(4) {
         ("matmul_bias_backward_vec4", n / 4)
     } else {
@@ -303,6 +351,7 @@ pub fn backward_bias(gpu: &Gpu, dy: &Tensor, db: &Tensor) -> Result<Dispatch> {
             Binding::Read(dy),
             Binding::ReadWrite(db),
             Binding::ReadWrite(db),
+            Binding::Read(dy),
         ],
         &params,
         [lanes.div_ceil(columns as usize) as u32, 1, 1],
@@ -384,8 +433,9 @@ fn launch(
             Binding::Read(bias),
             Binding::ReadWrite(c),
             Binding::ReadWrite(epilogue.tensor(c)),
+            Binding::Read(epilogue.state().unwrap_or(a)),
         ],
-        &params([m, k, n])?,
+        &params([m, k, n], epilogue.dropout())?,
         workgroups,
     )
 }
@@ -474,11 +524,14 @@ fn cpu_kernel(
     Ok((shader, entry, [m.div_ceil(rows), n.div_ceil(4 * group), 1]))
 }
 
-fn params([m, k, n]: [usize; 3]) -> Result<Params> {
+fn params([m, k, n]: [usize; 3], dropout: Option<BranchDropout>) -> Result<Params> {
     Ok(Params {
         m: to_u32("matmul", m)?,
         k: to_u32("matmul", k)?,
         n: to_u32("matmul", n)?,
-        _pad: 0,
+        site: dropout.map_or(0, |d| d.site),
+        threshold: dropout.map_or(0, |d| dropout_threshold(d.p)),
+        scale: dropout.map_or(0.0, |d| dropout_scale(d.p)),
+        _pad: [0; 2],
     })
 }

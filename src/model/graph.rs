@@ -310,9 +310,9 @@ impl<'a> Builder<'a> {
     }
 
     /// The stream after a sublayer: `stream + dropout(x·w (+ b))` with the projection under `prefix`
-    /// and dropout at `site`, as `(the branch, the new stream)`. Without dropout the projection adds
-    /// the stream as it stores its product (one dispatch and one pass fewer, the same bits) and the
-    /// branch is never stored on its own, except for inspection, which looks at it.
+    /// and dropout at `site`, as `(the branch, the new stream)`. The projection applies the dropout and
+    /// adds the stream as it stores its product (up to two dispatches and passes fewer, the same bits),
+    /// so the branch is never stored on its own, except for inspection, which looks at it.
     fn add_to_stream(
         &mut self,
         stream: TensorId,
@@ -322,8 +322,9 @@ impl<'a> Builder<'a> {
         name: String,
     ) -> (Option<TensorId>, TensorId) {
         let out = self.activation(name, self.config.n_embd);
-        if self.fuse() && self.p == 0.0 {
-            self.linear_into(x, prefix, out, Epilogue::Residual { stream });
+        if self.fuse() {
+            let p = self.p;
+            self.linear_into(x, prefix, out, Epilogue::Residual { stream, p, site });
             return (None, out);
         }
         let branch = self.linear(x, prefix, self.config.n_embd);

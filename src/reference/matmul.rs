@@ -2,7 +2,7 @@
 //! `x: [m, k]`, `w: [k, n]`, `b: [n]`, `dy: [m, n]`, all row-major. The fused products are the plain
 //! ones followed by the `gelu` and `residual` twins, as the unfused graph computes them.
 
-use crate::reference::{gelu, residual};
+use crate::reference::{dropout, gelu, residual};
 
 /// `y = x·w + b`.
 pub fn forward(x: &[f32], w: &[f32], b: Option<&[f32]>, m: usize, k: usize, n: usize) -> Vec<f32> {
@@ -33,17 +33,23 @@ pub fn forward_gelu(
     (pre, y)
 }
 
-/// `y = r + (x·w + b)`.
+/// `y = r + dropout(x·w + b)`, dropout given as `(state, site, p)` (see [`dropout::forward`]).
+#[allow(clippy::too_many_arguments)]
 pub fn forward_residual(
     x: &[f32],
     w: &[f32],
     b: Option<&[f32]>,
+    dropout: Option<([u32; 3], u32, f32)>,
     r: &[f32],
     m: usize,
     k: usize,
     n: usize,
 ) -> Vec<f32> {
-    residual::forward(r, &forward(x, w, b, m, k, n))
+    let mut branch = forward(x, w, b, m, k, n);
+    if let Some((state, site, p)) = dropout {
+        branch = dropout::forward(&branch, state, site, p);
+    }
+    residual::forward(r, &branch)
 }
 
 /// `dpre = (dy·wᵀ)·gelu'(pre)`.
