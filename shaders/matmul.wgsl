@@ -54,8 +54,8 @@ override has_bias: bool = false;
 override epilogue: u32 = 0u;
 const EPILOGUE_GELU: u32 = 1u;
 const EPILOGUE_RESIDUAL: u32 = 2u;
-const EPILOGUE_GELU_GRAD: u32 = 3u;
-const EPILOGUE_DROPOUT_RESIDUAL: u32 = 4u;
+const EPILOGUE_DROPOUT_RESIDUAL: u32 = 3u;
+const EPILOGUE_GELU_GRAD: u32 = 4u;
 
 // Dropout of element i of C.
 fn dropout_c(v: f32, i: u32) -> f32 {

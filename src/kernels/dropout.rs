@@ -38,6 +38,17 @@ pub fn is_identity(p: f32) -> bool {
     p == 0.0
 }
 
+/// Refuses a state tensor that is not `[seed, step, micro]` and a probability outside [0, 1).
+pub fn check(state: &Tensor, p: f32) -> Result<()> {
+    expect_len("dropout state [seed, step, micro]", state, RANDOM_STATE_LEN)?;
+    if !(0.0..1.0).contains(&p) {
+        return Err(Error::Invalid(format!(
+            "dropout probability {p} is outside [0, 1)"
+        )));
+    }
+    Ok(())
+}
+
 /// `y = dropout(x)`; writes `y`.
 pub fn forward(
     gpu: &Gpu,
@@ -48,12 +59,7 @@ pub fn forward(
     y: &Tensor,
 ) -> Result<Dispatch> {
     expect_len("dropout output", y, x.len())?;
-    expect_len("dropout state [seed, step, micro]", state, RANDOM_STATE_LEN)?;
-    if !(0.0..1.0).contains(&p) {
-        return Err(Error::Invalid(format!(
-            "dropout probability {p} is outside [0, 1)"
-        )));
-    }
+    check(state, p)?;
     if is_identity(p) {
         return copy::forward(gpu, x, y);
     }

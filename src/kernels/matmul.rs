@@ -17,7 +17,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use crate::contract::{dropout_scale, dropout_threshold, RANDOM_STATE_LEN};
+use crate::contract::{dropout_scale, dropout_threshold};
 use crate::error::{Error, Result};
 use crate::gpu::{Binding, Dispatch, Gpu, Kernel, Shader, Tensor};
 use crate::kernels::check::{expect_len, expect_shape, matrix_dims, rows, to_u32};
@@ -134,10 +134,10 @@ impl<'a> Epilogue<'a> {
             Epilogue::None => 0,
             Epilogue::Gelu { .. } => 1,
             Epilogue::Residual { dropout: None, .. } => 2,
-            Epilogue::GeluGrad { .. } => 3,
             Epilogue::Residual {
                 dropout: Some(_), ..
-            } => 4,
+            } => 3,
+            Epilogue::GeluGrad { .. } => 4,
         }
     }
 
@@ -213,17 +213,7 @@ pub fn forward_residual(
 ) -> Result<Dispatch> {
     expect_len("matmul forward residual stream", r, y.len())?;
     if let Some(d) = dropout {
-        expect_len(
-            "dropout state [seed, step, micro]",
-            d.state,
-            RANDOM_STATE_LEN,
-        )?;
-        if !(0.0..1.0).contains(&d.p) {
-            let p = d.p;
-            return Err(Error::Invalid(format!(
-                "dropout probability {p} is outside [0, 1)"
-            )));
-        }
+        crate::kernels::dropout::check(d.state, d.p)?;
     }
     let epilogue = Epilogue::Residual { stream: r, dropout };
     forward_with(gpu, variant, x, w, b, y, epilogue)
