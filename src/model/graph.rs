@@ -44,8 +44,8 @@ pub struct ModelGraph {
 }
 
 /// Tensors of one block a caller may want to look at, all `[B, T, ·]`: the residual stream entering it,
-/// after its attention and after its MLP, and each sublayer's contribution to it (which exists on its
-/// own only where dropout or inspection keeps `c_proj` from adding into the stream itself, see
+/// after its attention and after its MLP, and each sublayer's contribution to it (stored on its own in
+/// inspection graphs only: elsewhere `c_proj` adds it into the stream as it stores it, see
 /// [`Builder::add_to_stream`]).
 #[derive(Clone, Copy, Debug)]
 pub struct BlockTensors {
