@@ -45,8 +45,8 @@ pub struct ModelGraph {
 
 /// Tensors of one block a caller may want to look at, all `[B, T, ·]`: the residual stream entering it,
 /// after its attention and after its MLP, and each sublayer's contribution to it (stored on its own in
-/// inspection graphs only: elsewhere `c_proj` adds it into the stream as it stores it, see
-/// [`Builder::add_to_stream`]).
+/// inspection graphs only: elsewhere `c_proj` adds it into the stream as it stores it, an
+/// [`crate::graph::Epilogue::Residual`]).
 #[derive(Clone, Copy, Debug)]
 pub struct BlockTensors {
     pub input: TensorId,
