@@ -26,6 +26,27 @@ fn derivative_terms(x: f64) -> (f64, f64) {
     (u.tanh(), du)
 }
 
+/// Error bound of the GPU's `y = gelu(x)` against the f64 reference `want`: the tanh error times |x|/2,
+/// plus a few roundings of |y| and of the cubic inside u (whose error, times |x|/2·(1 - t²)·|du/dx|-like
+/// factors, stays below 8u·|x|).
+pub fn forward_bound(x: f32, want: f32) -> f64 {
+    let x = x.abs() as f64;
+    0.5 * x * TANH_ERROR + 8.0 * F32_EPS * (x + want.abs() as f64)
+}
+
+/// Error bound of the GPU's `dx = dy·gelu'(x)`: t's error enters with weight ½ + |x·t·du|; every other
+/// term carries a handful of roundings of its own magnitude.
+pub fn backward_bound(x: f32, dy: f32) -> f64 {
+    let (x, dy) = (x as f64, dy.abs() as f64);
+    let (t, du) = derivative_terms(x);
+    let magnitude = 0.5 * (1.0 + t.abs()) + 0.5 * x.abs() * (1.0 + t * t) * du;
+    dy * (TANH_ERROR * (0.5 + (x * t * du).abs()) + 12.0 * F32_EPS * magnitude)
+}
+
+/// The largest |gelu'(x)| (about 1.129, at x ≈ 1.42), rounded up: how much an error in GELU's input
+/// can grow through it.
+pub const MAX_SLOPE: f64 = 1.13;
+
 #[test]
 fn gelu_forward_and_backward_match_reference() {
     let gpu = gpu();
@@ -42,32 +63,20 @@ fn gelu_forward_and_backward_match_reference() {
         ];
         gpu.run_dispatches(&dispatches).unwrap();
 
-        // y = x/2·(1 + t): the tanh error times |x|/2, plus a few roundings of |y| and of the cubic
-        // inside u (whose error, times |x|/2·(1 - t²)·|du/dx|-like factors, stays below 8u·|x|).
         let want = reference::forward(&x);
         assert_within(
             &format!("gelu forward {n}"),
             &gpu.read(&yt).unwrap(),
             &want,
-            |i| {
-                let x = x[i].abs() as f64;
-                0.5 * x * TANH_ERROR + 8.0 * F32_EPS * (x + want[i].abs() as f64)
-            },
+            |i| forward_bound(x[i], want[i]),
         );
 
-        // dx = dy·(½(1 + t) + ½x(1 - t²)du): t's error enters with weight ½ + |x·t·du|; every other
-        // term carries a handful of roundings of its own magnitude.
         let want = reference::backward(&x, &dy);
         assert_within(
             &format!("gelu backward {n}"),
             &gpu.read(&dxt).unwrap(),
             &want,
-            |i| {
-                let (x, dy) = (x[i] as f64, dy[i].abs() as f64);
-                let (t, du) = derivative_terms(x);
-                let magnitude = 0.5 * (1.0 + t.abs()) + 0.5 * x.abs() * (1.0 + t * t) * du;
-                dy * (TANH_ERROR * (0.5 + (x * t * du).abs()) + 12.0 * F32_EPS * magnitude)
-            },
+            |i| backward_bound(x[i], dy[i]),
         );
     }
 }

@@ -1,9 +1,11 @@
-//! matmul: every variant and product against `reference::matmul`, the products that read 16-bit
-//! weights against `reference::matvec` (which reads the same packed words), and the reference's
-//! backward against finite differences.
+//! matmul: every variant and product against `reference::matmul`, the fused epilogues also against the
+//! unfused kernels, the products that read 16-bit weights against `reference::matvec` (which reads the
+//! same packed words), and the reference's backward against finite differences.
 
 use wgpt::dtype::Dtype;
+use wgpt::gpu::{Dispatch, Tensor};
 use wgpt::kernels::matmul::{self, Variant, Weights};
+use wgpt::kernels::{dropout, gelu, residual};
 use wgpt::reference::matmul as reference;
 use wgpt::reference::matvec as packed_reference;
 
@@ -224,6 +226,159 @@ fn matmul_reads_16_bit_weights_for_every_variant_and_awkward_shape() {
     }
 }
 
+/// Runs `dispatches` and reads `outputs` back.
+fn run(dispatches: Vec<Dispatch>, outputs: &[&Tensor]) -> Vec<Vec<f32>> {
+    let gpu = gpu();
+    gpu.run_dispatches(&dispatches).unwrap();
+    outputs.iter().map(|t| gpu.read(t).unwrap()).collect()
+}
+
+/// Asserts two outputs are the same bits.
+fn assert_same_bits(case: &str, fused: &[f32], unfused: &[f32]) {
+    let differ = fused
+        .iter()
+        .zip(unfused)
+        .position(|(a, b)| a.to_bits() != b.to_bits());
+    if let Some(i) = differ {
+        panic!(
+            "{case}: element {i}: fused {} but unfused {}",
+            fused[i], unfused[i]
+        );
+    }
+}
+
+/// Dropout of the fused residual: a state with a later micro-batch (its mask numbers elements in the
+/// whole batch), a site and a probability.
+const STATE: [u32; 3] = [7, 2, 1];
+const SITE: u32 = 5;
+const P: f32 = 0.25;
+
+/// The forward epilogues (GELU, residual add with and without dropout) on every variant and shape.
+/// Tolerance against the unfused kernels (the product, then `gelu::forward`, or `dropout::forward` and
+/// `residual::forward`): none, bit for bit, since the epilogue evaluates the same f32 expressions (that
+/// is what keeps a fused training step identical to an unfused one). Against the reference
+/// composition: the product's bound, grown by at most GELU's largest slope, plus GELU's own bound; the
+/// residual's sum is one more rounding, as an accumulated value in [`dot_bound`], and dropout's scaling
+/// (the masks are equal, see the dropout tests) scales the product's bound and adds one more.
+#[test]
+fn matmul_forward_epilogues_give_the_unfused_kernels_bits_and_match_reference() {
+    let gpu = gpu();
+    for variant in variants() {
+        for (i, &(m, k, n)) in SHAPES.iter().enumerate() {
+            let seed = 500 + i as u64;
+            let (x, w, b, r) = (
+                random(seed, m * k),
+                random(seed + 1, k * n),
+                random(seed + 2, n),
+                random(seed + 3, m * n),
+            );
+            let xt = gpu.upload("x", &[m, k], &x).unwrap();
+            let wt = gpu.upload("w", &[k, n], &w).unwrap();
+            let bt = gpu.upload("b", &[n], &b).unwrap();
+            let rt = gpu.upload("r", &[m, n], &r).unwrap();
+            let state = gpu.upload("state", &[3], &STATE).unwrap();
+            let [pre, y, z, zd, pre_u, y_u, z_u, drop_u, zd_u] =
+                [0; 9].map(|_| gpu.zeros("out", &[m, n]).unwrap());
+            let dropout = matmul::BranchDropout {
+                state: &state,
+                site: SITE,
+                p: P,
+            };
+            let bias = Some(&bt);
+            let w4 = Weights::f32(&wt).unwrap();
+            let fused = run(
+                vec![
+                    matmul::forward_gelu(gpu, variant, &xt, w4, bias, &pre, &y).unwrap(),
+                    matmul::forward_residual(gpu, variant, &xt, w4, bias, None, &rt, &z).unwrap(),
+                    matmul::forward_residual(gpu, variant, &xt, w4, bias, Some(dropout), &rt, &zd)
+                        .unwrap(),
+                ],
+                &[&pre, &y, &z, &zd],
+            );
+            let unfused = run(
+                vec![
+                    matmul::forward(gpu, variant, &xt, &wt, bias, &pre_u).unwrap(),
+                    gelu::forward(gpu, &pre_u, &y_u).unwrap(),
+                    residual::forward(gpu, &rt, &pre_u, &z_u).unwrap(),
+                    dropout::forward(gpu, &pre_u, &state, SITE, P, &drop_u).unwrap(),
+                    residual::forward(gpu, &rt, &drop_u, &zd_u).unwrap(),
+                ],
+                &[&pre_u, &y_u, &z_u, &zd_u],
+            );
+            let case = format!("{} {m}x{k}x{n}", variant.name());
+            for (what, (f, u)) in ["pre", "gelu", "residual", "dropout residual"]
+                .iter()
+                .zip(fused.iter().zip(&unfused))
+            {
+                assert_same_bits(&format!("forward {what} {case}"), f, u);
+            }
+
+            let (want_pre, want_y) = reference::forward_gelu(&x, &w, Some(&b), m, k, n);
+            let magnitude = reference::forward(&abs(&x), &abs(&w), Some(&abs(&b)), m, k, n);
+            let product_bound = |i: usize| dot_bound(k, magnitude[i]);
+            assert_within(&format!("pre {case}"), &fused[0], &want_pre, product_bound);
+            assert_within(&format!("gelu {case}"), &fused[1], &want_y, |i| {
+                crate::gelu::MAX_SLOPE * product_bound(i)
+                    + crate::gelu::forward_bound(want_pre[i], want_y[i])
+            });
+            let want_z = reference::forward_residual(&x, &w, Some(&b), None, &r, m, k, n);
+            assert_within(&format!("residual {case}"), &fused[2], &want_z, |i| {
+                dot_bound(k, magnitude[i] + r[i].abs())
+            });
+            let dropout = Some((STATE, SITE, P));
+            let want_zd = reference::forward_residual(&x, &w, Some(&b), dropout, &r, m, k, n);
+            let scale = 1.0 / (1.0 - P);
+            assert_within(
+                &format!("dropout residual {case}"),
+                &fused[3],
+                &want_zd,
+                |i| dot_bound(k + 1, scale * magnitude[i] + r[i].abs()),
+            );
+        }
+    }
+}
+
+/// The input-gradient product times gelu'(pre) on every variant and shape: the unfused kernels'
+/// bits (`backward_input`, then `gelu::backward`) and the reference composition within the product's
+/// bound grown by GELU's largest slope plus `gelu::backward`'s own bound.
+#[test]
+fn matmul_backward_gelu_epilogue_gives_the_unfused_kernels_bits_and_matches_reference() {
+    let gpu = gpu();
+    for variant in variants() {
+        for (i, &(m, k, n)) in SHAPES.iter().enumerate() {
+            let seed = 600 + i as u64;
+            let (dy, w) = (random(seed, m * n), random(seed + 1, k * n));
+            // Pre-activations over [-4, 4): GELU's tails and its curved middle.
+            let pre: Vec<f32> = random(seed + 2, m * k).iter().map(|v| 4.0 * v).collect();
+            let dyt = gpu.upload("dy", &[m, n], &dy).unwrap();
+            let wt = gpu.upload("w", &[k, n], &w).unwrap();
+            let pt = gpu.upload("pre", &[m, k], &pre).unwrap();
+            let [dp, dx_u, dp_u] = [0; 3].map(|_| gpu.zeros("d", &[m, k]).unwrap());
+            let fused = run(
+                vec![matmul::backward_input_gelu(gpu, variant, &dyt, &wt, &pt, &dp).unwrap()],
+                &[&dp],
+            );
+            let unfused = run(
+                vec![
+                    matmul::backward_input(gpu, variant, &dyt, &wt, &dx_u).unwrap(),
+                    gelu::backward(gpu, &pt, &dx_u, &dp_u).unwrap(),
+                ],
+                &[&dp_u],
+            );
+            let case = format!("{} {m}x{k}x{n}", variant.name());
+            assert_same_bits(&format!("backward gelu {case}"), &fused[0], &unfused[0]);
+
+            let want = reference::backward_input_gelu(&dy, &w, &pre, m, k, n);
+            let dx = reference::backward_input(&dy, &w, m, k, n);
+            let magnitude = reference::backward_input(&abs(&dy), &abs(&w), m, k, n);
+            assert_within(&format!("backward gelu {case}"), &fused[0], &want, |i| {
+                crate::gelu::MAX_SLOPE * dot_bound(n, magnitude[i])
+                    + crate::gelu::backward_bound(pre[i], dx[i])
+            });
+        }
+    }
+}
+
 #[test]
 fn matmul_bias_backward_adds_column_sums() {
     let gpu = gpu();
@@ -266,6 +421,22 @@ fn matmul_reference_backward_matches_finite_differences() {
     assert_gradient("dw", |w| loss(&x, w, &b), &w, &dw, h, 1e-4);
     let db = reference::backward_bias(&r, m, n);
     assert_gradient("db", |b| loss(&x, &w, b), &b, &db, h, 1e-4);
+}
+
+#[test]
+fn matmul_reference_backward_gelu_matches_finite_differences() {
+    let (m, k, n) = (3, 4, 5);
+    let pre: Vec<f32> = random(1, m * k).iter().map(|v| 4.0 * v).collect();
+    let (w, r) = (random(2, k * n), random(3, m * n));
+    // L = Σ (gelu(pre)·w)·r: perturbing pre[i] moves gelu(pre[i]) only, through n products, so the
+    // error is gelu's (2e-4 in gelu_reference_backward_matches_finite_differences) times Σ|w·r| ≤ 5,
+    // plus y's roundings: 2e-3.
+    let loss = |pre: &[f32]| {
+        let hidden = wgpt::reference::gelu::forward(pre);
+        project(&reference::forward(&hidden, &w, None, m, k, n), &r)
+    };
+    let dpre = reference::backward_input_gelu(&r, &w, &pre, m, k, n);
+    assert_gradient("dpre", loss, &pre, &dpre, 1e-2, 2e-3);
 }
 
 #[test]

@@ -27,9 +27,8 @@ struct Params {
 
 // `count`: the elements of x.
 fn dropout(v: f32, element: u32, count: u32) -> f32 {
-    let e = random_element(state[2], count, element);
-    let keep = random_keep(state[0], state[1], params.site, e, params.threshold);
-    return select(0.0, v * params.scale, keep);
+    let s = vec3(state[0], state[1], state[2]);
+    return random_dropout(v, s, params.site, count, element, params.threshold, params.scale);
 }
 
 @compute @workgroup_size(wg)

@@ -4,33 +4,14 @@
 //   backward   dx = dy · (½(1 + tanh u) + ½x (1 - tanh²u) · √(2/π)(1 + 3·0.044715 x²))   (writes dx)
 //
 // Each has a `_vec4` twin over vec4s (params.n counts vec4s), used when the element count is a multiple
-// of 4; the plain ones go element by element through the same vec4 math. Each workgroup walks its own
-// run of the items (elementwise.wgsl, the prelude).
+// of 4; the plain ones go element by element through the same vec4 math (gelu_math.wgsl, shared with
+// matmul's epilogues). Each workgroup walks its own run of the items (elementwise.wgsl, the prelude).
 
 struct Params {
     n: u32,
     _pad0: u32,
     _pad1: u32,
     _pad2: u32,
-}
-
-const SQRT_2_OVER_PI: f32 = 0.7978845608028654;
-const CUBIC: f32 = 0.044715;
-
-// tanh(u), with u clamped first: some drivers compute tanh through exp and return NaN once it overflows;
-// tanh(±10) already rounds to ±1 in f32.
-fn gelu_tanh(x: vec4<f32>) -> vec4<f32> {
-    return tanh(clamp(SQRT_2_OVER_PI * (x + CUBIC * x * x * x), vec4(-10.0), vec4(10.0)));
-}
-
-fn gelu(x: vec4<f32>) -> vec4<f32> {
-    return 0.5 * x * (1.0 + gelu_tanh(x));
-}
-
-fn gelu_grad(x: vec4<f32>, dy: vec4<f32>) -> vec4<f32> {
-    let t = gelu_tanh(x);
-    let du = SQRT_2_OVER_PI * (1.0 + 3.0 * CUBIC * x * x);
-    return dy * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du);
 }
 
 // ---- forward. Bindings: x, y, params.

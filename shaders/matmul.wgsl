@@ -14,7 +14,18 @@
 // --dtype): it is bound as u32 words and read through load_b, so the entry points without a vec4 view of
 // B take it; with `dtype` f32 (the default) load_b reads the same f32 values. A, bias and C are f32.
 //
-// Bindings (same order in every entry point): a, b, bias, c, params. Entry points whose names end in
+// Epilogues (the `epilogue` switch) finish the stored value v = op(A)·op(B) (+ bias) with the next
+// elementwise op of the graph, saving its dispatch and a pass over C:
+//   EPILOGUE_GELU       forward: c = v (the pre-activation, kept for the backward), aux = gelu(v)
+//   EPILOGUE_RESIDUAL   forward: c = aux + v (the residual stream plus the branch)
+//   EPILOGUE_DROPOUT_RESIDUAL  forward: c = aux + dropout(v), the mask drawn from `state` as
+//                       dropout.wgsl draws it for a [M, N] tensor at params.site
+//   EPILOGUE_GELU_GRAD  input grad: c = gelu_grad(aux, v) (aux the pre-activation: dX of GELU's input)
+// Each evaluates the same f32 expressions as the separate gelu, dropout and residual kernels
+// (gelu_math.wgsl, random.wgsl), so a fused step gives the same bits as an unfused one.
+//
+// Bindings (same order in every entry point): a, b, bias, c, aux, state, params. Entry points whose
+// names end in
 // a variant (`_tiled`, `_gpu`, `_cpu`, `_cpu_vec4`, and `_cpu_subgroup*` in matmul_subgroup.wgsl) compute
 // the same thing; src/kernels/matmul.rs picks one.
 
@@ -22,19 +33,40 @@ struct Params {
     m: u32,
     k: u32,
     n: u32,
-    _pad: u32,
+    // EPILOGUE_DROPOUT_RESIDUAL's site, threshold p·2³² and scale 1/(1-p).
+    site: u32,
+    threshold: u32,
+    scale: f32,
+    _pad0: u32,
+    _pad1: u32,
 }
 
 @group(0) @binding(0) var<storage, read> a: array<f32>;
 @group(0) @binding(1) var<storage, read> b: array<u32>;
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;
-@group(0) @binding(4) var<uniform> params: Params;
+// The epilogue's second tensor (any tensor, unread, without one); read_write for EPILOGUE_GELU's output.
+@group(0) @binding(4) var<storage, read_write> aux: array<f32>;
+// [seed, step, micro] for EPILOGUE_DROPOUT_RESIDUAL (any tensor, unread, otherwise).
+@group(0) @binding(5) var<storage, read> state: array<u32>;
+@group(0) @binding(6) var<uniform> params: Params;
 
 override trans_a: bool = false;
 override trans_b: bool = false;
 override accumulate: bool = false;
 override has_bias: bool = false;
+// 0: none; else one of these.
+override epilogue: u32 = 0u;
+const EPILOGUE_GELU: u32 = 1u;
+const EPILOGUE_RESIDUAL: u32 = 2u;
+const EPILOGUE_DROPOUT_RESIDUAL: u32 = 3u;
+const EPILOGUE_GELU_GRAD: u32 = 4u;
+
+// Dropout of element i of C.
+fn dropout_c(v: f32, i: u32) -> f32 {
+    let s = vec3(state[0], state[1], state[2]);
+    return random_dropout(v, s, params.site, params.m * params.n, i, params.threshold, params.scale);
+}
 
 fn load_a(row: u32, kk: u32) -> f32 {
     if trans_a {
@@ -51,7 +83,7 @@ fn load_b(kk: u32, col: u32) -> f32 {
     return dtype_value(b[dtype_word(i)], i);
 }
 
-// Adds the bias and the previous value as asked, then stores one element of C.
+// Adds the bias and the previous value as asked, applies the epilogue, then stores one element of C.
 fn store_c(row: u32, col: u32, sum: f32) {
     var v = sum;
     if has_bias {
@@ -60,6 +92,15 @@ fn store_c(row: u32, col: u32, sum: f32) {
     let i = row * params.n + col;
     if accumulate {
         v += c[i];
+    }
+    if epilogue == EPILOGUE_GELU {
+        aux[i] = gelu(vec4(v)).x;
+    } else if epilogue == EPILOGUE_RESIDUAL {
+        v = aux[i] + v;
+    } else if epilogue == EPILOGUE_DROPOUT_RESIDUAL {
+        v = aux[i] + dropout_c(v, i);
+    } else if epilogue == EPILOGUE_GELU_GRAD {
+        v = gelu_grad(vec4(aux[i]), vec4(v)).x;
     }
     c[i] = v;
 }
@@ -124,6 +165,7 @@ override cpu_width: u32 = 8u;
 @group(0) @binding(0) var<storage, read> a4: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> b4: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> c4: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> aux4: array<vec4<f32>>;
 
 alias Block = array<vec4<f32>, 8>;
 alias Rows4 = array<vec4<f32>, 4>;
@@ -245,6 +287,16 @@ fn cpu_store_row_vec4(row: u32, col: u32, v: vec4<f32>) {
     }
     if accumulate {
         out += c4[i];
+    }
+    if epilogue == EPILOGUE_GELU {
+        aux4[i] = gelu(out);
+    } else if epilogue == EPILOGUE_RESIDUAL {
+        out = aux4[i] + out;
+    } else if epilogue == EPILOGUE_DROPOUT_RESIDUAL {
+        let e = 4u * i;
+        out = aux4[i] + vec4(dropout_c(out.x, e), dropout_c(out.y, e + 1u), dropout_c(out.z, e + 2u), dropout_c(out.w, e + 3u));
+    } else if epilogue == EPILOGUE_GELU_GRAD {
+        out = gelu_grad(aux4[i], out);
     }
     c4[i] = out;
 }

@@ -31,3 +31,10 @@ fn random_element(micro: u32, count: u32, element: u32) -> u32 {
 fn random_keep(seed: u32, step: u32, site: u32, element: u32, threshold: u32) -> bool {
     return random_u32(seed, step, site, element) >= threshold;
 }
+
+// Dropout of `v`, element `element` of the `count` a site has per micro-batch: v · scale (1/(1-p)) if
+// kept, else 0. `state` is [seed, step, micro].
+fn random_dropout(v: f32, state: vec3<u32>, site: u32, count: u32, element: u32, threshold: u32, scale: f32) -> f32 {
+    let keep = random_keep(state.x, state.y, site, random_element(state.z, count, element), threshold);
+    return select(0.0, v * scale, keep);
+}

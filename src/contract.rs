@@ -50,6 +50,11 @@ pub fn dropout_threshold(p: f32) -> u32 {
     (p.clamp(0.0, 1.0) as f64 * 4294967296.0).min(u32::MAX as f64) as u32
 }
 
+/// The factor `1/(1-p)` a kept element is multiplied by.
+pub fn dropout_scale(p: f32) -> f32 {
+    1.0 / (1.0 - p)
+}
+
 /// An error naming the first of `ids` (`what`: "input", "target", "training data") outside a
 /// `vocab`-token vocabulary, with its position. Kernels index with token ids unchecked, so every batch
 /// is checked before upload.

@@ -2,7 +2,8 @@
 //! `matrixmultiply`'s multithreaded sgemm on the CPU for the same product; then, for the adapter's best
 //! variant, the forward and head (`dx`) products of a 16-token prefill with the weights in each dtype
 //! (`matmul/<variant>/<dtype>/..`; an inference model's 16-bit weights are read through the scalar
-//! view of B).
+//! view of B); then the fused epilogues at the layers that use them, each beside the unfused
+//! dispatches it replaces.
 //!
 //! A row that is the first to use a pipeline also prints `compile/<row id>`: building the dispatch plus
 //! its first run, less the steady run time. That includes the driver's own compile, which lavapipe
@@ -12,6 +13,7 @@ use std::time::Instant;
 
 use wgpt::dtype::Dtype;
 use wgpt::kernels::matmul::{self, Variant, Weights};
+use wgpt::kernels::{dropout, gelu, residual};
 use wgpt::reference::matmul as reference;
 
 use crate::copy::{fill, memory_row, ACTIVATIONS};
@@ -90,6 +92,155 @@ pub fn run(bench: &mut Bench) {
     }
     dtype_rows(bench);
     bias_rows(bench);
+    epilogue_rows(bench);
+}
+
+/// The MLP layers (M, K, N, forward sizes) of `baby`, `shakespeare-char` and GPT-2 124M: the up
+/// projection C -> 4C and the down projection 4C -> C.
+const MLP_UP: [(usize, usize, usize); 3] = [(768, 128, 512), (4096, 384, 1536), (4096, 768, 3072)];
+const MLP_DOWN: [(usize, usize, usize); 3] =
+    [(768, 512, 128), (4096, 1536, 384), (4096, 3072, 768)];
+
+#[derive(Clone, Copy)]
+enum Epilogue {
+    Gelu,
+    Residual,
+    DropoutResidual,
+    GeluGrad,
+}
+
+impl Epilogue {
+    const ALL: [Epilogue; 4] = [
+        Epilogue::Gelu,
+        Epilogue::Residual,
+        Epilogue::DropoutResidual,
+        Epilogue::GeluGrad,
+    ];
+
+    /// The layers it serves: GELU the up projection; the residual add (through dropout in
+    /// `shakespeare-char`) the down projections (the attention's has the same N, a smaller K); gelu'
+    /// the down projection's input gradient.
+    fn shapes(self) -> [(usize, usize, usize); 3] {
+        match self {
+            Epilogue::Gelu => MLP_UP,
+            _ => MLP_DOWN,
+        }
+    }
+}
+
+/// `matmul/<variant>/<shape>/<epilogue>` for the launcher's variant, and `.../unfused`: the product,
+/// then the `gelu`, `residual`, or `dropout` (p = 0.2) and `residual` kernels, as an unfused graph
+/// runs them. Both count the product's flops and take its CPU sgemm as the baseline, so their rates
+/// compare directly.
+fn epilogue_rows(bench: &mut Bench) {
+    let variant = Variant::best(&bench.gpu);
+    for epilogue in Epilogue::ALL {
+        let (name, product) = match epilogue {
+            Epilogue::Gelu => ("gelu", Product::Forward),
+            Epilogue::Residual => ("residual", Product::Forward),
+            Epilogue::DropoutResidual => ("dropout_residual", Product::Forward),
+            Epilogue::GeluGrad => ("dx_gelu", Product::InputGrad),
+        };
+        for (m, k, n) in epilogue.shapes() {
+            for unfused in [false, true] {
+                let id = format!(
+                    "matmul/{}/{m}x{k}x{n}/{name}{}",
+                    variant.name(),
+                    if unfused { "/unfused" } else { "" }
+                );
+                if !bench.wants(&id) {
+                    continue;
+                }
+                let operands = operands(bench, (m, k, n));
+                let dispatches = epilogue_dispatches(bench, variant, epilogue, unfused, &operands);
+                let median = bench.time_gpu(&dispatches);
+                let cpu = cpu_baseline(bench, product, (m, k, n));
+                bench.report(Row {
+                    id,
+                    median,
+                    flops: Some(2.0 * (m * k * n) as f64),
+                    bytes: None,
+                    cpu: Some(cpu),
+                });
+            }
+        }
+    }
+}
+
+/// The fused dispatch, or the unfused pair, on `operands` plus a tensor shaped like the output.
+fn epilogue_dispatches(
+    bench: &Bench,
+    variant: Variant,
+    epilogue: Epilogue,
+    unfused: bool,
+    [x, w, y]: &[wgpt::Tensor; 3],
+) -> Vec<wgpt::Dispatch> {
+    let gpu = &bench.gpu;
+    let out = match epilogue {
+        Epilogue::GeluGrad => x,
+        _ => y,
+    };
+    let (_, other) = fill(gpu, &out.shape);
+    let state = gpu.upload("state", &[3], &[1u32, 2, 0]).unwrap();
+    let (site, p) = (3, 0.2);
+    let dropout = matmul::BranchDropout {
+        state: &state,
+        site,
+        p,
+    };
+    let w4 = Weights::f32(w).unwrap();
+    match (epilogue, unfused) {
+        (Epilogue::Gelu, false) => vec![matmul::forward_gelu(gpu, variant, x, w4, None, y, &other)],
+        (Epilogue::Gelu, true) => vec![
+            matmul::forward(gpu, variant, x, w, None, y),
+            gelu::forward(gpu, y, &other),
+        ],
+        (Epilogue::Residual, false) => {
+            vec![matmul::forward_residual(
+                gpu, variant, x, w4, None, None, &other, y,
+            )]
+        }
+        (Epilogue::DropoutResidual, false) => vec![matmul::forward_residual(
+            gpu,
+            variant,
+            x,
+            w4,
+            None,
+            Some(dropout),
+            &other,
+            y,
+        )],
+        (Epilogue::DropoutResidual, true) => {
+            let (_, stream) = fill(gpu, &y.shape);
+            let (_, dropped) = fill(gpu, &y.shape);
+            vec![
+                matmul::forward(gpu, variant, x, w, None, y),
+                dropout::forward(gpu, y, &state, site, p, &dropped),
+                residual::forward(gpu, &stream, &dropped, &other),
+            ]
+        }
+        (Epilogue::Residual, true) => {
+            let (_, stream) = fill(gpu, &y.shape);
+            vec![
+                matmul::forward(gpu, variant, x, w, None, y),
+                residual::forward(gpu, &stream, y, &other),
+            ]
+        }
+        // x plays the pre-activation, `other` its gradient.
+        (Epilogue::GeluGrad, false) => {
+            vec![matmul::backward_input_gelu(gpu, variant, y, w, x, &other)]
+        }
+        (Epilogue::GeluGrad, true) => {
+            let (_, dx) = fill(gpu, &x.shape);
+            vec![
+                matmul::backward_input(gpu, variant, y, w, &dx),
+                gelu::backward(gpu, x, &dx, &other),
+            ]
+        }
+    }
+    .into_iter()
+    .collect::<wgpt::Result<_>>()
+    .unwrap()
 }
 
 /// (M, K, N) of the rows with weights in each dtype: a GPT-2 prefill of 16 tokens through attention in

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::ops::Range;
 
-use crate::graph::{Graph, Op, Storage, TensorId};
+use crate::graph::{Epilogue, Graph, Op, Storage, TensorId};
 
 /// The batch inputs the embedding's backward needs, named for the plan's uploads.
 pub const POSITIONS: &str = "positions";
@@ -120,8 +120,28 @@ impl Graph {
                 });
                 self.contribute(grads, x, dx);
             }
-            Op::Linear { x, w, b, out } => {
-                let Some(dy) = grad_out(&out) else { return };
+            Op::Linear {
+                x,
+                w,
+                b,
+                out,
+                epilogue,
+            } => {
+                let Some(mut dy) = grad_out(&out) else { return };
+                match epilogue {
+                    Epilogue::None => {}
+                    // The ops an `Add { a: stream, b: dropout(branch) }` would give, in its order.
+                    Epilogue::Residual { stream, p, site } => {
+                        self.contribute(grads, stream, dy);
+                        if p > 0.0 {
+                            let dx = self.grad_tensor(out);
+                            self.push(Op::DropoutBackward { p, site, dy, dx });
+                            dy = dx;
+                        }
+                    }
+                    // `pre` is read by nothing else: its gradient is the product's output gradient.
+                    Epilogue::Gelu { pre } => dy = self.gelu_backward(pre, dy),
+                }
                 let dx = self.grad_tensor(x);
                 let dw = self.param_grad(w);
                 let db = b.map(|b| self.param_grad(b));
@@ -132,6 +152,7 @@ impl Graph {
                     dx,
                     dw,
                     db,
+                    gelu_pre: None,
                 });
                 self.contribute(grads, x, dx);
             }
@@ -161,8 +182,7 @@ impl Graph {
             }
             Op::Gelu { x, out } => {
                 let Some(dy) = grad_out(&out) else { return };
-                let dx = self.grad_tensor(x);
-                self.push(Op::GeluBackward { x, dy, dx });
+                let dx = self.gelu_backward(x, dy);
                 self.contribute(grads, x, dx);
             }
             Op::Add { a, b, out } => {
@@ -231,6 +251,31 @@ impl Graph {
             | Op::GradNorm { .. }
             | Op::AdamW { .. } => {}
         }
+    }
+
+    /// The gradient of `pre` from `dy`, the gradient of `gelu(pre)`. When the last op is the
+    /// input-gradient product that wrote `dy` (so `dy` is read by nothing yet, and summed with nothing:
+    /// a sum would be the last op), that product applies gelu' itself and `dy` becomes the gradient of
+    /// `pre`: a dispatch and a pass fewer, the same bits. Else a [`Op::GeluBackward`].
+    fn gelu_backward(&mut self, pre: TensorId, dy: TensorId) -> TensorId {
+        let folded = match self.ops.last_mut() {
+            Some(Op::LinearBackward {
+                dx,
+                gelu_pre: gelu_pre @ None,
+                ..
+            }) if *dx == dy => {
+                *gelu_pre = Some(pre);
+                true
+            }
+            _ => false,
+        };
+        if folded {
+            self.tensors[dy.0].name = format!("d {}", self.def(pre).name);
+            return dy;
+        }
+        let dx = self.grad_tensor(pre);
+        self.push(Op::GeluBackward { x: pre, dy, dx });
+        dx
     }
 
     /// The input tensor `name` (made on first use).

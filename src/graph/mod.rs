@@ -13,7 +13,7 @@ pub mod reference;
 mod work;
 
 pub use autodiff::Gradients;
-pub use ops::{ArenaChunk, Arenas, Op};
+pub use ops::{ArenaChunk, Arenas, Epilogue, Op};
 pub use plan::{
     planned_memory, ArenaTensor, ExchangeTimes, MemoryReport, Plan, ProfileRow, Shared, StepInputs,
     StepReadout, POSITION, TARGETS, TOKENS,

@@ -74,14 +74,16 @@ pub enum Op {
         dx: TensorId,
         dgain: TensorId,
     },
-    /// `out = x·w (+ b)` with `w: [in, out]` (GPT-2's Conv1D layout).
+    /// `out = x·w (+ b)` with `w: [in, out]` (GPT-2's Conv1D layout), finished by `epilogue`.
     Linear {
         x: TensorId,
         w: TensorId,
         b: Option<TensorId>,
         out: TensorId,
+        epilogue: Epilogue,
     },
-    /// Writes `dx = dy·wᵀ`, adds `dw += xᵀ·dy` and `db += colsum(dy)`.
+    /// Writes `dx = dy·wᵀ`, adds `dw += xᵀ·dy` and `db += colsum(dy)`. With `gelu_pre`, the layer's
+    /// input `x` was `gelu(pre)` and `dx` is the gradient of `pre` instead: `(dy·wᵀ)·gelu'(pre)`.
     LinearBackward {
         x: TensorId,
         w: TensorId,
@@ -89,6 +91,7 @@ pub enum Op {
         dx: TensorId,
         dw: TensorId,
         db: Option<TensorId>,
+        gelu_pre: Option<TensorId>,
     },
     /// The output head `out = x·wᵀ` with `w: [vocab, C]` (`nn.Linear` layout; the token embedding when
     /// tied).
@@ -228,6 +231,24 @@ pub enum Op {
     },
 }
 
+/// The elementwise ops an [`Op::Linear`] applies to its product as it stores it, in place of ops of
+/// their own (dispatches and passes over the product fewer; the same bits).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Epilogue {
+    None,
+    /// The product (plus bias) is written to `pre` and `out = gelu(pre)` (an MLP's first layer).
+    Gelu {
+        pre: TensorId,
+    },
+    /// `out = stream + dropout(product)`, dropout with probability `p` (none at 0) at `site`: a
+    /// projection into the residual stream.
+    Residual {
+        stream: TensorId,
+        p: f32,
+        site: u32,
+    },
+}
+
 impl Op {
     /// The tensors the op reads and the ones it writes (or adds into). (One arm per op: a long match
     /// whose arms each read alone.)
@@ -296,7 +317,19 @@ impl Op {
                 dx,
                 dgain,
             } => (vec![*x, *gain, *rstd, *dy], vec![*dx, *dgain]),
-            Op::Linear { x, w, b, out } => ([vec![*x, *w], some(b)].concat(), vec![*out]),
+            Op::Linear {
+                x,
+                w,
+                b,
+                out,
+                epilogue,
+            } => match *epilogue {
+                Epilogue::None => ([vec![*x, *w], some(b)].concat(), vec![*out]),
+                Epilogue::Gelu { pre } => ([vec![*x, *w], some(b)].concat(), vec![pre, *out]),
+                Epilogue::Residual { stream, .. } => {
+                    ([vec![*x, *w, stream], some(b)].concat(), vec![*out])
+                }
+            },
             Op::LinearBackward {
                 x,
                 w,
@@ -304,7 +337,11 @@ impl Op {
                 dx,
                 dw,
                 db,
-            } => (vec![*x, *w, *dy], [vec![*dx, *dw], some(db)].concat()),
+                gelu_pre,
+            } => (
+                [vec![*x, *w, *dy], some(gelu_pre)].concat(),
+                [vec![*dx, *dw], some(db)].concat(),
+            ),
             Op::Head { x, w, out } => (vec![*x, *w], vec![*out]),
             Op::HeadBackward { x, w, dy, dx, dw } => (vec![*x, *w, *dy], vec![*dx, *dw]),
             Op::Attention { qkv, out, lse, .. } => (vec![*qkv], vec![*out, *lse]),
@@ -563,21 +600,49 @@ impl Op {
                     rmsnorm::backward_params(gpu, x, rstd, dy, cx.t(*dgain))?,
                 ]
             }
-            Op::Linear { x, w, b, out } if cx.matvec(*x) => vec![matvec::forward(
-                gpu,
-                cx.t(*x),
-                cx.weights(*w)?,
-                cx.opt(b),
-                cx.t(*out),
-            )?],
-            Op::Linear { x, w, b, out } => vec![matmul::forward_weights(
-                gpu,
-                mm,
-                cx.t(*x),
-                cx.weights(*w)?,
-                cx.opt(b),
-                cx.t(*out),
-            )?],
+            // The matrix-vector kernels have no epilogues: the product, then the epilogue's own kernel
+            // (with dropout that would need a temporary: those take matmul's thin kernels instead).
+            Op::Linear {
+                x,
+                w,
+                b,
+                out,
+                epilogue,
+            } if cx.matvec(*x) && !matches!(epilogue, Epilogue::Residual { p, .. } if *p > 0.0) => {
+                let weights = cx.weights(*w)?;
+                let (x, b, out) = (cx.t(*x), cx.opt(b), cx.t(*out));
+                match *epilogue {
+                    Epilogue::None => vec![matvec::forward(gpu, x, weights, b, out)?],
+                    Epilogue::Gelu { pre } => vec![
+                        matvec::forward(gpu, x, weights, b, cx.t(pre))?,
+                        gelu::forward(gpu, cx.t(pre), out)?,
+                    ],
+                    Epilogue::Residual { stream, .. } => vec![
+                        matvec::forward(gpu, x, weights, b, out)?,
+                        residual::accumulate(gpu, cx.t(stream), out)?,
+                    ],
+                }
+            }
+            Op::Linear {
+                x,
+                w,
+                b,
+                out,
+                epilogue,
+            } => {
+                let (x, w, b, out) = (cx.t(*x), cx.weights(*w)?, cx.opt(b), cx.t(*out));
+                vec![match *epilogue {
+                    Epilogue::None => matmul::forward_weights(gpu, mm, x, w, b, out)?,
+                    Epilogue::Gelu { pre } => {
+                        matmul::forward_gelu(gpu, mm, x, w, b, cx.t(pre), out)?
+                    }
+                    Epilogue::Residual { stream, p, site } => {
+                        let state = cx.random_state;
+                        let dropout = (p > 0.0).then_some(matmul::BranchDropout { state, site, p });
+                        matmul::forward_residual(gpu, mm, x, w, b, dropout, cx.t(stream), out)?
+                    }
+                }]
+            }
             Op::LinearBackward {
                 x,
                 w,
@@ -585,9 +650,15 @@ impl Op {
                 dx,
                 dw,
                 db,
+                gelu_pre,
             } => {
+                let (dy_t, w_t, dx_t) = (cx.t(*dy), cx.t(*w), cx.t(*dx));
+                let input = match gelu_pre {
+                    None => matmul::backward_input(gpu, mm, dy_t, w_t, dx_t)?,
+                    Some(pre) => matmul::backward_input_gelu(gpu, mm, dy_t, w_t, cx.t(*pre), dx_t)?,
+                };
                 let mut out = vec![
-                    matmul::backward_input(gpu, mm, cx.t(*dy), cx.t(*w), cx.t(*dx))?,
+                    input,
                     matmul::backward_weight(gpu, mm, cx.t(*x), cx.t(*dy), cx.t(*dw))?,
                 ];
                 if let Some(db) = db {

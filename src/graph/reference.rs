@@ -3,7 +3,7 @@
 //! plain; for tests and small models only.
 
 use crate::contract::{AttentionDropout, Segment, HYPER_LEN};
-use crate::graph::{Graph, Op, Storage, TensorId, TOKENS};
+use crate::graph::{Epilogue, Graph, Op, Storage, TensorId, TOKENS};
 use crate::reference::{
     adamw as ref_adamw, attention, copy, crossentropy, dropout, embedding, gelu, gradnorm, kvcache,
     layernorm, matmul, residual, rmsnorm,
@@ -258,12 +258,28 @@ fn step_op(
                 values[dx.0] = d;
                 add_into(&mut values[dgain.0], &dg);
             }
-            Op::Linear { x, w, b, out } => {
+            Op::Linear {
+                x,
+                w,
+                b,
+                out,
+                epilogue,
+            } => {
                 let (k, n) = (shape(w)[0], shape(w)[1]);
                 let m = values[x.0].len() / k;
                 let bias = b.map(|b| v(values, b));
-                values[out.0] =
-                    matmul::forward(&values[x.0], &values[w.0], bias.as_deref(), m, k, n);
+                let (x, w, bias) = (&values[x.0], &values[w.0], bias.as_deref());
+                match epilogue {
+                    Epilogue::None => values[out.0] = matmul::forward(x, w, bias, m, k, n),
+                    Epilogue::Gelu { pre } => {
+                        (values[pre.0], values[out.0]) = matmul::forward_gelu(x, w, bias, m, k, n)
+                    }
+                    Epilogue::Residual { stream, p, site } => {
+                        let r = &values[stream.0];
+                        let dropout = (p > 0.0).then_some((state, site, p));
+                        values[out.0] = matmul::forward_residual(x, w, bias, dropout, r, m, k, n)
+                    }
+                }
             }
             Op::LinearBackward {
                 x,
@@ -272,10 +288,15 @@ fn step_op(
                 dx,
                 dw,
                 db,
+                gelu_pre,
             } => {
                 let (k, n) = (shape(w)[0], shape(w)[1]);
                 let m = values[x.0].len() / k;
-                values[dx.0] = matmul::backward_input(&values[dy.0], &values[w.0], m, k, n);
+                let (d, wv) = (&values[dy.0], &values[w.0]);
+                values[dx.0] = match gelu_pre {
+                    None => matmul::backward_input(d, wv, m, k, n),
+                    Some(pre) => matmul::backward_input_gelu(d, wv, &values[pre.0], m, k, n),
+                };
                 let inc = matmul::backward_weight(&values[x.0], &values[dy.0], m, k, n);
                 add_into(&mut values[dw.0], &inc);
                 if let Some(db) = db {

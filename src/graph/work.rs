@@ -2,7 +2,7 @@
 //! operations (the products and attention, compute-bound) or in bytes read and written (everything
 //! else, memory-bound), so a profile can print GFLOP/s or GB/s beside each family's time.
 
-use crate::graph::{Graph, Op, TensorId};
+use crate::graph::{Epilogue, Graph, Op, TensorId};
 
 /// An op's work per step.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -34,7 +34,18 @@ impl Op {
             Op::LayerNormBackward { .. } => "layernorm backward",
             Op::RmsNorm { .. } => "rmsnorm",
             Op::RmsNormBackward { .. } => "rmsnorm backward",
+            Op::Linear {
+                epilogue: Epilogue::Gelu { .. },
+                ..
+            } => "matmul forward + gelu",
+            Op::Linear {
+                epilogue: Epilogue::Residual { .. },
+                ..
+            } => "matmul forward + residual",
             Op::Linear { .. } | Op::Head { .. } => "matmul forward",
+            Op::LinearBackward {
+                gelu_pre: Some(_), ..
+            } => "matmul backward + gelu",
             Op::LinearBackward { .. } | Op::HeadBackward { .. } => "matmul backward",
             Op::Attention { .. } => "attention",
             Op::AttentionBackward { .. } => "attention backward",

@@ -30,7 +30,8 @@ pub fn capture(gpu: &Gpu, model: &Gpt, tokens: &[u32]) -> Result<Captured> {
     let (plan, graph) = model.inspect_plan(gpu, tokens.len(), |g| {
         let mut keep: Vec<TensorId> = [g.logits.as_slice(), &[g.embedding]].concat();
         for b in &g.blocks {
-            keep.extend([b.attention, b.residual, b.mlp, b.output]);
+            keep.extend([b.residual, b.output]);
+            keep.extend(b.attention.iter().chain(&b.mlp));
             keep.extend(b.probabilities);
         }
         keep
@@ -57,12 +58,12 @@ pub fn capture(gpu: &Gpu, model: &Gpt, tokens: &[u32]) -> Result<Captured> {
         stages.push(Stage {
             name: format!("layer {l} attention"),
             stream: read(b.residual)?,
-            sublayer: Some(read(b.attention)?),
+            sublayer: b.attention.map(read).transpose()?,
         });
         stages.push(Stage {
             name: format!("layer {l} mlp"),
             stream: read(b.output)?,
-            sublayer: Some(read(b.mlp)?),
+            sublayer: b.mlp.map(read).transpose()?,
         });
     }
     Ok(Captured {

@@ -25,7 +25,9 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use crate::contract::{dropout_threshold, AttentionDropout, AttentionShape, RANDOM_STATE_LEN};
+use crate::contract::{
+    dropout_scale, dropout_threshold, AttentionDropout, AttentionShape, RANDOM_STATE_LEN,
+};
 use crate::error::{Error, Result};
 use crate::gpu::{Binding, Dispatch, Gpu, Kernel, Shader, Tensor};
 use crate::kernels::check::{expect_len, expect_shape, to_u32};
@@ -312,7 +314,7 @@ fn dispatch(
         _pad0: 0,
         site: dropout.site,
         threshold: dropout_threshold(dropout.p),
-        keep_scale: 1.0 / (1.0 - dropout.p),
+        keep_scale: dropout_scale(dropout.p),
         head_dim: to_u32(what, shape.head_dim)?,
         _pad: [0; 2],
     };

@@ -15,7 +15,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use crate::contract::{dropout_threshold, RANDOM_STATE_LEN};
+use crate::contract::{dropout_scale, dropout_threshold, RANDOM_STATE_LEN};
 use crate::error::{Error, Result};
 use crate::gpu::{Binding, Dispatch, Gpu, Shader, Tensor};
 use crate::kernels::check::expect_len;
@@ -38,6 +38,17 @@ pub fn is_identity(p: f32) -> bool {
     p == 0.0
 }
 
+/// Refuses a state tensor that is not `[seed, step, micro]` and a probability outside [0, 1).
+pub fn check(state: &Tensor, p: f32) -> Result<()> {
+    expect_len("dropout state [seed, step, micro]", state, RANDOM_STATE_LEN)?;
+    if !(0.0..1.0).contains(&p) {
+        return Err(Error::Invalid(format!(
+            "dropout probability {p} is outside [0, 1)"
+        )));
+    }
+    Ok(())
+}
+
 /// `y = dropout(x)`; writes `y`.
 pub fn forward(
     gpu: &Gpu,
@@ -48,12 +59,7 @@ pub fn forward(
     y: &Tensor,
 ) -> Result<Dispatch> {
     expect_len("dropout output", y, x.len())?;
-    expect_len("dropout state [seed, step, micro]", state, RANDOM_STATE_LEN)?;
-    if !(0.0..1.0).contains(&p) {
-        return Err(Error::Invalid(format!(
-            "dropout probability {p} is outside [0, 1)"
-        )));
-    }
+    check(state, p)?;
     if is_identity(p) {
         return copy::forward(gpu, x, y);
     }
@@ -72,7 +78,7 @@ pub fn forward(
             n,
             site,
             threshold: dropout_threshold(p),
-            scale: 1.0 / (1.0 - p),
+            scale: dropout_scale(p),
         },
     )
 }

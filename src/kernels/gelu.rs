@@ -8,7 +8,7 @@ use crate::gpu::{Binding, Dispatch, Gpu, Shader, Tensor};
 use crate::kernels::check::expect_len;
 use crate::kernels::grid::{count, elementwise};
 
-pub const SHADER: Shader = crate::shader!("gelu", ["elementwise"]);
+pub const SHADER: Shader = crate::shader!("gelu", ["elementwise", "gelu_math"]);
 
 /// `y = gelu(x)`; writes `y`.
 pub fn forward(gpu: &Gpu, x: &Tensor, y: &Tensor) -> Result<Dispatch> {

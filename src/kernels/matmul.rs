@@ -5,6 +5,13 @@
 //! - [`backward_weight`]: `x: [M, K], dy: [M, N] -> dw: [K, N]`, `dw += xᵀ·dy` (adds into `dw`).
 //! - [`backward_bias`]: `dy: [M, N] -> db: [N]`, `db += colsum(dy)` (adds into `db`).
 //!
+//! Fused with the graph's next elementwise ops (the same f32 expressions as the `gelu`, `dropout` and
+//! `residual` kernels, so the same bits, with one or two dispatches and passes over the output fewer):
+//! - [`forward_gelu`]: writes `pre = x·w + b` and `y = gelu(pre)` (an MLP's first product).
+//! - [`forward_residual`]: `y = r + dropout(x·w + b)` (a projection into the residual stream `r`, with
+//!   or without dropout on it; writes `y`).
+//! - [`backward_input_gelu`]: `dpre = (dy·wᵀ) · gelu'(pre)`, the gradient of the GELU's input (writes it).
+//!
 //! `x` and `dy` may have any leading shape (`[B, T, C]`): their last dimension is the feature axis and the
 //! rest are rows. Operands are read as stored; the transposes are in the indexing.
 //!
@@ -15,6 +22,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
+use crate::contract::{dropout_scale, dropout_threshold};
 use crate::dtype::Dtype;
 use crate::error::{Error, Result};
 use crate::gpu::{Binding, Dispatch, Gpu, Kernel, Shader, Tensor};
@@ -23,11 +31,14 @@ use crate::kernels::grid::lane_workgroup;
 
 pub use crate::kernels::weights::Weights;
 
-pub const SHADER: Shader = crate::shader!("matmul", ["dtype"]);
+pub const SHADER: Shader = crate::shader!("matmul", ["dtype", "random", "gelu_math"]);
 /// The subgroup entry points, apart because naga validates a whole module and subgroup operations need
 /// the device's SUBGROUP feature.
-pub const SUBGROUP_SHADER: Shader =
-    crate::shader!("matmul_subgroup", ["dtype", "matmul"], subgroups = 8);
+pub const SUBGROUP_SHADER: Shader = crate::shader!(
+    "matmul_subgroup",
+    ["dtype", "random", "gelu_math", "matmul"],
+    subgroups = 8
+);
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
@@ -35,7 +46,11 @@ struct Params {
     m: u32,
     k: u32,
     n: u32,
-    _pad: u32,
+    /// The dropout epilogue's site, threshold and scale (zero without it).
+    site: u32,
+    threshold: u32,
+    scale: f32,
+    _pad: [u32; 2],
 }
 
 /// How the product is computed; every variant gives the same result within rounding.
@@ -105,6 +120,70 @@ enum Product {
     WeightGrad,
 }
 
+/// What the store of C does besides adding the bias: the shader's `epilogue` switch and its tensor.
+#[derive(Clone, Copy)]
+enum Epilogue<'a> {
+    None,
+    /// C is the pre-activation; `out = gelu(C)`.
+    Gelu {
+        out: &'a Tensor,
+    },
+    /// C = `stream` + the product, through dropout when given.
+    Residual {
+        stream: &'a Tensor,
+        dropout: Option<BranchDropout<'a>>,
+    },
+    /// C = the product · gelu'(`pre`).
+    GeluGrad {
+        pre: &'a Tensor,
+    },
+}
+
+impl<'a> Epilogue<'a> {
+    fn switch(self) -> u32 {
+        match self {
+            Epilogue::None => 0,
+            Epilogue::Gelu { .. } => 1,
+            Epilogue::Residual { dropout: None, .. } => 2,
+            Epilogue::Residual {
+                dropout: Some(_), ..
+            } => 3,
+            Epilogue::GeluGrad { .. } => 4,
+        }
+    }
+
+    fn dropout(self) -> Option<BranchDropout<'a>> {
+        match self {
+            Epilogue::Residual { dropout, .. } => dropout,
+            _ => None,
+        }
+    }
+
+    /// The `state` binding's tensor, for dropout.
+    fn state(self) -> Option<&'a Tensor> {
+        self.dropout().map(|d| d.state)
+    }
+
+    /// The `aux` binding: the epilogue's tensor, if it has one.
+    fn tensor(self) -> Option<&'a Tensor> {
+        match self {
+            Epilogue::None => None,
+            Epilogue::Gelu { out } => Some(out),
+            Epilogue::Residual { stream, .. } => Some(stream),
+            Epilogue::GeluGrad { pre } => Some(pre),
+        }
+    }
+}
+
+/// Dropout on a branch before it joins the residual stream, as [`crate::kernels::dropout`] draws it:
+/// probability `p` at `site`, the mask from the `[seed, step, micro]` tensor `state`.
+#[derive(Clone, Copy, Debug)]
+pub struct BranchDropout<'a> {
+    pub state: &'a Tensor,
+    pub site: u32,
+    pub p: f32,
+}
+
 /// `y = x·w (+ b)`; writes `y`.
 pub fn forward(
     gpu: &Gpu,
@@ -114,14 +193,7 @@ pub fn forward(
     b: Option<&Tensor>,
     y: &Tensor,
 ) -> Result<Dispatch> {
-    let (rows, cols) = matrix_dims("matmul forward weight", w)?;
-    let w = Weights {
-        tensor: w,
-        dtype: Dtype::F32,
-        rows,
-        cols,
-    };
-    forward_weights(gpu, variant, x, w, b, y)
+    forward_with(gpu, variant, x, Weights::f32(w)?, b, y, Epilogue::None)
 }
 
 /// [`forward`] with `w: [K, N]` stored as [`Weights`] say; writes `y`.
@@ -132,6 +204,52 @@ pub fn forward_weights(
     w: Weights,
     b: Option<&Tensor>,
     y: &Tensor,
+) -> Result<Dispatch> {
+    forward_with(gpu, variant, x, w, b, y, Epilogue::None)
+}
+
+/// `pre = x·w (+ b)` and `y = gelu(pre)`; writes both.
+pub fn forward_gelu(
+    gpu: &Gpu,
+    variant: Variant,
+    x: &Tensor,
+    w: Weights,
+    b: Option<&Tensor>,
+    pre: &Tensor,
+    y: &Tensor,
+) -> Result<Dispatch> {
+    expect_len("matmul forward gelu output", y, pre.len())?;
+    forward_with(gpu, variant, x, w, b, pre, Epilogue::Gelu { out: y })
+}
+
+/// `y = r + dropout(x·w (+ b))`, without dropout when `None`; writes `y`.
+#[allow(clippy::too_many_arguments)]
+pub fn forward_residual(
+    gpu: &Gpu,
+    variant: Variant,
+    x: &Tensor,
+    w: Weights,
+    b: Option<&Tensor>,
+    dropout: Option<BranchDropout>,
+    r: &Tensor,
+    y: &Tensor,
+) -> Result<Dispatch> {
+    expect_len("matmul forward residual stream", r, y.len())?;
+    if let Some(d) = dropout {
+        crate::kernels::dropout::check(d.state, d.p)?;
+    }
+    let epilogue = Epilogue::Residual { stream: r, dropout };
+    forward_with(gpu, variant, x, w, b, y, epilogue)
+}
+
+fn forward_with(
+    gpu: &Gpu,
+    variant: Variant,
+    x: &Tensor,
+    w: Weights,
+    b: Option<&Tensor>,
+    y: &Tensor,
+    epilogue: Epilogue,
 ) -> Result<Dispatch> {
     let (k, n) = (w.rows, w.cols);
     let m = rows("matmul forward input", x, k)?;
@@ -147,6 +265,7 @@ pub fn forward_weights(
         [m, k, n],
         ([x, w.tensor, bias], w.dtype),
         y,
+        epilogue,
     )
 }
 
@@ -158,14 +277,7 @@ pub fn backward_input(
     w: &Tensor,
     dx: &Tensor,
 ) -> Result<Dispatch> {
-    let (rows, cols) = matrix_dims("matmul backward weight", w)?;
-    let w = Weights {
-        tensor: w,
-        dtype: Dtype::F32,
-        rows,
-        cols,
-    };
-    backward_input_weights(gpu, variant, dy, w, dx)
+    backward_input_with(gpu, variant, dy, Weights::f32(w)?, dx, Epilogue::None)
 }
 
 /// [`backward_input`] with `w: [K, N]` stored as [`Weights`] say (the output head `x·eᵀ` of a model in
@@ -177,12 +289,45 @@ pub fn backward_input_weights(
     w: Weights,
     dx: &Tensor,
 ) -> Result<Dispatch> {
+    backward_input_with(gpu, variant, dy, w, dx, Epilogue::None)
+}
+
+/// `dpre = (dy·wᵀ) · gelu'(pre)`, where the layer's input was `gelu(pre)`; writes `dpre`.
+pub fn backward_input_gelu(
+    gpu: &Gpu,
+    variant: Variant,
+    dy: &Tensor,
+    w: &Tensor,
+    pre: &Tensor,
+    dpre: &Tensor,
+) -> Result<Dispatch> {
+    expect_len("matmul backward gelu pre-activation", pre, dpre.len())?;
+    let epilogue = Epilogue::GeluGrad { pre };
+    backward_input_with(gpu, variant, dy, Weights::f32(w)?, dpre, epilogue)
+}
+
+fn backward_input_with(
+    gpu: &Gpu,
+    variant: Variant,
+    dy: &Tensor,
+    w: Weights,
+    dx: &Tensor,
+    epilogue: Epilogue,
+) -> Result<Dispatch> {
     let (k, n) = (w.rows, w.cols);
     let m = rows("matmul backward output gradient", dy, n)?;
     expect_shape("matmul backward input gradient", dx, m, k)?;
     // dX[M, K] = dY[M, N] · Wᵀ: the product's inner dimension is N.
     let operands = ([dy, w.tensor, dy], w.dtype);
-    launch(gpu, variant, Product::InputGrad, [m, n, k], operands, dx)
+    launch(
+        gpu,
+        variant,
+        Product::InputGrad,
+        [m, n, k],
+        operands,
+        dx,
+        epilogue,
+    )
 }
 
 /// `dw += xᵀ·dy`; adds into `dw`.
@@ -204,14 +349,23 @@ pub fn backward_weight(
     }
     // dW[K, N] = Xᵀ[K, M] · dY[M, N]: the product's inner dimension is M.
     let operands = ([x, dy, x], Dtype::F32);
-    launch(gpu, variant, Product::WeightGrad, [k, m, n], operands, dw)
+    let product = Product::WeightGrad;
+    launch(
+        gpu,
+        variant,
+        product,
+        [k, m, n],
+        operands,
+        dw,
+        Epilogue::None,
+    )
 }
 
 /// `db += colsum(dy)`; adds into `db`.
 pub fn backward_bias(gpu: &Gpu, dy: &Tensor, db: &Tensor) -> Result<Dispatch> {
     let n = db.len();
     let m = rows("matmul bias gradient", dy, n)?;
-    let params = params([m, 0, n])?;
+    let params = params([m, 0, n], None)?;
     let (entry, lanes) = if n.is_multiple_of(4) {
         ("matmul_bias_backward_vec4", n / 4)
     } else {
@@ -231,6 +385,8 @@ pub fn backward_bias(gpu: &Gpu, dy: &Tensor, db: &Tensor) -> Result<Dispatch> {
             Binding::Read(dy),
             Binding::Read(dy),
             Binding::ReadWrite(db),
+            Binding::ReadWrite(&gpu.unused(0)?),
+            Binding::Read(dy),
         ],
         &params,
         [lanes.div_ceil(columns as usize) as u32, 1, 1],
@@ -242,8 +398,8 @@ pub fn backward_bias(gpu: &Gpu, dy: &Tensor, db: &Tensor) -> Result<Dispatch> {
 /// than that.
 const THIN_ROWS: usize = 8;
 
-/// Builds the dispatch computing `c (+)= op(a)·op(b) (+ bias)` for the product's `[m, k, n]`, `b`
-/// stored in `b_dtype`.
+/// Builds the dispatch computing `c (+)= op(a)·op(b) (+ bias)`, then the epilogue, for the product's
+/// `[m, k, n]`, `b` stored in `b_dtype`.
 fn launch(
     gpu: &Gpu,
     variant: Variant,
@@ -251,6 +407,7 @@ fn launch(
     [m, k, n]: [usize; 3],
     ([a, b, bias], b_dtype): ([&Tensor; 3], Dtype),
     c: &Tensor,
+    epilogue: Epilogue,
 ) -> Result<Dispatch> {
     if !variant.supported(gpu) {
         return Err(Error::MissingFeature {
@@ -270,6 +427,7 @@ fn launch(
         .map(|&(name, on)| (name, on as u32 as f64))
         .collect();
     constants.push(("dtype", b_dtype.code() as f64));
+    constants.push(("epilogue", epilogue.switch() as f64));
     let (shader, entry, workgroups) = match variant {
         Variant::Tiled => {
             const TILE: usize = 16;
@@ -304,6 +462,15 @@ fn launch(
         constants,
     };
     let workgroups = workgroups.map(|g| g as u32);
+    // Without an epilogue, `aux` is a spare (binding `c` writable twice is refused by WebGPU).
+    let spare;
+    let aux = match epilogue.tensor() {
+        Some(t) => t,
+        None => {
+            spare = gpu.unused(0)?;
+            &spare
+        }
+    };
     Dispatch::new(
         gpu,
         &kernel,
@@ -312,8 +479,10 @@ fn launch(
             Binding::Read(b),
             Binding::Read(bias),
             Binding::ReadWrite(c),
+            Binding::ReadWrite(aux),
+            Binding::Read(epilogue.state().unwrap_or(a)),
         ],
-        &params([m, k, n])?,
+        &params([m, k, n], epilogue.dropout())?,
         workgroups,
     )
 }
@@ -403,11 +572,14 @@ fn cpu_kernel(
     Ok((shader, entry, [m.div_ceil(rows), n.div_ceil(4 * group), 1]))
 }
 
-fn params([m, k, n]: [usize; 3]) -> Result<Params> {
+fn params([m, k, n]: [usize; 3], dropout: Option<BranchDropout>) -> Result<Params> {
     Ok(Params {
         m: to_u32("matmul", m)?,
         k: to_u32("matmul", k)?,
         n: to_u32("matmul", n)?,
-        _pad: 0,
+        site: dropout.map_or(0, |d| d.site),
+        threshold: dropout.map_or(0, |d| dropout_threshold(d.p)),
+        scale: dropout.map_or(0.0, |d| dropout_scale(d.p)),
+        _pad: [0; 2],
     })
 }

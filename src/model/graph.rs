@@ -4,7 +4,7 @@
 use crate::contract::AttentionShape;
 use crate::error::{Error, Result};
 use crate::gpu::Tensor;
-use crate::graph::{Gradients, Graph, Op, Storage, TensorId};
+use crate::graph::{Epilogue, Gradients, Graph, Op, Storage, TensorId};
 use crate::model::{GptConfig, Norm};
 
 /// What a graph is built for.
@@ -44,17 +44,19 @@ pub struct ModelGraph {
 }
 
 /// Tensors of one block a caller may want to look at, all `[B, T, ·]`: the residual stream entering it,
-/// after its attention and after its MLP, and each sublayer's contribution to it.
+/// after its attention and after its MLP, and each sublayer's contribution to it (stored on its own in
+/// inspection graphs only: elsewhere `c_proj` adds it into the stream as it stores it, an
+/// [`crate::graph::Epilogue::Residual`]).
 #[derive(Clone, Copy, Debug)]
 pub struct BlockTensors {
     pub input: TensorId,
     pub qkv: TensorId,
     /// The attention sublayer's output (after `c_proj`), added to the stream.
-    pub attention: TensorId,
+    pub attention: Option<TensorId>,
     /// The stream after the attention sublayer.
     pub residual: TensorId,
     /// The MLP sublayer's output (after `c_proj`), added to the stream.
-    pub mlp: TensorId,
+    pub mlp: Option<TensorId>,
     /// The stream after the MLP sublayer (the next block's input).
     pub output: TensorId,
     /// [`Mode::Inspect`]: the attention probabilities `[B, H, T, T]`.
@@ -290,21 +292,49 @@ impl<'a> Builder<'a> {
     /// `x·w (+ b)` with the parameters under `prefix`, `width` outputs.
     fn linear(&mut self, x: TensorId, prefix: &str, width: usize) -> TensorId {
         let out = self.activation(format!("{prefix} out"), width);
-        let w = self.param(&format!("{prefix}.weight"));
-        let b = self.maybe(&format!("{prefix}.bias"));
-        self.g.push(Op::Linear { x, w, b, out });
+        self.linear_into(x, prefix, out, Epilogue::None);
         out
     }
 
-    /// `x + branch`, the residual stream.
-    fn residual(&mut self, x: TensorId, branch: TensorId, name: String) -> TensorId {
+    /// `out = epilogue(x·w (+ b))` with the parameters under `prefix`.
+    fn linear_into(&mut self, x: TensorId, prefix: &str, out: TensorId, epilogue: Epilogue) {
+        let w = self.param(&format!("{prefix}.weight"));
+        let b = self.maybe(&format!("{prefix}.bias"));
+        self.g.push(Op::Linear {
+            x,
+            w,
+            b,
+            out,
+            epilogue,
+        });
+    }
+
+    /// The stream after a sublayer: `stream + dropout(x·w (+ b))` with the projection under `prefix`
+    /// and dropout at `site`, as `(the branch, the new stream)`. The projection applies the dropout and
+    /// adds the stream as it stores its product (up to two dispatches and passes fewer, the same bits),
+    /// so the branch is never stored on its own, except for inspection, which looks at it.
+    fn add_to_stream(
+        &mut self,
+        stream: TensorId,
+        x: TensorId,
+        prefix: &str,
+        site: u32,
+        name: String,
+    ) -> (Option<TensorId>, TensorId) {
         let out = self.activation(name, self.config.n_embd);
+        if self.fuse() {
+            let p = self.p;
+            self.linear_into(x, prefix, out, Epilogue::Residual { stream, p, site });
+            return (None, out);
+        }
+        let branch = self.linear(x, prefix, self.config.n_embd);
+        let dropped = self.dropout(branch, site, format!("{prefix} dropout"));
         self.g.push(Op::Add {
-            a: x,
-            b: branch,
+            a: stream,
+            b: dropped,
             out,
         });
-        out
+        (Some(branch), out)
     }
 
     /// Block `layer`: `x + attn(ln_1(x))`, then `+ mlp(ln_2(·))`.
@@ -313,17 +343,18 @@ impl<'a> Builder<'a> {
         let site = 1 + 3 * layer as u32;
         let ln1 = self.norm(x, &format!("{h}.ln_1"));
         let (qkv, attended, probabilities) = self.attention(layer, ln1, site);
-        let projected = self.linear(attended, &format!("{h}.attn.c_proj"), self.config.n_embd);
-        let projected = self.dropout(projected, site + 1, format!("{h}.attn dropout"));
-        let residual = self.residual(x, projected, format!("{h} residual 1"));
+        let c_proj = format!("{h}.attn.c_proj");
+        let name = format!("{h} residual 1");
+        let (attention, residual) = self.add_to_stream(x, attended, &c_proj, site + 1, name);
         let ln2 = self.norm(residual, &format!("{h}.ln_2"));
-        let mlp = self.mlp(&h, ln2);
-        let mlp = self.dropout(mlp, site + 2, format!("{h}.mlp dropout"));
-        let output = self.residual(residual, mlp, format!("{h} residual 2"));
+        let hidden = self.mlp_hidden(&h, ln2);
+        let c_proj = format!("{h}.mlp.c_proj");
+        let name = format!("{h} residual 2");
+        let (mlp, output) = self.add_to_stream(residual, hidden, &c_proj, site + 2, name);
         BlockTensors {
             input: x,
             qkv,
-            attention: projected,
+            attention,
             residual,
             mlp,
             output,
@@ -414,15 +445,29 @@ impl<'a> Builder<'a> {
         (k, v)
     }
 
-    /// The MLP of block `h`: `c_proj(gelu(c_fc(x)))`.
-    fn mlp(&mut self, h: &str, x: TensorId) -> TensorId {
-        let up = self.linear(x, &format!("{h}.mlp.c_fc"), self.config.n_inner);
+    /// The MLP of block `h` up to its `c_proj`: `gelu(c_fc(x))`, the GELU applied by the product as it
+    /// stores the pre-activation (kept for the backward) where [`Builder::fuse`] allows.
+    fn mlp_hidden(&mut self, h: &str, x: TensorId) -> TensorId {
+        let c_fc = format!("{h}.mlp.c_fc");
+        let pre = self.activation(format!("{c_fc} out"), self.config.n_inner);
         let activated = self.activation(format!("{h}.mlp gelu"), self.config.n_inner);
-        self.g.push(Op::Gelu {
-            x: up,
-            out: activated,
-        });
-        self.linear(activated, &format!("{h}.mlp.c_proj"), self.config.n_embd)
+        if self.fuse() {
+            self.linear_into(x, &c_fc, activated, Epilogue::Gelu { pre });
+        } else {
+            self.linear_into(x, &c_fc, pre, Epilogue::None);
+            self.g.push(Op::Gelu {
+                x: pre,
+                out: activated,
+            });
+        }
+        activated
+    }
+
+    /// Whether products apply the elementwise op after them as they store (`Epilogue`): everywhere but
+    /// in inspection graphs, which are built op for op so that every sublayer's output exists to be
+    /// looked at.
+    fn fuse(&self) -> bool {
+        self.mode != Mode::Inspect
     }
 
     /// The head's pieces: the untied `lm_head`, else the token embedding.

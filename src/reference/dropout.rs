@@ -3,6 +3,7 @@
 //! The backward is the same map applied to `dy`.
 
 use super::random::{element, keep};
+use crate::contract::dropout_scale;
 
 /// The mask for `state = [seed, step, micro]`: element `i` survives.
 pub fn mask(state: [u32; 3], site: u32, p: f32, len: usize) -> Vec<bool> {
@@ -14,7 +15,7 @@ pub fn mask(state: [u32; 3], site: u32, p: f32, len: usize) -> Vec<bool> {
 
 /// `y = keep ? x / (1 - p) : 0`, the scale rounded to f32 first as the kernel's uniform holds it.
 pub fn forward(x: &[f32], state: [u32; 3], site: u32, p: f32) -> Vec<f32> {
-    let scale = 1.0 / (1.0 - p);
+    let scale = dropout_scale(p);
     x.iter()
         .zip(mask(state, site, p, x.len()))
         .map(|(&x, keep)| if keep { x * scale } else { 0.0 })

@@ -1,5 +1,8 @@
 //! `matmul` on the CPU: the products of a linear layer with weights stored `[in, out]`.
-//! `x: [m, k]`, `w: [k, n]`, `b: [n]`, `dy: [m, n]`, all row-major.
+//! `x: [m, k]`, `w: [k, n]`, `b: [n]`, `dy: [m, n]`, all row-major. The fused products are the plain
+//! ones followed by the `gelu` and `residual` twins, as the unfused graph computes them.
+
+use crate::reference::{dropout, gelu, residual};
 
 /// `y = x·w + b`.
 pub fn forward(x: &[f32], w: &[f32], b: Option<&[f32]>, m: usize, k: usize, n: usize) -> Vec<f32> {
@@ -14,6 +17,51 @@ pub fn forward(x: &[f32], w: &[f32], b: Option<&[f32]>, m: usize, k: usize, n: u
         }
     }
     y
+}
+
+/// `(pre, gelu(pre))` with `pre = x·w + b`.
+pub fn forward_gelu(
+    x: &[f32],
+    w: &[f32],
+    b: Option<&[f32]>,
+    m: usize,
+    k: usize,
+    n: usize,
+) -> (Vec<f32>, Vec<f32>) {
+    let pre = forward(x, w, b, m, k, n);
+    let y = gelu::forward(&pre);
+    (pre, y)
+}
+
+/// `y = r + dropout(x·w + b)`, dropout given as `(state, site, p)` (see [`dropout::forward`]).
+#[allow(clippy::too_many_arguments)]
+pub fn forward_residual(
+    x: &[f32],
+    w: &[f32],
+    b: Option<&[f32]>,
+    dropout: Option<([u32; 3], u32, f32)>,
+    r: &[f32],
+    m: usize,
+    k: usize,
+    n: usize,
+) -> Vec<f32> {
+    let mut branch = forward(x, w, b, m, k, n);
+    if let Some((state, site, p)) = dropout {
+        branch = dropout::forward(&branch, state, site, p);
+    }
+    residual::forward(r, &branch)
+}
+
+/// `dpre = (dy·wᵀ)·gelu'(pre)`.
+pub fn backward_input_gelu(
+    dy: &[f32],
+    w: &[f32],
+    pre: &[f32],
+    m: usize,
+    k: usize,
+    n: usize,
+) -> Vec<f32> {
+    gelu::backward(pre, &backward_input(dy, w, m, k, n))
 }
 
 /// `dx = dy·wᵀ`.
