@@ -28,7 +28,7 @@ fn captured_attention_is_causal_normalized_and_equals_the_reference_model() {
         let tokens: Vec<u32> = (0..seq as u32).map(|i| (i * 37 + 5) % 97).collect();
         let captured = capture(&gpu, &model, &tokens).unwrap();
 
-        let graph = build(&config, 1, seq, Mode::Inspect, usize::MAX).unwrap();
+        let graph = build(&config, 1, seq, Mode::Inspect, usize::MAX, true).unwrap();
         let mut cpu = CpuModel {
             params: params.clone(),
             m: vec![],

@@ -270,6 +270,50 @@ fn a_gradient_exchange_over_arena_chunks_gives_the_one_process_steps() {
     assert!(bits(&one) == bits(&ranked), "the exchanged steps differ");
 }
 
+/// Matmul epilogues change dispatches, not results: three training steps with dropout, with the
+/// model's graphs fused and op for op, end in the same parameters, bit for bit (GPT-2 and the modern
+/// variant).
+#[test]
+fn fused_and_unfused_training_steps_give_the_same_bits() {
+    let gpu = Gpu::new().expect("model tests need a GPU adapter");
+    let (batch, seq) = (4, 32);
+    let optimizer = optimizer();
+    for modern in [false, true] {
+        let config = tiny(modern);
+        let init = Gpt::init(&gpu, &config, 7).unwrap();
+        let params = init.read_params(&gpu).unwrap();
+        let tokens = tokens(config.vocab_size as u32);
+        let sampler = BatchSampler::new(&tokens, batch, seq, 3).unwrap();
+        let mut ops = [0; 2];
+        let trained = [false, true].map(|epilogues| {
+            let model = (Gpt::new(&gpu, &config, &params).unwrap()).with_epilogues(epilogues);
+            let (plan, graph) = model.train_plan(&gpu, batch, seq, 1, &optimizer).unwrap();
+            ops[epilogues as usize] = graph.graph.ops.len();
+            for step in 1..=3u32 {
+                let b = sampler.batch(step as u64);
+                let inputs = StepInputs {
+                    tokens: &b.inputs,
+                    targets: &b.targets,
+                };
+                plan.set_batch(&gpu, &inputs).unwrap();
+                plan.set_step(&gpu, 11, step, 1e-3).unwrap();
+                plan.run(&gpu, false).unwrap();
+            }
+            let params = model.read_params(&gpu).unwrap();
+            let bits = |p: &Vec<f32>| p.iter().map(|v| v.to_bits()).collect::<Vec<u32>>();
+            params.iter().map(bits).collect::<Vec<_>>()
+        });
+        assert!(
+            ops[1] < ops[0],
+            "modern {modern}: the fused graph has no fewer ops"
+        );
+        assert!(
+            trained[0] == trained[1],
+            "modern {modern}: fused steps differ"
+        );
+    }
+}
+
 /// The CPU reference model's gradients are right: they match central finite differences of its own loss
 /// (with dropout on; the masks are a fixed function of the random state) at the largest-gradient
 /// elements of every parameter tensor.
@@ -287,7 +331,8 @@ fn reference_model_gradients_match_finite_differences() {
             ..tiny(modern)
         };
         let (batch, seq) = (2, 8);
-        let graph = build(&config, batch, seq, Mode::Train, usize::MAX)
+        // The fused graph (matmul epilogues) for one variant, the op-for-op graph for the other.
+        let graph = build(&config, batch, seq, Mode::Train, usize::MAX, modern)
             .unwrap()
             .graph;
         let tokens: Vec<u32> = (0..16).map(|i| (i * 5 + 3) % 11).collect();

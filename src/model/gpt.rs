@@ -53,6 +53,8 @@ pub struct Gpt {
     dtype: Dtype,
     /// Elements of the largest storage binding the model's tensors may take.
     max_binding: usize,
+    /// Whether its graphs fuse elementwise ops into the products before them ([`epilogues_pay`]).
+    epilogues: bool,
 }
 
 impl Gpt {
@@ -156,7 +158,15 @@ impl Gpt {
             pieces,
             dtype,
             max_binding,
+            epilogues: epilogues_pay(gpu),
         })
+    }
+
+    /// This model with its graphs' matmul epilogues on or off (the same results either way; tests
+    /// compare the two).
+    pub fn with_epilogues(mut self, on: bool) -> Self {
+        self.epilogues = on;
+        self
     }
 
     /// Whether the model has training plans (its weights in f32).
@@ -172,7 +182,8 @@ impl Gpt {
                 self.dtype.name()
             )));
         }
-        let mut model = build_micro(&self.config, batch, seq, micros, mode, self.max_binding)?;
+        let (binding, epilogues) = (self.max_binding, self.epilogues);
+        let mut model = build_micro(&self.config, batch, seq, micros, mode, binding, epilogues)?;
         model.graph.pieces.clone_from(&self.pieces);
         Ok(model)
     }
@@ -445,10 +456,11 @@ impl Gpt {
 impl GptConfig {
     /// The GPU memory a training step at `batch × seq` would take, planned without a GPU for a device
     /// with WebGPU's default storage binding (parameters larger than one binding split as
-    /// [`GptConfig::pieces`] says).
+    /// [`GptConfig::pieces`] says) and no matmul epilogues (as on CPU adapters; a GPU's fused step
+    /// stores a little less: the projections' outputs before the residual add).
     pub fn planned_memory(&self, batch: usize, seq: usize) -> Result<MemoryReport> {
         let max_binding = crate::gpu::default_max_binding() as usize / 4;
-        let model = build(self, batch, seq, Mode::Train, max_binding)?;
+        let model = build(self, batch, seq, Mode::Train, max_binding, false)?;
         let params: usize = (model.graph.pieces.iter())
             .map(|p| p.len().next_multiple_of(Tensor::ALIGN))
             .sum();
@@ -464,6 +476,18 @@ impl GptConfig {
 /// The matmul variant a model's plans use on this adapter (what `wgpt info` reports).
 pub fn matmul_variant(gpu: &Gpu) -> &'static str {
     crate::kernels::matmul::Variant::best(gpu).name()
+}
+
+/// Whether matmul epilogues pay on this adapter: on GPUs (a dispatch and a pass over the product fewer
+/// per fused op), not on CPU adapters, where lavapipe ran the fused steps no faster (within ±10% on
+/// `baby`) and compiling the fused specializations doubled the cold first step. `WGPT_EPILOGUES=on|off`
+/// overrides it.
+fn epilogues_pay(gpu: &Gpu) -> bool {
+    match std::env::var("WGPT_EPILOGUES").as_deref() {
+        Ok("on" | "1" | "true") => true,
+        Ok("off" | "0" | "false") => false,
+        _ => !gpu.is_cpu(),
+    }
 }
 
 /// Elements of the largest storage binding this device allows.

@@ -67,15 +67,17 @@ pub struct BlockTensors {
 /// backward), for a device whose storage bindings hold `max_binding` elements: parameters larger than
 /// that are split into pieces ([`GptConfig::pieces`]), each op reading one piece. [`Mode::Decode`] takes
 /// `[N, 1]`. The graph reads as nanoGPT's `GPT.forward`: embeddings, the blocks, the final norm, then
-/// the head (and loss).
+/// the head (and loss). With `epilogues`, products apply the elementwise op after them as they store
+/// ([`Epilogue`]; the same bits, fewer dispatches).
 pub fn build(
     config: &GptConfig,
     batch: usize,
     seq: usize,
     mode: Mode,
     max_binding: usize,
+    epilogues: bool,
 ) -> Result<ModelGraph> {
-    build_micro(config, batch, seq, 1, mode, max_binding)
+    build_micro(config, batch, seq, 1, mode, max_binding, epilogues)
 }
 
 /// [`build`] for one of `micros` equal micro-batches of a batch of `micros · batch` rows: the loss's
@@ -88,9 +90,11 @@ pub fn build_micro(
     micros: usize,
     mode: Mode,
     max_binding: usize,
+    epilogues: bool,
 ) -> Result<ModelGraph> {
     let mut b = Builder::new(config, batch, seq, mode, max_binding)?;
     b.micros = micros;
+    b.epilogues = epilogues;
     let embedding = b.embeddings();
     let mut x = b.dropout(embedding, 0, "embedding dropout".into());
     let mut blocks = Vec::new();
@@ -145,6 +149,8 @@ struct Builder<'a> {
     p: f32,
     /// The micro-batches of this size the loss averages over ([`build_micro`]).
     micros: usize,
+    /// Whether products may take the elementwise ops after them as epilogues ([`Builder::fuse`]).
+    epilogues: bool,
     /// [`Mode::Decode`]: the position input.
     position: Option<TensorId>,
     tokens: TensorId,
@@ -192,6 +198,7 @@ impl<'a> Builder<'a> {
                 0.0
             },
             micros: 1,
+            epilogues: true,
             position,
             tokens,
         })
@@ -463,11 +470,11 @@ impl<'a> Builder<'a> {
         activated
     }
 
-    /// Whether products apply the elementwise op after them as they store (`Epilogue`): everywhere but
-    /// in inspection graphs, which are built op for op so that every sublayer's output exists to be
-    /// looked at.
+    /// Whether products apply the elementwise op after them as they store (`Epilogue`): where the
+    /// model asks for epilogues, but not in inspection graphs, which are built op for op so that every
+    /// sublayer's output exists to be looked at.
     fn fuse(&self) -> bool {
-        self.mode != Mode::Inspect
+        self.epilogues && self.mode != Mode::Inspect
     }
 
     /// The head's pieces: the untied `lm_head`, else the token embedding.
