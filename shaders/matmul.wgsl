@@ -83,16 +83,23 @@ fn load_b(kk: u32, col: u32) -> f32 {
     return dtype_value(b[dtype_word(i)], i);
 }
 
-// Adds the bias and the previous value as asked, applies the epilogue, then stores one element of C.
-fn store_c(row: u32, col: u32, sum: f32) {
+// Element i = row·N + col of C before any epilogue: the sum plus the bias and the previous value, as
+// asked.
+fn c_value(i: u32, col: u32, sum: f32) -> f32 {
     var v = sum;
     if has_bias {
         v += bias[col];
     }
-    let i = row * params.n + col;
     if accumulate {
         v += c[i];
     }
+    return v;
+}
+
+// Stores one element of C, the epilogue applied.
+fn store_c(row: u32, col: u32, sum: f32) {
+    let i = row * params.n + col;
+    var v = c_value(i, col, sum);
     if epilogue == EPILOGUE_GELU {
         aux[i] = gelu(vec4(v)).x;
     } else if epilogue == EPILOGUE_RESIDUAL {
@@ -264,15 +271,50 @@ fn cpu_store_row(row: u32, col: u32, v: vec4<f32>) {
     }
 }
 
+// cpu_store_row without an epilogue.
+fn cpu_store_row_plain(row: u32, col: u32, v: vec4<f32>) {
+    if row >= params.m {
+        return;
+    }
+    for (var i = 0u; i < 4u; i++) {
+        let j = row * params.n + col + i;
+        if col + i < params.n {
+            c[j] = c_value(j, col + i, v[i]);
+        }
+    }
+}
+
+// With an epilogue, a loop over the block's rows: the driver inlines every call before it drops the
+// epilogues a pipeline does not use, so epilogue code written out per row made lavapipe compile every
+// product for seconds longer (2 s more per cold baby step, 1 s warm). Without one, the rows are written
+// out as the K loop is.
 fn cpu_store(acc: Block, row0: u32, col: u32) {
-    cpu_store_row(row0, col, acc[0]);
-    cpu_store_row(row0 + 1u, col, acc[1]);
-    cpu_store_row(row0 + 2u, col, acc[2]);
-    cpu_store_row(row0 + 3u, col, acc[3]);
-    cpu_store_row(row0 + 4u, col, acc[4]);
-    cpu_store_row(row0 + 5u, col, acc[5]);
-    cpu_store_row(row0 + 6u, col, acc[6]);
-    cpu_store_row(row0 + 7u, col, acc[7]);
+    if epilogue != 0u {
+        for (var r = 0u; r < 8u; r++) {
+            cpu_store_row(row0 + r, col, acc[r]);
+        }
+        return;
+    }
+    cpu_store_row_plain(row0, col, acc[0]);
+    cpu_store_row_plain(row0 + 1u, col, acc[1]);
+    cpu_store_row_plain(row0 + 2u, col, acc[2]);
+    cpu_store_row_plain(row0 + 3u, col, acc[3]);
+    cpu_store_row_plain(row0 + 4u, col, acc[4]);
+    cpu_store_row_plain(row0 + 5u, col, acc[5]);
+    cpu_store_row_plain(row0 + 6u, col, acc[6]);
+    cpu_store_row_plain(row0 + 7u, col, acc[7]);
+}
+
+// Row `row`'s vec4 at `col` through the vec4 view (N % 4 == 0), index i, before any epilogue.
+fn c_value_vec4(i: u32, col: u32, v: vec4<f32>) -> vec4<f32> {
+    var out = v;
+    if has_bias {
+        out += vec4(bias[col], bias[col + 1u], bias[col + 2u], bias[col + 3u]);
+    }
+    if accumulate {
+        out += c4[i];
+    }
+    return out;
 }
 
 // cpu_store_row through the vec4 view (N % 4 == 0).
@@ -281,13 +323,7 @@ fn cpu_store_row_vec4(row: u32, col: u32, v: vec4<f32>) {
         return;
     }
     let i = (row * params.n + col) / 4u;
-    var out = v;
-    if has_bias {
-        out += vec4(bias[col], bias[col + 1u], bias[col + 2u], bias[col + 3u]);
-    }
-    if accumulate {
-        out += c4[i];
-    }
+    var out = c_value_vec4(i, col, v);
     if epilogue == EPILOGUE_GELU {
         aux4[i] = gelu(out);
     } else if epilogue == EPILOGUE_RESIDUAL {
@@ -301,15 +337,31 @@ fn cpu_store_row_vec4(row: u32, col: u32, v: vec4<f32>) {
     c4[i] = out;
 }
 
+// cpu_store_row_vec4 without an epilogue.
+fn cpu_store_row_vec4_plain(row: u32, col: u32, v: vec4<f32>) {
+    if row >= params.m || col >= params.n {
+        return;
+    }
+    let i = (row * params.n + col) / 4u;
+    c4[i] = c_value_vec4(i, col, v);
+}
+
+// cpu_store through the vec4 view (the loop with an epilogue for the same reason).
 fn cpu_store_vec4(acc: Block, row0: u32, col: u32) {
-    cpu_store_row_vec4(row0, col, acc[0]);
-    cpu_store_row_vec4(row0 + 1u, col, acc[1]);
-    cpu_store_row_vec4(row0 + 2u, col, acc[2]);
-    cpu_store_row_vec4(row0 + 3u, col, acc[3]);
-    cpu_store_row_vec4(row0 + 4u, col, acc[4]);
-    cpu_store_row_vec4(row0 + 5u, col, acc[5]);
-    cpu_store_row_vec4(row0 + 6u, col, acc[6]);
-    cpu_store_row_vec4(row0 + 7u, col, acc[7]);
+    if epilogue != 0u {
+        for (var r = 0u; r < 8u; r++) {
+            cpu_store_row_vec4(row0 + r, col, acc[r]);
+        }
+        return;
+    }
+    cpu_store_row_vec4_plain(row0, col, acc[0]);
+    cpu_store_row_vec4_plain(row0 + 1u, col, acc[1]);
+    cpu_store_row_vec4_plain(row0 + 2u, col, acc[2]);
+    cpu_store_row_vec4_plain(row0 + 3u, col, acc[3]);
+    cpu_store_row_vec4_plain(row0 + 4u, col, acc[4]);
+    cpu_store_row_vec4_plain(row0 + 5u, col, acc[5]);
+    cpu_store_row_vec4_plain(row0 + 6u, col, acc[6]);
+    cpu_store_row_vec4_plain(row0 + 7u, col, acc[7]);
 }
 
 @compute @workgroup_size(cpu_width)
