@@ -139,16 +139,12 @@ fn listen_for_errors(tab: &Tab) -> Arc<Mutex<Vec<String>>> {
     tab.add_event_listener(Arc::new(move |event: &Event| {
         let error = match event {
             Event::RuntimeExceptionThrown(e) => {
+                // An Error's description is its message and stack, which name the script's line.
                 let details = &e.params.exception_details;
-                let what = details
+                details
                     .exception
                     .as_ref()
-                    .map_or(details.text.clone(), text);
-                format!(
-                    "{what} ({}:{})",
-                    details.url.as_deref().unwrap_or("?"),
-                    details.line_number
-                )
+                    .map_or(details.text.clone(), text)
             }
             Event::RuntimeConsoleAPICalled(e)
                 if e.params.Type == ConsoleAPICalledEventTypeOption::Error =>
