@@ -4,18 +4,23 @@
 //! `cargo test`, as it needs Chromium: `apt-get install -y chromium`).
 //!
 //! The cases come from the kernel tests themselves (`WGPT_EXPORT_CASES`, see `src/gpu/export.rs`); the
-//! page in `web/` runs them and POSTs its results back to the test's server, so no DevTools client is
-//! needed. A missing browser fails the test, and so does an entry point that no exported case runs; a
-//! case the browser's adapter cannot run (a feature it lacks) is named in the output.
+//! page in `web/` runs them and sets `window.wgptReport`, which the test reads over the DevTools
+//! protocol, as it hears the page's exceptions and console errors (a broken page fails at once, with
+//! its message). A missing browser fails the test, and so does an entry point that no exported case
+//! runs; a case the browser's adapter cannot run (a feature it lacks) is named in the output.
 
 #[path = "../web/serve.rs"]
 mod serve;
 
 use std::collections::BTreeMap;
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
+use headless_chrome::protocol::cdp::types::Event;
+use headless_chrome::protocol::cdp::Runtime::{ConsoleAPICalledEventTypeOption, RemoteObject};
+use headless_chrome::{Browser, LaunchOptions, Tab};
 use serde_json::Value;
 
 /// How long the page may take for every case (about a minute here).
@@ -39,32 +44,26 @@ const FLAGS: &[&str] = &[
     "--use-webgpu-adapter=swiftshader",
 ];
 
-/// Chromium, killed with its child processes (its own process group) when dropped.
-struct Browser(Child);
-
-impl Browser {
-    fn open(url: &str, profile: &Path) -> Browser {
-        use std::os::unix::process::CommandExt;
-        let chromium = chromium();
-        let child = Command::new(&chromium)
-            .args(FLAGS)
-            .arg(format!("--user-data-dir={}", profile.display()))
-            .arg(url)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {}: {e}", chromium.display()));
-        Browser(child)
-    }
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        // SAFETY: kill(2) on the process group this test started; no memory is involved.
-        unsafe { libc::kill(-(self.0.id() as i32), libc::SIGKILL) };
-        let _ = self.0.wait();
-    }
+/// Chromium started with [`FLAGS`] and a fresh profile in `profile`, killed when dropped.
+fn launch(profile: &Path) -> Browser {
+    let chromium = chromium();
+    let _ = std::fs::remove_dir_all(profile);
+    // FLAGS are every switch: the crate's defaults are off (one would replace `--enable-features`),
+    // and so are the options that add a switch of their own (headless, sandbox, GPU, certificates).
+    let options = LaunchOptions {
+        path: Some(chromium.clone()),
+        user_data_dir: Some(profile.to_path_buf()),
+        args: FLAGS.iter().map(OsStr::new).collect(),
+        disable_default_args: true,
+        headless: false,
+        sandbox: true,
+        enable_gpu: true,
+        ignore_certificate_errors: false,
+        // The connection counts as lost after this long without a message from the browser.
+        idle_browser_timeout: PAGE_TIMEOUT,
+        ..LaunchOptions::default()
+    };
+    Browser::new(options).unwrap_or_else(|e| panic!("starting {}: {e}", chromium.display()))
 }
 
 /// `WGPT_CHROMIUM`, or Debian's `/usr/bin/chromium`; a clear failure when neither is there.
@@ -109,22 +108,67 @@ fn entry_points_without_a_case(cases: &Path) -> Vec<String> {
     missing
 }
 
+/// Opens `url` in a new tab and waits for the page's `window.wgptReport`; panics with the page's first
+/// exception or console error, or after [`PAGE_TIMEOUT`].
+fn run_page(browser: &Browser, url: &str) -> Value {
+    let tab = browser.new_tab().expect("a tab");
+    let errors = listen_for_errors(&tab);
+    tab.navigate_to(url).expect("opening the page");
+    let start = Instant::now();
+    while start.elapsed() < PAGE_TIMEOUT {
+        if let Some(error) = errors.lock().expect("the errors").first() {
+            panic!("the page broke: {error}");
+        }
+        let report = (tab.evaluate("JSON.stringify(window.wgptReport ?? null)", false))
+            .expect("reading window.wgptReport");
+        match report.value.as_ref().and_then(Value::as_str) {
+            Some("null") | None => std::thread::sleep(Duration::from_millis(250)),
+            Some(text) => return serde_json::from_str(text).expect("the page's report is JSON"),
+        }
+    }
+    panic!("the page set no window.wgptReport in {PAGE_TIMEOUT:?} (does WebGPU start there?)")
+}
+
+/// The page's uncaught exceptions and `console.error` messages, as they arrive.
+fn listen_for_errors(tab: &Tab) -> Arc<Mutex<Vec<String>>> {
+    let errors = Arc::new(Mutex::new(Vec::new()));
+    let heard = Arc::clone(&errors);
+    tab.enable_runtime().expect("the Runtime domain");
+    let text =
+        |o: &RemoteObject| (o.description.clone()).unwrap_or_else(|| format!("{:?}", o.value));
+    tab.add_event_listener(Arc::new(move |event: &Event| {
+        let error = match event {
+            Event::RuntimeExceptionThrown(e) => {
+                // An Error's description is its message and stack, which name the script's line.
+                let details = &e.params.exception_details;
+                details
+                    .exception
+                    .as_ref()
+                    .map_or(details.text.clone(), text)
+            }
+            Event::RuntimeConsoleAPICalled(e)
+                if e.params.Type == ConsoleAPICalledEventTypeOption::Error =>
+            {
+                let args: Vec<String> = e.params.args.iter().map(text).collect();
+                format!("console.error: {}", args.join(" "))
+            }
+            _ => return,
+        };
+        heard.lock().expect("the errors").push(error);
+    }))
+    .expect("listening to the page");
+    errors
+}
+
 #[test]
 fn every_kernel_case_matches_the_reference_in_chromium_webgpu() {
     chromium();
     let scratch = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser");
     let cases = scratch.join("cases");
     serve::export_cases(&cases).unwrap_or_else(|e| panic!("exporting the cases: {e}"));
-    let server = serve::start(&cases).expect("starting the page's server");
-    let profile = scratch.join("profile");
-    let _ = std::fs::remove_dir_all(&profile);
-    let browser = Browser::open(&server.url, &profile);
-    let report = server.results.recv_timeout(PAGE_TIMEOUT);
-    drop(browser);
-    let report: Value = match report {
-        Ok(text) => serde_json::from_str(&text).expect("the page's report is JSON"),
-        Err(_) => panic!("Chromium sent no results in {PAGE_TIMEOUT:?} (does WebGPU start there?)"),
-    };
+    let url = serve::start(&cases).expect("starting the page's server");
+    let browser = launch(&scratch.join("profile"));
+    let report = run_page(&browser, &url);
     if let Some(error) = report["error"].as_str() {
         panic!("the page failed before its cases: {error}");
     }

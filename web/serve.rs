@@ -3,33 +3,24 @@
 //! `file://` is not one.
 //!
 //! `/` the page, `/kernels.js` its script, `/modules` every shader module as a browser compiles it,
-//! `/cases/` the names of the exported case files and `/cases/<name>` one of them; a `POST /results`
-//! (the page's results when it has run every case) is handed to [`Server::results`].
+//! `/cases/` the names of the exported case files and `/cases/<name>` one of them.
 
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::io::{BufRead, BufReader, ErrorKind, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{channel, Receiver, Sender};
 
-pub struct Server {
-    /// `http://127.0.0.1:<port>/`.
-    pub url: String,
-    /// The body of each `POST /results`.
-    pub results: Receiver<String>,
-}
-
-/// Serves the page and the cases in `cases` on a free port, on a thread of its own.
-pub fn start(cases: &Path) -> std::io::Result<Server> {
+/// Serves the page and the cases in `cases` on a free port, on a thread of its own; returns the page's
+/// address, `http://127.0.0.1:<port>/`.
+pub fn start(cases: &Path) -> std::io::Result<String> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let url = format!("http://{}/", listener.local_addr()?);
-    let (sender, results) = channel();
     let cases = cases.to_path_buf();
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
-            let (cases, sender) = (cases.clone(), sender.clone());
+            let cases = cases.clone();
             std::thread::spawn(move || {
                 // A browser that goes away mid-answer (the test killing it) is no error to report.
-                if let Err(e) = answer(stream, &cases, &sender) {
+                if let Err(e) = answer(stream, &cases) {
                     if !matches!(e.kind(), ErrorKind::BrokenPipe | ErrorKind::ConnectionReset) {
                         eprintln!("web server: {e}");
                     }
@@ -37,37 +28,22 @@ pub fn start(cases: &Path) -> std::io::Result<Server> {
             });
         }
     });
-    Ok(Server { url, results })
+    Ok(url)
 }
 
-fn answer(stream: TcpStream, cases: &Path, results: &Sender<String>) -> std::io::Result<()> {
+fn answer(stream: TcpStream, cases: &Path) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut request = String::new();
     reader.read_line(&mut request)?;
-    let mut length = 0;
-    loop {
-        let mut header = String::new();
-        reader.read_line(&mut header)?;
-        let header = header.trim();
-        if header.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = header.split_once(':') {
-            if name.eq_ignore_ascii_case("content-length") {
-                length = value.trim().parse().unwrap_or(0);
-            }
-        }
+    // The headers (a GET has no body): read up to the blank line that ends them.
+    let mut header = String::new();
+    while reader.read_line(&mut header)? > 0 && !header.trim().is_empty() {
+        header.clear();
     }
     let mut parts = request.split_whitespace();
     let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     let path = path.split('?').next().unwrap_or("");
     let (status, kind, body) = match (method, path) {
-        ("POST", "/results") => {
-            let mut body = vec![0; length];
-            reader.read_exact(&mut body)?;
-            let _ = results.send(String::from_utf8_lossy(&body).into_owned());
-            ("200 OK", "text/plain", Vec::new())
-        }
         ("GET", "/") => ("200 OK", "text/html", include_bytes!("index.html").to_vec()),
         ("GET", "/kernels.js") => (
             "200 OK",
