@@ -23,7 +23,7 @@ use headless_chrome::protocol::cdp::Runtime::{ConsoleAPICalledEventTypeOption, R
 use headless_chrome::{Browser, LaunchOptions, Tab};
 use serde_json::Value;
 
-/// How long the page may take for every case (about a minute here).
+/// How long the page may take for every case (under a minute on 2 cores).
 const PAGE_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Headless Chromium with WebGPU on SwiftShader (its Vulkan on the CPU), checked by hand on Debian's

@@ -58,12 +58,23 @@ function missing(device, adapter, d) {
   return null;
 }
 
+// Why this device cannot run one of the case's dispatches, or undefined when it can run them all.
+function lacking(device, adapter, c) {
+  return c.dispatches.map((d) => missing(device, adapter, d)).find((m) => m);
+}
+
 // Pipelines by module, entry point, constants and binding writability: cases that share a run (one per
-// output the test checks) or a launch compile it once, as wgpt's pipeline cache does.
+// output the test checks) or a launch compile it once, as wgpt's pipeline cache does. Each is a promise:
+// the page asks for every case's pipelines before it runs the first, so the browser compiles them on
+// its worker threads while the cases run.
 const pipelines = new Map();
-async function pipeline(device, d) {
+function pipeline(device, d) {
   const key = JSON.stringify([d.module, d.entry, d.constants, d.bindings.map((b) => b.writable)]);
-  if (!pipelines.has(key)) pipelines.set(key, await build(device, d));
+  if (!pipelines.has(key)) {
+    const made = build(device, d);
+    made.catch(() => {}); // the case that awaits it reports the failure
+    pipelines.set(key, made);
+  }
   return pipelines.get(key);
 }
 
@@ -75,14 +86,15 @@ async function build(device, d) {
   const entries = d.bindings.map(storage);
   entries.push({ binding: d.bindings.length, visibility: GPUShaderStage.COMPUTE, buffer: { type: "uniform" } });
   const layout = device.createBindGroupLayout({ entries });
-  device.pushErrorScope("validation");
-  const made = device.createComputePipeline({
-    layout: device.createPipelineLayout({ bindGroupLayouts: [layout] }),
-    compute: { module, entryPoint: d.entry, constants: d.constants },
-  });
-  const error = await device.popErrorScope();
-  if (error) throw new Error(`${d.kernel}/${d.entry}: ${error.message}`);
-  return { made, layout };
+  try {
+    const made = await device.createComputePipelineAsync({
+      layout: device.createPipelineLayout({ bindGroupLayouts: [layout] }),
+      compute: { module, entryPoint: d.entry, constants: d.constants },
+    });
+    return { made, layout };
+  } catch (e) {
+    throw new Error(`${d.kernel}/${d.entry}: ${e.message}`);
+  }
 }
 
 function buffer(device, data, usage) {
@@ -97,10 +109,9 @@ async function run(device, adapter, c) {
   const kernel = [...new Set(c.dispatches?.map((d) => d.kernel) ?? [])].join(", ");
   const result = { name: c.name, kernel };
   if (c.skipped) return { ...result, status: "skipped", note: `not exported: ${c.skipped}` };
-  const lacks = c.dispatches.map((d) => missing(device, adapter, d)).find((m) => m);
+  const lacks = lacking(device, adapter, c);
   if (lacks) return { ...result, status: "skipped", note: lacks };
-  const made = [];
-  for (const d of c.dispatches) made.push(await pipeline(device, d));
+  const made = await Promise.all(c.dispatches.map((d) => pipeline(device, d)));
 
   const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
   const buffers = c.buffers.map((b) => buffer(device, bytes(b), usage));
@@ -113,8 +124,9 @@ async function run(device, adapter, c) {
   c.dispatches.forEach((d, i) => {
     const entries = d.bindings.map((b, j) => ({ binding: j,
       resource: { buffer: buffers[b.buffer], offset: b.offset, size: b.size } }));
-    entries.push({ binding: d.bindings.length,
-      resource: { buffer: buffer(device, bytes(d.params), GPUBufferUsage.UNIFORM) } });
+    const uniform = buffer(device, bytes(d.params), GPUBufferUsage.UNIFORM);
+    buffers.push(uniform); // after the case's own, so that their indices hold; destroyed with them
+    entries.push({ binding: d.bindings.length, resource: { buffer: uniform } });
     if (d.workgroups.includes(0)) return;
     pass.setPipeline(made[i].made);
     pass.setBindGroup(0, device.createBindGroup({ layout: made[i].layout, entries }));
@@ -171,9 +183,17 @@ async function main() {
     }
     const names = await (await fetch("cases/")).json();
     const started = performance.now();
-    for (const [n, name] of names.entries()) {
-      summary.textContent = `${adapter.info?.architecture ?? "adapter"}: case ${n + 1} of ${names.length}`;
+    const cases = [];
+    for (const name of names) {
       const c = await (await fetch(`cases/${encodeURIComponent(name)}`)).json();
+      summary.textContent = `fetching case ${cases.length + 1} of ${names.length}`;
+      if (!c.skipped && !lacking(device, adapter, c)) {
+        c.dispatches.forEach((d) => pipeline(device, d));
+      }
+      cases.push(c);
+    }
+    for (const [n, c] of cases.entries()) {
+      summary.textContent = `${adapter.info?.architecture ?? "adapter"}: case ${n + 1} of ${names.length}`;
       let result;
       try {
         result = await run(device, adapter, c);
