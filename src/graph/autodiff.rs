@@ -180,9 +180,11 @@ impl Graph {
                 });
                 self.contribute(grads, qkv, dqkv);
             }
+            // An op-for-op graph keeps gelu' an op of its own: only a fused forward folds it
+            // ([`Graph::gelu_backward`]), so a graph without epilogues has none in its backward either.
             Op::Gelu { x, out } => {
                 let Some(dy) = grad_out(&out) else { return };
-                let dx = self.gelu_backward(x, dy);
+                let dx = self.unfused_gelu_backward(x, dy);
                 self.contribute(grads, x, dx);
             }
             Op::Add { a, b, out } => {
@@ -273,6 +275,11 @@ impl Graph {
             self.tensors[dy.0].name = format!("d {}", self.def(pre).name);
             return dy;
         }
+        self.unfused_gelu_backward(pre, dy)
+    }
+
+    /// The gradient of `pre` from `dy` by a [`Op::GeluBackward`] of its own.
+    fn unfused_gelu_backward(&mut self, pre: TensorId, dy: TensorId) -> TensorId {
         let dx = self.grad_tensor(pre);
         self.push(Op::GeluBackward { x: pre, dy, dx });
         dx
