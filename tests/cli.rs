@@ -48,6 +48,33 @@ fn info_preset_prints_exact_parameter_counts() {
     assert!(ok && out.contains("5,048,576"), "{out}");
 }
 
+/// The planned MiB of a training step `wgpt info` prints for `args` (its "total" line).
+fn planned_total_mib(args: &[&str]) -> f64 {
+    let (ok, out, err) = wgpt(&[&["info"], args].concat());
+    assert!(ok, "{err}");
+    let total = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("total ") && l.contains('('));
+    let mib = total.and_then(|l| l.split_whitespace().nth(1)?.parse().ok());
+    mib.unwrap_or_else(|| panic!("no planned total in:\n{out}"))
+}
+
+/// Recomputing blocks halves GPT-2's planned step at batch 8 x 1024 (activations from 5.4 GiB to
+/// 1.7) and brings GPT-2 medium's at 4 x 1024 under 8 GiB.
+#[test]
+fn info_plans_a_step_that_recomputes_its_blocks_in_less_memory() {
+    let gpt2 = ["--preset", "gpt2", "--batch", "8", "--seq", "1024"];
+    let kept = planned_total_mib(&gpt2);
+    let again = planned_total_mib(&[&gpt2[..], &["--recompute", "block"]].concat());
+    assert!(
+        again < 0.55 * kept,
+        "{again} MiB recomputing, {kept} keeping"
+    );
+    let medium = ["--preset", "gpt2-medium", "--batch", "4", "--seq", "1024"];
+    let again = planned_total_mib(&[&medium[..], &["--recompute", "block"]].concat());
+    assert!(again < 8.0 * 1024.0, "GPT-2 medium plans {again} MiB");
+}
+
 #[test]
 fn unknown_preset_is_one_line_and_a_failure() {
     let (ok, _, err) = wgpt(&["info", "--preset", "gpt5"]);

@@ -5,7 +5,7 @@ use wgpt::contract::HYPER_LEN;
 use wgpt::graph::reference::{self, CpuInputs, CpuModel};
 use wgpt::inspect::capture;
 use wgpt::model::graph::{build, Mode};
-use wgpt::model::Gpt;
+use wgpt::model::{Gpt, GraphOptions};
 use wgpt::Gpu;
 
 mod common;
@@ -28,7 +28,11 @@ fn captured_attention_is_causal_normalized_and_equals_the_reference_model() {
         let tokens: Vec<u32> = (0..seq as u32).map(|i| (i * 37 + 5) % 97).collect();
         let captured = capture(&gpu, &model, &tokens).unwrap();
 
-        let graph = build(&config, 1, seq, Mode::Inspect, usize::MAX, true).unwrap();
+        let options = GraphOptions {
+            epilogues: true,
+            ..GraphOptions::default()
+        };
+        let graph = build(&config, 1, seq, Mode::Inspect, usize::MAX, options).unwrap();
         let mut cpu = CpuModel {
             params: params.clone(),
             m: vec![],

@@ -1,11 +1,13 @@
 //! A GPU training step against the same model run on the CPU by `graph::reference` (nothing but the
 //! kernels' reference twins): loss, every gradient, the parameters and moments after AdamW.
 
+use std::collections::BTreeMap;
+
 use wgpt::contract::{adamw_hyper, AdamWConfig, HYPER_LEN};
 use wgpt::data::BatchSampler;
 use wgpt::graph::reference::{self, CpuInputs, CpuModel};
-use wgpt::graph::{Epilogue, Op, StepInputs};
-use wgpt::model::{Gpt, GptConfig, Optimizer};
+use wgpt::graph::{Epilogue, Graph, Op, StepInputs};
+use wgpt::model::{Gpt, GptConfig, GraphOptions, Optimizer, Recompute};
 use wgpt::Gpu;
 
 mod common;
@@ -270,11 +272,11 @@ fn a_gradient_exchange_over_arena_chunks_gives_the_one_process_steps() {
     assert!(bits(&one) == bits(&ranked), "the exchanged steps differ");
 }
 
-/// Matmul epilogues change dispatches, not results: three training steps with dropout, with the
-/// model's graphs fused and op for op, end in the same parameters, bit for bit (GPT-2 and the modern
-/// variant).
+/// Matmul epilogues and recomputation change dispatches and memory, not results: three training steps
+/// with dropout, with the model's graphs fused or op for op, each keeping every activation or
+/// recomputing every block, end in the same parameters, bit for bit (GPT-2 and the modern variant).
 #[test]
-fn fused_and_unfused_training_steps_give_the_same_bits() {
+fn every_graph_layout_trains_to_the_same_bits() {
     let gpu = Gpu::new().expect("model tests need a GPU adapter");
     let (batch, seq) = (4, 32);
     let optimizer = optimizer();
@@ -284,35 +286,61 @@ fn fused_and_unfused_training_steps_give_the_same_bits() {
         let params = init.read_params(&gpu).unwrap();
         let tokens = tokens(config.vocab_size as u32);
         let sampler = BatchSampler::new(&tokens, batch, seq, 3).unwrap();
-        let (mut ops, mut fused) = ([0; 2], [0; 2]);
-        let trained = [false, true].map(|epilogues| {
-            let model = (Gpt::new(&gpu, &config, &params).unwrap()).with_epilogues(epilogues);
-            let (plan, graph) = model.train_plan(&gpu, batch, seq, 1, &optimizer).unwrap();
-            ops[epilogues as usize] = graph.graph.ops.len();
-            fused[epilogues as usize] = graph.graph.ops.iter().filter(|op| is_fused(op)).count();
-            for step in 1..=3u32 {
-                let b = sampler.batch(step as u64);
-                let inputs = StepInputs {
-                    tokens: &b.inputs,
-                    targets: &b.targets,
-                };
-                plan.set_batch(&gpu, &inputs).unwrap();
-                plan.set_step(&gpu, 11, step, 1e-3).unwrap();
-                plan.run(&gpu, false).unwrap();
+        // (epilogues, recompute) -> (ops, fused ops, activation bytes, parameters after the steps)
+        let mut runs = BTreeMap::new();
+        for epilogues in [false, true] {
+            for recompute in [Recompute::None, Recompute::Block] {
+                let model = (Gpt::new(&gpu, &config, &params).unwrap())
+                    .with_epilogues(epilogues)
+                    .with_recompute(recompute);
+                let (plan, graph) = model.train_plan(&gpu, batch, seq, 1, &optimizer).unwrap();
+                let ops = &graph.graph.ops;
+                let fused = ops.iter().filter(|op| is_fused(op)).count();
+                for step in 1..=3u32 {
+                    let b = sampler.batch(step as u64);
+                    let inputs = StepInputs {
+                        tokens: &b.inputs,
+                        targets: &b.targets,
+                    };
+                    plan.set_batch(&gpu, &inputs).unwrap();
+                    plan.set_step(&gpu, 11, step, 1e-3).unwrap();
+                    plan.run(&gpu, false).unwrap();
+                }
+                let params = model.read_params(&gpu).unwrap();
+                let bits = |p: &Vec<f32>| p.iter().map(|v| v.to_bits()).collect::<Vec<u32>>();
+                let trained: Vec<_> = params.iter().map(bits).collect();
+                let memory = plan.memory().activations;
+                runs.insert(
+                    (epilogues, recompute.name()),
+                    (ops.len(), fused, memory, trained),
+                );
             }
-            let params = model.read_params(&gpu).unwrap();
-            let bits = |p: &Vec<f32>| p.iter().map(|v| v.to_bits()).collect::<Vec<u32>>();
-            params.iter().map(bits).collect::<Vec<_>>()
-        });
+        }
+        let run = |epilogues, recompute| &runs[&(epilogues, recompute)];
+        let (plain, fused) = (run(false, "none"), run(true, "none"));
         assert!(
-            ops[1] < ops[0] && fused[1] > 0,
+            fused.0 < plain.0 && fused.1 > 0,
             "modern {modern}: the fused graph has no fewer ops"
         );
-        assert_eq!(fused[0], 0, "modern {modern}: the op-for-op graph fuses");
-        assert!(
-            trained[0] == trained[1],
-            "modern {modern}: fused steps differ"
-        );
+        assert_eq!(plain.1, 0, "modern {modern}: the op-for-op graph fuses");
+        for epilogues in [false, true] {
+            let (kept, again) = (run(epilogues, "none"), run(epilogues, "block"));
+            assert!(
+                again.0 > kept.0 && again.2 < kept.2,
+                "modern {modern}, epilogues {epilogues}: recomputing blocks takes {} ops and {} \
+                 activation bytes, against {} and {}",
+                again.0,
+                again.2,
+                kept.0,
+                kept.2
+            );
+        }
+        for (layout, (.., trained)) in &runs {
+            assert!(
+                *trained == plain.3,
+                "modern {modern}: {layout:?} trains to other bits"
+            );
+        }
     }
 }
 
@@ -342,55 +370,68 @@ fn reference_model_gradients_match_finite_differences() {
             ..tiny(modern)
         };
         let (batch, seq) = (2, 8);
-        // The fused graph (matmul epilogues) for one variant, the op-for-op graph for the other.
-        let graph = build(&config, batch, seq, Mode::Train, usize::MAX, modern)
-            .unwrap()
-            .graph;
-        let tokens: Vec<u32> = (0..16).map(|i| (i * 5 + 3) % 11).collect();
-        let targets: Vec<u32> = (0..16).map(|i| (i * 7 + 1) % 11).collect();
-        let inputs = CpuInputs {
-            tokens: &tokens,
-            targets: &targets,
-            position: 0,
-            random_state: [5, 1, 0],
-            hyper: [0.0; HYPER_LEN],
-        };
-        let specs = config.params();
-        let model = CpuModel {
-            params: specs
-                .iter()
-                .enumerate()
-                .map(|(i, s)| {
-                    (0..s.len())
-                        .map(|j| ((i * 31 + j * 17) % 23) as f32 / 23.0 - 0.5)
-                        .collect()
-                })
-                .collect(),
-            m: vec![],
-            v: vec![],
-            decays: specs.iter().map(|s| s.decays()).collect(),
-        };
-        let grads = reference::run(&graph, &mut model.clone(), &inputs).grads;
-        let loss_at = |i: usize, e: usize, delta: f32| {
-            let mut m = model.clone();
-            m.params[i][e] += delta;
-            reference::run(&graph, &mut m, &inputs).loss as f64
-        };
-        for (i, spec) in specs.iter().enumerate() {
-            let mut order: Vec<usize> = (0..spec.len()).collect();
-            order.sort_by(|&a, &b| grads[i][b].abs().total_cmp(&grads[i][a].abs()));
-            for &e in order.iter().take(3) {
-                // h = 1e-2: the loss (≈ 2.4) is f32, so rounding adds ≈ 2.4·6e-8 / 2h ≈ 7e-6; the
-                // truncation error h²/6·f''' stays near 1e-5 for these smooth functions.
-                let h = 1e-2;
-                let fd = (loss_at(i, e, h) - loss_at(i, e, -h)) / (2.0 * h as f64);
-                let g = grads[i][e] as f64;
-                assert!(
-                    (fd - g).abs() <= 1e-4 + 1e-2 * g.abs(),
-                    "modern={modern} {}[{e}]: finite difference {fd}, reference gradient {g}",
-                    spec.name
-                );
-            }
+        // The fused graph (matmul epilogues) for one variant, the op-for-op graph for the other; each
+        // keeping its activations and recomputing its blocks.
+        for recompute in [Recompute::None, Recompute::Block] {
+            let options = GraphOptions {
+                epilogues: modern,
+                recompute,
+            };
+            let graph = build(&config, batch, seq, Mode::Train, usize::MAX, options)
+                .unwrap()
+                .graph;
+            check_gradients(&config, &graph, modern);
+        }
+    }
+}
+
+/// The reference gradients of `graph` (a training graph of `config`) against central finite
+/// differences of its loss at the three largest-gradient elements of every parameter tensor.
+fn check_gradients(config: &GptConfig, graph: &Graph, modern: bool) {
+    let tokens: Vec<u32> = (0..16).map(|i| (i * 5 + 3) % 11).collect();
+    let targets: Vec<u32> = (0..16).map(|i| (i * 7 + 1) % 11).collect();
+    let inputs = CpuInputs {
+        tokens: &tokens,
+        targets: &targets,
+        position: 0,
+        random_state: [5, 1, 0],
+        hyper: [0.0; HYPER_LEN],
+    };
+    let specs = config.params();
+    let model = CpuModel {
+        params: specs
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                (0..s.len())
+                    .map(|j| ((i * 31 + j * 17) % 23) as f32 / 23.0 - 0.5)
+                    .collect()
+            })
+            .collect(),
+        m: vec![],
+        v: vec![],
+        decays: specs.iter().map(|s| s.decays()).collect(),
+    };
+    let grads = reference::run(graph, &mut model.clone(), &inputs).grads;
+    let loss_at = |i: usize, e: usize, delta: f32| {
+        let mut m = model.clone();
+        m.params[i][e] += delta;
+        reference::run(graph, &mut m, &inputs).loss as f64
+    };
+    for (i, spec) in specs.iter().enumerate() {
+        let mut order: Vec<usize> = (0..spec.len()).collect();
+        order.sort_by(|&a, &b| grads[i][b].abs().total_cmp(&grads[i][a].abs()));
+        for &e in order.iter().take(3) {
+            // h = 1e-2: the loss (≈ 2.4) is f32, so rounding adds ≈ 2.4·6e-8 / 2h ≈ 7e-6; the
+            // truncation error h²/6·f''' stays near 1e-5 for these smooth functions.
+            let h = 1e-2;
+            let fd = (loss_at(i, e, h) - loss_at(i, e, -h)) / (2.0 * h as f64);
+            let g = grads[i][e] as f64;
+            assert!(
+                (fd - g).abs() <= 1e-4 + 1e-2 * g.abs(),
+                "modern={modern} {}[{e}]: finite difference {fd}, reference gradient {g}",
+                spec.name
+            );
         }
     }
 }

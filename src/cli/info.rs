@@ -6,12 +6,12 @@ use std::path::PathBuf;
 use clap::Args;
 
 use crate::checkpoint;
-use crate::cli::values::{at_least_one, model_dir};
+use crate::cli::values::{at_least_one, model_dir, RecomputeFlag};
 use crate::cli::DeviceArgs;
 use crate::dist::Collective;
 use crate::error::{Error, Result};
 use crate::gpu::{adapters, Gpu};
-use crate::model::GptConfig;
+use crate::model::{GptConfig, Recompute};
 
 /// The flags of `wgpt info`.
 #[derive(Args, Clone, Debug)]
@@ -31,6 +31,9 @@ pub struct InfoArgs {
     /// Sequence length of the memory plan [default: the model's context length]
     #[arg(long, value_parser = at_least_one::<usize>)]
     pub seq: Option<usize>,
+    /// What the planned step's backward recomputes (as `wgpt train --recompute`)
+    #[arg(long, value_enum, default_value_t)]
+    pub recompute: RecomputeFlag,
     #[command(flatten)]
     pub device: DeviceArgs,
 }
@@ -48,12 +51,9 @@ pub fn info_command(args: &InfoArgs) -> Result<()> {
         }
         (None, None, None) => return info(&Gpu::on(&args.device.choice())?),
     };
-    model_info(
-        &name,
-        &config,
-        args.batch,
-        args.seq.unwrap_or(config.n_positions),
-    )
+    let seq = args.seq.unwrap_or(config.n_positions);
+    print_parameters(&name, &config);
+    print_memory_plan(&config, args.batch, seq, args.recompute.into())
 }
 
 /// `wgpt info` under `mpirun` (more than one rank): one line per rank, in rank order, with the
@@ -134,13 +134,6 @@ pub fn info(gpu: &Gpu) -> Result<()> {
     Ok(())
 }
 
-/// Prints `config`'s parameter table (named `name`) and the memory plan of a training step at
-/// `batch × seq`.
-pub fn model_info(name: &str, config: &GptConfig, batch: usize, seq: usize) -> Result<()> {
-    print_parameters(name, config);
-    print_memory_plan(config, batch, seq)
-}
-
 /// The parameter table: one row per tensor, the blocks' tensors shown once as `h.*` with their layer count.
 fn print_parameters(name: &str, config: &GptConfig) {
     let mut rows: Vec<(String, Vec<usize>, usize, usize)> = Vec::new();
@@ -200,10 +193,19 @@ fn print_parameters(name: &str, config: &GptConfig) {
 
 /// The training step's planned GPU memory per class, beside the analytical minimum, for a device with
 /// WebGPU's default 128 MiB storage binding (the plan is made without a GPU).
-fn print_memory_plan(config: &GptConfig, batch: usize, seq: usize) -> Result<()> {
-    let m = config.planned_memory(batch, seq)?;
+fn print_memory_plan(
+    config: &GptConfig,
+    batch: usize,
+    seq: usize,
+    recompute: Recompute,
+) -> Result<()> {
+    let m = config.planned_memory(batch, seq, recompute)?;
     let mib = |b: u64| b as f64 / (1 << 20) as f64;
-    println!("memory plan of a training step at batch {batch} x {seq} (MiB),");
+    let recomputing = match recompute {
+        Recompute::None => String::new(),
+        what => format!(", recomputing each {}", what.name()),
+    };
+    println!("memory plan of a training step at batch {batch} x {seq}{recomputing} (MiB),");
     println!(
         "  for WebGPU's default {} MiB storage binding:",
         crate::gpu::default_max_binding() >> 20

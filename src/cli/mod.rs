@@ -22,7 +22,7 @@ mod values;
 pub use app::{completions, Cli, Command};
 pub use data::Corpus;
 pub use eval::{eval, EvalArgs};
-pub use info::{devices, info, info_command, model_info, ranks_info, InfoArgs};
+pub use info::{devices, info, info_command, ranks_info, InfoArgs};
 pub use inspect::{inspect, InspectArgs, ANATOMY_FILE};
 pub use sample::{sample, SampleArgs};
 pub use tokenizer::{prepare, tokenizer_command, PrepareArgs, TokenizerCommand};

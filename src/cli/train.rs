@@ -11,13 +11,15 @@ use crate::cli::info::group;
 use crate::cli::progress::{clock, TrainProgress};
 use crate::cli::resume::{check_agrees, check_vocabulary, output_dir, owned, run_name};
 use crate::cli::signals::StopOnSignals;
-use crate::cli::values::{at_least_one, below_one, model_dir, non_negative, positive};
+use crate::cli::values::{
+    at_least_one, below_one, model_dir, non_negative, positive, RecomputeFlag,
+};
 use crate::cli::{gpu_for, gpu_for_model, saved_tokenizer, Corpus, DeviceArgs};
 use crate::data::tokenizer::TOKENIZER_FILE;
 use crate::dist::{Collective, Single};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::model::{Gpt, GptConfig};
+use crate::model::{Gpt, GptConfig, Recompute};
 use crate::train::{latest_checkpoint, resume, Event, Output, Schedule, Settings, Trainer};
 
 /// The flags of `wgpt train` (and of the examples), with nanoGPT's names as aliases (`--max_iters`,
@@ -125,6 +127,12 @@ pub struct TrainArgs {
     /// After training, print the run's timeline and where a step's GPU time goes, per kernel.
     #[arg(long)]
     pub profile: bool,
+    /// What the backward recomputes instead of keeping from the forward: `block` keeps only each
+    /// block's input and runs the block again before its backward (a fraction of the activation
+    /// memory for about a third more compute; the same results; `wgpt info --recompute` shows the
+    /// plan)
+    #[arg(long, value_enum, default_value_t)]
+    pub recompute: RecomputeFlag,
     /// The title of OUT/loss.svg (the examples name their data; not a flag).
     #[arg(skip)]
     pub plot_title: Option<String>,
@@ -249,6 +257,7 @@ pub fn train_on(
         tokenizer,
     )?;
     let (model, base, step) = model_to_train(gpu, args, defaults, preset, &corpus)?;
+    let model = model.with_recompute(args.recompute.into());
     let mut settings = args.settings(base);
     args.check(&settings)?;
     if args.seq.is_none() {
@@ -373,9 +382,13 @@ fn print_header(gpu: &Gpu, trainer: &Trainer, step: u32) {
         group(config.vocab_size)
     );
     eprintln!(
-        "          {} parameters; a step needs {:.1} MiB of GPU memory",
+        "          {} parameters; a step needs {:.1} MiB of GPU memory{}",
         group(config.parameter_count()),
-        memory.total() as f64 / (1 << 20) as f64
+        memory.total() as f64 / (1 << 20) as f64,
+        match trainer.model.recompute() {
+            Recompute::None => String::new(),
+            what => format!(", recomputing each {}", what.name()),
+        }
     );
     eprintln!(
         "training: steps {step}..{}, batch {} x {} tokens{}, dropout {}",

@@ -7,6 +7,7 @@ use std::str::FromStr;
 
 use crate::checkpoint::CONFIG_FILE;
 use crate::dtype::Dtype;
+use crate::model::Recompute;
 
 /// The number, or clap's message for a value that is not one (NaN and infinities are not numbers a
 /// setting can take).
@@ -138,5 +139,26 @@ mod tests {
             "errors name what was given"
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+/// `--recompute`'s values (train and info): clap stays in the CLI, the model's [`Recompute`] knows
+/// nothing of it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum RecomputeFlag {
+    /// Keep every activation the backward reads.
+    #[default]
+    None,
+    /// Keep only each block's input; the backward runs each block's forward again (activation
+    /// checkpointing: about a third more compute, a fraction of the activation memory, the same bits).
+    Block,
+}
+
+impl From<RecomputeFlag> for Recompute {
+    fn from(flag: RecomputeFlag) -> Self {
+        match flag {
+            RecomputeFlag::None => Recompute::None,
+            RecomputeFlag::Block => Recompute::Block,
+        }
     }
 }

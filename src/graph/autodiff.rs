@@ -18,6 +18,15 @@ pub const BUCKETS: &str = "buckets";
 #[derive(Debug, Default)]
 pub struct Gradients(HashMap<TensorId, TensorId>);
 
+impl Gradients {
+    /// Gives `to` the gradient found for `from` (`to` a recomputed copy of `from`).
+    pub fn share(&mut self, to: TensorId, from: TensorId) {
+        if let Some(&g) = self.0.get(&from) {
+            self.0.insert(to, g);
+        }
+    }
+}
+
 impl Graph {
     /// Appends the backward of the forward ops `range`, walked in reverse, starting from the
     /// cross-entropy's `dlogits` and the gradients `grads` already holds (and adding what it finds).

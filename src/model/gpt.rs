@@ -9,7 +9,9 @@ use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Tensor};
 use crate::graph::planner::ArenaLayout;
 use crate::graph::{planned_memory, ArenaTensor, MemoryReport, Op, Piece, Plan, Shared, TensorId};
-use crate::model::graph::{build, build_micro, cache_index, cache_shape, Mode, ModelGraph};
+use crate::model::graph::{
+    build, build_micro, cache_index, cache_shape, GraphOptions, Mode, ModelGraph, Recompute,
+};
 use crate::model::{GptConfig, Init};
 
 /// How the optimizer runs (fixed for a plan; the learning rate is set per step).
@@ -53,8 +55,9 @@ pub struct Gpt {
     dtype: Dtype,
     /// Elements of the largest storage binding the model's tensors may take.
     max_binding: usize,
-    /// Whether its graphs fuse elementwise ops into the products before them ([`epilogues_pay`]).
-    epilogues: bool,
+    /// How its graphs are laid out: epilogues where they pay ([`epilogues_pay`]), what training
+    /// recomputes.
+    options: GraphOptions,
 }
 
 impl Gpt {
@@ -158,15 +161,30 @@ impl Gpt {
             pieces,
             dtype,
             max_binding,
-            epilogues: epilogues_pay(gpu),
+            options: GraphOptions {
+                epilogues: epilogues_pay(gpu),
+                recompute: Recompute::None,
+            },
         })
     }
 
     /// This model with its graphs' matmul epilogues on or off (the same results either way; tests
     /// compare the two).
     pub fn with_epilogues(mut self, on: bool) -> Self {
-        self.epilogues = on;
+        self.options.epilogues = on;
         self
+    }
+
+    /// This model with its training graphs recomputing `what` in the backward (the same results with
+    /// less memory; tests compare them).
+    pub fn with_recompute(mut self, what: Recompute) -> Self {
+        self.options.recompute = what;
+        self
+    }
+
+    /// What its training graphs recompute in the backward.
+    pub fn recompute(&self) -> Recompute {
+        self.options.recompute
     }
 
     /// Whether the model has training plans (its weights in f32).
@@ -182,8 +200,8 @@ impl Gpt {
                 self.dtype.name()
             )));
         }
-        let (binding, epilogues) = (self.max_binding, self.epilogues);
-        let mut model = build_micro(&self.config, batch, seq, micros, mode, binding, epilogues)?;
+        let (binding, options) = (self.max_binding, self.options);
+        let mut model = build_micro(&self.config, batch, seq, micros, mode, binding, options)?;
         model.graph.pieces.clone_from(&self.pieces);
         Ok(model)
     }
@@ -457,10 +475,20 @@ impl GptConfig {
     /// The GPU memory a training step at `batch × seq` would take, planned without a GPU for a device
     /// with WebGPU's default storage binding (parameters larger than one binding split as
     /// [`GptConfig::pieces`] says) and no matmul epilogues (as on CPU adapters; a GPU's fused step
-    /// stores a little less: the projections' outputs before the residual add).
-    pub fn planned_memory(&self, batch: usize, seq: usize) -> Result<MemoryReport> {
+    /// stores a little less: the projections' outputs before the residual add), its backward
+    /// recomputing `recompute`.
+    pub fn planned_memory(
+        &self,
+        batch: usize,
+        seq: usize,
+        recompute: Recompute,
+    ) -> Result<MemoryReport> {
         let max_binding = crate::gpu::default_max_binding() as usize / 4;
-        let model = build(self, batch, seq, Mode::Train, max_binding, false)?;
+        let options = GraphOptions {
+            epilogues: false,
+            recompute,
+        };
+        let model = build(self, batch, seq, Mode::Train, max_binding, options)?;
         let params: usize = (model.graph.pieces.iter())
             .map(|p| p.len().next_multiple_of(Tensor::ALIGN))
             .sum();

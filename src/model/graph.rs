@@ -1,6 +1,8 @@
 //! The GPT as a graph: embeddings, pre-norm blocks (attention and MLP on a residual stream), the final
 //! norm, the output head and the cross-entropy loss.
 
+use std::ops::Range;
+
 use crate::contract::AttentionShape;
 use crate::error::{Error, Result};
 use crate::gpu::Tensor;
@@ -67,17 +69,49 @@ pub struct BlockTensors {
 /// backward), for a device whose storage bindings hold `max_binding` elements: parameters larger than
 /// that are split into pieces ([`GptConfig::pieces`]), each op reading one piece. [`Mode::Decode`] takes
 /// `[N, 1]`. The graph reads as nanoGPT's `GPT.forward`: embeddings, the blocks, the final norm, then
-/// the head (and loss). With `epilogues`, products apply the elementwise op after them as they store
-/// ([`Epilogue`]; the same bits, fewer dispatches).
+/// the head (and loss). `options` say how: epilogues, recomputation (the same bits either way).
 pub fn build(
     config: &GptConfig,
     batch: usize,
     seq: usize,
     mode: Mode,
     max_binding: usize,
-    epilogues: bool,
+    options: GraphOptions,
 ) -> Result<ModelGraph> {
-    build_micro(config, batch, seq, 1, mode, max_binding, epilogues)
+    build_micro(config, batch, seq, 1, mode, max_binding, options)
+}
+
+/// How a model's graphs are laid out; none of it changes a bit of the results.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GraphOptions {
+    /// Products apply the elementwise op after them as they store ([`Epilogue`]): fewer dispatches and
+    /// passes over memory.
+    pub epilogues: bool,
+    /// What a training graph's backward recomputes instead of keeping from the forward.
+    pub recompute: Recompute,
+}
+
+/// What a training graph recomputes in its backward instead of keeping it from the forward: less
+/// memory for more work, the same bits (every recomputed op runs the same kernel on the same inputs;
+/// dropout masks are a function of the step's random state and the op's site).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Recompute {
+    /// Keep every activation the backward reads.
+    #[default]
+    None,
+    /// Keep only each block's input (the residual stream between blocks): the backward runs each
+    /// block's forward again, just before its backward, so one block's activations are alive at a
+    /// time (as activation checkpointing does; about a third more compute).
+    Block,
+}
+
+impl Recompute {
+    pub fn name(self) -> &'static str {
+        match self {
+            Recompute::None => "none",
+            Recompute::Block => "block",
+        }
+    }
 }
 
 /// [`build`] for one of `micros` equal micro-batches of a batch of `micros · batch` rows: the loss's
@@ -90,19 +124,23 @@ pub fn build_micro(
     micros: usize,
     mode: Mode,
     max_binding: usize,
-    epilogues: bool,
+    options: GraphOptions,
 ) -> Result<ModelGraph> {
     let mut b = Builder::new(config, batch, seq, mode, max_binding)?;
     b.micros = micros;
-    b.epilogues = epilogues;
+    b.epilogues = options.epilogues;
     let embedding = b.embeddings();
     let mut x = b.dropout(embedding, 0, "embedding dropout".into());
+    // The first op of each block, then of the final norm.
+    let mut starts = Vec::new();
     let mut blocks = Vec::new();
     for layer in 0..config.n_layer {
+        starts.push(b.g.ops.len());
         let block = b.block(layer, x);
         x = block.output;
         blocks.push(block);
     }
+    starts.push(b.g.ops.len());
     let final_norm = b.norm(x, "transformer.ln_f");
     let (loss, logits) = match mode {
         Mode::Decode | Mode::Inspect => (None, Some(b.logits(final_norm)?)),
@@ -110,7 +148,21 @@ pub fn build_micro(
             let last = b.last_position(final_norm);
             (None, Some(b.logits(last)?))
         }
-        Mode::Train | Mode::Eval => b.loss(final_norm)?,
+        Mode::Eval => {
+            let (loss, logits, _) = b.loss(final_norm)?;
+            (loss, logits)
+        }
+        Mode::Train => {
+            let body = b.g.ops.len();
+            let (loss, logits, mut grads) = b.loss(final_norm)?;
+            match options.recompute {
+                Recompute::None => b.g.backward_ops(0..body, &mut grads),
+                Recompute::Block => {
+                    b.backward_recomputing_blocks(&blocks, &starts, body, &mut grads)
+                }
+            }
+            (loss, logits)
+        }
     };
     Ok(ModelGraph {
         graph: b.g,
@@ -519,11 +571,11 @@ impl<'a> Builder<'a> {
         Ok(logits)
     }
 
-    /// The head and the mean cross-entropy loss of `x` (and in training the whole backward):
-    /// `(loss, logits)`, the logits only when they were computed whole. The logits go in row chunks of
-    /// at most one binding: each chunk's head, loss and (in training) head backward before the next
-    /// chunk's, so one chunk's logits and their gradient are alive at a time.
-    fn loss(&mut self, x: TensorId) -> Result<(Option<TensorId>, Option<TensorId>)> {
+    /// The head and the mean cross-entropy loss of `x` (and in training the backward down to `x`):
+    /// `(loss, logits, the gradients found)`, the logits only when they were computed whole. The logits
+    /// go in row chunks of at most one binding: each chunk's head, loss and (in training) head
+    /// backward before the next chunk's, so one chunk's logits and their gradient are alive at a time.
+    fn loss(&mut self, x: TensorId) -> Result<(Option<TensorId>, Option<TensorId>, Gradients)> {
         let (batch, seq, c) = (self.batch, self.seq, self.config.n_embd);
         let (rows, vocab, train) = (
             self.rows(),
@@ -532,7 +584,6 @@ impl<'a> Builder<'a> {
         );
         let head = self.head();
         let g = &mut self.g;
-        let body = g.ops.len();
         let targets = g.tensor(crate::graph::TARGETS, &[rows], Storage::Input);
         let losses = g.activation("losses", &[rows]);
         let chunk = logit_rows(rows, vocab, self.max_binding)?;
@@ -569,10 +620,43 @@ impl<'a> Builder<'a> {
             x: losses,
             out: loss,
         });
-        if train {
-            g.backward_ops(0..body, &mut grads);
+        Ok((Some(loss), whole_logits, grads))
+    }
+
+    /// Removes the ops of `range` whose outputs no later op reads, from the last: recomputed ops whose
+    /// values the backward does not need (a block's output, whose gradient is the kept output's, and in
+    /// an op-for-op graph the branch added into it).
+    fn drop_unread(&mut self, range: Range<usize>) {
+        for i in range.rev() {
+            let written = self.g.ops[i].uses().1;
+            let read = |op: &Op| op.uses().0.iter().any(|t| written.contains(t));
+            if !self.g.ops[i + 1..].iter().any(read) {
+                self.g.ops.remove(i);
+            }
         }
-        Ok((Some(loss), whole_logits))
+    }
+
+    /// The backward of the body (the ops before the head) when only the blocks' inputs are kept: the
+    /// final norm's, then for each block from the last, its forward built again from its input and the
+    /// backward of that, then the embeddings'. `starts`: the first op of each block, then of the final
+    /// norm; `body`: the first op of the head.
+    fn backward_recomputing_blocks(
+        &mut self,
+        blocks: &[BlockTensors],
+        starts: &[usize],
+        body: usize,
+        grads: &mut Gradients,
+    ) {
+        self.g.backward_ops(starts[blocks.len()]..body, grads);
+        for (layer, kept) in blocks.iter().enumerate().rev() {
+            let first = self.g.ops.len();
+            let again = self.block(layer, kept.input);
+            grads.share(again.output, kept.output);
+            let end = self.g.ops.len();
+            self.g.backward_ops(first..end, grads);
+            self.drop_unread(first..end);
+        }
+        self.g.backward_ops(0..starts[0], grads);
     }
 }
 

@@ -8,6 +8,7 @@ mod params;
 
 pub use config::{GptConfig, Norm};
 pub use gpt::{matmul_variant, Gpt, KvCaches, Optimizer};
+pub use graph::{GraphOptions, Recompute};
 pub use params::{Init, ParamSpec};
 
 /// The executor's types a model's user handles: the plans a [`Gpt`] builds, the batch a step takes, the

@@ -387,7 +387,7 @@ fn out_of_memory(error: Error, gpu: &Gpu, model: &Gpt, settings: &Settings) -> E
         return error;
     };
     let (config, b, t) = (&model.config, settings.batch, settings.seq);
-    let planned = config.planned_memory(b, t).map_or(0, |m| m.total());
+    let planned = (config.planned_memory(b, t, model.recompute())).map_or(0, |m| m.total());
     let fits = std::iter::successors(Some(b / 2), |&n| (n > 1).then_some(n / 2))
         .filter(|&n| n > 0)
         .find(|&n| {
