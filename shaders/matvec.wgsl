@@ -29,8 +29,10 @@
 // lanes owning interleaved vec4s instead of 16 consecutive columns (slower, 0.98 -> 0.64 of copy);
 // workgroups of 24-48 invocations with a barrier per step so lavapipe interleaves their rows over whole
 // rows of W (slower); 8 rows of K per iteration (no change). Reading the weights as vec4<u64>
-// (SHADER_INT64) halves the loads per byte: +30-40% on the f32 forward rows and 1.4x copy's GB/s with W
-// in L1, but WebGPU and GL have no 64-bit integers, so it would need a module of its own.
+// (SHADER_INT64) halves the loads per byte: with W in L1 the f32 forward rose from 1.0-1.2x to 1.4x the
+// copy row's GB/s, but from memory the gain was lost in the noise of a shared machine (-10% to +60% on
+// f32, none on 16 bits, no clear change in decode), and WebGPU and GL have no 64-bit integers, so it
+// would need a module of its own: not taken.
 //
 // Entry points ending in `_vec4` read x and the weights through vec4 views; the launcher picks them when
 // the inner dimension is a multiple of 4 and the weights' rows are whole vec4s of words (their length a
