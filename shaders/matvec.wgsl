@@ -12,12 +12,27 @@
 // bytes of each row of W in f32 (four vec4s), 32 in 16 bits (two vec4<u32>), so a row of 8 invocations
 // reads 512 or 256 contiguous bytes of each row. The width matters on lavapipe, whose CPU prefetchers
 // see only that strip of each row: f32 strips of 256 bytes ran at half the speed once W was not in cache,
-// of 128 at a third. In matvec_transposed it owns 4 rows of E and walks along them, one vec4<u32> of each
+// of 128 at a third. In matvec_transposed it owns 8 rows of E and walks along them, one vec4<u32> of each
 // per step. x comes as vec4s shared by all the columns of a step. Every row's sums stay in registers:
 // the code over rows is written out, guarded by the constant `rows` (lavapipe keeps only fully unrolled
 // code in registers, and NIR does not unroll a loop over `rows`: such loops made M = 4 twice as slow).
 // An invocation loops K/4 (forward) or C/4 (transposed) times: llvmpipe's 65535 bound is checked by the
 // launcher.
+//
+// What a load costs on lavapipe (Mesa 22.3): a storage load whose address is not a constant becomes a
+// loop over the 8 lanes with a bounds check and a scalar load per component, so the time goes with the
+// number of 32-bit words loaded, not with the bytes, and a load of x that every lane shares costs as
+// much as a load of weights. That is why the transposed product owns 8 rows of E rather than 4: each x
+// vec4 serves twice the weights, which took the 16-bit head from about half the f32 head's GB/s to the
+// same (0.49 -> 0.99 of the copy row for bf16, f32 0.72 -> 0.87, medians of 6 interleaved runs).
+// Tried and dropped for matvec_forward: 32 or 64 columns per invocation (fewer workgroups, no faster);
+// lanes owning interleaved vec4s instead of 16 consecutive columns (slower, 0.98 -> 0.64 of copy);
+// workgroups of 24-48 invocations with a barrier per step so lavapipe interleaves their rows over whole
+// rows of W (slower); 8 rows of K per iteration (no change). Reading the weights as vec4<u64>
+// (SHADER_INT64) halves the loads per byte: with W in L1 the f32 forward rose from 1.0-1.2x to 1.4x the
+// copy row's GB/s, but from memory the gain was lost in the noise of a shared machine (-10% to +60% on
+// f32, none on 16 bits, no clear change in decode), and WebGPU and GL have no 64-bit integers, so it
+// would need a module of its own: not taken.
 //
 // Entry points ending in `_vec4` read x and the weights through vec4 views; the launcher picks them when
 // the inner dimension is a multiple of 4 and the weights' rows are whole vec4s of words (their length a
@@ -208,8 +223,8 @@ fn matvec_forward(@builtin(global_invocation_id) id: vec3<u32>) {
     forward_store(acc, n0);
 }
 
-// ---- matvec_transposed: one invocation per 4 columns of y (rows v0 .. v0 + 3 of E), all rows of x.
-// acc[m][r] holds four partial sums of row v0 + r, added up at the end.
+// ---- matvec_transposed: one invocation per 8 columns of y (rows v0 .. v0 + 7 of E), all rows of x,
+// kept as two Accs of 4 rows each. acc[m][r] holds four partial sums of row v0 + r, added up at the end.
 
 // a[r] += xm · e[r] for the 4 rows of E.
 fn transposed_fma(a: Quads, xm: vec4<f32>, e: Quads) -> Quads {
@@ -248,38 +263,62 @@ fn transposed_store(acc: Acc, v0: u32) {
     if rows > 7u { transposed_store_row(7u, acc[7], v0); }
 }
 
+// Where rows v .. v + 3 of E start, in units of `row` words; rows past V are clamped to the last (their
+// sums are never stored).
+fn transposed_starts(v: u32, row: u32) -> vec4<u32> {
+    let last = params.n - 1u;
+    return vec4(min(v, last), min(v + 1u, last), min(v + 2u, last), min(v + 3u, last)) * row;
+}
+
+// Step i along 4 rows of E: one vec4<u32> of each (4 values of f32, 8 of 16 bits).
+fn transposed_words(e: vec4<u32>, i: u32) -> array<vec4<u32>, 4> {
+    return array(w4[e.x + i], w4[e.y + i], w4[e.z + i], w4[e.w + i]);
+}
+
+// The step's f32 values, one vec4 per row.
+fn transposed_f32(w: array<vec4<u32>, 4>) -> Quads {
+    return Quads(bitcast<vec4<f32>>(w[0]), bitcast<vec4<f32>>(w[1]), bitcast<vec4<f32>>(w[2]), bitcast<vec4<f32>>(w[3]));
+}
+
+// The step's first (half = 0) or last 4 16-bit values of each row.
+fn transposed_16(w: array<vec4<u32>, 4>, half: u32) -> Quads {
+    if half == 0u {
+        return Quads(dtype_unpack4(w[0].xy), dtype_unpack4(w[1].xy), dtype_unpack4(w[2].xy), dtype_unpack4(w[3].xy));
+    }
+    return Quads(dtype_unpack4(w[0].zw), dtype_unpack4(w[1].zw), dtype_unpack4(w[2].zw), dtype_unpack4(w[3].zw));
+}
+
 @compute @workgroup_size(wg)
 fn matvec_transposed_vec4(@builtin(global_invocation_id) id: vec3<u32>) {
-    let v0 = id.x * 4u;
+    let v0 = id.x * 8u;
     if v0 >= params.n {
         return;
     }
-    // Each row of E is a whole number of vec4<u32>s; rows past V are clamped to the last (their sums
-    // are never stored).
+    // Each row of E is a whole number of vec4<u32>s.
     let row = dtype_word(params.k) / 4u;
-    let last = params.n - 1u;
-    let e0 = v0 * row;
-    let e1 = min(v0 + 1u, last) * row;
-    let e2 = min(v0 + 2u, last) * row;
-    let e3 = min(v0 + 3u, last) * row;
+    let ea = transposed_starts(v0, row);
+    let eb = transposed_starts(v0 + 4u, row);
     var acc: Acc;
-    // One vec4<u32> of each row per step: 4 values of f32, 8 of 16 bits.
+    var acc2: Acc;
+    // The x loaded for a step serves all 8 rows of E.
     for (var i = 0u; i < row; i++) {
-        let a = w4[e0 + i];
-        let b = w4[e1 + i];
-        let c = w4[e2 + i];
-        let d = w4[e3 + i];
+        let a = transposed_words(ea, i);
+        let b = transposed_words(eb, i);
         if dtype == DTYPE_F32 {
-            let e = Quads(bitcast<vec4<f32>>(a), bitcast<vec4<f32>>(b), bitcast<vec4<f32>>(c), bitcast<vec4<f32>>(d));
-            transposed_add(&acc, xs_vec4(4u * i), e);
+            let xs = xs_vec4(4u * i);
+            transposed_add(&acc, xs, transposed_f32(a));
+            transposed_add(&acc2, xs, transposed_f32(b));
         } else {
-            let lo = Quads(dtype_unpack4(a.xy), dtype_unpack4(b.xy), dtype_unpack4(c.xy), dtype_unpack4(d.xy));
-            transposed_add(&acc, xs_vec4(8u * i), lo);
-            let hi = Quads(dtype_unpack4(a.zw), dtype_unpack4(b.zw), dtype_unpack4(c.zw), dtype_unpack4(d.zw));
-            transposed_add(&acc, xs_vec4(8u * i + 4u), hi);
+            let lo = xs_vec4(8u * i);
+            transposed_add(&acc, lo, transposed_16(a, 0u));
+            transposed_add(&acc2, lo, transposed_16(b, 0u));
+            let hi = xs_vec4(8u * i + 4u);
+            transposed_add(&acc, hi, transposed_16(a, 1u));
+            transposed_add(&acc2, hi, transposed_16(b, 1u));
         }
     }
     transposed_store(acc, v0);
+    transposed_store(acc2, v0 + 4u);
 }
 
 // E[v, c .. c + 3] value by value; past C zero.
@@ -293,17 +332,25 @@ fn transposed_row(v: u32, c: u32) -> vec4<f32> {
     return e;
 }
 
+// E[v .. v + 3, c .. c + 3] value by value, rows past V clamped to the last.
+fn transposed_quads(v: u32, c: u32) -> Quads {
+    let last = params.n - 1u;
+    return Quads(transposed_row(min(v, last), c), transposed_row(min(v + 1u, last), c), transposed_row(min(v + 2u, last), c), transposed_row(min(v + 3u, last), c));
+}
+
 @compute @workgroup_size(wg)
 fn matvec_transposed(@builtin(global_invocation_id) id: vec3<u32>) {
-    let v0 = id.x * 4u;
+    let v0 = id.x * 8u;
     if v0 >= params.n {
         return;
     }
-    let last = params.n - 1u;
     var acc: Acc;
+    var acc2: Acc;
     for (var c = 0u; c < params.k; c += 4u) {
-        let e = Quads(transposed_row(v0, c), transposed_row(min(v0 + 1u, last), c), transposed_row(min(v0 + 2u, last), c), transposed_row(min(v0 + 3u, last), c));
-        transposed_add(&acc, xs_scalar(c), e);
+        let xs = xs_scalar(c);
+        transposed_add(&acc, xs, transposed_quads(v0, c));
+        transposed_add(&acc2, xs, transposed_quads(v0 + 4u, c));
     }
     transposed_store(acc, v0);
+    transposed_store(acc2, v0 + 4u);
 }

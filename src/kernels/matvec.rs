@@ -114,8 +114,8 @@ pub fn transposed(gpu: &Gpu, x: &Tensor, e: Weights, y: &Tensor, first: usize) -
             y_cols: to_u32(what, y_cols)?,
             y_first: first as u32,
         },
-        // Invocations own 4 rows of E and walk C in steps of 4 (or 8).
-        invocations: v.div_ceil(4),
+        // Invocations own 8 rows of E and walk C in steps of 4 (or 8).
+        invocations: v.div_ceil(8),
         loops: c.div_ceil(4),
     }
     .dispatch(gpu)
