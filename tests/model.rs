@@ -274,7 +274,7 @@ fn a_gradient_exchange_over_arena_chunks_gives_the_one_process_steps() {
 
 /// Matmul epilogues and recomputation change dispatches and memory, not results: three training steps
 /// with dropout, with the model's graphs fused or op for op, each keeping every activation or
-/// recomputing every block, end in the same parameters, bit for bit (GPT-2 and the modern variant).
+/// recomputing GELU or every block, end in the same parameters, bit for bit (GPT-2 and the modern variant).
 #[test]
 fn every_graph_layout_trains_to_the_same_bits() {
     let gpu = Gpu::new().expect("model tests need a GPU adapter");
@@ -289,7 +289,7 @@ fn every_graph_layout_trains_to_the_same_bits() {
         // (epilogues, recompute) -> (ops, fused ops, activation bytes, parameters after the steps)
         let mut runs = BTreeMap::new();
         for epilogues in [false, true] {
-            for recompute in [Recompute::None, Recompute::Block] {
+            for recompute in [Recompute::None, Recompute::Gelu, Recompute::Block] {
                 let model = (Gpt::new(&gpu, &config, &params).unwrap())
                     .with_epilogues(epilogues)
                     .with_recompute(recompute);
@@ -324,16 +324,19 @@ fn every_graph_layout_trains_to_the_same_bits() {
         );
         assert_eq!(plain.1, 0, "modern {modern}: the op-for-op graph fuses");
         for epilogues in [false, true] {
-            let (kept, again) = (run(epilogues, "none"), run(epilogues, "block"));
-            assert!(
-                again.0 > kept.0 && again.2 < kept.2,
-                "modern {modern}, epilogues {epilogues}: recomputing blocks takes {} ops and {} \
-                 activation bytes, against {} and {}",
-                again.0,
-                again.2,
-                kept.0,
-                kept.2
-            );
+            let kept = run(epilogues, "none");
+            for what in ["gelu", "block"] {
+                let again = run(epilogues, what);
+                assert!(
+                    again.0 > kept.0 && again.2 < kept.2,
+                    "modern {modern}, epilogues {epilogues}: recomputing {what} takes {} ops and {} \
+                     activation bytes, against {} and {}",
+                    again.0,
+                    again.2,
+                    kept.0,
+                    kept.2
+                );
+            }
         }
         for (layout, (.., trained)) in &runs {
             assert!(
@@ -371,8 +374,8 @@ fn reference_model_gradients_match_finite_differences() {
         };
         let (batch, seq) = (2, 8);
         // The fused graph (matmul epilogues) for one variant, the op-for-op graph for the other; each
-        // keeping its activations and recomputing its blocks.
-        for recompute in [Recompute::None, Recompute::Block] {
+        // keeping its activations, recomputing GELU and recomputing its blocks.
+        for recompute in [Recompute::None, Recompute::Gelu, Recompute::Block] {
             let options = GraphOptions {
                 epilogues: modern,
                 recompute,

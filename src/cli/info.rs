@@ -203,7 +203,7 @@ fn print_memory_plan(
     let mib = |b: u64| b as f64 / (1 << 20) as f64;
     let recomputing = match recompute {
         Recompute::None => String::new(),
-        what => format!(", recomputing each {}", what.name()),
+        what => format!(", --recompute {}", what.name()),
     };
     println!("memory plan of a training step at batch {batch} x {seq}{recomputing} (MiB),");
     println!(

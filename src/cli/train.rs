@@ -127,9 +127,9 @@ pub struct TrainArgs {
     /// After training, print the run's timeline and where a step's GPU time goes, per kernel.
     #[arg(long)]
     pub profile: bool,
-    /// What the backward recomputes instead of keeping from the forward: `block` keeps only each
-    /// block's input and runs the block again before its backward (a fraction of the activation
-    /// memory for about a third more compute; the same results; `wgpt info --recompute` shows the
+    /// What the backward recomputes instead of keeping from the forward: `gelu` the MLP's GELU
+    /// output, `block` everything but each block's input (a fraction of the activation memory for
+    /// about a third more compute); the same results either way (`wgpt info --recompute` shows the
     /// plan)
     #[arg(long, value_enum, default_value_t)]
     pub recompute: RecomputeFlag,
@@ -387,7 +387,7 @@ fn print_header(gpu: &Gpu, trainer: &Trainer, step: u32) {
         memory.total() as f64 / (1 << 20) as f64,
         match trainer.model.recompute() {
             Recompute::None => String::new(),
-            what => format!(", recomputing each {}", what.name()),
+            what => format!(", --recompute {}", what.name()),
         }
     );
     eprintln!(

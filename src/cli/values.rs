@@ -149,6 +149,8 @@ pub enum RecomputeFlag {
     /// Keep every activation the backward reads.
     #[default]
     None,
+    /// Keep the MLP's pre-activation, not its GELU; the backward applies GELU again (a pass per layer)
+    Gelu,
     /// Keep only each block's input; the backward runs each block's forward again (activation
     /// checkpointing: about a third more compute, a fraction of the activation memory, the same bits).
     Block,
@@ -158,6 +160,7 @@ impl From<RecomputeFlag> for Recompute {
     fn from(flag: RecomputeFlag) -> Self {
         match flag {
             RecomputeFlag::None => Recompute::None,
+            RecomputeFlag::Gelu => Recompute::Gelu,
             RecomputeFlag::Block => Recompute::Block,
         }
     }

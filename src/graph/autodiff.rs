@@ -34,6 +34,12 @@ impl Graph {
     /// logits and their gradient live briefly, then the rest.
     pub fn backward_ops(&mut self, range: Range<usize>, grads: &mut Gradients) {
         let forward = self.ops[range].to_vec();
+        self.backward_of(&forward, grads);
+    }
+
+    /// [`Graph::backward_ops`] of the forward ops `forward`, which need not be the graph's own (a copy
+    /// of some reading a recomputed tensor instead).
+    pub fn backward_of(&mut self, forward: &[Op], grads: &mut Gradients) {
         for op in forward.iter().rev() {
             for out in op.uses().1 {
                 self.assemble_views(&mut grads.0, out);

@@ -99,6 +99,9 @@ pub enum Recompute {
     /// Keep every activation the backward reads.
     #[default]
     None,
+    /// Keep the MLP's pre-activation but not its GELU: the backward applies GELU again just before
+    /// the product that reads it (one elementwise pass per layer for `n_inner` values per token).
+    Gelu,
     /// Keep only each block's input (the residual stream between blocks): the backward runs each
     /// block's forward again, just before its backward, so one block's activations are alive at a
     /// time (as activation checkpointing does; about a third more compute).
@@ -109,6 +112,7 @@ impl Recompute {
     pub fn name(self) -> &'static str {
         match self {
             Recompute::None => "none",
+            Recompute::Gelu => "gelu",
             Recompute::Block => "block",
         }
     }
@@ -157,6 +161,7 @@ pub fn build_micro(
             let (loss, logits, mut grads) = b.loss(final_norm)?;
             match options.recompute {
                 Recompute::None => b.g.backward_ops(0..body, &mut grads),
+                Recompute::Gelu => b.backward_recomputing_gelu(&starts, body, &mut grads),
                 Recompute::Block => {
                     b.backward_recomputing_blocks(&blocks, &starts, body, &mut grads)
                 }
@@ -636,6 +641,36 @@ impl<'a> Builder<'a> {
         }
     }
 
+    /// The backward of the body (the ops before the head) when the MLPs' GELU outputs are not kept:
+    /// each block's, with the product that read a GELU output (`c_proj`) differentiated as if it read
+    /// a new tensor, the GELU applied again to the kept pre-activation just before; the gradient found
+    /// for the new tensor is the kept one's. `starts`, `body`: as
+    /// [`Builder::backward_recomputing_blocks`] takes them.
+    fn backward_recomputing_gelu(&mut self, starts: &[usize], body: usize, grads: &mut Gradients) {
+        let blocks = starts.len() - 1;
+        self.g.backward_ops(starts[blocks]..body, grads);
+        for layer in (0..blocks).rev() {
+            let ops = self.g.ops[starts[layer]..starts[layer + 1]].to_vec();
+            let (pre, activated) = ops.iter().find_map(gelu_of).expect("a block has a GELU");
+            let reader = (ops.iter())
+                .position(|op| matches!(op, Op::Linear { x, .. } if *x == activated))
+                .expect("a product reads the GELU's output");
+            self.g.backward_of(&ops[reader + 1..], grads);
+            let name = format!("{} again", self.g.def(activated).name);
+            let shape = self.g.shape(activated).to_vec();
+            let again = self.g.activation(name, &shape);
+            self.g.push(Op::Gelu { x: pre, out: again });
+            let mut product = ops[reader].clone();
+            if let Op::Linear { x, .. } = &mut product {
+                *x = again;
+            }
+            self.g.backward_of(&[product], grads);
+            grads.share(activated, again);
+            self.g.backward_of(&ops[..reader], grads);
+        }
+        self.g.backward_ops(0..starts[0], grads);
+    }
+
     /// The backward of the body (the ops before the head) when only the blocks' inputs are kept: the
     /// final norm's, then for each block from the last, its forward built again from its input and the
     /// backward of that, then the embeddings'. `starts`: the first op of each block, then of the final
@@ -657,6 +692,19 @@ impl<'a> Builder<'a> {
             self.drop_unread(first..end);
         }
         self.g.backward_ops(0..starts[0], grads);
+    }
+}
+
+/// `(pre-activation, output)` of `op` when it applies GELU (on its own or as a product's epilogue).
+fn gelu_of(op: &Op) -> Option<(TensorId, TensorId)> {
+    match *op {
+        Op::Gelu { x, out } => Some((x, out)),
+        Op::Linear {
+            out,
+            epilogue: Epilogue::Gelu { pre },
+            ..
+        } => Some((pre, out)),
+        _ => None,
     }
 }
 
