@@ -285,14 +285,14 @@ fn cpu_bias(col: u32) -> vec4<f32> {
 // Stores one row of a block, 4 columns from col: the sums v, with the bias b and C's previous value as
 // asked, but no epilogue (cpu_finish applies it).
 fn cpu_store_row(row: u32, col: u32, v: vec4<f32>, b: vec4<f32>) {
-    if row >= params.m {
+    if row >= params.m || col >= params.n {
         return;
     }
-    for (var i = 0u; i < 4u; i++) {
+    // A loop of a count known only at run time, which the driver compiles as a loop: one store per row
+    // to compile, not four (lavapipe compiled a weight gradient's product in half the time).
+    for (var i = 0u; i < min(4u, params.n - col); i++) {
         let j = row * params.n + col + i;
-        if col + i < params.n {
-            c[j] = c_value(j, v[i], b[i]);
-        }
+        c[j] = c_value(j, v[i], b[i]);
     }
 }
 
@@ -341,16 +341,14 @@ fn cpu_store_vec4(acc: Block, row0: u32, col: u32, b: vec4<f32>) {
 // once instead of once per row (written out in the stores above, a GELU gradient cost lavapipe seconds
 // of compiling per pipeline, and its copies' registers made the product run twice as long).
 fn cpu_finish(row0: u32, rows: u32, col: u32) {
-    if epilogue == 0u {
+    if epilogue == 0u || col >= params.n {
         return;
     }
     let end = min(row0 + rows, params.m);
     for (var row = row0; row < end; row++) {
-        for (var i = 0u; i < 4u; i++) {
+        for (var i = 0u; i < min(4u, params.n - col); i++) {
             let j = row * params.n + col + i;
-            if col + i < params.n {
-                c[j] = epilogue_c(j, c[j]);
-            }
+            c[j] = epilogue_c(j, c[j]);
         }
     }
 }
