@@ -1,5 +1,6 @@
 //! Building dispatches with `Gpu::build_parallel`: each distinct pipeline compiles once, on the
-//! workers, the dispatches run as if built one by one, and a compile error comes back from `ready`.
+//! workers (warmed up where the driver compiles at a first dispatch), the dispatches run as if built
+//! one by one, and a compile error comes back from `ready`.
 //! Each test has a GPU context of its own, so that its pipeline count is its own.
 
 use wgpt::gpu::{Binding, Dispatch, Kernel};
@@ -22,7 +23,7 @@ fn pipelines_built_in_parallel_compile_once_each_and_run() {
         .iter()
         .map(|&n| gpu.zeros("y", &[n]).unwrap())
         .collect();
-    let before = gpu.counts().pipelines;
+    let before = gpu.counts();
     let dispatches = gpu
         .build_parallel(|| {
             (0..24)
@@ -39,7 +40,19 @@ fn pipelines_built_in_parallel_compile_once_each_and_run() {
     for d in &dispatches {
         d.ready().unwrap();
     }
-    assert_eq!(gpu.counts().pipelines - before, 4, "4 distinct pipelines");
+    let after = gpu.counts();
+    assert_eq!(
+        after.pipelines - before.pipelines,
+        4,
+        "4 distinct pipelines"
+    );
+    // Where pipelines compile at their first dispatch, each was dispatched once, over no workgroups.
+    let warm_ups = if gpu.compiles_at_first_dispatch() {
+        4
+    } else {
+        0
+    };
+    assert_eq!(after.submits - before.submits, warm_ups, "warm-up submits");
     // The last two dispatches are forwards of each length; run them alone and check.
     gpu.run_dispatches(&dispatches[20..22]).unwrap();
     for (i, &n) in lens.iter().enumerate() {

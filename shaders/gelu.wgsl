@@ -4,7 +4,7 @@
 //   backward   dx = dy · (½(1 + tanh u) + ½x (1 - tanh²u) · √(2/π)(1 + 3·0.044715 x²))   (writes dx)
 //
 // Each has a `_vec4` twin over vec4s (params.n counts vec4s), used when the element count is a multiple
-// of 4; the plain ones go element by element through the same vec4 math (gelu_math.wgsl, shared with
+// of 4; the plain ones go element by element through the same math (gelu_math.wgsl, shared with
 // matmul's epilogues). Each workgroup walks its own run of the items (elementwise.wgsl, the prelude).
 
 struct Params {
@@ -23,7 +23,7 @@ struct Params {
 fn gelu_forward(@builtin(workgroup_id) group: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
     let run = elementwise_run(params.n, group.x, groups.x);
     for (var i = run.x + lane; i < run.y; i += wg) {
-        y[i] = gelu(vec4(x[i])).x;
+        y[i] = gelu_f32(x[i]);
     }
 }
 
@@ -47,7 +47,7 @@ fn gelu_forward_vec4(@builtin(workgroup_id) group: vec3<u32>, @builtin(num_workg
 fn gelu_backward(@builtin(workgroup_id) group: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
     let run = elementwise_run(backward_params.n, group.x, groups.x);
     for (var i = run.x + lane; i < run.y; i += wg) {
-        dx[i] = gelu_grad(vec4(x[i]), vec4(dy[i])).x;
+        dx[i] = gelu_grad_f32(x[i], dy[i]);
     }
 }
 

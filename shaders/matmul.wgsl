@@ -83,12 +83,20 @@ fn load_b(kk: u32, col: u32) -> f32 {
     return dtype_value(b[dtype_word(i)], i);
 }
 
-// Element i = row·N + col of C before any epilogue: the sum plus the bias and the previous value, as
-// asked.
-fn c_value(i: u32, col: u32, sum: f32) -> f32 {
+// The bias of column col (zero without one).
+fn bias_at(col: u32) -> f32 {
+    if has_bias {
+        return bias[col];
+    }
+    return 0.0;
+}
+
+// Element i of C before any epilogue: the sum, plus the bias b when there is one, plus C's previous value
+// when accumulating.
+fn c_value(i: u32, sum: f32, b: f32) -> f32 {
     var v = sum;
     if has_bias {
-        v += bias[col];
+        v += b;
     }
     if accumulate {
         v += c[i];
@@ -96,20 +104,24 @@ fn c_value(i: u32, col: u32, sum: f32) -> f32 {
     return v;
 }
 
+// Element i of C after the epilogue, from its value v before it (EPILOGUE_GELU also writes aux).
+fn epilogue_c(i: u32, v: f32) -> f32 {
+    if epilogue == EPILOGUE_GELU {
+        aux[i] = gelu_f32(v);
+    } else if epilogue == EPILOGUE_RESIDUAL {
+        return aux[i] + v;
+    } else if epilogue == EPILOGUE_DROPOUT_RESIDUAL {
+        return aux[i] + dropout_c(v, i);
+    } else if epilogue == EPILOGUE_GELU_GRAD {
+        return gelu_grad_f32(aux[i], v);
+    }
+    return v;
+}
+
 // Stores one element of C, the epilogue applied.
 fn store_c(row: u32, col: u32, sum: f32) {
     let i = row * params.n + col;
-    var v = c_value(i, col, sum);
-    if epilogue == EPILOGUE_GELU {
-        aux[i] = gelu(vec4(v)).x;
-    } else if epilogue == EPILOGUE_RESIDUAL {
-        v = aux[i] + v;
-    } else if epilogue == EPILOGUE_DROPOUT_RESIDUAL {
-        v = aux[i] + dropout_c(v, i);
-    } else if epilogue == EPILOGUE_GELU_GRAD {
-        v = gelu_grad(vec4(aux[i]), vec4(v)).x;
-    }
-    c[i] = v;
+    c[i] = epilogue_c(i, c_value(i, sum, bias_at(col)));
 }
 
 // ---- tiled: the readable baseline. One invocation per element of C; TILE×TILE tiles of A and B go
@@ -260,108 +272,112 @@ fn cpu_apply(acc: ptr<function, Block>, pieces: Block, bb: Rows4) {
     (*acc)[7] = cpu_fma((*acc)[7], p[7], bb);
 }
 
-fn cpu_store_row(row: u32, col: u32, v: vec4<f32>) {
-    if row >= params.m {
-        return;
+// The bias of columns col..col+3 (zero without one; columns past N clamped in range), loaded once per
+// invocation: every row of its block adds the same.
+fn cpu_bias(col: u32) -> vec4<f32> {
+    if !has_bias {
+        return vec4(0.0);
     }
-    for (var i = 0u; i < 4u; i++) {
-        if col + i < params.n {
-            store_c(row, col + i, v[i]);
-        }
-    }
+    let last = params.n - 1u;
+    return vec4(bias[min(col, last)], bias[min(col + 1u, last)], bias[min(col + 2u, last)], bias[min(col + 3u, last)]);
 }
 
-// cpu_store_row without an epilogue.
-fn cpu_store_row_plain(row: u32, col: u32, v: vec4<f32>) {
-    if row >= params.m {
+// Stores one row of a block, 4 columns from col: the sums v, with the bias b and C's previous value as
+// asked, but no epilogue (cpu_finish applies it).
+fn cpu_store_row(row: u32, col: u32, v: vec4<f32>, b: vec4<f32>) {
+    if row >= params.m || col >= params.n {
         return;
     }
-    for (var i = 0u; i < 4u; i++) {
+    // A loop of a count known only at run time, which the driver compiles as a loop: one store per row
+    // to compile, not four (lavapipe compiled a weight gradient's product in half the time).
+    for (var i = 0u; i < min(4u, params.n - col); i++) {
         let j = row * params.n + col + i;
-        if col + i < params.n {
-            c[j] = c_value(j, col + i, v[i]);
-        }
+        c[j] = c_value(j, v[i], b[i]);
     }
 }
 
-// With an epilogue, a loop over the block's rows: the driver inlines every call before it drops the
-// epilogues a pipeline does not use, so epilogue code written out per row made lavapipe compile every
-// product for seconds longer (2 s more per cold baby step, 1 s warm). Without one, the rows are written
-// out as the K loop is.
-fn cpu_store(acc: Block, row0: u32, col: u32) {
-    if epilogue != 0u {
-        for (var r = 0u; r < 8u; r++) {
-            cpu_store_row(row0 + r, col, acc[r]);
-        }
+// cpu_store_row through the vec4 view (N % 4 == 0).
+fn cpu_store_row_vec4(row: u32, col: u32, v: vec4<f32>, b: vec4<f32>) {
+    if row >= params.m || col >= params.n {
         return;
     }
-    cpu_store_row_plain(row0, col, acc[0]);
-    cpu_store_row_plain(row0 + 1u, col, acc[1]);
-    cpu_store_row_plain(row0 + 2u, col, acc[2]);
-    cpu_store_row_plain(row0 + 3u, col, acc[3]);
-    cpu_store_row_plain(row0 + 4u, col, acc[4]);
-    cpu_store_row_plain(row0 + 5u, col, acc[5]);
-    cpu_store_row_plain(row0 + 6u, col, acc[6]);
-    cpu_store_row_plain(row0 + 7u, col, acc[7]);
-}
-
-// Row `row`'s vec4 at `col` through the vec4 view (N % 4 == 0), index i, before any epilogue.
-fn c_value_vec4(i: u32, col: u32, v: vec4<f32>) -> vec4<f32> {
+    let i = (row * params.n + col) / 4u;
     var out = v;
     if has_bias {
-        out += vec4(bias[col], bias[col + 1u], bias[col + 2u], bias[col + 3u]);
+        out += b;
     }
     if accumulate {
         out += c4[i];
     }
-    return out;
-}
-
-// cpu_store_row through the vec4 view (N % 4 == 0).
-fn cpu_store_row_vec4(row: u32, col: u32, v: vec4<f32>) {
-    if row >= params.m || col >= params.n {
-        return;
-    }
-    let i = (row * params.n + col) / 4u;
-    var out = c_value_vec4(i, col, v);
-    if epilogue == EPILOGUE_GELU {
-        aux4[i] = gelu(out);
-    } else if epilogue == EPILOGUE_RESIDUAL {
-        out = aux4[i] + out;
-    } else if epilogue == EPILOGUE_DROPOUT_RESIDUAL {
-        let e = 4u * i;
-        out = aux4[i] + vec4(dropout_c(out.x, e), dropout_c(out.y, e + 1u), dropout_c(out.z, e + 2u), dropout_c(out.w, e + 3u));
-    } else if epilogue == EPILOGUE_GELU_GRAD {
-        out = gelu_grad(aux4[i], out);
-    }
     c4[i] = out;
 }
 
-// cpu_store_row_vec4 without an epilogue.
-fn cpu_store_row_vec4_plain(row: u32, col: u32, v: vec4<f32>) {
-    if row >= params.m || col >= params.n {
-        return;
-    }
-    let i = (row * params.n + col) / 4u;
-    c4[i] = c_value_vec4(i, col, v);
+// Stores a block of 8 rows from row0, written out as the K loop is (lavapipe keeps only fully unrolled
+// code in registers).
+fn cpu_store(acc: Block, row0: u32, col: u32, b: vec4<f32>) {
+    cpu_store_row(row0, col, acc[0], b);
+    cpu_store_row(row0 + 1u, col, acc[1], b);
+    cpu_store_row(row0 + 2u, col, acc[2], b);
+    cpu_store_row(row0 + 3u, col, acc[3], b);
+    cpu_store_row(row0 + 4u, col, acc[4], b);
+    cpu_store_row(row0 + 5u, col, acc[5], b);
+    cpu_store_row(row0 + 6u, col, acc[6], b);
+    cpu_store_row(row0 + 7u, col, acc[7], b);
 }
 
-// cpu_store through the vec4 view (the loop with an epilogue for the same reason).
-fn cpu_store_vec4(acc: Block, row0: u32, col: u32) {
-    if epilogue != 0u {
-        for (var r = 0u; r < 8u; r++) {
-            cpu_store_row_vec4(row0 + r, col, acc[r]);
-        }
+fn cpu_store_vec4(acc: Block, row0: u32, col: u32, b: vec4<f32>) {
+    cpu_store_row_vec4(row0, col, acc[0], b);
+    cpu_store_row_vec4(row0 + 1u, col, acc[1], b);
+    cpu_store_row_vec4(row0 + 2u, col, acc[2], b);
+    cpu_store_row_vec4(row0 + 3u, col, acc[3], b);
+    cpu_store_row_vec4(row0 + 4u, col, acc[4], b);
+    cpu_store_row_vec4(row0 + 5u, col, acc[5], b);
+    cpu_store_row_vec4(row0 + 6u, col, acc[6], b);
+    cpu_store_row_vec4(row0 + 7u, col, acc[7], b);
+}
+
+// The epilogue over rows row0 .. row0 + rows - 1 of the columns col..col+3, once the block is stored:
+// it reads C back, in a loop whose count is known only at run time, so the driver compiles the epilogue
+// once instead of once per row (written out in the stores above, a GELU gradient cost lavapipe seconds
+// of compiling per pipeline, and its copies' registers made the product run twice as long).
+fn cpu_finish(row0: u32, rows: u32, col: u32) {
+    if epilogue == 0u || col >= params.n {
         return;
     }
-    cpu_store_row_vec4_plain(row0, col, acc[0]);
-    cpu_store_row_vec4_plain(row0 + 1u, col, acc[1]);
-    cpu_store_row_vec4_plain(row0 + 2u, col, acc[2]);
-    cpu_store_row_vec4_plain(row0 + 3u, col, acc[3]);
-    cpu_store_row_vec4_plain(row0 + 4u, col, acc[4]);
-    cpu_store_row_vec4_plain(row0 + 5u, col, acc[5]);
-    cpu_store_row_vec4_plain(row0 + 6u, col, acc[6]);
-    cpu_store_row_vec4_plain(row0 + 7u, col, acc[7]);
+    let end = min(row0 + rows, params.m);
+    for (var row = row0; row < end; row++) {
+        for (var i = 0u; i < min(4u, params.n - col); i++) {
+            let j = row * params.n + col + i;
+            c[j] = epilogue_c(j, c[j]);
+        }
+    }
+}
+
+// epilogue_c through the vec4 views: elements 4i..4i+3 of C.
+fn epilogue_c4(i: u32, v: vec4<f32>) -> vec4<f32> {
+    if epilogue == EPILOGUE_GELU {
+        aux4[i] = gelu(v);
+    } else if epilogue == EPILOGUE_RESIDUAL {
+        return aux4[i] + v;
+    } else if epilogue == EPILOGUE_DROPOUT_RESIDUAL {
+        let e = 4u * i;
+        return aux4[i] + vec4(dropout_c(v.x, e), dropout_c(v.y, e + 1u), dropout_c(v.z, e + 2u), dropout_c(v.w, e + 3u));
+    } else if epilogue == EPILOGUE_GELU_GRAD {
+        return gelu_grad(aux4[i], v);
+    }
+    return v;
+}
+
+// cpu_finish through the vec4 views (N % 4 == 0).
+fn cpu_finish_vec4(row0: u32, rows: u32, col: u32) {
+    if epilogue == 0u || col >= params.n {
+        return;
+    }
+    let end = min(row0 + rows, params.m);
+    for (var row = row0; row < end; row++) {
+        let i = (row * params.n + col) / 4u;
+        c4[i] = epilogue_c4(i, c4[i]);
+    }
 }
 
 @compute @workgroup_size(cpu_width)
@@ -379,10 +395,12 @@ fn matmul_cpu(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation
         cpu_apply(&acc2, cpu_pieces(row0, kk, 16u), bb);
         cpu_apply(&acc3, cpu_pieces(row0, kk, 24u), bb);
     }
-    cpu_store(acc0, row0, col);
-    cpu_store(acc1, row0 + 8u, col);
-    cpu_store(acc2, row0 + 16u, col);
-    cpu_store(acc3, row0 + 24u, col);
+    let b = cpu_bias(col);
+    cpu_store(acc0, row0, col, b);
+    cpu_store(acc1, row0 + 8u, col, b);
+    cpu_store(acc2, row0 + 16u, col, b);
+    cpu_store(acc3, row0 + 24u, col, b);
+    cpu_finish(row0, 32u, col);
 }
 
 // matmul_cpu through the vec4 views.
@@ -401,10 +419,12 @@ fn matmul_cpu_vec4(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invoc
         cpu_apply(&acc2, cpu_pieces_vec4(row0, kk, 16u), bb);
         cpu_apply(&acc3, cpu_pieces_vec4(row0, kk, 24u), bb);
     }
-    cpu_store_vec4(acc0, row0, col);
-    cpu_store_vec4(acc1, row0 + 8u, col);
-    cpu_store_vec4(acc2, row0 + 16u, col);
-    cpu_store_vec4(acc3, row0 + 24u, col);
+    let b = cpu_bias(col);
+    cpu_store_vec4(acc0, row0, col, b);
+    cpu_store_vec4(acc1, row0 + 8u, col, b);
+    cpu_store_vec4(acc2, row0 + 16u, col, b);
+    cpu_store_vec4(acc3, row0 + 24u, col, b);
+    cpu_finish_vec4(row0, 32u, col);
 }
 
 // ---- thin: products with few rows (a decode step has M = 1). Each invocation keeps 4 columns of 4 rows
@@ -423,10 +443,12 @@ fn matmul_cpu_thin(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invoc
         acc[2] = cpu_fma(acc[2], cpu_piece(row0, kk, 2u), bb);
         acc[3] = cpu_fma(acc[3], cpu_piece(row0, kk, 3u), bb);
     }
-    cpu_store_row(row0, col, acc[0]);
-    cpu_store_row(row0 + 1u, col, acc[1]);
-    cpu_store_row(row0 + 2u, col, acc[2]);
-    cpu_store_row(row0 + 3u, col, acc[3]);
+    let b = cpu_bias(col);
+    cpu_store_row(row0, col, acc[0], b);
+    cpu_store_row(row0 + 1u, col, acc[1], b);
+    cpu_store_row(row0 + 2u, col, acc[2], b);
+    cpu_store_row(row0 + 3u, col, acc[3], b);
+    cpu_finish(row0, 4u, col);
 }
 
 // matmul_cpu_thin through the vec4 views.
@@ -442,10 +464,12 @@ fn matmul_cpu_thin_vec4(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_
         acc[2] = cpu_fma(acc[2], cpu_piece_vec4(row0, kk, 2u), bb);
         acc[3] = cpu_fma(acc[3], cpu_piece_vec4(row0, kk, 3u), bb);
     }
-    cpu_store_row_vec4(row0, col, acc[0]);
-    cpu_store_row_vec4(row0 + 1u, col, acc[1]);
-    cpu_store_row_vec4(row0 + 2u, col, acc[2]);
-    cpu_store_row_vec4(row0 + 3u, col, acc[3]);
+    let b = cpu_bias(col);
+    cpu_store_row_vec4(row0, col, acc[0], b);
+    cpu_store_row_vec4(row0 + 1u, col, acc[1], b);
+    cpu_store_row_vec4(row0 + 2u, col, acc[2], b);
+    cpu_store_row_vec4(row0 + 3u, col, acc[3], b);
+    cpu_finish_vec4(row0, 4u, col);
 }
 
 // ---- gpu: for real GPUs. A workgroup of gpu_threads × gpu_threads invocations computes a 4·gpu_threads

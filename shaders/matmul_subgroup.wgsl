@@ -69,16 +69,18 @@ fn matmul_cpu_subgroup(
             cpu_apply(&acc7, cpu_shared_pieces(row0, kk, 56u, lane), bb);
         }
     }
-    cpu_store(acc0, row0, col);
-    cpu_store(acc1, row0 + 8u, col);
-    cpu_store(acc2, row0 + 16u, col);
-    cpu_store(acc3, row0 + 24u, col);
+    let b = cpu_bias(col);
+    cpu_store(acc0, row0, col, b);
+    cpu_store(acc1, row0 + 8u, col, b);
+    cpu_store(acc2, row0 + 16u, col, b);
+    cpu_store(acc3, row0 + 24u, col, b);
     if cpu_rows == 64u {
-        cpu_store(acc4, row0 + 32u, col);
-        cpu_store(acc5, row0 + 40u, col);
-        cpu_store(acc6, row0 + 48u, col);
-        cpu_store(acc7, row0 + 56u, col);
+        cpu_store(acc4, row0 + 32u, col, b);
+        cpu_store(acc5, row0 + 40u, col, b);
+        cpu_store(acc6, row0 + 48u, col, b);
+        cpu_store(acc7, row0 + 56u, col, b);
     }
+    cpu_finish(row0, cpu_rows, col);
 }
 
 // matmul_cpu_subgroup through the vec4 views.
@@ -111,14 +113,16 @@ fn matmul_cpu_subgroup_vec4(
             cpu_apply(&acc7, cpu_shared_pieces_vec4(row0, kk, 56u, lane), bb);
         }
     }
-    cpu_store_vec4(acc0, row0, col);
-    cpu_store_vec4(acc1, row0 + 8u, col);
-    cpu_store_vec4(acc2, row0 + 16u, col);
-    cpu_store_vec4(acc3, row0 + 24u, col);
+    let b = cpu_bias(col);
+    cpu_store_vec4(acc0, row0, col, b);
+    cpu_store_vec4(acc1, row0 + 8u, col, b);
+    cpu_store_vec4(acc2, row0 + 16u, col, b);
+    cpu_store_vec4(acc3, row0 + 24u, col, b);
     if cpu_rows == 64u {
-        cpu_store_vec4(acc4, row0 + 32u, col);
-        cpu_store_vec4(acc5, row0 + 40u, col);
-        cpu_store_vec4(acc6, row0 + 48u, col);
-        cpu_store_vec4(acc7, row0 + 56u, col);
+        cpu_store_vec4(acc4, row0 + 32u, col, b);
+        cpu_store_vec4(acc5, row0 + 40u, col, b);
+        cpu_store_vec4(acc6, row0 + 48u, col, b);
+        cpu_store_vec4(acc7, row0 + 56u, col, b);
     }
+    cpu_finish_vec4(row0, cpu_rows, col);
 }

@@ -7,7 +7,8 @@
 //! [`Pipeline`] still compiling: lowering the ops, which only creates small buffers and bind groups,
 //! goes on while the workers compile the distinct pipelines it found. A pipeline wanted again waits in
 //! the queue once; nobody blocks on it until something records or checks it. Outside, a request
-//! compiles at once, as a kernel test expects.
+//! compiles at once, as a kernel test expects. Where the driver compiles at a pipeline's first dispatch
+//! (lavapipe), the worker then warms the pipeline up (`warm_up.rs`).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -49,6 +50,8 @@ struct Maps {
 struct Job {
     kernel: Kernel,
     layout: wgpu::BindGroupLayout,
+    /// Storage bindings before the uniform.
+    storage: usize,
     module: Module,
     pipeline: Pipeline,
 }
@@ -100,9 +103,12 @@ impl Gpu {
                 Ok(receiver) => receiver.recv(),
                 Err(_) => return,
             };
-            match job {
-                Ok(job) => self.compile(job),
-                Err(_) => return,
+            let Ok(job) = job else { return };
+            self.compile(&job);
+            if let (true, Some(Ok(pipeline))) =
+                (self.compiles_at_first_dispatch(), job.pipeline.get())
+            {
+                self.warm_up(pipeline, &job.layout, job.storage);
             }
         }
     }
@@ -150,14 +156,15 @@ impl Gpu {
         let Some(job) = job else {
             return self.compiled(kernel, found);
         };
-        let queued = QUEUE.with(|q| match &*q.borrow() {
-            Some((gpu, sender)) if *gpu == self.address() => sender.send(job).map_err(|e| e.0),
-            _ => Err(job),
+        // The job back when no worker of this context takes it.
+        let unqueued = QUEUE.with(|q| match &*q.borrow() {
+            Some((gpu, sender)) if *gpu == self.address() => sender.send(job).err().map(|e| e.0),
+            _ => Some(job),
         });
-        match queued {
-            Ok(()) => Ok(found),
-            Err(job) => {
-                self.compile(job);
+        match unqueued {
+            None => Ok(found),
+            Some(job) => {
+                self.compile(&job);
                 self.compiled(kernel, found)
             }
         }
@@ -182,6 +189,7 @@ impl Gpu {
         let job = Job {
             kernel: kernel.clone(),
             layout: found.1.clone(),
+            storage: key.3.len(),
             module: cache.modules.entry(kernel.shader.name).or_default().clone(),
             pipeline: found.0.clone(),
         };
@@ -204,7 +212,7 @@ impl Gpu {
         }
     }
 
-    fn compile(&self, job: Job) {
+    fn compile(&self, job: &Job) {
         job.pipeline.get_or_init(|| {
             let module = job
                 .module

@@ -9,6 +9,7 @@ use crate::gpu::adapter::{self, AdapterChoice, AdapterSummary, WANTED_FEATURES};
 use crate::gpu::compile::PipelineCache;
 use crate::gpu::driver_cache::DriverCache;
 use crate::gpu::health::{test_memory_cap, Health};
+use crate::gpu::warm_up::Spares;
 use crate::gpu::{user_cache, Commands, Submission, Tensor, Tuner};
 
 /// The one GPU context of a program: adapter, device, queue and the pipeline cache.
@@ -27,6 +28,8 @@ pub struct Gpu {
     pub(crate) memory_cap: Option<u64>,
     /// The buffer behind [`Gpu::unused`], made on first use.
     pub(crate) unused: std::sync::OnceLock<Tensor>,
+    /// The bindings of pipeline warm-ups (see `warm_up.rs`), made on first use.
+    pub(crate) spares: std::sync::OnceLock<Spares>,
     info: wgpu::AdapterInfo,
     features: wgpu::Features,
     limits: wgpu::Limits,
@@ -137,6 +140,7 @@ impl Gpu {
             health: Health::watch(&device),
             memory_cap: test_memory_cap(),
             unused: Default::default(),
+            spares: Default::default(),
             adapter,
             device,
             queue,

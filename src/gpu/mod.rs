@@ -17,6 +17,7 @@ mod pipelines;
 mod timing;
 mod tune;
 mod user_cache;
+mod warm_up;
 
 pub use buffers::Tensor;
 

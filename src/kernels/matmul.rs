@@ -488,7 +488,7 @@ fn launch(
 }
 
 /// llvmpipe ends an invocation after 65535 loop iterations in all, silently; the cpu kernels make one
-/// per 4 of K, plus a few hundred in their epilogue.
+/// per 4 of K, plus at most about 300 storing their block and applying its epilogue.
 const CPU_LOOP_LIMIT: usize = 65535 - 512;
 
 /// Invocations per workgroup of the cpu kernels (not the thin ones), each 4 columns wide. Lavapipe runs a
