@@ -92,13 +92,36 @@ fn case_file(cases: &Path, path: &str) -> Option<PathBuf> {
     plain.then(|| cases.join(name))
 }
 
+/// Whether Cargo sets the environment variable `name` for the process it runs (a test, an example),
+/// as opposed to one a user sets to configure Cargo (`CARGO_HOME`, `CARGO_TARGET_DIR`, ...).
+fn set_by_cargo_for_a_run(name: &str) -> bool {
+    const NAMES: [&str; 6] = [
+        "CARGO_MANIFEST_DIR",
+        "CARGO_MANIFEST_PATH",
+        "CARGO_CRATE_NAME",
+        "CARGO_TARGET_TMPDIR",
+        "CARGO_PRIMARY_PACKAGE",
+        "CARGO_RUSTC_CURRENT_DIR",
+    ];
+    NAMES.contains(&name) || name.starts_with("CARGO_PKG_") || name.starts_with("CARGO_BIN_EXE_")
+}
+
 /// Writes the kernel tests' cases into `dir`, emptied first: runs `cargo test --release --test kernels`
 /// with `WGPT_EXPORT_CASES=<dir>`, so the cases are exactly those the kernel tests check.
 pub fn export_cases(dir: &Path) -> Result<(), String> {
     if dir.exists() {
         std::fs::remove_dir_all(dir).map_err(|e| format!("emptying {}: {e}", dir.display()))?;
     }
-    let status = std::process::Command::new(env!("CARGO"))
+    let mut cargo = std::process::Command::new(env!("CARGO"));
+    // Without the variables Cargo set for this process (a test's or an example's): some build scripts
+    // of the dev-dependencies watch CARGO_MANIFEST_DIR, so with it the inner cargo rebuilt them (and
+    // the kernel tests) every time, two minutes here.
+    for (name, _) in std::env::vars_os() {
+        if name.to_str().is_some_and(set_by_cargo_for_a_run) {
+            cargo.env_remove(name);
+        }
+    }
+    let status = cargo
         .args(["test", "--release", "--quiet", "--test", "kernels"])
         .env("WGPT_EXPORT_CASES", dir)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
