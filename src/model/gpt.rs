@@ -507,9 +507,9 @@ pub fn matmul_variant(gpu: &Gpu) -> &'static str {
 }
 
 /// Whether matmul epilogues pay on this adapter: on GPUs (a dispatch and a pass over the product fewer
-/// per fused op), not on CPU adapters, where lavapipe ran the fused steps no faster (within ±10% on
-/// `baby`) and compiling the fused specializations doubled the cold first step. `WGPT_EPILOGUES=on|off`
-/// overrides it.
+/// per fused op), not on CPU adapters, where lavapipe ran the fused steps no faster (within the noise
+/// on `baby`) and compiling the fused specializations added 0.6–1.3 s to a 5–8 s cold first step.
+/// `WGPT_EPILOGUES=on|off` overrides it.
 fn epilogues_pay(gpu: &Gpu) -> bool {
     match std::env::var("WGPT_EPILOGUES").as_deref() {
         Ok("on" | "1" | "true") => true,
