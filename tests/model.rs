@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 
 use wgpt::contract::{adamw_hyper, AdamWConfig, HYPER_LEN};
-use wgpt::data::BatchSampler;
+use wgpt::data::{Batch, BatchSampler};
 use wgpt::graph::reference::{self, CpuInputs, CpuModel};
-use wgpt::graph::{Epilogue, Graph, Op, StepInputs};
+use wgpt::graph::{Epilogue, Graph, Op, Plan, StepInputs};
 use wgpt::model::{Gpt, GptConfig, GraphOptions, Optimizer, Recompute};
 use wgpt::Gpu;
 
@@ -73,6 +73,16 @@ fn tokens(vocab: u32) -> Vec<u32> {
     (0..5000u32).map(|i| (i * 7919 + i / 3) % vocab).collect()
 }
 
+/// Uploads batch `b` and the step's settings (seed 11, `step`, `lr`) to `plan`.
+fn prepare_step(gpu: &Gpu, plan: &Plan, b: &Batch, step: u32, lr: f64) {
+    let inputs = StepInputs {
+        tokens: &b.inputs,
+        targets: &b.targets,
+    };
+    plan.set_batch(gpu, &inputs).unwrap();
+    plan.set_step(gpu, 11, step, lr).unwrap();
+}
+
 /// Checks three training steps of `config` on the GPU against the CPU reference. With `max_binding`,
 /// the GPU model runs as if storage bindings held that many elements (split parameters, arena chunks)
 /// while the reference runs the plain graph, so the split is checked against the unsplit model.
@@ -118,12 +128,7 @@ fn check_step_matches_reference(config: GptConfig, max_binding: Option<usize>) {
     let mut noisy: Vec<Vec<bool>> = specs.iter().map(|s| vec![false; s.len()]).collect();
     for step in 1..=3u32 {
         let b = sampler.batch(step as u64);
-        let inputs = StepInputs {
-            tokens: &b.inputs,
-            targets: &b.targets,
-        };
-        plan.set_batch(&gpu, &inputs).unwrap();
-        plan.set_step(&gpu, 11, step, lr).unwrap();
+        prepare_step(&gpu, &plan, &b, step, lr);
         let loss = plan.run(&gpu, true).unwrap().unwrap();
         let want = reference::run(
             &graph.graph,
@@ -245,13 +250,8 @@ fn a_gradient_exchange_over_arena_chunks_gives_the_one_process_steps() {
     let sampler = BatchSampler::new(&tokens, batch, seq, 3).unwrap();
     for step in 1..=3u32 {
         let b = sampler.batch(step as u64);
-        let inputs = StepInputs {
-            tokens: &b.inputs,
-            targets: &b.targets,
-        };
         for plan in [&single, &shard] {
-            plan.set_batch(&gpu, &inputs).unwrap();
-            plan.set_step(&gpu, 11, step, 1e-3).unwrap();
+            prepare_step(&gpu, plan, &b, step, 1e-3);
         }
         single.run(&gpu, false).unwrap();
         shard.submit_micro(&gpu, 0, false).unwrap();
@@ -297,13 +297,7 @@ fn every_graph_layout_trains_to_the_same_bits() {
                 let ops = &graph.graph.ops;
                 let fused = ops.iter().filter(|op| is_fused(op)).count();
                 for step in 1..=3u32 {
-                    let b = sampler.batch(step as u64);
-                    let inputs = StepInputs {
-                        tokens: &b.inputs,
-                        targets: &b.targets,
-                    };
-                    plan.set_batch(&gpu, &inputs).unwrap();
-                    plan.set_step(&gpu, 11, step, 1e-3).unwrap();
+                    prepare_step(&gpu, &plan, &sampler.batch(step as u64), step, 1e-3);
                     plan.run(&gpu, false).unwrap();
                 }
                 let params = model.read_params(&gpu).unwrap();

@@ -159,13 +159,7 @@ pub fn build_micro(
         Mode::Train => {
             let body = b.g.ops.len();
             let (loss, logits, mut grads) = b.loss(final_norm)?;
-            match options.recompute {
-                Recompute::None => b.g.backward_ops(0..body, &mut grads),
-                Recompute::Gelu => b.backward_recomputing_gelu(&starts, body, &mut grads),
-                Recompute::Block => {
-                    b.backward_recomputing_blocks(&blocks, &starts, body, &mut grads)
-                }
-            }
+            b.backward_body(options.recompute, &blocks, &starts, body, &mut grads);
             (loss, logits)
         }
     };
@@ -641,42 +635,12 @@ impl<'a> Builder<'a> {
         }
     }
 
-    /// The backward of the body (the ops before the head) when the MLPs' GELU outputs are not kept:
-    /// each block's, with the product that read a GELU output (`c_proj`) differentiated as if it read
-    /// a new tensor, the GELU applied again to the kept pre-activation just before; the gradient found
-    /// for the new tensor is the kept one's. `starts`, `body`: as
-    /// [`Builder::backward_recomputing_blocks`] takes them.
-    fn backward_recomputing_gelu(&mut self, starts: &[usize], body: usize, grads: &mut Gradients) {
-        let blocks = starts.len() - 1;
-        self.g.backward_ops(starts[blocks]..body, grads);
-        for layer in (0..blocks).rev() {
-            let ops = self.g.ops[starts[layer]..starts[layer + 1]].to_vec();
-            let (pre, activated) = ops.iter().find_map(gelu_of).expect("a block has a GELU");
-            let reader = (ops.iter())
-                .position(|op| matches!(op, Op::Linear { x, .. } if *x == activated))
-                .expect("a product reads the GELU's output");
-            self.g.backward_of(&ops[reader + 1..], grads);
-            let name = format!("{} again", self.g.def(activated).name);
-            let shape = self.g.shape(activated).to_vec();
-            let again = self.g.activation(name, &shape);
-            self.g.push(Op::Gelu { x: pre, out: again });
-            let mut product = ops[reader].clone();
-            if let Op::Linear { x, .. } = &mut product {
-                *x = again;
-            }
-            self.g.backward_of(&[product], grads);
-            grads.share(activated, again);
-            self.g.backward_of(&ops[..reader], grads);
-        }
-        self.g.backward_ops(0..starts[0], grads);
-    }
-
-    /// The backward of the body (the ops before the head) when only the blocks' inputs are kept: the
-    /// final norm's, then for each block from the last, its forward built again from its input and the
-    /// backward of that, then the embeddings'. `starts`: the first op of each block, then of the final
-    /// norm; `body`: the first op of the head.
-    fn backward_recomputing_blocks(
+    /// The backward of the body (the ops before the head): the final norm's, then each block's from
+    /// the last (recomputing `recompute`), then the embeddings'. `starts`: the first op of each block,
+    /// then of the final norm; `body`: the first op of the head.
+    fn backward_body(
         &mut self,
+        recompute: Recompute,
         blocks: &[BlockTensors],
         starts: &[usize],
         body: usize,
@@ -684,14 +648,54 @@ impl<'a> Builder<'a> {
     ) {
         self.g.backward_ops(starts[blocks.len()]..body, grads);
         for (layer, kept) in blocks.iter().enumerate().rev() {
-            let first = self.g.ops.len();
-            let again = self.block(layer, kept.input);
-            grads.share(again.output, kept.output);
-            let end = self.g.ops.len();
-            self.g.backward_ops(first..end, grads);
-            self.drop_unread(first..end);
+            let ops = starts[layer]..starts[layer + 1];
+            match recompute {
+                Recompute::None => self.g.backward_ops(ops, grads),
+                Recompute::Gelu => self.backward_recomputing_gelu(ops, grads),
+                Recompute::Block => self.backward_recomputing_block(layer, kept, grads),
+            }
         }
         self.g.backward_ops(0..starts[0], grads);
+    }
+
+    /// The backward of the block whose forward is `range` when its GELU output is not kept: the
+    /// product that read it (`c_proj`) is differentiated as if it read a new tensor, which the GELU
+    /// fills again from the kept pre-activation just before; the gradient found for the new tensor is
+    /// the kept one's.
+    fn backward_recomputing_gelu(&mut self, range: Range<usize>, grads: &mut Gradients) {
+        let ops = self.g.ops[range].to_vec();
+        let (pre, activated) = ops.iter().find_map(gelu_of).expect("a block has a GELU");
+        let reader = (ops.iter())
+            .position(|op| matches!(op, Op::Linear { x, .. } if *x == activated))
+            .expect("a product reads the GELU's output");
+        self.g.backward_of(&ops[reader + 1..], grads);
+        let name = format!("{} again", self.g.def(activated).name);
+        let shape = self.g.shape(activated).to_vec();
+        let again = self.g.activation(name, &shape);
+        self.g.push(Op::Gelu { x: pre, out: again });
+        let mut product = ops[reader].clone();
+        if let Op::Linear { x, .. } = &mut product {
+            *x = again;
+        }
+        self.g.backward_of(&[product], grads);
+        grads.share(activated, again);
+        self.g.backward_of(&ops[..reader], grads);
+    }
+
+    /// The backward of block `layer` when only its input is kept: its forward built again from
+    /// `kept.input`, then the backward of that copy.
+    fn backward_recomputing_block(
+        &mut self,
+        layer: usize,
+        kept: &BlockTensors,
+        grads: &mut Gradients,
+    ) {
+        let first = self.g.ops.len();
+        let again = self.block(layer, kept.input);
+        grads.share(again.output, kept.output);
+        let end = self.g.ops.len();
+        self.g.backward_ops(first..end, grads);
+        self.drop_unread(first..end);
     }
 }
 
