@@ -9,6 +9,8 @@
 mod adamw;
 #[path = "kernels/attention.rs"]
 mod attention;
+#[path = "kernels/cast.rs"]
+mod cast;
 #[path = "kernels/copy.rs"]
 mod copy;
 #[path = "kernels/crossentropy.rs"]
@@ -46,6 +48,7 @@ fn main() {
     rmsnorm::run(&mut bench);
     gelu::run(&mut bench);
     residual::run(&mut bench);
+    cast::run(&mut bench);
     dropout::run(&mut bench);
     attention::run(&mut bench);
     kvcache::run(&mut bench);

@@ -5,6 +5,7 @@
 
 mod adamw;
 mod attention;
+mod cast;
 mod common;
 mod compile;
 mod copy;

@@ -39,11 +39,19 @@ fn dtype_per_word() -> u32 {
 }
 
 // Two values as the 16-bit dtype stores them, in one word (the low half holds v.x). f16 goes through
-// pack2x16float, which WGSL lets round to either neighbour; bf16 rounds to nearest, ties to even, by
-// integer arithmetic on the f32 bits (a NaN whose payload sits in the low half becomes infinity).
+// pack2x16float, which WGSL lets round to either neighbour and leaves undefined outside f16's range:
+// from half an ulp past its largest finite value (65504 + 16, f32 bits 0x477ff000) on, the value is
+// ±infinity, as rounding to nearest gives, and a NaN stays a NaN. bf16 rounds to nearest, ties to even,
+// by integer arithmetic on the f32 bits (a NaN whose payload sits in the low half becomes infinity).
 fn dtype_pack2(v: vec2<f32>) -> u32 {
     if dtype == DTYPE_F16 {
-        return pack2x16float(v);
+        let bits = bitcast<vec2<u32>>(v);
+        let magnitude = bits & vec2(0x7fffffffu);
+        let finite = pack2x16float(clamp(v, vec2(-65504.0), vec2(65504.0)));
+        var h = vec2(finite & 0xffffu, finite >> 16u);
+        h = select(h, ((bits >> vec2(16u)) & vec2(0x8000u)) | vec2(0x7c00u), magnitude >= vec2(0x477ff000u));
+        h = select(h, vec2(0x7e00u), magnitude > vec2(0x7f800000u));
+        return h.x | (h.y << 16u);
     }
     let b = bitcast<vec2<u32>>(v);
     let r = (b + 0x7fffu + ((b >> vec2(16u)) & vec2(1u))) >> vec2(16u);

@@ -12,7 +12,10 @@
 //! them take the logical shape and the dtype beside the tensor.
 
 /// The storage type of a tensor's values. Arithmetic is f32 whatever the storage.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Dtype {
     #[default]
     F32,

@@ -111,6 +111,6 @@ mod tests {
             assert_eq!(args.settings(defaults.clone()), defaults, "{flag} {value}");
             checked.push(flag);
         }
-        assert_eq!(checked.len(), 19, "{checked:?}");
+        assert_eq!(checked.len(), 20, "{checked:?}");
     }
 }

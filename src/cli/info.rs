@@ -6,12 +6,13 @@ use std::path::PathBuf;
 use clap::Args;
 
 use crate::checkpoint;
-use crate::cli::values::{at_least_one, model_dir, RecomputeFlag};
+use crate::cli::values::{self, at_least_one, model_dir, RecomputeFlag};
 use crate::cli::DeviceArgs;
 use crate::dist::Collective;
+use crate::dtype::Dtype;
 use crate::error::{Error, Result};
 use crate::gpu::{adapters, Gpu};
-use crate::model::{GptConfig, Recompute};
+use crate::model::{GptConfig, GraphOptions};
 
 /// The flags of `wgpt info`.
 #[derive(Args, Clone, Debug)]
@@ -34,6 +35,9 @@ pub struct InfoArgs {
     /// What the planned step's backward recomputes (as `wgpt train --recompute`)
     #[arg(long, value_enum, default_value_t)]
     pub recompute: RecomputeFlag,
+    /// How the planned step stores the activations its backward keeps (as `wgpt train --precision`)
+    #[arg(long, default_value = "f32", value_parser = values::dtype)]
+    pub precision: Dtype,
     #[command(flatten)]
     pub device: DeviceArgs,
 }
@@ -53,7 +57,12 @@ pub fn info_command(args: &InfoArgs) -> Result<()> {
     };
     let seq = args.seq.unwrap_or(config.n_positions);
     print_parameters(&name, &config);
-    print_memory_plan(&config, args.batch, seq, args.recompute.into())
+    let options = GraphOptions {
+        recompute: args.recompute.into(),
+        precision: args.precision,
+        ..GraphOptions::default()
+    };
+    print_memory_plan(&config, args.batch, seq, options)
 }
 
 /// `wgpt info` under `mpirun` (more than one rank): one line per rank, in rank order, with the
@@ -197,15 +206,12 @@ fn print_memory_plan(
     config: &GptConfig,
     batch: usize,
     seq: usize,
-    recompute: Recompute,
+    options: GraphOptions,
 ) -> Result<()> {
-    let m = config.planned_memory(batch, seq, recompute)?;
+    let m = config.planned_memory(batch, seq, options)?;
     let mib = |b: u64| b as f64 / (1 << 20) as f64;
-    let recomputing = match recompute {
-        Recompute::None => String::new(),
-        what => format!(", --recompute {}", what.name()),
-    };
-    println!("memory plan of a training step at batch {batch} x {seq}{recomputing} (MiB),");
+    let flags = options.memory_flags();
+    println!("memory plan of a training step at batch {batch} x {seq}{flags} (MiB),");
     println!(
         "  for WebGPU's default {} MiB storage binding:",
         crate::gpu::default_max_binding() >> 20

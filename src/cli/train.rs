@@ -12,14 +12,15 @@ use crate::cli::progress::{clock, TrainProgress};
 use crate::cli::resume::{check_agrees, check_vocabulary, output_dir, owned, run_name};
 use crate::cli::signals::StopOnSignals;
 use crate::cli::values::{
-    at_least_one, below_one, model_dir, non_negative, positive, RecomputeFlag,
+    self as values, at_least_one, below_one, model_dir, non_negative, positive, RecomputeFlag,
 };
 use crate::cli::{gpu_for, gpu_for_model, saved_tokenizer, Corpus, DeviceArgs};
 use crate::data::tokenizer::TOKENIZER_FILE;
 use crate::dist::{Collective, Single};
+use crate::dtype::Dtype;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::model::{Gpt, GptConfig, Recompute};
+use crate::model::{Gpt, GptConfig};
 use crate::train::{latest_checkpoint, resume, Event, Output, Schedule, Settings, Trainer};
 
 /// The flags of `wgpt train` (and of the examples), with nanoGPT's names as aliases (`--max_iters`,
@@ -133,6 +134,11 @@ pub struct TrainArgs {
     /// plan)
     #[arg(long, value_enum, default_value_t)]
     pub recompute: RecomputeFlag,
+    /// How the activations the backward keeps are stored: f32, or f16/bf16 (half their memory; the
+    /// forward computes with the rounded values, every sum stays f32; parameters, gradients, AdamW
+    /// and checkpoints stay f32) [default: f32]
+    #[arg(long, value_parser = values::dtype)]
+    pub precision: Option<Dtype>,
     /// The title of OUT/loss.svg (the examples name their data; not a flag).
     #[arg(skip)]
     pub plot_title: Option<String>,
@@ -193,6 +199,7 @@ impl TrainArgs {
             log_every: self.log_every.unwrap_or(s.log_every),
             overfit_batch: self.overfit_batch || s.overfit_batch,
             grad_accum: self.grad_accum.unwrap_or(s.grad_accum),
+            precision: self.precision.unwrap_or(s.precision),
         }
     }
 }
@@ -385,10 +392,7 @@ fn print_header(gpu: &Gpu, trainer: &Trainer, step: u32) {
         "          {} parameters; a step needs {:.1} MiB of GPU memory{}",
         group(config.parameter_count()),
         memory.total() as f64 / (1 << 20) as f64,
-        match trainer.model.recompute() {
-            Recompute::None => String::new(),
-            what => format!(", --recompute {}", what.name()),
-        }
+        trainer.model.options().memory_flags()
     );
     eprintln!(
         "training: steps {step}..{}, batch {} x {} tokens{}, dropout {}",

@@ -250,6 +250,9 @@ impl Graph {
             // The loss's gradient comes from the cross-entropy's `dlogits`, already divided by the
             // rows the mean is over.
             Op::Mean { .. } => {}
+            // Storage: mixed precision packs what the backward keeps after differentiating
+            // ([`Graph::keep_in`]).
+            Op::Pack { .. } => {}
             // Prefill, decoding and inspection graphs are never differentiated.
             Op::CachedAttention { .. }
             | Op::FillCache { .. }
@@ -265,6 +268,7 @@ impl Graph {
             | Op::DropoutBackward { .. }
             | Op::TakeColumns { .. }
             | Op::Copy { .. }
+            | Op::Unpack { .. }
             | Op::GradNorm { .. }
             | Op::AdamW { .. } => {}
         }

@@ -6,6 +6,7 @@
 use crate::dtype::Dtype;
 
 mod autodiff;
+mod keep;
 mod ops;
 mod plan;
 pub mod planner;

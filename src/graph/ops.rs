@@ -8,8 +8,8 @@ use crate::gpu::{Dispatch, Gpu, Tensor};
 use crate::graph::{Graph, Storage, TensorId};
 use crate::kernels::weights::Weights;
 use crate::kernels::{
-    adamw, attention, copy, crossentropy, dropout, embedding, gelu, gradnorm, kvcache, layernorm,
-    matmul, matvec, residual, rmsnorm,
+    adamw, attention, cast, copy, crossentropy, dropout, embedding, gelu, gradnorm, kvcache,
+    layernorm, matmul, matvec, residual, rmsnorm,
 };
 
 #[derive(Clone, Debug)]
@@ -218,6 +218,19 @@ pub enum Op {
         x: TensorId,
         out: TensorId,
     },
+    /// `out = pack(x)` in `dtype` (16 bits, `out: [⌈len / 2⌉]` words), and `x` rounded in place to
+    /// what `out` holds: a tensor a mixed-precision step keeps for its backward. Writes `out` and `x`.
+    Pack {
+        x: TensorId,
+        out: TensorId,
+        dtype: Dtype,
+    },
+    /// `out = unpack(x)` from `dtype`: a kept tensor back in f32 just before the backward reads it.
+    Unpack {
+        x: TensorId,
+        out: TensorId,
+        dtype: Dtype,
+    },
     /// The global gradient norm and clip scale (`max_norm = None`: no clipping), into the plan's
     /// optimizer state.
     GradNorm {
@@ -393,9 +406,148 @@ impl Op {
                 vec![*logits, *targets],
                 [vec![*losses], some(dlogits)].concat(),
             ),
-            Op::Mean { x, out } | Op::Copy { x, out } => (vec![*x], vec![*out]),
+            Op::Mean { x, out } | Op::Copy { x, out } | Op::Unpack { x, out, .. } => {
+                (vec![*x], vec![*out])
+            }
+            Op::Pack { x, out, .. } => (vec![*x], vec![*x, *out]),
             Op::GradNorm { .. } | Op::AdamW { .. } => (vec![], vec![]),
         }
+    }
+}
+
+impl Op {
+    /// Every tensor the op names, to rename one ([`Graph::keep_in`]). (One arm per op, as in
+    /// [`Op::uses`].)
+    pub fn tensors_mut(&mut self) -> Vec<&mut TensorId> {
+        let mut ids = Vec::new();
+        match self {
+            Op::Embedding {
+                tokens,
+                start,
+                wte,
+                wpe,
+                out,
+                ..
+            } => ids.extend([tokens, wte, wpe, out].into_iter().chain(start)),
+            Op::EmbeddingBackward {
+                dout,
+                positions,
+                buckets,
+                dwte,
+                dwpe,
+                ..
+            } => ids.extend([dout, positions, buckets, dwte, dwpe]),
+            Op::LayerNorm {
+                x,
+                gain,
+                bias,
+                out,
+                mean,
+                rstd,
+                ..
+            } => ids.extend([x, gain, out, mean, rstd].into_iter().chain(bias)),
+            Op::LayerNormBackward {
+                x,
+                gain,
+                mean,
+                rstd,
+                dy,
+                dx,
+                dgain,
+                dbias,
+            } => ids.extend(
+                [x, gain, mean, rstd, dy, dx, dgain]
+                    .into_iter()
+                    .chain(dbias),
+            ),
+            Op::RmsNorm {
+                x, gain, out, rstd, ..
+            } => ids.extend([x, gain, out, rstd]),
+            Op::RmsNormBackward {
+                x,
+                gain,
+                rstd,
+                dy,
+                dx,
+                dgain,
+            } => ids.extend([x, gain, rstd, dy, dx, dgain]),
+            Op::Linear {
+                x,
+                w,
+                b,
+                out,
+                epilogue,
+            } => {
+                ids.extend([x, w, out].into_iter().chain(b));
+                match epilogue {
+                    Epilogue::None => {}
+                    Epilogue::Gelu { pre } => ids.push(pre),
+                    Epilogue::Residual { stream, .. } => ids.push(stream),
+                }
+            }
+            Op::LinearBackward {
+                x,
+                w,
+                dy,
+                dx,
+                dw,
+                db,
+                gelu_pre,
+            } => ids.extend([x, w, dy, dx, dw].into_iter().chain(db).chain(gelu_pre)),
+            Op::Head { x, w, out } => ids.extend([x, w, out]),
+            Op::HeadBackward { x, w, dy, dx, dw } => ids.extend([x, w, dy, dx, dw]),
+            Op::Attention { qkv, out, lse, .. } => ids.extend([qkv, out, lse]),
+            Op::CachedAttention {
+                qkv,
+                position,
+                k_cache,
+                v_cache,
+                out,
+                ..
+            } => ids.extend([qkv, position, k_cache, v_cache, out]),
+            Op::FillCache {
+                qkv,
+                k_cache,
+                v_cache,
+                ..
+            } => ids.extend([qkv, k_cache, v_cache]),
+            Op::AttentionProbabilities {
+                qkv,
+                out,
+                lse,
+                probs,
+                ..
+            } => ids.extend([qkv, out, lse, probs]),
+            Op::AttentionBackward {
+                qkv,
+                out,
+                lse,
+                dout,
+                delta,
+                dqkv,
+                ..
+            } => ids.extend([qkv, out, lse, dout, delta, dqkv]),
+            Op::GeluBackward { x, dy, dx } => ids.extend([x, dy, dx]),
+            Op::Add { a, b, out } => ids.extend([a, b, out]),
+            Op::DropoutBackward { dy, dx, .. } => ids.extend([dy, dx]),
+            Op::CrossEntropy {
+                logits,
+                targets,
+                losses,
+                dlogits,
+                ..
+            } => ids.extend([logits, targets, losses].into_iter().chain(dlogits)),
+            Op::Gelu { x, out }
+            | Op::Dropout { x, out, .. }
+            | Op::PlaceColumns { x, out, .. }
+            | Op::TakeColumns { x, out, .. }
+            | Op::Mean { x, out }
+            | Op::Copy { x, out }
+            | Op::Pack { x, out, .. }
+            | Op::Unpack { x, out, .. } => ids.extend([x, out]),
+            Op::GradNorm { .. } | Op::AdamW { .. } => {}
+        }
+        ids
     }
 }
 
@@ -810,6 +962,10 @@ impl Op {
             }
             Op::Mean { x, out } => vec![crossentropy::mean(gpu, cx.t(*x), cx.t(*out))?],
             Op::Copy { x, out } => vec![copy::forward(gpu, cx.t(*x), cx.t(*out))?],
+            Op::Pack { x, out, dtype } => vec![cast::pack(gpu, cx.t(*x), cx.t(*out), *dtype)?],
+            Op::Unpack { x, out, dtype } => {
+                vec![cast::unpack(gpu, cx.t(*x), cx.t(*out), *dtype)?]
+            }
             Op::GradNorm { max_norm } => {
                 let parts: Vec<_> = (cx.arenas.chunks.iter())
                     .map(|c| (&c.grads, 0..c.grads.len()))

@@ -5,8 +5,8 @@
 use crate::contract::{AttentionDropout, Segment, HYPER_LEN};
 use crate::graph::{Epilogue, Graph, Op, Storage, TensorId, TOKENS};
 use crate::reference::{
-    adamw as ref_adamw, attention, copy, crossentropy, dropout, embedding, gelu, gradnorm, kvcache,
-    layernorm, matmul, residual, rmsnorm,
+    adamw as ref_adamw, attention, cast, copy, crossentropy, dropout, embedding, gelu, gradnorm,
+    kvcache, layernorm, matmul, residual, rmsnorm,
 };
 
 /// A model's state on the CPU, in [`crate::model::GptConfig::params`] order.
@@ -423,6 +423,12 @@ fn step_op(
                 values[out.0] = vec![*loss];
             }
             Op::Copy { x, out } => values[out.0] = copy::forward(&values[x.0]),
+            // The executor holds a packed tensor as the values its words hold.
+            Op::Pack { x, out, dtype } => {
+                cast::pack(&mut values[x.0], dtype);
+                values[out.0] = values[x.0].clone();
+            }
+            Op::Unpack { x, out, .. } => values[out.0] = values[x.0].clone(),
             Op::GradNorm { max_norm } => {
                 let all: Vec<f32> = grads(graph, values, model.params.len()).concat();
                 *clip_scale = gradnorm::scale(gradnorm::norm(&all), max_norm) as f32;

@@ -59,6 +59,8 @@ impl Op {
             Op::DropoutBackward { .. } => "dropout backward",
             Op::CrossEntropy { .. } | Op::Mean { .. } => "cross-entropy",
             Op::PlaceColumns { .. } | Op::TakeColumns { .. } | Op::Copy { .. } => "copy",
+            Op::Pack { .. } => "pack 16-bit",
+            Op::Unpack { .. } => "unpack 16-bit",
             Op::GradNorm { .. } => "gradient norm",
             Op::AdamW { .. } => "adamw",
         }
@@ -111,6 +113,9 @@ impl Op {
             Op::Mean { x, .. } => bytes(&[x]),
             Op::PlaceColumns { x, .. } | Op::Copy { x, .. } => Work::Bytes(8.0 * len(x)),
             Op::TakeColumns { out, .. } => Work::Bytes(8.0 * len(out)),
+            // x read and written back rounded, half its bytes written packed; and back.
+            Op::Pack { x, .. } => Work::Bytes(10.0 * len(x)),
+            Op::Unpack { out, .. } => Work::Bytes(6.0 * len(out)),
             Op::GradNorm { .. } => Work::Bytes(4.0 * params as f64),
             // Reads parameters, gradients and both moments; writes parameters and moments.
             Op::AdamW { .. } => Work::Bytes(28.0 * params as f64),

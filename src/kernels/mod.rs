@@ -3,6 +3,7 @@
 
 pub mod adamw;
 pub mod attention;
+pub mod cast;
 pub(crate) mod check;
 pub mod copy;
 pub mod crossentropy;
@@ -26,6 +27,7 @@ pub const SHADERS: &[Shader] = &[
     adamw::SHADER,
     attention::SHADER,
     attention::CPU_SHADER,
+    cast::SHADER,
     copy::SHADER,
     crossentropy::SHADER,
     dropout::SHADER,

@@ -164,6 +164,7 @@ impl Gpt {
             options: GraphOptions {
                 epilogues: epilogues_pay(gpu),
                 recompute: Recompute::None,
+                precision: Dtype::F32,
             },
         })
     }
@@ -182,9 +183,16 @@ impl Gpt {
         self
     }
 
-    /// What its training graphs recompute in the backward.
-    pub fn recompute(&self) -> Recompute {
-        self.options.recompute
+    /// This model with its training graphs keeping activations for the backward in `precision`
+    /// (16 bits: half the memory, and results rounded accordingly).
+    pub fn with_precision(mut self, precision: Dtype) -> Self {
+        self.options.precision = precision;
+        self
+    }
+
+    /// How its graphs are laid out and stored.
+    pub fn options(&self) -> GraphOptions {
+        self.options
     }
 
     /// Whether the model has training plans (its weights in f32).
@@ -475,18 +483,18 @@ impl GptConfig {
     /// The GPU memory a training step at `batch × seq` would take, planned without a GPU for a device
     /// with WebGPU's default storage binding (parameters larger than one binding split as
     /// [`GptConfig::pieces`] says) and no matmul epilogues (as on CPU adapters; a GPU's fused step
-    /// stores a little less: the projections' outputs before the residual add), its backward
-    /// recomputing `recompute`.
+    /// stores a little less: the projections' outputs before the residual add), recomputing and
+    /// storing as `options` say.
     pub fn planned_memory(
         &self,
         batch: usize,
         seq: usize,
-        recompute: Recompute,
+        options: GraphOptions,
     ) -> Result<MemoryReport> {
         let max_binding = crate::gpu::default_max_binding() as usize / 4;
         let options = GraphOptions {
             epilogues: false,
-            recompute,
+            ..options
         };
         let model = build(self, batch, seq, Mode::Train, max_binding, options)?;
         let params: usize = (model.graph.pieces.iter())

@@ -4,6 +4,7 @@
 use std::ops::Range;
 
 use crate::contract::AttentionShape;
+use crate::dtype::Dtype;
 use crate::error::{Error, Result};
 use crate::gpu::Tensor;
 use crate::graph::{Epilogue, Gradients, Graph, Op, Storage, TensorId};
@@ -81,7 +82,8 @@ pub fn build(
     build_micro(config, batch, seq, 1, mode, max_binding, options)
 }
 
-/// How a model's graphs are laid out; none of it changes a bit of the results.
+/// How a model's graphs are laid out: none of it changes a bit of the results, except a 16-bit
+/// `precision`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct GraphOptions {
     /// Products apply the elementwise op after them as they store ([`Epilogue`]): fewer dispatches and
@@ -89,6 +91,25 @@ pub struct GraphOptions {
     pub epilogues: bool,
     /// What a training graph's backward recomputes instead of keeping from the forward.
     pub recompute: Recompute,
+    /// How a training graph stores the activations its backward keeps from the forward: f32, or 16
+    /// bits ([`Graph::keep_in`]: rounded where they are written, so the forward computes with the
+    /// values the backward reads; half the memory; arithmetic stays f32).
+    pub precision: Dtype,
+}
+
+impl GraphOptions {
+    /// The `wgpt train` flags that chose the step's memory layout, `, --precision bf16, --recompute
+    /// block` say (empty for the defaults).
+    pub fn memory_flags(&self) -> String {
+        let mut flags = String::new();
+        if self.precision != Dtype::F32 {
+            flags += &format!(", --precision {}", self.precision.name());
+        }
+        if self.recompute != Recompute::None {
+            flags += &format!(", --recompute {}", self.recompute.name());
+        }
+        flags
+    }
 }
 
 /// What a training graph recomputes in its backward instead of keeping it from the forward: less
@@ -159,7 +180,9 @@ pub fn build_micro(
         Mode::Train => {
             let body = b.g.ops.len();
             let (loss, logits, mut grads) = b.loss(final_norm)?;
+            let backward = b.g.ops.len();
             b.backward_body(options.recompute, &blocks, &starts, body, &mut grads);
+            b.g.keep_in(options.precision, backward, &b.wide);
             (loss, logits)
         }
     };
@@ -205,6 +228,9 @@ struct Builder<'a> {
     /// [`Mode::Decode`]: the position input.
     position: Option<TensorId>,
     tokens: TensorId,
+    /// The `[B, T, width]` activations, in order: what a 16-bit precision may keep in 16 bits (not
+    /// the rows' statistics, which stay f32).
+    wide: Vec<TensorId>,
 }
 
 impl<'a> Builder<'a> {
@@ -252,6 +278,7 @@ impl<'a> Builder<'a> {
             epilogues: true,
             position,
             tokens,
+            wide: Vec::new(),
         })
     }
 
@@ -279,7 +306,9 @@ impl<'a> Builder<'a> {
     /// A new `[B, T, width]` activation.
     fn activation(&mut self, name: String, width: usize) -> TensorId {
         let shape = [self.batch, self.seq, width];
-        self.g.activation(name, &shape)
+        let id = self.g.activation(name, &shape);
+        self.wide.push(id);
+        id
     }
 
     /// `wte[tokens] + wpe[positions]`, one op per piece of the token embedding.

@@ -3,6 +3,7 @@
 
 pub mod adamw;
 pub mod attention;
+pub mod cast;
 pub mod copy;
 pub mod crossentropy;
 pub mod dropout;

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::contract::AdamWConfig;
+use crate::dtype::Dtype;
 use crate::error::{Error, Result};
 use crate::model::Optimizer;
 use crate::train::Schedule;
@@ -37,6 +38,10 @@ pub struct Settings {
     /// `gradient_accumulation_steps`): a step over `grad_accum · batch` rows.
     #[serde(default = "one")]
     pub grad_accum: u32,
+    /// How the step stores the activations its backward keeps: f32, or f16/bf16 (half the memory;
+    /// the forward computes with the rounded values; parameters, gradients and AdamW stay f32).
+    #[serde(default)]
+    pub precision: Dtype,
 }
 
 fn one() -> u32 {
@@ -64,6 +69,7 @@ impl Default for Settings {
             log_every: 10,
             overfit_batch: false,
             grad_accum: 1,
+            precision: Dtype::F32,
         }
     }
 }

@@ -90,6 +90,7 @@ impl<'a> Trainer<'a> {
         step: u32,
     ) -> Result<Self> {
         settings.validate()?;
+        let model = model.with_precision(settings.precision);
         let (b, t, micros) = (settings.batch, settings.seq, settings.grad_accum as usize);
         let n = ranks.size();
         if !b.is_multiple_of(n) {
@@ -387,7 +388,7 @@ fn out_of_memory(error: Error, gpu: &Gpu, model: &Gpt, settings: &Settings) -> E
         return error;
     };
     let (config, b, t) = (&model.config, settings.batch, settings.seq);
-    let planned = (config.planned_memory(b, t, model.recompute())).map_or(0, |m| m.total());
+    let planned = (config.planned_memory(b, t, model.options())).map_or(0, |m| m.total());
     let fits = std::iter::successors(Some(b / 2), |&n| (n > 1).then_some(n / 2))
         .filter(|&n| n > 0)
         .find(|&n| {
