@@ -264,7 +264,7 @@ def load_modern(path):
 # The two trainers
 
 
-def run_wgpt(binary, init_dir, tokens, out_dir):
+def run_wgpt(binary, init_dir, tokens, out_dir, extra=()):
     cmd = [
         binary, "train",
         "--init", init_dir,
@@ -287,6 +287,7 @@ def run_wgpt(binary, init_dir, tokens, out_dir):
         "--log-every", "1",
         "--json",
         "--save", out_dir,
+        *extra,
     ]
     print("$ " + " ".join(cmd), flush=True)
     proc = subprocess.run(cmd, capture_output=True, text=True)

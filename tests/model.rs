@@ -409,6 +409,26 @@ fn every_op_names_the_tensors_it_uses() {
     }
 }
 
+/// What `wgpt info` plans (`GptConfig::planned_memory`, without a GPU) is what a training plan
+/// allocates, for every recomputation and precision.
+#[test]
+fn the_planned_memory_is_what_a_training_plan_allocates() {
+    let gpu = Gpu::new().expect("model tests need a GPU adapter");
+    let (batch, seq) = (4, 32);
+    let config = tiny(false);
+    for recompute in [Recompute::None, Recompute::Gelu, Recompute::Block] {
+        for precision in [Dtype::F32, Dtype::Bf16] {
+            let model = (Gpt::init(&gpu, &config, 7).unwrap())
+                .with_epilogues(false)
+                .with_recompute(recompute)
+                .with_precision(precision);
+            let (plan, _) = model.train_plan(&gpu, batch, seq, 1, &optimizer()).unwrap();
+            let planned = config.planned_memory(batch, seq, model.options()).unwrap();
+            assert_eq!(plan.memory(), planned, "{recompute:?}, {precision:?}");
+        }
+    }
+}
+
 /// Whether `op` is a product that applies an elementwise op as it stores (a matmul epilogue).
 fn is_fused(op: &Op) -> bool {
     match op {

@@ -2,6 +2,7 @@
 //! accumulation is the big batch's step, and a diverging run stops without touching its checkpoint.
 
 use wgpt::data::{split_train_val, CharTokenizer};
+use wgpt::dtype::Dtype;
 use wgpt::model::{Gpt, GptConfig};
 use wgpt::train::{resume, Event, Output, Schedule, Settings, Stop, Trainer};
 use wgpt::{Error, Gpu};
@@ -54,39 +55,47 @@ fn losses(trainer: &mut Trainer) -> Vec<f32> {
 
 /// `--steps` counts all steps of a run, and a cosine schedule stretches over them, so a 4-step run and
 /// the first half of an 8-step run differ in learning rate; with a constant schedule (after warmup)
-/// they are the same run, which is what resuming must reproduce bit for bit.
+/// they are the same run, which is what resuming must reproduce bit for bit, in f32 and keeping
+/// activations in bf16 (a setting the checkpoint keeps).
 #[test]
 fn a_resumed_run_gives_bit_identical_losses() {
     let gpu = Gpu::new().expect("training tests need a GPU adapter");
     let (tokenizer, ids) = corpus();
     let (train, val) = split_train_val(&ids);
     let config = small_config(tokenizer.vocab_size());
-    let constant = |steps| Settings {
-        schedule: Schedule::Constant,
-        ..settings(steps)
-    };
+    for precision in [Dtype::F32, Dtype::Bf16] {
+        let constant = |steps| Settings {
+            schedule: Schedule::Constant,
+            precision,
+            ..settings(steps)
+        };
 
-    let model = Gpt::init(&gpu, &config, 1).unwrap();
-    let mut straight = Trainer::new(&gpu, model, constant(8), train, val, 0).unwrap();
-    let all = losses(&mut straight);
-    assert_eq!(all.len(), 8);
+        let model = Gpt::init(&gpu, &config, 1).unwrap();
+        let mut straight = Trainer::new(&gpu, model, constant(8), train, val, 0).unwrap();
+        let all = losses(&mut straight);
+        assert_eq!(all.len(), 8);
 
-    let dir = std::env::temp_dir().join(format!("wgpt-resume-{}", std::process::id()));
-    let model = Gpt::init(&gpu, &config, 1).unwrap();
-    let mut first = Trainer::new(&gpu, model, constant(4), train, val, 0).unwrap();
-    let mut halves = losses(&mut first);
-    first.save(&dir, &[]).unwrap();
-    drop(first);
+        let dir = std::env::temp_dir().join(format!("wgpt-resume-{}", std::process::id()));
+        let model = Gpt::init(&gpu, &config, 1).unwrap();
+        let mut first = Trainer::new(&gpu, model, constant(4), train, val, 0).unwrap();
+        let mut halves = losses(&mut first);
+        first.save(&dir, &[]).unwrap();
+        drop(first);
 
-    let (model, mut saved, step) = resume(&gpu, &dir).unwrap();
-    std::fs::remove_dir_all(&dir).unwrap();
-    assert_eq!((step, &saved), (4, &constant(4)));
-    saved.steps = 8;
-    let mut second = Trainer::new(&gpu, model, saved, train, val, step).unwrap();
-    halves.extend(losses(&mut second));
+        let (model, mut saved, step) = resume(&gpu, &dir).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!((step, &saved), (4, &constant(4)));
+        saved.steps = 8;
+        let mut second = Trainer::new(&gpu, model, saved, train, val, step).unwrap();
+        halves.extend(losses(&mut second));
 
-    let bits = |v: &[f32]| v.iter().map(|l| l.to_bits()).collect::<Vec<_>>();
-    assert_eq!(bits(&halves), bits(&all), "{halves:?} vs {all:?}");
+        let bits = |v: &[f32]| v.iter().map(|l| l.to_bits()).collect::<Vec<_>>();
+        assert_eq!(
+            bits(&halves),
+            bits(&all),
+            "{precision:?}: {halves:?} vs {all:?}"
+        );
+    }
 }
 
 #[test]

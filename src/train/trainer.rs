@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use crate::data::{Batch, BatchSampler};
 use crate::dist::{hash_params, Collective, Single};
+use crate::dtype::Dtype;
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Submission, Timeline};
 use crate::model::{ExchangeTimes, Gpt, Plan, StepInputs, StepReadout};
@@ -324,10 +325,23 @@ impl<'a> Trainer<'a> {
         };
         Err(Error::Diverged(format!(
             "training diverged: {what} ({}); stopped without saving over the last checkpoint. \
-             Lower the learning rate (it was {:e} at this step), clip the gradient norm, or check the data",
+             Lower the learning rate (it was {:e} at this step), clip the gradient norm, or check the \
+             data{}",
             self.last_finite(),
-            self.lr_at(step - 1)
+            self.lr_at(step - 1),
+            self.range_hint()
         )))
+    }
+
+    /// What to try besides when the step keeps activations in f16, whose range ends at 65,504.
+    fn range_hint(&self) -> &'static str {
+        match self.settings.precision {
+            Dtype::F16 => {
+                "; with --precision f16, an activation past 65,504 becomes infinite: --precision \
+                 bf16 has f32's range"
+            }
+            _ => "",
+        }
     }
 
     /// The last finite loss read back, for messages.
