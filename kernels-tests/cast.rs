@@ -1,11 +1,12 @@
 //! cast: f32 to 16-bit storage and back. bf16 rounds exactly as the reference (to nearest, ties to
 //! even); f16 to either neighbour (WGSL's pack2x16float), so within one f16 ulp; both overflow to ±∞
-//! as rounding to nearest does; unpacking is exact; and what `pack` leaves in `x` is exactly what its
-//! words hold.
+//! as rounding to nearest does; unpacking is exact; `pack_rounding` leaves in `x` exactly what its
+//! words hold, and `pack` leaves `x` alone and writes the same words.
 
 use wgpt::dtype::Dtype;
 use wgpt::kernels::cast;
 use wgpt::reference::cast as reference;
+use wgpt::{Dispatch, Gpu, Tensor};
 
 use crate::common::{assert_within, gpu, random};
 
@@ -32,12 +33,15 @@ fn bound(dtype: Dtype, want: &[f32]) -> impl Fn(usize) -> f64 + '_ {
     }
 }
 
-/// Packs `x` on the GPU: the words, and `x` as the kernel left it.
-fn pack_on_gpu(x: &[f32], dtype: Dtype) -> (Vec<u32>, Vec<f32>) {
+/// `cast::pack` or `cast::pack_rounding`.
+type Launcher = fn(&Gpu, &Tensor, &Tensor, Dtype) -> wgpt::Result<Dispatch>;
+
+/// Packs `x` on the GPU by `launch`: the words, and `x` as the kernel left it.
+fn pack_on_gpu(x: &[f32], dtype: Dtype, launch: Launcher) -> (Vec<u32>, Vec<f32>) {
     let gpu = gpu();
     let xt = gpu.upload("x", &[x.len()], x).unwrap();
     let yt = gpu.zeros("y", &[dtype.words(x.len())]).unwrap();
-    gpu.run_dispatches(&[cast::pack(gpu, &xt, &yt, dtype).unwrap()])
+    gpu.run_dispatches(&[launch(gpu, &xt, &yt, dtype).unwrap()])
         .unwrap();
     (gpu.read(&yt).unwrap(), gpu.read(&xt).unwrap())
 }
@@ -62,9 +66,10 @@ fn cast_round_trips_awkward_sizes_as_the_reference_rounds() {
         {
             let x = values(800 + i as u64, n);
             let mut want = x.clone();
-            let want_words = reference::pack(&mut want, dtype);
+            let want_words = reference::pack_rounding(&mut want, dtype);
+            assert_eq!(reference::pack(&x, dtype), want_words);
             let case = format!("cast {} {n}", dtype.name());
-            let (words, rounded) = pack_on_gpu(&x, dtype);
+            let (words, rounded) = pack_on_gpu(&x, dtype, cast::pack_rounding);
             assert_within(
                 &format!("{case}, rounded in place"),
                 &rounded,
@@ -75,6 +80,10 @@ fn cast_round_trips_awkward_sizes_as_the_reference_rounds() {
             let held = reference::unpack(&words, n, dtype);
             assert_within(&format!("{case}, words"), &held, &rounded, |_| 0.0);
             assert_eq!(words.len(), want_words.len(), "{case}: words");
+            // Packing alone writes the same words and leaves x as it was.
+            let (plain, kept) = pack_on_gpu(&x, dtype, cast::pack);
+            assert_eq!(plain, words, "{case}: pack and pack_rounding differ");
+            assert_within(&format!("{case}, pack leaves x"), &kept, &x, |_| 0.0);
             // Unpacking moves bits: exact.
             let unpacked = unpack_on_gpu(&want_words, n, dtype);
             assert_within(&format!("{case}, unpacked"), &unpacked, &want, |_| 0.0);
@@ -98,8 +107,8 @@ fn cast_overflows_to_infinity_as_rounding_to_nearest_does() {
     ];
     for dtype in [Dtype::F16, Dtype::Bf16] {
         let mut want = x.to_vec();
-        reference::pack(&mut want, dtype);
-        let (words, rounded) = pack_on_gpu(&x, dtype);
+        reference::pack_rounding(&mut want, dtype);
+        let (words, rounded) = pack_on_gpu(&x, dtype, cast::pack_rounding);
         assert_eq!(rounded, want, "{} packed in place", dtype.name());
         assert_eq!(
             reference::unpack(&words, x.len(), dtype),
@@ -116,5 +125,6 @@ fn cast_refuses_f32_and_mismatched_words() {
     let x = gpu.zeros("x", &[10]).unwrap();
     assert!(cast::pack(gpu, &x, &gpu.zeros("y", &[5]).unwrap(), Dtype::F32).is_err());
     assert!(cast::pack(gpu, &x, &gpu.zeros("y", &[6]).unwrap(), Dtype::Bf16).is_err());
+    assert!(cast::pack_rounding(gpu, &x, &gpu.zeros("y", &[5]).unwrap(), Dtype::F32).is_err());
     assert!(cast::unpack(gpu, &gpu.zeros("w", &[4]).unwrap(), &x, Dtype::F16).is_err());
 }

@@ -221,9 +221,37 @@ fn matmul_reads_16_bit_weights_for_every_variant_and_awkward_shape() {
                     &want,
                     |i| dot_bound(k, magnitude[i]),
                 );
+
+                // dpre = (dy·wᵀ)·gelu'(pre), w: [K, N] (a mixed-precision step's MLP backward);
+                // bounded as the f32 epilogue test bounds it.
+                let dy = random(seed + 3, m * n);
+                let pre: Vec<f32> = random(seed + 4, m * k).iter().map(|v| 4.0 * v).collect();
+                let dyt = gpu.upload("dy", &[m, n], &dy).unwrap();
+                let pt = gpu.upload("pre", &[m, k], &pre).unwrap();
+                let dpt = gpu.zeros("dpre", &[m, k]).unwrap();
+                let weights = Weights::packed(&wt, dtype, k, n).unwrap();
+                let d = matmul::backward_input_gelu(gpu, variant, &dyt, weights, &pt, &dpt);
+                gpu.run_dispatches(&[d.unwrap()]).unwrap();
+                let want = reference::backward_input_gelu(&dy, &rounded, &pre, m, k, n);
+                let dx = reference::backward_input(&dy, &rounded, m, k, n);
+                let magnitude = reference::backward_input(&abs(&dy), &abs(&rounded), m, k, n);
+                assert_within(
+                    &format!("backward gelu {case}"),
+                    &gpu.read(&dpt).unwrap(),
+                    &want,
+                    |i| {
+                        crate::gelu::MAX_SLOPE * dot_bound(n, magnitude[i])
+                            + crate::gelu::backward_bound(pre[i], dx[i])
+                    },
+                );
             }
         }
     }
+}
+
+/// An f32 tensor as the products' weights.
+fn f32s(t: &Tensor) -> Weights<'_> {
+    Weights::f32(t).unwrap()
 }
 
 /// Runs `dispatches` and reads `outputs` back.
@@ -355,7 +383,7 @@ fn matmul_backward_gelu_epilogue_gives_the_unfused_kernels_bits_and_matches_refe
             let pt = gpu.upload("pre", &[m, k], &pre).unwrap();
             let [dp, dx_u, dp_u] = [0; 3].map(|_| gpu.zeros("d", &[m, k]).unwrap());
             let fused = run(
-                vec![matmul::backward_input_gelu(gpu, variant, &dyt, &wt, &pt, &dp).unwrap()],
+                vec![matmul::backward_input_gelu(gpu, variant, &dyt, f32s(&wt), &pt, &dp).unwrap()],
                 &[&dp],
             );
             let unfused = run(

@@ -10,8 +10,8 @@ it is the gradient check.
 
 The two bf16 runs round different tensors:
 - wgpt rounds the activations its backward keeps (the block's input, the norms' outputs, q/k/v, the
-  attention output, the MLP's pre-activation and GELU) and computes everything else in f32, weights
-  included.
+  attention output, the MLP's pre-activation and GELU) and the weights its products read (a 16-bit
+  working copy of the f32 master weights); everything else is f32.
 - Autocast rounds every matmul's inputs (weights too) and outputs to bf16, and keeps the norms,
   softmax and loss in f32.
 

@@ -1,10 +1,12 @@
-// cast: what a mixed-precision training step keeps for its backward, stored in 16 bits (the packing
-// contract of dtype.wgsl and src/dtype.rs; `dtype` is f16 or bf16).
+// cast: tensors stored in 16 bits for mixed-precision training (the packing contract of dtype.wgsl and
+// src/dtype.rs; `dtype` is f16 or bf16).
 //
-//   cast_pack     x: [len] f32, y: [⌈len / 2⌉] u32   y = pack(x), and x = unpack(y): x rounded in place to
-//                                                   what y holds, so the forward's later readers see the
-//                                                   same values the backward will (writes y and x)
-//   cast_unpack   x: [⌈len / 2⌉] u32, y: [len] f32   y = unpack(x)                     (writes y)
+//   cast_pack            x: [len] f32, y: [⌈len / 2⌉] u32   y = pack(x)                   (writes y): the
+//                                                          16-bit working copy of the weights
+//   cast_pack_rounding   the same, and x = unpack(y): x rounded in place to what y holds, so the
+//                        forward's later readers see the values the backward will (writes y and x): an
+//                        activation the backward keeps
+//   cast_unpack          x: [⌈len / 2⌉] u32, y: [len] f32   y = unpack(x)                 (writes y)
 //
 // An item is one word (two values); params.n counts items and params.len values (an odd len leaves the
 // last word's high half zero). Each has a `_vec4` twin over four words (eight values: two vec4<f32>
@@ -18,13 +20,43 @@ struct Params {
     _pad1: u32,
 }
 
-// ---- pack. Bindings: x (rounded in place), y, params.
-@group(0) @binding(0) var<storage, read_write> x: array<f32>;
-@group(0) @binding(1) var<storage, read_write> y: array<u32>;
 @group(0) @binding(2) var<uniform> params: Params;
+
+// ---- pack. Bindings: source, words, params.
+@group(0) @binding(0) var<storage, read> source: array<f32>;
+@group(0) @binding(1) var<storage, read_write> packed: array<u32>;
 
 @compute @workgroup_size(wg)
 fn cast_pack(@builtin(workgroup_id) group: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
+    let run = elementwise_run(params.n, group.x, groups.x);
+    for (var w = run.x + lane; w < run.y; w += wg) {
+        var v = vec2(source[2u * w], 0.0);
+        if 2u * w + 1u < params.len {
+            v.y = source[2u * w + 1u];
+        }
+        packed[w] = dtype_pack2(v);
+    }
+}
+
+@group(0) @binding(0) var<storage, read> source8: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read_write> packed4: array<vec4<u32>>;
+
+@compute @workgroup_size(wg)
+fn cast_pack_vec4(@builtin(workgroup_id) group: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
+    let run = elementwise_run(params.n, group.x, groups.x);
+    for (var w = run.x + lane; w < run.y; w += wg) {
+        let lo = source8[2u * w];
+        let hi = source8[2u * w + 1u];
+        packed4[w] = vec4(dtype_pack2(lo.xy), dtype_pack2(lo.zw), dtype_pack2(hi.xy), dtype_pack2(hi.zw));
+    }
+}
+
+// ---- pack_rounding. Bindings: x (rounded in place), y, params.
+@group(0) @binding(0) var<storage, read_write> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> y: array<u32>;
+
+@compute @workgroup_size(wg)
+fn cast_pack_rounding(@builtin(workgroup_id) group: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
     let run = elementwise_run(params.n, group.x, groups.x);
     for (var w = run.x + lane; w < run.y; w += wg) {
         let i = 2u * w;
@@ -47,7 +79,7 @@ fn cast_pack(@builtin(workgroup_id) group: vec3<u32>, @builtin(num_workgroups) g
 @group(0) @binding(1) var<storage, read_write> y4: array<vec4<u32>>;
 
 @compute @workgroup_size(wg)
-fn cast_pack_vec4(@builtin(workgroup_id) group: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
+fn cast_pack_rounding_vec4(@builtin(workgroup_id) group: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
     let run = elementwise_run(params.n, group.x, groups.x);
     for (var w = run.x + lane; w < run.y; w += wg) {
         let lo = x8[2u * w];

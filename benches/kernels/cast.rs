@@ -1,5 +1,5 @@
-//! cast rows: activations packed into 16 bits (rounded in place) and unpacked again, at the activation
-//! shapes, beside the CPU reference; read them against the copy rows (same bytes per second).
+//! cast rows: f32 packed into 16 bits (plainly, and rounding the source in place) and unpacked again,
+//! at the activation shapes, beside the CPU reference; read them against the copy rows (same bytes per second).
 
 use wgpt::dtype::Dtype;
 use wgpt::kernels::cast;
@@ -22,9 +22,22 @@ pub fn run(bench: &mut Bench) {
                     Some(name) => bench.compile(&name, build),
                     None => build(),
                 };
+                let cpu = bench.time_cpu(|| {
+                    std::hint::black_box(reference::pack(&x, dtype));
+                });
+                // Reads x, writes the half-size words.
+                memory_row(bench, id, &[d], 6 * n, cpu);
+            }
+            let id = format!("cast/pack_rounding/{}/{r}x{c}", dtype.name());
+            if bench.wants(&id) {
+                let build = || cast::pack_rounding(&bench.gpu, &xt, &words, dtype).unwrap();
+                let d = match first("pack_rounding") {
+                    Some(name) => bench.compile(&name, build),
+                    None => build(),
+                };
                 let mut y = x.clone();
                 let cpu = bench.time_cpu(|| {
-                    std::hint::black_box(reference::pack(&mut y, dtype));
+                    std::hint::black_box(reference::pack_rounding(&mut y, dtype));
                 });
                 // Reads x, writes it back rounded and writes the half-size words.
                 memory_row(bench, id, &[d], 10 * n, cpu);

@@ -228,6 +228,7 @@ fn epilogue_dispatches(
         }
         // x plays the pre-activation, `other` its gradient.
         (Epilogue::GeluGrad, false) => {
+            let w = Weights::f32(w).unwrap();
             vec![matmul::backward_input_gelu(gpu, variant, y, w, x, &other)]
         }
         (Epilogue::GeluGrad, true) => {

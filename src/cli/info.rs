@@ -220,10 +220,14 @@ fn print_memory_plan(
         ("parameters", m.params),
         ("gradients", m.grads),
         ("AdamW moments", m.moments),
+        ("16-bit weights", m.working),
         ("activations", m.activations),
         ("scratch", m.scratch),
     ] {
-        println!("  {class:<14} {:>12.2}", mib(bytes));
+        // Only a mixed-precision step has a 16-bit working copy.
+        if bytes > 0 || class != "16-bit weights" {
+            println!("  {class:<14} {:>12.2}", mib(bytes));
+        }
     }
     println!(
         "  {:<14} {:>12.2}   (ratio {:.3} to the analytical minimum {:.2},",

@@ -134,9 +134,9 @@ pub struct TrainArgs {
     /// plan)
     #[arg(long, value_enum, default_value_t)]
     pub recompute: RecomputeFlag,
-    /// How the activations the backward keeps are stored: f32, or f16/bf16 (half their memory; the
-    /// forward computes with the rounded values, every sum stays f32; parameters, gradients, AdamW
-    /// and checkpoints stay f32) [default: f32]
+    /// How the activations the backward keeps and the weights the products read are stored: f32, or
+    /// f16/bf16 (half the activation memory; the forward computes with the rounded values, every sum
+    /// stays f32; the master weights, gradients, AdamW and checkpoints stay f32) [default: f32]
     #[arg(long, value_parser = values::dtype)]
     pub precision: Option<Dtype>,
     /// The title of OUT/loss.svg (the examples name their data; not a flag).

@@ -269,6 +269,7 @@ impl Graph {
             | Op::TakeColumns { .. }
             | Op::Copy { .. }
             | Op::Unpack { .. }
+            | Op::WorkingCopy
             | Op::GradNorm { .. }
             | Op::AdamW { .. } => {}
         }

@@ -231,6 +231,10 @@ pub enum Op {
         out: TensorId,
         dtype: Dtype,
     },
+    /// The 16-bit working copy of the weights a mixed-precision step reads: each 16-bit piece's
+    /// words ([`crate::graph::Piece::dtype`]) packed from its f32 master values in the parameter
+    /// arena, before the step's first op.
+    WorkingCopy,
     /// The global gradient norm and clip scale (`max_norm = None`: no clipping), into the plan's
     /// optimizer state.
     GradNorm {
@@ -410,7 +414,7 @@ impl Op {
                 (vec![*x], vec![*out])
             }
             Op::Pack { x, out, .. } => (vec![*x], vec![*x, *out]),
-            Op::GradNorm { .. } | Op::AdamW { .. } => (vec![], vec![]),
+            Op::WorkingCopy | Op::GradNorm { .. } | Op::AdamW { .. } => (vec![], vec![]),
         }
     }
 }
@@ -545,7 +549,7 @@ impl Op {
             | Op::Copy { x, out }
             | Op::Pack { x, out, .. }
             | Op::Unpack { x, out, .. } => ids.extend([x, out]),
-            Op::GradNorm { .. } | Op::AdamW { .. } => {}
+            Op::WorkingCopy | Op::GradNorm { .. } | Op::AdamW { .. } => {}
         }
         ids
     }
@@ -563,6 +567,8 @@ pub struct Lowering<'a> {
     /// Gradient norm and clip scale ([`gradnorm::OUT_LEN`]).
     pub norm: &'a Tensor,
     pub arenas: &'a Arenas,
+    /// The f32 parameter views, one per piece (the master values of a 16-bit working copy).
+    pub masters: &'a [Tensor],
     pub matmul: matmul::Variant,
 }
 
@@ -804,9 +810,9 @@ impl Op {
                 db,
                 gelu_pre,
             } => {
-                let (dy_t, w_t, dx_t) = (cx.t(*dy), cx.t(*w), cx.t(*dx));
+                let (dy_t, w_t, dx_t) = (cx.t(*dy), cx.weights(*w)?, cx.t(*dx));
                 let input = match gelu_pre {
-                    None => matmul::backward_input(gpu, mm, dy_t, w_t, dx_t)?,
+                    None => matmul::backward_input_weights(gpu, mm, dy_t, w_t, dx_t)?,
                     Some(pre) => matmul::backward_input_gelu(gpu, mm, dy_t, w_t, cx.t(*pre), dx_t)?,
                 };
                 let mut out = vec![
@@ -836,7 +842,7 @@ impl Op {
             // dx[M, C] = dy[M, V]·w[V, C] (a forward product); dw[V, C] += dyᵀ·x (a weight gradient
             // with dy in the role of x).
             Op::HeadBackward { x, w, dy, dx, dw } => vec![
-                matmul::forward(gpu, mm, cx.t(*dy), cx.t(*w), None, cx.t(*dx))?,
+                matmul::forward_weights(gpu, mm, cx.t(*dy), cx.weights(*w)?, None, cx.t(*dx))?,
                 matmul::backward_weight(gpu, mm, cx.t(*dy), cx.t(*x), cx.t(*dw))?,
             ],
             Op::Attention {
@@ -962,10 +968,22 @@ impl Op {
             }
             Op::Mean { x, out } => vec![crossentropy::mean(gpu, cx.t(*x), cx.t(*out))?],
             Op::Copy { x, out } => vec![copy::forward(gpu, cx.t(*x), cx.t(*out))?],
-            Op::Pack { x, out, dtype } => vec![cast::pack(gpu, cx.t(*x), cx.t(*out), *dtype)?],
+            Op::Pack { x, out, dtype } => {
+                vec![cast::pack_rounding(gpu, cx.t(*x), cx.t(*out), *dtype)?]
+            }
             Op::Unpack { x, out, dtype } => {
                 vec![cast::unpack(gpu, cx.t(*x), cx.t(*out), *dtype)?]
             }
+            Op::WorkingCopy => (cx.graph.tensors.iter().enumerate())
+                .filter_map(|(id, def)| match def.storage {
+                    Storage::Param(p) if cx.graph.pieces[p].dtype != Dtype::F32 => Some((id, p)),
+                    _ => None,
+                })
+                .map(|(id, p)| {
+                    let words = cx.t(TensorId(id));
+                    cast::pack(gpu, &cx.masters[p], words, cx.graph.pieces[p].dtype)
+                })
+                .collect::<Result<_>>()?,
             Op::GradNorm { max_norm } => {
                 let parts: Vec<_> = (cx.arenas.chunks.iter())
                     .map(|c| (&c.grads, 0..c.grads.len()))

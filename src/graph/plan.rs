@@ -5,7 +5,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::ops::Range;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 use crate::contract::{
     adamw_hyper, check_token_ids, AdamWConfig, Segment, HYPER_LEN, RANDOM_STATE_LEN,
@@ -16,7 +16,7 @@ use crate::gpu::{Dispatch, Gpu, GpuTimer, Readback, Submission, Tensor, Timeline
 use crate::graph::autodiff::{BUCKETS, POSITIONS};
 use crate::graph::ops::{ArenaChunk, Arenas, Lowering};
 use crate::graph::planner::{peak_live_len, ArenaLayout, Lifetime, SlotLayout};
-use crate::graph::{Graph, Op, Storage, Work};
+use crate::graph::{Graph, Op, Piece, Storage, Work};
 use crate::kernels::{adamw, embedding, gradnorm, matmul};
 
 /// Names of the per-step inputs a model graph declares.
@@ -39,6 +39,33 @@ pub struct Shared {
     pub hyper: Tensor,
     /// Gradient norm, clip scale and the running sum of norms ([`gradnorm`]'s output).
     pub norm: Tensor,
+    /// A mixed-precision model's 16-bit working copy of its weights: per piece, the words a 16-bit
+    /// piece of its training graphs reads ([`Op::WorkingCopy`] packs them from `params`); made by
+    /// [`Shared::working_copy`] when first needed.
+    pub working: OnceLock<WorkingCopy>,
+}
+
+/// The 16-bit working copy of a model's weights: its chunks (of at most one binding each) and one
+/// view per piece (empty for a piece kept in f32).
+pub struct WorkingCopy {
+    pub chunks: Vec<Tensor>,
+    pub views: Vec<Option<Tensor>>,
+}
+
+impl WorkingCopy {
+    pub fn bytes(&self) -> u64 {
+        self.chunks.iter().map(|c| c.bytes()).sum()
+    }
+}
+
+/// Where the working copy of `pieces`' 16-bit ones goes, in words: an arena of chunks of at most
+/// `max_binding` words, and each 16-bit piece's place in it.
+pub fn working_layout(pieces: &[Piece], max_binding: usize) -> Result<(ArenaLayout, Vec<usize>)> {
+    let half: Vec<usize> = (0..pieces.len())
+        .filter(|&p| pieces[p].dtype != Dtype::F32)
+        .collect();
+    let words: Vec<usize> = half.iter().map(|&p| pieces[p].words()).collect();
+    Ok((ArenaLayout::pack(&words, max_binding)?, half))
 }
 
 /// One parameter tensor (or piece of one) as the arenas hold it: its length and whether AdamW decays it.
@@ -106,7 +133,33 @@ impl Shared {
             random_state: gpu.zeros("random state", &[RANDOM_STATE_LEN])?,
             hyper: gpu.zeros("adamw hyper", &[HYPER_LEN])?,
             norm: gpu.zeros("gradient norm", &[gradnorm::OUT_LEN])?,
+            working: OnceLock::new(),
         })
+    }
+
+    /// The working copy of `pieces`' 16-bit ones, made on first use (in chunks of at most
+    /// `max_binding` words); its words are written by each step's [`Op::WorkingCopy`].
+    pub fn working_copy(
+        &self,
+        gpu: &Gpu,
+        pieces: &[Piece],
+        max_binding: usize,
+    ) -> Result<&WorkingCopy> {
+        if let Some(copy) = self.working.get() {
+            return Ok(copy);
+        }
+        let (layout, half) = working_layout(pieces, max_binding)?;
+        let copy = gpu.allocating("the 16-bit working copy of the weights", || {
+            let chunks = (layout.chunks.iter().enumerate())
+                .map(|(c, &len)| gpu.zeros(&format!("working copy chunk {c}"), &[len]))
+                .collect::<Result<Vec<_>>>()?;
+            let mut views = vec![None; pieces.len()];
+            for (&p, &(c, offset)) in half.iter().zip(&layout.places) {
+                views[p] = Some(chunks[c].view(offset, &[pieces[p].words()])?);
+            }
+            Ok(WorkingCopy { chunks, views })
+        })?;
+        Ok(self.working.get_or_init(|| copy))
     }
 }
 
@@ -121,17 +174,31 @@ pub struct MemoryReport {
     pub scratch: u64,
     /// Tensors kept from step to step (a generator's key/value caches, shared by its plans).
     pub caches: u64,
+    /// A mixed-precision model's 16-bit working copy of its weights.
+    pub working: u64,
     /// Activations alive at once at the worst op: the analytical minimum for them.
     pub activations_min: u64,
 }
 
 impl MemoryReport {
     pub fn total(&self) -> u64 {
-        self.params + self.grads + self.moments + self.activations + self.scratch + self.caches
+        self.params
+            + self.grads
+            + self.moments
+            + self.activations
+            + self.scratch
+            + self.caches
+            + self.working
     }
 
     pub fn minimum(&self) -> u64 {
-        self.params + self.grads + self.moments + self.activations_min + self.scratch + self.caches
+        self.params
+            + self.grads
+            + self.moments
+            + self.activations_min
+            + self.scratch
+            + self.caches
+            + self.working
     }
 }
 
@@ -322,10 +389,17 @@ impl Plan {
         let mut tensors: Vec<Tensor> = Vec::with_capacity(graph.tensors.len());
         for (i, def) in graph.tensors.iter().enumerate() {
             let t = match def.storage {
-                // A 16-bit piece is its words; the ops that read it take its shape from the graph.
+                // A 16-bit piece is its words (a training model's working copy, or an inference model's
+                // parameters); the ops that read it take its shape from the graph.
                 Storage::Param(p) => match graph.pieces[p].dtype {
                     Dtype::F32 => reshape(&shared.params[p], &def.shape)?,
-                    _ => reshape(&shared.params[p], &[graph.pieces[p].words()])?,
+                    _ => {
+                        let working = shared.working.get().and_then(|w| w.views[p].as_ref());
+                        reshape(
+                            working.unwrap_or(&shared.params[p]),
+                            &[graph.pieces[p].words()],
+                        )?
+                    }
                 },
                 Storage::Grad(p) => reshape(&shared.grads[p], &def.shape)?,
                 Storage::Activation => buffers[slot_of[&i]].view(0, &def.shape)?,
@@ -360,6 +434,7 @@ impl Plan {
             hyper: &shared.hyper,
             norm: &shared.norm,
             arenas: &shared.arenas,
+            masters: &shared.params,
             matmul: matmul::Variant::best(gpu),
         };
         let (mut dispatches, mut update) = (Vec::new(), Vec::new());
@@ -396,6 +471,7 @@ impl Plan {
         let state = shared.random_state.bytes() + shared.hyper.bytes() + shared.norm.bytes();
         let memory = MemoryReport {
             caches: cache_bytes,
+            working: shared.working.get().map_or(0, WorkingCopy::bytes),
             ..placement.report(graph, shared.arenas.bytes(), scratch + state)
         };
         let readback = keep.first().map(|id| {
@@ -841,6 +917,7 @@ impl Placement {
             activations: 4 * self.slots.total_len() as u64,
             scratch,
             caches: 0,
+            working: 0,
             activations_min: 4 * peak_live_len(&self.lives) as u64,
         }
     }
@@ -860,7 +937,16 @@ pub fn planned_memory(
         .map(|t| t.len())
         .sum();
     let state = RANDOM_STATE_LEN + HYPER_LEN + gradnorm::OUT_LEN;
-    Placement::new(graph, keep).report(graph, 4 * param_len as u64, 4 * (inputs + state) as u64)
+    let max_binding = crate::gpu::default_max_binding() as usize / 4;
+    let working = working_layout(&graph.pieces, max_binding).map_or(0, |(l, _)| l.total_len());
+    MemoryReport {
+        working: 4 * working as u64,
+        ..Placement::new(graph, keep).report(
+            graph,
+            4 * param_len as u64,
+            4 * (inputs + state) as u64,
+        )
+    }
 }
 
 /// The same bytes with the graph's shape (a parameter view is created flat).

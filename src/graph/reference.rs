@@ -425,10 +425,12 @@ fn step_op(
             Op::Copy { x, out } => values[out.0] = copy::forward(&values[x.0]),
             // The executor holds a packed tensor as the values its words hold.
             Op::Pack { x, out, dtype } => {
-                cast::pack(&mut values[x.0], dtype);
+                cast::pack_rounding(&mut values[x.0], dtype);
                 values[out.0] = values[x.0].clone();
             }
             Op::Unpack { x, out, .. } => values[out.0] = values[x.0].clone(),
+            // The executor computes a 16-bit piece from its master values rounded (see `run`).
+            Op::WorkingCopy => {}
             Op::GradNorm { max_norm } => {
                 let all: Vec<f32> = grads(graph, values, model.params.len()).concat();
                 *clip_scale = gradnorm::scale(gradnorm::norm(&all), max_norm) as f32;

@@ -2,6 +2,7 @@
 //! operations (the products and attention, compute-bound) or in bytes read and written (everything
 //! else, memory-bound), so a profile can print GFLOP/s or GB/s beside each family's time.
 
+use crate::dtype::Dtype;
 use crate::graph::{Epilogue, Graph, Op, TensorId};
 
 /// An op's work per step.
@@ -61,6 +62,7 @@ impl Op {
             Op::PlaceColumns { .. } | Op::TakeColumns { .. } | Op::Copy { .. } => "copy",
             Op::Pack { .. } => "pack 16-bit",
             Op::Unpack { .. } => "unpack 16-bit",
+            Op::WorkingCopy => "16-bit weights",
             Op::GradNorm { .. } => "gradient norm",
             Op::AdamW { .. } => "adamw",
         }
@@ -116,6 +118,11 @@ impl Op {
             // x read and written back rounded, half its bytes written packed; and back.
             Op::Pack { x, .. } => Work::Bytes(10.0 * len(x)),
             Op::Unpack { out, .. } => Work::Bytes(6.0 * len(out)),
+            // Each 16-bit piece read in f32, written in 16 bits.
+            Op::WorkingCopy => {
+                let half = graph.pieces.iter().filter(|p| p.dtype != Dtype::F32);
+                Work::Bytes(6.0 * half.map(|p| p.len() as f64).sum::<f64>())
+            }
             Op::GradNorm { .. } => Work::Bytes(4.0 * params as f64),
             // Reads parameters, gradients and both moments; writes parameters and moments.
             Op::AdamW { .. } => Work::Bytes(28.0 * params as f64),

@@ -1,13 +1,15 @@
-//! Cast between f32 and 16-bit storage ([`crate::dtype`]'s packing, f16 or bf16): what a
-//! mixed-precision training step keeps from its forward for its backward.
+//! Cast between f32 and 16-bit storage ([`crate::dtype`]'s packing, f16 or bf16), for mixed-precision
+//! training.
 //!
-//! - [`pack`]: `x: [len] f32 -> y: [⌈len / 2⌉] u32`, `y = pack(x)`, and `x` rounded in place to the
-//!   values `y` holds, so the forward's later readers and the backward see the same numbers (writes
-//!   `y` and `x`).
+//! - [`pack`]: `x: [len] f32 -> y: [⌈len / 2⌉] u32`, `y = pack(x)` (writes `y`): the 16-bit working
+//!   copy of the weights, from their f32 master values.
+//! - [`pack_rounding`]: the same, and `x` rounded in place to the values `y` holds (writes `y` and
+//!   `x`): an activation the backward keeps, so the forward's later readers and the backward see the
+//!   same numbers.
 //! - [`unpack`]: `x: [⌈len / 2⌉] u32 -> y: [len] f32`, `y = unpack(x)`, exact (writes `y`).
 //!
-//! Both round-trip bits: bf16 to nearest, ties to even; f16 as WGSL's `pack2x16float` rounds (to
-//! either neighbour), ±∞ from half an ulp past 65504.
+//! bf16 rounds to nearest, ties to even; f16 as WGSL's `pack2x16float` rounds (to either neighbour),
+//! ±∞ from half an ulp past 65504.
 
 use bytemuck::{Pod, Zeroable};
 
@@ -29,10 +31,17 @@ struct Params {
     _pad: [u32; 2],
 }
 
-/// `y = pack(x)` into `dtype` (f16 or bf16) and `x` rounded in place; writes `y` and `x`.
+/// `y = pack(x)` into `dtype` (f16 or bf16); writes `y`.
 pub fn pack(gpu: &Gpu, x: &Tensor, y: &Tensor, dtype: Dtype) -> Result<Dispatch> {
-    let bindings = [Binding::ReadWrite(x), Binding::ReadWrite(y)];
+    let bindings = [Binding::Read(x), Binding::ReadWrite(y)];
     let entries = ["cast_pack", "cast_pack_vec4"];
+    cast(gpu, entries, &bindings, x.len(), y, dtype)
+}
+
+/// `y = pack(x)` into `dtype` (f16 or bf16) and `x` rounded in place; writes `y` and `x`.
+pub fn pack_rounding(gpu: &Gpu, x: &Tensor, y: &Tensor, dtype: Dtype) -> Result<Dispatch> {
+    let bindings = [Binding::ReadWrite(x), Binding::ReadWrite(y)];
+    let entries = ["cast_pack_rounding", "cast_pack_rounding_vec4"];
     cast(gpu, entries, &bindings, x.len(), y, dtype)
 }
 

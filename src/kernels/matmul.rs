@@ -292,18 +292,19 @@ pub fn backward_input_weights(
     backward_input_with(gpu, variant, dy, w, dx, Epilogue::None)
 }
 
-/// `dpre = (dy·wᵀ) · gelu'(pre)`, where the layer's input was `gelu(pre)`; writes `dpre`.
+/// `dpre = (dy·wᵀ) · gelu'(pre)`, where the layer's input was `gelu(pre)`, with `w` stored as
+/// [`Weights`] say; writes `dpre`.
 pub fn backward_input_gelu(
     gpu: &Gpu,
     variant: Variant,
     dy: &Tensor,
-    w: &Tensor,
+    w: Weights,
     pre: &Tensor,
     dpre: &Tensor,
 ) -> Result<Dispatch> {
     expect_len("matmul backward gelu pre-activation", pre, dpre.len())?;
     let epilogue = Epilogue::GeluGrad { pre };
-    backward_input_with(gpu, variant, dy, Weights::f32(w)?, dpre, epilogue)
+    backward_input_with(gpu, variant, dy, w, dpre, epilogue)
 }
 
 fn backward_input_with(

@@ -210,7 +210,11 @@ impl Gpt {
         }
         let (binding, options) = (self.max_binding, self.options);
         let mut model = build_micro(&self.config, batch, seq, micros, mode, binding, options)?;
-        model.graph.pieces.clone_from(&self.pieces);
+        // An inference model's pieces are stored in its dtype; a training graph's carry their own
+        // (a mixed-precision step's 16-bit working copy).
+        if !self.trains() {
+            model.graph.pieces.clone_from(&self.pieces);
+        }
         Ok(model)
     }
 
@@ -271,6 +275,10 @@ impl Gpt {
         self.check_seq(seq)?;
         let all = micros * shards;
         let mut model = self.graph(batch, seq, all, Mode::Train)?;
+        let pieces = &model.graph.pieces;
+        if pieces.iter().any(|p| p.dtype != Dtype::F32) {
+            self.shared.working_copy(gpu, pieces, self.max_binding)?;
+        }
         // Also without clipping: the trainer checks the norm for NaN and infinity.
         model.graph.push(Op::GradNorm {
             max_norm: optimizer.max_norm,

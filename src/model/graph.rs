@@ -91,9 +91,10 @@ pub struct GraphOptions {
     pub epilogues: bool,
     /// What a training graph's backward recomputes instead of keeping from the forward.
     pub recompute: Recompute,
-    /// How a training graph stores the activations its backward keeps from the forward: f32, or 16
-    /// bits ([`Graph::keep_in`]: rounded where they are written, so the forward computes with the
-    /// values the backward reads; half the memory; arithmetic stays f32).
+    /// How a training graph stores the activations its backward keeps from the forward and the
+    /// weights its products read: f32, or 16 bits ([`Graph::keep_in`]: rounded where they are
+    /// written, so the forward computes with the values the backward reads; half the memory; and a
+    /// 16-bit working copy of the weights); arithmetic stays f32.
     pub precision: Dtype,
 }
 
@@ -183,6 +184,7 @@ pub fn build_micro(
             let backward = b.g.ops.len();
             b.backward_body(options.recompute, &blocks, &starts, body, &mut grads);
             b.g.keep_in(options.precision, backward, &b.wide);
+            read_weights_in(&mut b.g, options.precision);
             (loss, logits)
         }
     };
@@ -193,6 +195,20 @@ pub fn build_micro(
         embedding,
         blocks,
     })
+}
+
+/// Makes a training graph read its matrices (every piece of two or more dimensions: the embeddings
+/// and the weights) from a 16-bit working copy in `precision`, which [`Op::WorkingCopy`], its first op,
+/// packs from the f32 master values each step; the gradients and AdamW stay on the f32 parameters.
+/// Nothing for f32.
+fn read_weights_in(g: &mut Graph, precision: Dtype) {
+    if precision == Dtype::F32 {
+        return;
+    }
+    for piece in g.pieces.iter_mut().filter(|p| p.shape.len() >= 2) {
+        piece.dtype = precision;
+    }
+    g.ops.insert(0, Op::WorkingCopy);
 }
 
 /// The shape of each key and value cache of `sequences` sequences: `[N, ctx, Hkv·D]`.

@@ -2,8 +2,13 @@
 
 use crate::dtype::Dtype;
 
+/// The words of `x` in `dtype`.
+pub fn pack(x: &[f32], dtype: Dtype) -> Vec<u32> {
+    dtype.pack(x)
+}
+
 /// The words of `x` in `dtype`, and `x` rounded in place to the values they hold.
-pub fn pack(x: &mut [f32], dtype: Dtype) -> Vec<u32> {
+pub fn pack_rounding(x: &mut [f32], dtype: Dtype) -> Vec<u32> {
     let words = dtype.pack(x);
     x.copy_from_slice(&dtype.unpack(&words, x.len()));
     words

@@ -38,8 +38,9 @@ pub struct Settings {
     /// `gradient_accumulation_steps`): a step over `grad_accum · batch` rows.
     #[serde(default = "one")]
     pub grad_accum: u32,
-    /// How the step stores the activations its backward keeps: f32, or f16/bf16 (half the memory;
-    /// the forward computes with the rounded values; parameters, gradients and AdamW stay f32).
+    /// How the step stores the activations its backward keeps and the weights its products read: f32,
+    /// or f16/bf16 (the forward computes with the rounded values; the master weights, gradients and
+    /// AdamW stay f32).
     #[serde(default)]
     pub precision: Dtype,
 }
