@@ -169,6 +169,19 @@ fn matmul_tiled(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocati
 // Everything inside the K loop is written out, not looped: lavapipe keeps only fully unrolled code in
 // registers, and it stops any invocation after 65535 loop iterations in all (so K < 262140 here).
 //
+// What lavapipe (Mesa 22.3, LLVM 15) makes of the K loop of matmul_cpu_subgroup_vec4 at 64 rows, read
+// from its machine code under perf: each non-constant load is a loop over the 8 lanes (the address
+// worked out per lane, a bounds check and a masked load per component); fma() arrives split into a
+// multiply and an add; every write of an accumulator is blended with the execution mask; the 256
+// accumulator vectors live on the stack. Replacing all loads of A, or all of B, by constants made the
+// product 1.6-1.7x as fast, yet none of these, each of which loads less per multiply-add, ran faster
+// within the noise (medians of interleaved runs at 1024³ and baby's shapes): 8 columns per invocation
+// (2.5x the compile time), 128 rows, A and B read as vec2<u64> or A as vec4<u64> over 8 k steps
+// (SHADER_INT64), all loads of a step issued before its arithmetic or one step ahead, offsets worked
+// out before the loop, workgroups of four row blocks sharing B's columns instead of A's rows, 16-lane
+// SIMD (LP_NATIVE_VECTOR_WIDTH=512). Reading B's rows from a 16-row footprint, as a packed panel of B
+// would, made 1024³ 1.15x as fast and baby's shapes no faster.
+//
 // op(A)'s values for a k step come in "pieces" of four: piece i of the rows from row0, k from kk, is
 //   without trans_a: row row0 + i at k = kk..kk+3 (contiguous in A [M, K]);
 //   with trans_a:    rows row0 + 4(i/4) .. +3 at k = kk + i % 4 (contiguous in A stored [K, M]),

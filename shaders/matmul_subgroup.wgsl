@@ -83,6 +83,37 @@ fn matmul_cpu_subgroup(
     cpu_finish(row0, cpu_rows, col);
 }
 
+// matmul_cpu_subgroup with op(A) through the vec4 view, op(B) and C through the scalar ones: for products
+// whose op(A) has its contiguous axis in fours while op(B) or C do not (a head over a vocabulary of 65 or
+// 50257). Each piece of A is then one load for lavapipe instead of four: at 768x128x65 the forward ran
+// 1.1x and the weight gradient 2.2x as fast. 32 rows, as through the scalar views.
+@compute @workgroup_size(cpu_width)
+fn matmul_cpu_subgroup_a4(
+    @builtin(workgroup_id) group: vec3<u32>,
+    @builtin(local_invocation_index) index: u32,
+    @builtin(subgroup_invocation_id) lane: u32,
+) {
+    let row0 = group.x * 32u;
+    let col = (group.y * cpu_width + index) * 4u;
+    var acc0: Block;
+    var acc1: Block;
+    var acc2: Block;
+    var acc3: Block;
+    for (var kk = 0u; kk < params.k; kk += 4u) {
+        let bb = cpu_b(kk, col);
+        cpu_apply(&acc0, cpu_shared_pieces_vec4(row0, kk, 0u, lane), bb);
+        cpu_apply(&acc1, cpu_shared_pieces_vec4(row0, kk, 8u, lane), bb);
+        cpu_apply(&acc2, cpu_shared_pieces_vec4(row0, kk, 16u, lane), bb);
+        cpu_apply(&acc3, cpu_shared_pieces_vec4(row0, kk, 24u, lane), bb);
+    }
+    let b = cpu_bias(col);
+    cpu_store(acc0, row0, col, b);
+    cpu_store(acc1, row0 + 8u, col, b);
+    cpu_store(acc2, row0 + 16u, col, b);
+    cpu_store(acc3, row0 + 24u, col, b);
+    cpu_finish(row0, 32u, col);
+}
+
 // matmul_cpu_subgroup through the vec4 views.
 @compute @workgroup_size(cpu_width)
 fn matmul_cpu_subgroup_vec4(

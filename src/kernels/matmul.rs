@@ -531,10 +531,12 @@ fn cpu_kernel(
             adapter: gpu.info().name.clone(),
         });
     }
-    // The vec4 views need the contiguous axes of op(A), op(B) and C in fours, and B in f32.
+    // The vec4 views need the contiguous axes of op(A), op(B) and C in fours, and B in f32; op(A)'s
+    // alone may take its vec4 view when the others cannot (matmul_cpu_subgroup_a4).
     let a_axis = if product == Product::WeightGrad { m } else { k };
     let b_axis = if product == Product::InputGrad { k } else { n };
-    let vec4 = !b_packed && [a_axis, b_axis, n].iter().all(|d| d % 4 == 0);
+    let a_vec4 = a_axis.is_multiple_of(4);
+    let vec4 = a_vec4 && !b_packed && [b_axis, n].iter().all(|d| d % 4 == 0);
     // Few rows (a decode step): blocks of 4 rows, op(A) not shared (see matmul_cpu_thin), up to 64
     // invocations of 4 columns per workgroup, spread evenly over the column blocks in whole 8-lane SIMD
     // vectors: idle lanes cost as much as busy ones on a CPU.
@@ -561,6 +563,7 @@ fn cpu_kernel(
     let (shader, entry) = match (lanes > 1, vec4) {
         (false, false) => (SHADER, "matmul_cpu"),
         (false, true) => (SHADER, "matmul_cpu_vec4"),
+        (true, false) if a_vec4 => (SUBGROUP_SHADER, "matmul_cpu_subgroup_a4"),
         (true, false) => (SUBGROUP_SHADER, "matmul_cpu_subgroup"),
         (true, true) => (SUBGROUP_SHADER, "matmul_cpu_subgroup_vec4"),
     };
