@@ -58,7 +58,8 @@ fn unpack_on_gpu(words: &[u32], len: usize, dtype: Dtype) -> Vec<f32> {
 
 #[test]
 fn cast_round_trips_awkward_sizes_as_the_reference_rounds() {
-    // Odd lengths leave a half word; word counts that are multiples of 4 take the vec4 entry points.
+    // Odd lengths leave a half word (7 makes four words, the last half empty: the word-by-word entry
+    // points); lengths that are multiples of 8 take the vec4 ones.
     for dtype in [Dtype::F16, Dtype::Bf16] {
         for (i, n) in [1, 2, 3, 7, 8, 9, 16, 97, 65 * 97, 768 * 128, 2048 * 8 + 6]
             .into_iter()
@@ -80,10 +81,17 @@ fn cast_round_trips_awkward_sizes_as_the_reference_rounds() {
             let held = reference::unpack(&words, n, dtype);
             assert_within(&format!("{case}, words"), &held, &rounded, |_| 0.0);
             assert_eq!(words.len(), want_words.len(), "{case}: words");
-            // Packing alone writes the same words and leaves x as it was.
+            // Packing alone writes the same words and leaves x as it was. bf16 words are compared
+            // with the reference's bit for bit, through an f32 view of their bits (each word's high
+            // half is a finite bf16, so the view is a finite f32, equal only to the same bits).
             let (plain, kept) = pack_on_gpu(&x, dtype, cast::pack);
             assert_eq!(plain, words, "{case}: pack and pack_rounding differ");
             assert_within(&format!("{case}, pack leaves x"), &kept, &x, |_| 0.0);
+            if dtype == Dtype::Bf16 {
+                let bits = |w: &[u32]| w.iter().map(|&b| f32::from_bits(b)).collect::<Vec<f32>>();
+                let case = format!("{case}, packed");
+                assert_within(&case, &bits(&plain), &bits(&want_words), |_| 0.0);
+            }
             // Unpacking moves bits: exact.
             let unpacked = unpack_on_gpu(&want_words, n, dtype);
             assert_within(&format!("{case}, unpacked"), &unpacked, &want, |_| 0.0);

@@ -18,8 +18,9 @@ use crate::common::{assert_gradient, assert_within, gpu, project, random, F32_EP
 /// vec4 views, small enough for the browser's exported cases), and products wide
 /// enough for the cpu variant's 32-invocation workgroups (the input gradient of 256×384×64 through the
 /// vec4 views, the forward of 520×33×1024 through the scalar ones), and op(A) alone through its vec4
-/// view (130×64×67 forward and weight gradient, the latter with an inner dimension not in fours).
-const SHAPES: [(usize, usize, usize); 17] = [
+/// view (130×64×67 forward and weight gradient, the latter with an inner dimension not in fours;
+/// 33×8×5 forward, small enough for the browser's exported cases).
+const SHAPES: [(usize, usize, usize); 18] = [
     (1, 1, 1),
     (1, 97, 65),
     (65, 97, 1),
@@ -31,6 +32,7 @@ const SHAPES: [(usize, usize, usize); 17] = [
     (256, 64, 384),
     (768, 128, 65),
     (130, 64, 67),
+    (33, 8, 5),
     (3, 24, 50257),
     (4099, 8, 12),
     (5, 64, 384),

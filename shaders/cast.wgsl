@@ -10,7 +10,7 @@
 //
 // An item is one word (two values); params.n counts items and params.len values (an odd len leaves the
 // last word's high half zero). Each has a `_vec4` twin over four words (eight values: two vec4<f32>
-// and one vec4<u32>), used when the word count is a multiple of 4. Each workgroup walks its own run of
+// and one vec4<u32>), used when the value count is a multiple of 8. Each workgroup walks its own run of
 // the items (elementwise.wgsl, the prelude); params last.
 
 struct Params {

@@ -53,7 +53,7 @@ pub fn unpack(gpu: &Gpu, x: &Tensor, y: &Tensor, dtype: Dtype) -> Result<Dispatc
 }
 
 /// The dispatch over `len` values whose words are `packed`, by the `[word, vec4]` entry points: the
-/// second (four words an item) when the words come in fours.
+/// second (four words, eight values an item) when the values come in eights.
 fn cast(
     gpu: &Gpu,
     [word, vec4]: [&'static str; 2],
@@ -67,7 +67,8 @@ fn cast(
     }
     let words = dtype.words(len);
     expect_len(&format!("{word} words"), packed, words)?;
-    let (entry, items) = match words % 4 {
+    // Eight values, not just four words: an odd length fills its last word by half.
+    let (entry, items) = match len % 8 {
         0 => (vec4, words / 4),
         _ => (word, words),
     };
