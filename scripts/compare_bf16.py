@@ -36,14 +36,12 @@ Usage:
     python scripts/compare_bf16.py [WGPT_BINARY] [--keep]
 """
 
-import argparse
 import os
 import shutil
 import sys
 import tempfile
 
 import torch
-import torch.nn.functional as F
 from transformers import GPT2LMHeadModel
 
 import compare_pytorch as base
@@ -80,14 +78,7 @@ def moment_error(a, b):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("wgpt", nargs="?", default="target/release/wgpt", help="path of the wgpt binary")
-    ap.add_argument("--keep", action="store_true", help="keep the temporary directory and print its path")
-    args = ap.parse_args()
-    binary = os.path.abspath(args.wgpt)
-    if not os.path.exists(binary):
-        raise SystemExit(f"wgpt binary not found at {binary}; build it with `cargo build --release`")
-    torch.set_num_threads(1)
+    args, binary = base.parse_args(__doc__)
     workdir = tempfile.mkdtemp(prefix="wgpt-bf16check-")
     try:
         init_dir, tokens = os.path.join(workdir, "init"), os.path.join(workdir, "tokens.bin")

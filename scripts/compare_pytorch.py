@@ -287,6 +287,9 @@ def run_wgpt(binary, init_dir, tokens, out_dir, extra=()):
         "--log-every", "1",
         "--json",
         "--save", out_dir,
+        # The run's output directory beside the saved model, in the temporary directory: never an
+        # out/ under whatever directory the script runs from.
+        "--out", out_dir + "-run",
         *extra,
     ]
     print("$ " + " ".join(cmd), flush=True)
@@ -552,18 +555,28 @@ def check_modern(binary, workdir):
                               torch_moments, verbose=True)
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def parse_args(description, add_flags=lambda ap: None):
+    """The cross-check scripts' command line: the wgpt binary (positional), --keep and the flags
+    `add_flags` adds. Returns the arguments and the binary's absolute path, which must exist."""
+    ap = argparse.ArgumentParser(description=description.split("\n\n")[0])
     ap.add_argument("wgpt", nargs="?", default="target/release/wgpt", help="path of the wgpt binary")
-    ap.add_argument("--modern", action="store_true", help="also check the modern variant")
-    ap.add_argument("--mutants", action="store_true",
-                    help="also check that deliberate mistakes on the PyTorch side fail the comparison")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory and print its path")
+    add_flags(ap)
     args = ap.parse_args()
     binary = os.path.abspath(args.wgpt)
     if not os.path.exists(binary):
         raise SystemExit(f"wgpt binary not found at {binary}; build it with `cargo build --release`")
     torch.set_num_threads(1)
+    return args, binary
+
+
+def main():
+    def flags(ap):
+        ap.add_argument("--modern", action="store_true", help="also check the modern variant")
+        ap.add_argument("--mutants", action="store_true",
+                        help="also check that deliberate mistakes on the PyTorch side fail the comparison")
+
+    args, binary = parse_args(__doc__, flags)
     workdir = tempfile.mkdtemp(prefix="wgpt-pycheck-")
     try:
         failures = check_gpt2(binary, workdir, args.mutants)

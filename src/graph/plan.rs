@@ -331,6 +331,9 @@ pub struct Plan {
     /// Per gradient chunk, how many of `dispatches` run before its gradients are final (the end of
     /// the last one writing it): where a step with an exchange sends the chunk off.
     grads_done: Vec<usize>,
+    /// How many of `dispatches`, from the first, only a step's first micro-batch records (the 16-bit
+    /// working copy of the weights).
+    refresh: usize,
     vocab: usize,
     memory: MemoryReport,
     /// The per-step state every plan of the model reads ([`Shared::random_state`], [`Shared::hyper`]),
@@ -468,6 +471,11 @@ impl Plan {
             .iter()
             .any(|t| matches!(t.storage, Storage::Grad(_)));
         let grads_done = grads_done(graph, &tensors, &ops, &shared.arenas);
+        // The working copy of the weights (the first op when there is one) changes only with the
+        // update: the first micro-batch of a step packs it for all of them.
+        let refresh = (graph.ops.first())
+            .filter(|op| matches!(op, Op::WorkingCopy))
+            .map_or(0, |_| ops[0].range.end);
         let state = shared.random_state.bytes() + shared.hyper.bytes() + shared.norm.bytes();
         let memory = MemoryReport {
             caches: cache_bytes,
@@ -503,6 +511,7 @@ impl Plan {
             exchange: Vec::new(),
             exchanged: Default::default(),
             grads_done,
+            refresh,
             vocab,
             memory,
             random_state: shared.random_state.clone(),
@@ -726,15 +735,16 @@ impl Plan {
                 commands.clear(grads);
             }
         }
+        let first = if micro == 0 { 0 } else { self.refresh };
         if last && exchanges && self.timeline.is_none() {
-            return Ok(Some(self.submit_exchanging(gpu, commands, staging)?));
+            return Ok(Some(self.submit_exchanging(gpu, commands, staging, first)?));
         }
         let update: &[Dispatch] = if last && !exchanges {
             &self.update
         } else {
             &[]
         };
-        commands.dispatch_timed(&[&self.dispatches, update], self.timeline.as_ref());
+        commands.dispatch_timed(&[&self.dispatches[first..], update], self.timeline.as_ref());
         if let Some(k) = staging {
             out.staging[k].copy_range(&mut commands, &out.loss, 1, micro);
         }
@@ -767,14 +777,16 @@ impl Plan {
     /// The last micro-batch of a step with a gradient exchange, `commands` begun: each gradient chunk
     /// is copied out and its read requested in a submission of its own as soon as the backward has
     /// finished writing it, so that on a GPU its exchange overlaps the rest of the backward. (Profiled
-    /// steps keep one submission, whose GPU time the timeline records.)
+    /// steps keep one submission, whose GPU time the timeline records.) Records `dispatches` from
+    /// `first` on.
     fn submit_exchanging(
         &self,
         gpu: &Gpu,
         mut commands: crate::gpu::Commands,
         staging: Option<usize>,
+        first: usize,
     ) -> Result<Submission> {
-        let mut recorded = 0;
+        let mut recorded = first;
         for c in self.exchange_order() {
             let done = self.grads_done[c];
             commands.dispatch(&self.dispatches[recorded..done]);
