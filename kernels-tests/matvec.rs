@@ -5,15 +5,17 @@
 use wgpt::dtype::Dtype;
 use wgpt::kernels::matvec::{self, Weights, MAX_ROWS};
 use wgpt::reference::matvec as reference;
-use wgpt::{Gpu, Tensor};
+use wgpt::{Dispatch, Gpu, Tensor};
 
 use crate::common::{assert_within, gpu, random, F32_EPS};
 
 /// (M, K, N) of `forward` and (M, C, V) of `transposed`: one element; K = 1; inner dimensions that are
 /// not multiples of 4 (the value-by-value entry points); columns that are multiples of 4 but not of 8
 /// (f32 reads vec4s, 16 bits value by value) or of 16 (an invocation's 16 columns reach past N); odd
-/// columns; M = 1, 2, 3, 5 and 8; GPT-2's 50257-token vocabulary; and a decode step's MLP shapes.
-const SHAPES: [(usize, usize, usize); 12] = [
+/// columns; M = 1, 2, 3, 5 and 8; GPT-2's 50257-token vocabulary; a decode step's MLP shapes (on a CPU
+/// adapter the MLP out splits K in 4 pieces); and K split in two unequal pieces
+/// (772 and 768 rows), for 8 rows and, small enough for the browser test's cases, for 2.
+const SHAPES: [(usize, usize, usize); 14] = [
     (1, 1, 1),
     (1, 1, 24),
     (3, 5, 7),
@@ -26,6 +28,8 @@ const SHAPES: [(usize, usize, usize); 12] = [
     (1, 64, 50257),
     (2, 768, 3072),
     (1, 3072, 768),
+    (8, 1540, 40),
+    (2, 1540, 8),
 ];
 
 /// Error bound for one element of a K-term dot product in f32 whose products are exact in f64 (the
@@ -34,6 +38,15 @@ const SHAPES: [(usize, usize, usize); 12] = [
 /// reference on absolute values.
 fn dot_bound(k: usize, magnitude: f32) -> f64 {
     (k as f64 + 2.0) * F32_EPS * magnitude as f64 + f64::MIN_POSITIVE
+}
+
+/// `matvec::forward` with the partial-sums scratch it asks for.
+fn forward(gpu: &Gpu, x: &Tensor, w: Weights, b: Option<&Tensor>, y: &Tensor) -> Vec<Dispatch> {
+    let m = x.len() / w.rows;
+    let part = gpu
+        .zeros("part", &[matvec::part_len(gpu, m, &w).max(1)])
+        .unwrap();
+    matvec::forward(gpu, x, w, b, y, &part).unwrap()
 }
 
 fn abs(v: &[f32]) -> Vec<f32> {
@@ -65,8 +78,8 @@ fn matvec_forward_matches_reference_for_every_dtype_and_awkward_shape() {
             let yt = gpu.upload("y", &[m, n], &random(seed + 3, m * n)).unwrap();
             let abs_words = dtype.pack(&abs(&dtype.round(&w)));
             for bias in [false, true] {
-                let d = matvec::forward(gpu, &xt, weights, bias.then_some(&bt), &yt).unwrap();
-                gpu.run_dispatches(&[d]).unwrap();
+                let d = forward(gpu, &xt, weights, bias.then_some(&bt), &yt);
+                gpu.run_dispatches(&d).unwrap();
                 let want = reference::forward(&x, &words, dtype, bias.then_some(&b), m, k, n);
                 let abs_b = abs(&b);
                 let magnitude = reference::forward(
@@ -181,8 +194,8 @@ fn matvec_reads_16_bit_values_exactly_as_dtype_unpacks_them() {
             let mut w = values.clone();
             w.resize(8 * len, 0.0);
             let (_, wt) = pack(gpu, dtype, &w);
-            let forward = Weights::packed(&wt, dtype, 8, len).unwrap();
-            gpu.run_dispatches(&[matvec::forward(gpu, &x, forward, None, &y).unwrap()])
+            let weights = Weights::packed(&wt, dtype, 8, len).unwrap();
+            gpu.run_dispatches(&forward(gpu, &x, weights, None, &y))
                 .unwrap();
             assert_same(&format!("forward, {case}"), &gpu.read(&y).unwrap(), &want);
 
@@ -227,7 +240,7 @@ fn matvec_16_bit_weights_stay_within_their_rounding_of_the_f32_product() {
     ] {
         let (_, wt) = pack(gpu, dtype, &w);
         let weights = Weights::packed(&wt, dtype, k, n).unwrap();
-        gpu.run_dispatches(&[matvec::forward(gpu, &xt, weights, None, &yt).unwrap()])
+        gpu.run_dispatches(&forward(gpu, &xt, weights, None, &yt))
             .unwrap();
         assert_within(
             &format!("{} weights against f32", dtype.name()),
@@ -247,15 +260,35 @@ fn matvec_refuses_too_many_rows_and_shapes_that_do_not_fit() {
     let w = gpu.zeros("w", &[4, 8]).unwrap();
     let weights = Weights::f32(&w).unwrap();
     let rows = MAX_ROWS + 1;
+    // Scratch enough for every case below, so each fails for its own reason.
+    let part = gpu
+        .zeros("part", &[matvec::part_len(gpu, rows, &weights).max(1)])
+        .unwrap();
     let x = gpu.zeros("x", &[rows, 4]).unwrap();
     let y = gpu.zeros("y", &[rows, 8]).unwrap();
-    assert!(matvec::forward(gpu, &x, weights, None, &y).is_err());
+    assert!(matvec::forward(gpu, &x, weights, None, &y, &part).is_err());
     let x = gpu.zeros("x", &[2, 5]).unwrap();
     let y = gpu.zeros("y", &[2, 8]).unwrap();
-    assert!(matvec::forward(gpu, &x, weights, None, &y).is_err());
+    assert!(matvec::forward(gpu, &x, weights, None, &y, &part).is_err());
     let x = gpu.zeros("x", &[2, 4]).unwrap();
     let y = gpu.zeros("y", &[3, 8]).unwrap();
-    assert!(matvec::forward(gpu, &x, weights, None, &y).is_err());
+    assert!(matvec::forward(gpu, &x, weights, None, &y, &part).is_err());
+    // On a CPU adapter a product of 1536 rows of W and one workgroup of columns splits K in two, whose
+    // partial sums (2 pieces of 2 rows of 8 columns) the scratch must hold.
+    let tall = gpu.zeros("w", &[1536, 8]).unwrap();
+    let tall = Weights::f32(&tall).unwrap();
+    let (x, y) = (
+        gpu.zeros("x", &[2, 1536]).unwrap(),
+        gpu.zeros("y", &[2, 8]).unwrap(),
+    );
+    let needed = matvec::part_len(gpu, 2, &tall);
+    assert_eq!(needed, if gpu.is_cpu() { 32 } else { 0 });
+    if needed > 0 {
+        let short = gpu.zeros("part", &[needed - 1]).unwrap();
+        assert!(matvec::forward(gpu, &x, tall, None, &y, &short).is_err());
+    }
+    let part = gpu.zeros("part", &[needed.max(1)]).unwrap();
+    assert!(matvec::forward(gpu, &x, tall, None, &y, &part).is_ok());
     // Transposed: the 4 rows of w as columns 5..9 of 8-wide rows do not fit.
     let x = gpu.zeros("x", &[2, 8]).unwrap();
     let y = gpu.zeros("y", &[2, 8]).unwrap();

@@ -8,6 +8,13 @@
 // Both write y (matvec_transposed only its columns y_first .. y_first + V). In params, `k` is the inner
 // dimension (K or C) and `n` the columns computed (N or V).
 //
+// matvec_forward_vec4 may split K into pieces of `params.piece` rows, one per workgroup row of the grid,
+// each writing its partial sums to a scratch [pieces, M, N] that matvec_forward_sum adds up (with the
+// bias). The launcher does so on CPU adapters when a product has few columns for its rows: GPT-2's MLP
+// out (3072 -> 768) has 6 workgroups of 16 columns a lane, which streamed W at about 60% of the GB/s of
+// the 24 of MLP in (768 -> 3072); in 4 pieces it reads 1.4-1.7x as fast (3.6-4.1 -> 5.5-6.3 GB/s f32,
+// 3.7-3.9 -> 5.2-5.4 bf16), the sum pass included. Pieces shorter than 768 rows did not pay.
+//
 // What each invocation reads. In matvec_forward it owns 16 consecutive columns and walks all of K, 64
 // bytes of each row of W in f32 (four vec4s), 32 in 16 bits (two vec4<u32>), so a row of 8 invocations
 // reads 512 or 256 contiguous bytes of each row. The width matters on lavapipe, whose CPU prefetchers
@@ -33,6 +40,15 @@
 // copy row's GB/s, but from memory the gain was lost in the noise of a shared machine (-10% to +60% on
 // f32, none on 16 bits, no clear change in decode), and WebGPU and GL have no 64-bit integers, so it
 // would need a module of its own: not taken.
+// Also measured and dropped, in a probe over 64 MiB (medians of 5): a workgroup per slab of 16 rows of W
+// whose lanes take turns along them (K split in slabs, then a sum pass): 10 GB/s against 4-5 for rows of
+// 16 KiB, but on GPT-2's shapes no faster once the sum pass is paid; for E, lanes taking turns along
+// 8 rows with their sums meeting in workgroup memory (6.6 against 8.6 GB/s: the barrier) or through
+// subgroupAdd (8.2 against 10.4); reading W from an rgba32uint texture (textureLoad is one 128-bit load
+// per lane, not four checked scalar loads): 11.2 against 10.2 GB/s, too little for weights held twice.
+// What else bounds decode on lavapipe: a dispatch costs about 50 us of the driver's thread-pool
+// handoff in this VM (1 us with LP_NUM_THREADS=0, which runs on one core), so GPT-2's 139 dispatches a
+// token cost about 7 ms.
 //
 // Entry points ending in `_vec4` read x and the weights through vec4 views; the launcher picks them when
 // the inner dimension is a multiple of 4 and the weights' rows are whole vec4s of words (their length a
@@ -43,6 +59,11 @@ struct Params {
     n: u32,
     y_cols: u32,
     y_first: u32,
+    // matvec_forward_vec4: rows of W per workgroup row (all K in one piece).
+    piece: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 override rows: u32 = 1u;
@@ -135,8 +156,8 @@ fn forward_add(acc: ptr<function, Acc>, xs: Xs, j: u32, wk: Quads) {
     if rows > 7u { (*acc)[7] = forward_fma((*acc)[7], xs[7][j], wk); }
 }
 
-// Writes row m's sums (plus the bias) of the columns that exist.
-fn forward_store_row(m: u32, a: Quads, n0: u32) {
+// Writes row m's sums (plus the bias) of the columns that exist, row m of y starting at base + m · N.
+fn forward_store_row(m: u32, a: Quads, n0: u32, base: u32) {
     for (var q = 0u; q < 4u; q++) {
         for (var j = 0u; j < 4u; j++) {
             let n = n0 + 4u * q + j;
@@ -145,21 +166,21 @@ fn forward_store_row(m: u32, a: Quads, n0: u32) {
                 if has_bias {
                     v += bias[n];
                 }
-                store(m, n, v);
+                y[base + m * params.n + n] = v;
             }
         }
     }
 }
 
-fn forward_store(acc: Acc, n0: u32) {
-    forward_store_row(0u, acc[0], n0);
-    if rows > 1u { forward_store_row(1u, acc[1], n0); }
-    if rows > 2u { forward_store_row(2u, acc[2], n0); }
-    if rows > 3u { forward_store_row(3u, acc[3], n0); }
-    if rows > 4u { forward_store_row(4u, acc[4], n0); }
-    if rows > 5u { forward_store_row(5u, acc[5], n0); }
-    if rows > 6u { forward_store_row(6u, acc[6], n0); }
-    if rows > 7u { forward_store_row(7u, acc[7], n0); }
+fn forward_store(acc: Acc, n0: u32, base: u32) {
+    forward_store_row(0u, acc[0], n0, base);
+    if rows > 1u { forward_store_row(1u, acc[1], n0, base); }
+    if rows > 2u { forward_store_row(2u, acc[2], n0, base); }
+    if rows > 3u { forward_store_row(3u, acc[3], n0, base); }
+    if rows > 4u { forward_store_row(4u, acc[4], n0, base); }
+    if rows > 5u { forward_store_row(5u, acc[5], n0, base); }
+    if rows > 6u { forward_store_row(6u, acc[6], n0, base); }
+    if rows > 7u { forward_store_row(7u, acc[7], n0, base); }
 }
 
 // Row k of W at columns n0 .. n0 + 15: four vec4 loads of f32, two vec4<u32> of 16 bits. Columns past
@@ -174,21 +195,25 @@ fn forward_row_vec4(k: u32, n0: u32) -> Quads {
     return Quads(dtype_unpack4(a.xy), dtype_unpack4(a.zw), dtype_unpack4(b.xy), dtype_unpack4(b.zw));
 }
 
+// Workgroup row group.y sums over its piece of K, rows group.y · piece .. (a multiple of 4), and writes
+// them to y (one piece) or to its part of the partial sums, [group.y, M, N] (several; no bias).
 @compute @workgroup_size(wg)
-fn matvec_forward_vec4(@builtin(global_invocation_id) id: vec3<u32>) {
+fn matvec_forward_vec4(@builtin(global_invocation_id) id: vec3<u32>, @builtin(workgroup_id) group: vec3<u32>) {
     let n0 = id.x * 16u;
     if n0 >= params.n {
         return;
     }
+    let first = group.y * params.piece;
+    let end = min(first + params.piece, params.k);
     var acc: Acc;
-    for (var k = 0u; k < params.k; k += 4u) {
+    for (var k = first; k < end; k += 4u) {
         let xs = xs_vec4(k);
         forward_add(&acc, xs, 0u, forward_row_vec4(k, n0));
         forward_add(&acc, xs, 1u, forward_row_vec4(k + 1u, n0));
         forward_add(&acc, xs, 2u, forward_row_vec4(k + 2u, n0));
         forward_add(&acc, xs, 3u, forward_row_vec4(k + 3u, n0));
     }
-    forward_store(acc, n0);
+    forward_store(acc, n0, group.y * rows * params.n);
 }
 
 // Row k of W at columns n0 .. n0 + 15, value by value: zero past K; columns past N clamped to the last
@@ -220,7 +245,7 @@ fn matvec_forward(@builtin(global_invocation_id) id: vec3<u32>) {
         forward_add(&acc, xs, 2u, forward_row(k + 2u, n0));
         forward_add(&acc, xs, 3u, forward_row(k + 3u, n0));
     }
-    forward_store(acc, n0);
+    forward_store(acc, n0, 0u);
 }
 
 // ---- matvec_transposed: one invocation per 8 columns of y (rows v0 .. v0 + 7 of E), all rows of x,
@@ -353,4 +378,31 @@ fn matvec_transposed(@builtin(global_invocation_id) id: vec3<u32>) {
     }
     transposed_store(acc, v0);
     transposed_store(acc2, v0 + 4u);
+}
+
+// ---- matvec_forward_sum: adds up the partial sums of matvec_forward_vec4 over pieces of K.
+
+// The output as vec4s.
+@group(0) @binding(3) var<storage, read_write> y4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> bias4: array<vec4<f32>>;
+
+// y[m, 4q .. 4q + 3] = Σ_s part[s, m, 4q ..] (+ b): one invocation per vec4 of y. `params.k` is the
+// number of pieces here.
+@compute @workgroup_size(wg)
+fn matvec_forward_sum(@builtin(global_invocation_id) id: vec3<u32>) {
+    let n4 = params.n / 4u;
+    let q = id.x;
+    if q >= rows * n4 {
+        return;
+    }
+    let m = q / n4;
+    let col = q % n4;
+    var sum = vec4(0.0);
+    for (var s = 0u; s < params.k; s++) {
+        sum += x4[(s * rows + m) * n4 + col];
+    }
+    if has_bias {
+        sum += bias4[col];
+    }
+    y4[q] = sum;
 }

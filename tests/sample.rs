@@ -126,6 +126,19 @@ fn kv_cache_logits_with_a_split_embedding_equal_the_unsplit_full_forward() {
     check_kv_cache(&gpu, &config, Some(64 * 192));
 }
 
+/// The same with an MLP 1536 wide: on a CPU adapter the decode step's MLP-out product (1536 -> 64) splits
+/// its inner dimension into two pieces summed by a second pass, through the one scratch the plan's
+/// products share.
+#[test]
+fn kv_cache_logits_with_a_wide_mlp_equal_the_full_forward() {
+    let gpu = Gpu::new().expect("sampling tests need a GPU adapter");
+    let config = GptConfig {
+        n_inner: 1536,
+        ..tiny(false)
+    };
+    check_kv_cache(&gpu, &config, None);
+}
+
 /// Every position from T = 1 to the context length: the decode step's logits (of the model split for
 /// `max_binding`, when given) equal the full forward's row T - 1 within 1e-4.
 fn check_kv_cache(gpu: &Gpu, config: &GptConfig, max_binding: Option<usize>) {

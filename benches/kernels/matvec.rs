@@ -75,7 +75,8 @@ fn activations(gpu: &Gpu, shape: &[usize]) -> Tensor {
 /// that holds a single 2-9 MiB matrix between repetitions (which would read 20-40% faster).
 const FORWARD_BYTES: usize = 64 << 20;
 
-/// `y = x·w + b` over copies of `w` read in turn; bytes: the weights as stored, x, b and y, per product.
+/// `y = x·w + b` over copies of `w` read in turn; bytes: the weights as stored, x, b and y, per product
+/// (not the partial sums of a product split over K: they are its overhead, in the time).
 fn forward(
     bench: &Bench,
     dtype: Dtype,
@@ -90,11 +91,16 @@ fn forward(
         activations(gpu, &[n]),
         activations(gpu, &[m, n]),
     );
+    let mut part = None;
     let dispatches = (0..copies)
-        .map(|i| {
+        .flat_map(|i| {
             let w = weights(gpu, dtype, k * n);
             let weights = Weights::packed(&w, dtype, k, n).unwrap();
-            let build = || matvec::forward(gpu, &x, weights, Some(&b), &y).unwrap();
+            let part = part.get_or_insert_with(|| {
+                let len = matvec::part_len(gpu, m, &weights).max(1);
+                gpu.zeros("part", &[len]).unwrap()
+            });
+            let build = || matvec::forward(gpu, &x, weights, Some(&b), &y, part).unwrap();
             if compile && i == 0 {
                 bench.compile(&format!("matvec/forward/{}", dtype.name()), build)
             } else {

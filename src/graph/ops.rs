@@ -570,6 +570,17 @@ pub struct Lowering<'a> {
     /// The f32 parameter views, one per piece (the master values of a 16-bit working copy).
     pub masters: &'a [Tensor],
     pub matmul: matmul::Variant,
+    pub matvec_part: &'a MatvecPart,
+}
+
+/// The scratch of the matrix-vector products' partial sums ([`matvec::part_len`]): one tensor for all
+/// of a plan's products, which run one after another, made when the first needs it and replaced by a
+/// larger one when a later product needs more (the earlier products keep theirs).
+#[derive(Default)]
+pub struct MatvecPart {
+    tensor: std::cell::RefCell<Option<Tensor>>,
+    /// Bytes of every tensor made.
+    pub bytes: std::cell::Cell<u64>,
 }
 
 /// The parameter, gradient and moment arenas (same layout), in chunks of at most one storage binding.
@@ -623,6 +634,19 @@ impl Lowering<'_> {
             }
             _ => Weights::f32(self.t(id)),
         }
+    }
+
+    /// The partial-sums scratch, at least `len` floats (one float when `len` is 0: not read).
+    fn matvec_part(&self, len: usize) -> Result<Tensor> {
+        let mut slot = self.matvec_part.tensor.borrow_mut();
+        if let Some(t) = slot.as_ref().filter(|t| t.len() >= len) {
+            return Ok(t.clone());
+        }
+        let t = self.gpu.zeros("matvec partial sums", &[len.max(1)])?;
+        self.matvec_part
+            .bytes
+            .set(self.matvec_part.bytes.get() + t.bytes());
+        Ok(slot.insert(t).clone())
     }
 
     /// Whether a forward product of input `x` goes to the matrix-vector kernels: at most
@@ -769,16 +793,21 @@ impl Op {
             } if cx.matvec(*x) && !matches!(epilogue, Epilogue::Residual { p, .. } if *p > 0.0) => {
                 let weights = cx.weights(*w)?;
                 let (x, b, out) = (cx.t(*x), cx.opt(b), cx.t(*out));
+                let part =
+                    cx.matvec_part(matvec::part_len(gpu, x.len() / weights.rows, &weights))?;
+                let product = |y| matvec::forward(gpu, x, weights, b, y, &part);
                 match *epilogue {
-                    Epilogue::None => vec![matvec::forward(gpu, x, weights, b, out)?],
-                    Epilogue::Gelu { pre } => vec![
-                        matvec::forward(gpu, x, weights, b, cx.t(pre))?,
-                        gelu::forward(gpu, cx.t(pre), out)?,
-                    ],
-                    Epilogue::Residual { stream, .. } => vec![
-                        matvec::forward(gpu, x, weights, b, out)?,
-                        residual::accumulate(gpu, cx.t(stream), out)?,
-                    ],
+                    Epilogue::None => product(out)?,
+                    Epilogue::Gelu { pre } => {
+                        let mut list = product(cx.t(pre))?;
+                        list.push(gelu::forward(gpu, cx.t(pre), out)?);
+                        list
+                    }
+                    Epilogue::Residual { stream, .. } => {
+                        let mut list = product(out)?;
+                        list.push(residual::accumulate(gpu, cx.t(stream), out)?);
+                        list
+                    }
                 }
             }
             Op::Linear {

@@ -14,7 +14,7 @@ use crate::dtype::Dtype;
 use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, GpuTimer, Readback, Submission, Tensor, Timeline};
 use crate::graph::autodiff::{BUCKETS, POSITIONS};
-use crate::graph::ops::{ArenaChunk, Arenas, Lowering};
+use crate::graph::ops::{ArenaChunk, Arenas, Lowering, MatvecPart};
 use crate::graph::planner::{peak_live_len, ArenaLayout, Lifetime, SlotLayout};
 use crate::graph::{Graph, Op, Piece, Storage, Work};
 use crate::kernels::{adamw, embedding, gradnorm, matmul};
@@ -429,6 +429,7 @@ impl Plan {
             tensors.push(t);
         }
 
+        let matvec_part = MatvecPart::default();
         let cx = Lowering {
             gpu,
             graph,
@@ -439,6 +440,7 @@ impl Plan {
             arenas: &shared.arenas,
             masters: &shared.params,
             matmul: matmul::Variant::best(gpu),
+            matvec_part: &matvec_part,
         };
         let (mut dispatches, mut update) = (Vec::new(), Vec::new());
         let mut ops = Vec::with_capacity(graph.ops.len());
@@ -480,7 +482,11 @@ impl Plan {
         let memory = MemoryReport {
             caches: cache_bytes,
             working: shared.working.get().map_or(0, WorkingCopy::bytes),
-            ..placement.report(graph, shared.arenas.bytes(), scratch + state)
+            ..placement.report(
+                graph,
+                shared.arenas.bytes(),
+                scratch + state + matvec_part.bytes.get(),
+            )
         };
         let readback = keep.first().map(|id| {
             let t = tensors[id.0].clone();

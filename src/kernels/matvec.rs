@@ -3,7 +3,9 @@
 //! and `y` are f32 and every sum accumulates in f32.
 //!
 //! - [`forward`]: `x: [M, K], w: [K, N], b: [N] -> y: [M, N]`, `y = x·w + b` (writes `y`): the linear
-//!   layers, weights stored `[in, out]` as GPT-2 stores them.
+//!   layers, weights stored `[in, out]` as GPT-2 stores them. On CPU adapters a product with few
+//!   columns and many rows (GPT-2's MLP out, 3072 → 768) splits K into pieces summed by a second pass,
+//!   through a scratch of [`part_len`] floats that the caller provides (a plan shares one).
 //! - [`transposed`]: `x: [M, C], e: [V, C] -> y: [M, Y]`, `y[:, first .. first + V] = x·eᵀ` (writes those
 //!   columns of `y`, the others keep their values): the output head reading the token embedding, or a
 //!   piece of it split by rows, straight into its columns of the logits.
@@ -33,16 +35,51 @@ struct Params {
     n: u32,
     y_cols: u32,
     y_first: u32,
+    /// The forward's rows of W per workgroup row.
+    piece: u32,
+    _pad: [u32; 3],
 }
 
-/// `y = x·w (+ b)`, `w: [K, N]`; writes `y`.
+/// The f32 scratch [`forward`] needs for `m` rows of input and weights `w`: the partial sums of the
+/// pieces of K it splits the product into, or none when it takes one piece.
+pub fn part_len(gpu: &Gpu, m: usize, w: &Weights) -> usize {
+    match pieces(gpu, w) {
+        1 => 0,
+        p => p * m * w.cols,
+    }
+}
+
+/// Pieces of K the vec4 forward splits into on a CPU adapter: enough that about [`CPU_WORKGROUPS`]
+/// workgroups stream the weights (a product 768 columns wide has only 6 workgroups of 16 columns a
+/// lane, and ran at about 60% of the GB/s of one 3072 wide), each piece at least 768 rows (shorter
+/// pieces cost their sum pass more than they gained). One piece for the value-by-value forward and on
+/// GPUs, whose products have enough workgroups.
+fn pieces(gpu: &Gpu, w: &Weights) -> usize {
+    if !vec4_forward(w) || !gpu.is_cpu() {
+        return 1;
+    }
+    let groups = w.cols.div_ceil(16 * workgroup(gpu));
+    CPU_WORKGROUPS.div_ceil(groups).min(w.rows / 768).max(1)
+}
+
+/// Workgroups a CPU adapter's forward product aims for (GPT-2's widest, 3072 columns, has 24).
+const CPU_WORKGROUPS: usize = 24;
+
+fn vec4_forward(w: &Weights) -> bool {
+    w.rows.is_multiple_of(4) && w.rows_in_vec4s()
+}
+
+/// `y = x·w (+ b)`, `w: [K, N]`; writes `y`. Where [`part_len`] is not zero, K is split into pieces
+/// whose partial sums go to `part` (at least that many floats, written), and a second pass adds them up
+/// (with the bias) into `y`; otherwise `part` is not read.
 pub fn forward(
     gpu: &Gpu,
     x: &Tensor,
     w: Weights,
     b: Option<&Tensor>,
     y: &Tensor,
-) -> Result<Dispatch> {
+    part: &Tensor,
+) -> Result<Vec<Dispatch>> {
     let (k, n) = (w.rows, w.cols);
     let m = rows("matvec forward input", x, k)?;
     let m_y = rows("matvec forward output", y, n)?;
@@ -56,28 +93,61 @@ pub fn forward(
         expect_len("matvec forward bias", b, n)?;
     }
     let what = "matvec forward";
-    let vec4 = k.is_multiple_of(4) && w.rows_in_vec4s();
-    Launch {
-        entry: if vec4 {
-            "matvec_forward_vec4"
-        } else {
-            "matvec_forward"
-        },
+    let vec4 = vec4_forward(&w);
+    let pieces = pieces(gpu, &w);
+    let piece = k.div_ceil(4 * pieces) * 4;
+    let params = Params {
+        k: to_u32(what, k)?,
+        n: to_u32(what, n)?,
+        y_cols: n as u32,
+        piece: to_u32(what, piece)?,
+        ..Params::zeroed()
+    };
+    let product = |out: &Tensor, has_bias: bool| {
+        Launch {
+            entry: if vec4 {
+                "matvec_forward_vec4"
+            } else {
+                "matvec_forward"
+            },
+            m,
+            w,
+            tensors: [x, b.unwrap_or(x), out],
+            has_bias,
+            params,
+            // Invocations own 16 columns and walk their piece of K in steps of 4.
+            invocations: n.div_ceil(16),
+            pieces,
+            loops: piece.div_ceil(4),
+        }
+        .dispatch(gpu)
+    };
+    if pieces == 1 {
+        return Ok(vec![product(y, b.is_some())?]);
+    }
+    let needed = part_len(gpu, m, &w);
+    if part.len() < needed {
+        return Err(Error::shape(
+            "matvec forward partial sums",
+            format!("{needed} floats needed, got {}", part.describe()),
+        ));
+    }
+    let sum = Launch {
+        entry: "matvec_forward_sum",
         m,
         w,
-        tensors: [x, b.unwrap_or(x), y],
+        tensors: [part, b.unwrap_or(part), y],
         has_bias: b.is_some(),
         params: Params {
-            k: to_u32(what, k)?,
-            n: to_u32(what, n)?,
-            y_cols: n as u32,
-            y_first: 0,
+            k: to_u32(what, pieces)?,
+            ..params
         },
-        // Invocations own 16 columns and walk K in steps of 4.
-        invocations: n.div_ceil(16),
-        loops: k.div_ceil(4),
-    }
-    .dispatch(gpu)
+        // An invocation per vec4 of y, adding up the pieces.
+        invocations: m * n / 4,
+        pieces: 1,
+        loops: pieces,
+    };
+    Ok(vec![product(part, false)?, sum.dispatch(gpu)?])
 }
 
 /// `y[:, first .. first + V] = x·eᵀ`, `e: [V, C]`, `y: [M, Y]` with `first + V ≤ Y`; writes those
@@ -113,9 +183,11 @@ pub fn transposed(gpu: &Gpu, x: &Tensor, e: Weights, y: &Tensor, first: usize) -
             n: to_u32(what, v)?,
             y_cols: to_u32(what, y_cols)?,
             y_first: first as u32,
+            ..Params::zeroed()
         },
         // Invocations own 8 rows of E and walk C in steps of 4 (or 8).
         invocations: v.div_ceil(8),
+        pieces: 1,
         loops: c.div_ceil(4),
     }
     .dispatch(gpu)
@@ -132,6 +204,8 @@ struct Launch<'a> {
     has_bias: bool,
     params: Params,
     invocations: usize,
+    /// Workgroup rows of the grid (pieces of K).
+    pieces: usize,
     /// Iterations of an invocation's main loop.
     loops: usize,
 }
@@ -184,7 +258,11 @@ impl Launch<'_> {
             ],
             &self.params,
             // Past the dispatch limit (some million columns) Dispatch::new refuses, naming it.
-            [to_u32(self.entry, invocations.div_ceil(wg))?, 1, 1],
+            [
+                to_u32(self.entry, invocations.div_ceil(wg))?,
+                to_u32(self.entry, self.pieces)?,
+                1,
+            ],
         )
     }
 }
