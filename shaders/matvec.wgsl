@@ -52,7 +52,9 @@
 //
 // Entry points ending in `_vec4` read x and the weights through vec4 views; the launcher picks them when
 // the inner dimension is a multiple of 4 and the weights' rows are whole vec4s of words (their length a
-// multiple of 4 for f32, of 8 for 16 bits). The others read value by value, for any shape.
+// multiple of 4 for f32, of 8 for 16 bits). The others read value by value, for any shape. With more
+// than one row of x, CPU adapters with subgroups take matvec_subgroup.wgsl's twins of the `_vec4`
+// entry points instead, which load each vec4 of x once for all lanes.
 
 struct Params {
     k: u32,
@@ -195,23 +197,32 @@ fn forward_row_vec4(k: u32, n0: u32) -> Quads {
     return Quads(dtype_unpack4(a.xy), dtype_unpack4(a.zw), dtype_unpack4(b.xy), dtype_unpack4(b.zw));
 }
 
-// Workgroup row group.y sums over its piece of K, rows group.y · piece .. (a multiple of 4), and writes
-// them to y (one piece) or to its part of the partial sums, [group.y, M, N] (several; no bias).
+// acc += the 4 rows k .. k + 3 of W at columns n0 .. n0 + 15, times x[.., k .. k + 3] (xs).
+fn forward_step(acc: ptr<function, Acc>, xs: Xs, k: u32, n0: u32) {
+    forward_add(acc, xs, 0u, forward_row_vec4(k, n0));
+    forward_add(acc, xs, 1u, forward_row_vec4(k + 1u, n0));
+    forward_add(acc, xs, 2u, forward_row_vec4(k + 2u, n0));
+    forward_add(acc, xs, 3u, forward_row_vec4(k + 3u, n0));
+}
+
+// Rows group.y · piece .. of K, min(piece, what is left) of them (a multiple of 4).
+fn forward_piece(group: vec3<u32>) -> vec2<u32> {
+    let first = group.y * params.piece;
+    return vec2(first, min(first + params.piece, params.k));
+}
+
+// Workgroup row group.y sums over its piece of K and writes the sums to y (one piece) or to its part
+// of the partial sums, [group.y, M, N] (several pieces; no bias).
 @compute @workgroup_size(wg)
 fn matvec_forward_vec4(@builtin(global_invocation_id) id: vec3<u32>, @builtin(workgroup_id) group: vec3<u32>) {
     let n0 = id.x * 16u;
     if n0 >= params.n {
         return;
     }
-    let first = group.y * params.piece;
-    let end = min(first + params.piece, params.k);
+    let piece = forward_piece(group);
     var acc: Acc;
-    for (var k = first; k < end; k += 4u) {
-        let xs = xs_vec4(k);
-        forward_add(&acc, xs, 0u, forward_row_vec4(k, n0));
-        forward_add(&acc, xs, 1u, forward_row_vec4(k + 1u, n0));
-        forward_add(&acc, xs, 2u, forward_row_vec4(k + 2u, n0));
-        forward_add(&acc, xs, 3u, forward_row_vec4(k + 3u, n0));
+    for (var k = piece.x; k < piece.y; k += 4u) {
+        forward_step(&acc, xs_vec4(k), k, n0);
     }
     forward_store(acc, n0, group.y * rows * params.n);
 }
@@ -313,6 +324,22 @@ fn transposed_16(w: array<vec4<u32>, 4>, half: u32) -> Quads {
     return Quads(dtype_unpack4(w[0].zw), dtype_unpack4(w[1].zw), dtype_unpack4(w[2].zw), dtype_unpack4(w[3].zw));
 }
 
+// Step i along rows v0 .. v0 + 7 of E (ea, eb: where rows v0 .. v0 + 3 and v0 + 4 .. v0 + 7 start),
+// with x[.., 4i ..] as lo (f32), or x[.., 8i ..] as lo and x[.., 8i + 4 ..] as hi (16 bits).
+fn transposed_step(acc: ptr<function, Acc>, acc2: ptr<function, Acc>, ea: vec4<u32>, eb: vec4<u32>, i: u32, lo: Xs, hi: Xs) {
+    let a = transposed_words(ea, i);
+    let b = transposed_words(eb, i);
+    if dtype == DTYPE_F32 {
+        transposed_add(acc, lo, transposed_f32(a));
+        transposed_add(acc2, lo, transposed_f32(b));
+    } else {
+        transposed_add(acc, lo, transposed_16(a, 0u));
+        transposed_add(acc2, lo, transposed_16(b, 0u));
+        transposed_add(acc, hi, transposed_16(a, 1u));
+        transposed_add(acc2, hi, transposed_16(b, 1u));
+    }
+}
+
 @compute @workgroup_size(wg)
 fn matvec_transposed_vec4(@builtin(global_invocation_id) id: vec3<u32>) {
     let v0 = id.x * 8u;
@@ -327,19 +354,10 @@ fn matvec_transposed_vec4(@builtin(global_invocation_id) id: vec3<u32>) {
     var acc2: Acc;
     // The x loaded for a step serves all 8 rows of E.
     for (var i = 0u; i < row; i++) {
-        let a = transposed_words(ea, i);
-        let b = transposed_words(eb, i);
         if dtype == DTYPE_F32 {
-            let xs = xs_vec4(4u * i);
-            transposed_add(&acc, xs, transposed_f32(a));
-            transposed_add(&acc2, xs, transposed_f32(b));
+            transposed_step(&acc, &acc2, ea, eb, i, xs_vec4(4u * i), Xs());
         } else {
-            let lo = xs_vec4(8u * i);
-            transposed_add(&acc, lo, transposed_16(a, 0u));
-            transposed_add(&acc2, lo, transposed_16(b, 0u));
-            let hi = xs_vec4(8u * i + 4u);
-            transposed_add(&acc, hi, transposed_16(a, 1u));
-            transposed_add(&acc2, hi, transposed_16(b, 1u));
+            transposed_step(&acc, &acc2, ea, eb, i, xs_vec4(8u * i), xs_vec4(8u * i + 4u));
         }
     }
     transposed_store(acc, v0);

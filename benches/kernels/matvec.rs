@@ -13,17 +13,20 @@ use crate::copy::memory_row;
 use crate::harness::Bench;
 
 /// (M, K, N) of `forward`: GPT-2 124M's attention in (768 → 2304), attention out (768 → 768), MLP up
-/// (768 → 3072) and MLP down (3072 → 768) for one token, and attention out for 8 tokens.
-const FORWARD: [(usize, usize, usize); 5] = [
+/// (768 → 3072) and MLP down (3072 → 768) for one token, and attention out and MLP down for 8 tokens
+/// (`--num-samples 8`).
+const FORWARD: [(usize, usize, usize); 6] = [
     (1, 768, 2304),
     (1, 768, 768),
     (1, 768, 3072),
     (1, 3072, 768),
     (8, 768, 768),
+    (8, 3072, 768),
 ];
 
-/// (M, C, V) of `transposed`: GPT-2's output head, its 50257 × 768 token embedding read for one token.
-const TRANSPOSED: [(usize, usize, usize); 1] = [(1, 768, 50257)];
+/// (M, C, V) of `transposed`: GPT-2's output head, its 50257 × 768 token embedding read for one token
+/// and for 8.
+const TRANSPOSED: [(usize, usize, usize); 2] = [(1, 768, 50257), (8, 768, 50257)];
 
 pub fn run(bench: &mut Bench) {
     for (product, shapes) in [("forward", &FORWARD[..]), ("transposed", &TRANSPOSED[..])] {

@@ -39,6 +39,7 @@ pub const SHADERS: &[Shader] = &[
     matmul::SHADER,
     matmul::SUBGROUP_SHADER,
     matvec::SHADER,
+    matvec::SUBGROUP_SHADER,
     residual::SHADER,
     rmsnorm::SHADER,
 ];
