@@ -15,16 +15,16 @@
 // the 24 of MLP in (768 -> 3072); in 4 pieces it reads 1.4-1.7x as fast (3.6-4.1 -> 5.5-6.3 GB/s f32,
 // 3.7-3.9 -> 5.2-5.4 bf16), the sum pass included. Pieces shorter than 768 rows did not pay.
 //
-// What each invocation reads. In matvec_forward it owns 16 consecutive columns and walks all of K, 64
-// bytes of each row of W in f32 (four vec4s), 32 in 16 bits (two vec4<u32>), so a row of 8 invocations
-// reads 512 or 256 contiguous bytes of each row. The width matters on lavapipe, whose CPU prefetchers
-// see only that strip of each row: f32 strips of 256 bytes ran at half the speed once W was not in cache,
-// of 128 at a third. In matvec_transposed it owns 8 rows of E and walks along them, one vec4<u32> of each
-// per step. x comes as vec4s shared by all the columns of a step. Every row's sums stay in registers:
-// the code over rows is written out, guarded by the constant `rows` (lavapipe keeps only fully unrolled
-// code in registers, and NIR does not unroll a loop over `rows`: such loops made M = 4 twice as slow).
-// An invocation loops K/4 (forward) or C/4 (transposed) times: llvmpipe's 65535 bound is checked by the
-// launcher.
+// What each invocation reads. In matvec_forward it owns 16 consecutive columns and walks K (or its
+// piece of K), 64 bytes of each row of W in f32 (four vec4s), 32 in 16 bits (two vec4<u32>), so a row
+// of 8 invocations reads 512 or 256 contiguous bytes of each row. The width matters on lavapipe, whose
+// CPU prefetchers see only that strip of each row: f32 strips of 256 bytes ran at half the speed once W
+// was not in cache, of 128 at a third. In matvec_transposed it owns 8 rows of E and walks along them,
+// one vec4<u32> of each per step. x comes as vec4s shared by all the columns of a step. Every row's
+// sums stay in registers: the code over rows is written out, guarded by the constant `rows` (lavapipe
+// keeps only fully unrolled code in registers, and NIR does not unroll a loop over `rows`: such loops
+// made M = 4 twice as slow). An invocation loops K/4 (forward) or C/4 (transposed) times: llvmpipe's
+// 65535 bound is checked by the launcher.
 //
 // What a load costs on lavapipe (Mesa 22.3): a storage load whose address is not a constant becomes a
 // loop over the 8 lanes with a bounds check and a scalar load per component, so the time goes with the
