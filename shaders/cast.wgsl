@@ -38,6 +38,11 @@ fn cast_pack(@builtin(workgroup_id) group: vec3<u32>, @builtin(num_workgroups) g
     }
 }
 
+// Eight values, lo then hi, as four words.
+fn pack8(lo: vec4<f32>, hi: vec4<f32>) -> vec4<u32> {
+    return vec4(dtype_pack2(lo.xy), dtype_pack2(lo.zw), dtype_pack2(hi.xy), dtype_pack2(hi.zw));
+}
+
 @group(0) @binding(0) var<storage, read> source8: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read_write> packed4: array<vec4<u32>>;
 
@@ -45,9 +50,7 @@ fn cast_pack(@builtin(workgroup_id) group: vec3<u32>, @builtin(num_workgroups) g
 fn cast_pack_vec4(@builtin(workgroup_id) group: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
     let run = elementwise_run(params.n, group.x, groups.x);
     for (var w = run.x + lane; w < run.y; w += wg) {
-        let lo = source8[2u * w];
-        let hi = source8[2u * w + 1u];
-        packed4[w] = vec4(dtype_pack2(lo.xy), dtype_pack2(lo.zw), dtype_pack2(hi.xy), dtype_pack2(hi.zw));
+        packed4[w] = pack8(source8[2u * w], source8[2u * w + 1u]);
     }
 }
 
@@ -82,9 +85,7 @@ fn cast_pack_rounding(@builtin(workgroup_id) group: vec3<u32>, @builtin(num_work
 fn cast_pack_rounding_vec4(@builtin(workgroup_id) group: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
     let run = elementwise_run(params.n, group.x, groups.x);
     for (var w = run.x + lane; w < run.y; w += wg) {
-        let lo = x8[2u * w];
-        let hi = x8[2u * w + 1u];
-        let words = vec4(dtype_pack2(lo.xy), dtype_pack2(lo.zw), dtype_pack2(hi.xy), dtype_pack2(hi.zw));
+        let words = pack8(x8[2u * w], x8[2u * w + 1u]);
         y4[w] = words;
         x8[2u * w] = dtype_unpack4(words.xy);
         x8[2u * w + 1u] = dtype_unpack4(words.zw);

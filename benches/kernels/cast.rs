@@ -18,10 +18,7 @@ pub fn run(bench: &mut Bench) {
             let id = format!("cast/pack/{}/{r}x{c}", dtype.name());
             if bench.wants(&id) {
                 let build = || cast::pack(&bench.gpu, &xt, &words, dtype).unwrap();
-                let d = match first("pack") {
-                    Some(name) => bench.compile(&name, build),
-                    None => build(),
-                };
+                let d = built(bench, first("pack"), build);
                 let cpu = bench.time_cpu(|| {
                     std::hint::black_box(reference::pack(&x, dtype));
                 });
@@ -31,10 +28,7 @@ pub fn run(bench: &mut Bench) {
             let id = format!("cast/pack_rounding/{}/{r}x{c}", dtype.name());
             if bench.wants(&id) {
                 let build = || cast::pack_rounding(&bench.gpu, &xt, &words, dtype).unwrap();
-                let d = match first("pack_rounding") {
-                    Some(name) => bench.compile(&name, build),
-                    None => build(),
-                };
+                let d = built(bench, first("pack_rounding"), build);
                 let mut y = x.clone();
                 let cpu = bench.time_cpu(|| {
                     std::hint::black_box(reference::pack_rounding(&mut y, dtype));
@@ -45,10 +39,7 @@ pub fn run(bench: &mut Bench) {
             let id = format!("cast/unpack/{}/{r}x{c}", dtype.name());
             if bench.wants(&id) {
                 let build = || cast::unpack(&bench.gpu, &words, &xt, dtype).unwrap();
-                let d = match first("unpack") {
-                    Some(name) => bench.compile(&name, build),
-                    None => build(),
-                };
+                let d = built(bench, first("unpack"), build);
                 let packed = dtype.pack(&x);
                 let cpu = bench.time_cpu(|| {
                     std::hint::black_box(reference::unpack(&packed, n, dtype));
@@ -56,5 +47,13 @@ pub fn run(bench: &mut Bench) {
                 memory_row(bench, id, &[d], 6 * n, cpu);
             }
         }
+    }
+}
+
+/// The dispatch `build` makes, timed as the compile row `name` when there is one (a dtype's first shape).
+fn built<T>(bench: &Bench, name: Option<String>, build: impl FnOnce() -> T) -> T {
+    match name {
+        Some(name) => bench.compile(&name, build),
+        None => build(),
     }
 }

@@ -191,14 +191,9 @@ impl MemoryReport {
             + self.working
     }
 
+    /// The total with the activations at their analytical minimum.
     pub fn minimum(&self) -> u64 {
-        self.params
-            + self.grads
-            + self.moments
-            + self.activations_min
-            + self.scratch
-            + self.caches
-            + self.working
+        self.total() - self.activations + self.activations_min
     }
 }
 
