@@ -113,7 +113,7 @@ fn a_batch_prints_one_json_object_per_sample_the_first_the_single_samples() {
 }
 
 #[test]
-fn temperature_0_is_greedy_and_a_stop_string_ends_the_text_before_it() {
+fn temperature_0_is_greedy_a_stop_string_ends_the_text_before_it_and_profile_adds_the_kernels() {
     let dir = Scratch::new("sample-greedy");
     let model = char_model(&dir);
     let args = [
@@ -140,6 +140,15 @@ fn temperature_0_is_greedy_and_a_stop_string_ends_the_text_before_it() {
     let (ok, streamed, err) = sample(&model, &args, "");
     assert!(ok, "{err}");
     assert_eq!(streamed, format!("QUEEN:{greedy}\n"));
+    // --profile prints a decode step's kernels after the same text.
+    let (ok, profiled, err) = sample(&model, &[&args[..], &["--profile"]].concat(), "");
+    assert!(ok, "{err}");
+    assert_eq!(profiled, streamed);
+    assert!(
+        err.contains("profile of a decode step of 1 sample(s)")
+            && err.contains("kv-cache attention"),
+        "{err}"
+    );
     // Stop at a piece of the greedy text: the sample ends just before its first occurrence.
     let chars: Vec<char> = greedy.chars().collect();
     let stop: String = chars[4..6].iter().collect();
@@ -211,7 +220,7 @@ fn bad_sample_input_is_one_clear_line() {
     // Refused as the flags are parsed: one error line naming the flag and the reason (then clap's
     // pointer to --help).
     let at_least_one = "must be at least 1";
-    let cases: [(&[&str], &str, &str); 8] = [
+    let cases: [(&[&str], &str, &str); 9] = [
         (
             &["--dtype", "f8"],
             "'--dtype <DTYPE>'",
@@ -251,6 +260,11 @@ fn bad_sample_input_is_one_clear_line() {
             &["--interactive", "--json"],
             "'--interactive'",
             "cannot be used with '--json'",
+        ),
+        (
+            &["--interactive", "--profile"],
+            "'--interactive'",
+            "cannot be used with '--profile'",
         ),
     ];
     for (args, flag, reason) in cases {

@@ -1,5 +1,5 @@
-//! `wgpt train --profile`: whether the GPU ever waited for the CPU during the run, and where a training
-//! step's GPU time goes, per kernel family.
+//! `wgpt train --profile` and `wgpt sample --profile`: whether the GPU ever waited for the CPU during a
+//! training run, and where a training or decode step's GPU time goes, per kernel family.
 
 use std::time::Duration;
 
@@ -11,7 +11,7 @@ use crate::train::{Exchange, StepTimeline};
 /// Rounds each op is timed, the median kept.
 const ROUNDS: usize = 3;
 
-/// Times every op of `plan` alone and prints the table: ms per step, share of the summed time,
+/// Times every op of `plan` (a training or decode step) alone and prints the table: ms per step, share of the summed time,
 /// dispatches, and the rate (GFLOP/s for products and attention, GB/s for the rest).
 pub fn print_profile(gpu: &Gpu, plan: &Plan, what: &str) -> Result<()> {
     let rows = plan.profile(gpu, ROUNDS)?;

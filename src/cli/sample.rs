@@ -67,6 +67,9 @@ pub struct SampleArgs {
     /// values by default), streams the continuation, and asks again until end of input.
     #[arg(long, conflicts_with_all = ["json", "prompt_file", "prompt_ids"])]
     pub interactive: bool,
+    /// After sampling, print where a decode step's GPU time goes, per kernel (to stderr).
+    #[arg(long, conflicts_with = "interactive")]
+    pub profile: bool,
     #[command(flatten)]
     pub weights: DtypeArgs,
     #[command(flatten)]
@@ -120,7 +123,12 @@ pub fn sample(gpu: &Gpu, args: &SampleArgs, out: &mut impl Write) -> Result<()> 
         &args.sampling(),
         args.seed,
         out,
-    )
+    )?;
+    if args.profile {
+        let what = format!("a decode step of {} sample(s)", args.num_samples);
+        crate::cli::profile::print_profile(gpu, session.generator.decode_plan(), &what)?;
+    }
+    Ok(())
 }
 
 /// The token that ends a sample, when the tokenizer has it.

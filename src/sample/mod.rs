@@ -186,6 +186,11 @@ impl<'a> Generator<'a> {
         self.caches.sequences()
     }
 
+    /// The plan of a decode step (one token per sequence).
+    pub fn decode_plan(&self) -> &Plan {
+        &self.decode
+    }
+
     /// The caches the plans share.
     pub fn caches(&self) -> &KvCaches {
         &self.caches
