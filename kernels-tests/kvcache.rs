@@ -1,20 +1,22 @@
-//! kvcache: the fill, the append and the decode attention against `reference::kvcache` at head_dim 32,
-//! 64 and 128, GQA ratios 1 and 2, one and three sequences, caches of fewer and more than one 64-key
-//! chunk, decode steps at positions 0, 1, a prime, context − 1 and one past the cache (writes nothing,
+//! kvcache: the fill, the append and the decode attention (both variants, where they take the shape)
+//! against `reference::kvcache` at head_dim 12, 32, 64 and 128, GQA ratios 1 and 2, one, two and three
+//! sequences, caches of fewer and more than one 64-key chunk, decode steps at positions 0, 1, a prime, context − 1 and one past the cache (writes nothing,
 //! attends over all of it), prefills of 1, an odd number and all `ctx` tokens from one prompt and from
 //! one per sequence; caches in f32, f16 and bf16 (the values rounded as written, the attention reading
 //! what the cache holds).
 
 use wgpt::contract::AttentionShape;
 use wgpt::dtype::Dtype;
-use wgpt::kernels::kvcache::{self, Caches};
+use wgpt::kernels::kvcache::{self, Caches, Variant};
 use wgpt::reference::kvcache as reference;
 
 use crate::common::{assert_within, gpu, random, F32_EPS};
 
 /// (heads, kv heads, head_dim, context, a prime position below it, sequences).
-const CASES: [(usize, usize, usize, usize, usize, usize); 5] = [
+const CASES: [(usize, usize, usize, usize, usize, usize); 6] = [
     (4, 4, 32, 40, 37, 1),
+    // Rows of three vec4s: the lanes variant takes them in f32 only (16 bits need whole vec4<u32>s).
+    (3, 3, 12, 20, 17, 2),
     (4, 2, 64, 150, 131, 1),
     (2, 1, 128, 70, 67, 1),
     (6, 3, 64, 64, 61, 1),
@@ -76,15 +78,20 @@ fn assert_stored(what: &str, got: &[f32], want: &[f32], dtype: Dtype) {
 #[test]
 fn kvcache_append_and_attention_match_reference() {
     for dtype in Dtype::ALL {
-        append_and_attention_match_reference(dtype);
+        for variant in Variant::ALL {
+            append_and_attention_match_reference(dtype, variant);
+        }
     }
 }
 
-fn append_and_attention_match_reference(dtype: Dtype) {
+fn append_and_attention_match_reference(dtype: Dtype, variant: Variant) {
     let gpu = gpu();
     for (i, &(h, hkv, d, ctx, prime, n)) in CASES.iter().enumerate() {
         let sh = shape(n, 1, h, hkv, d);
         let width = hkv * d;
+        if !variant.fits(gpu, d, ctx, dtype) {
+            continue;
+        }
         for pos in [0, 1, prime, ctx - 1, ctx] {
             let seed = 5100 + 100 * i as u64 + pos as u64;
             let qkv = random(seed, n * sh.qkv_width());
@@ -99,13 +106,14 @@ fn append_and_attention_match_reference(dtype: Dtype) {
             };
             gpu.run_dispatches(&[
                 kvcache::append(gpu, sh, &qkvt, &position, caches).unwrap(),
-                kvcache::attention(gpu, sh, &qkvt, &position, caches, &out).unwrap(),
+                kvcache::attention(gpu, variant, sh, &qkvt, &position, caches, &out).unwrap(),
             ])
             .unwrap();
             let (mut k, mut v) = (k0, v0);
             reference::append(&qkv, &sh, pos, &mut k, &mut v);
             let case = format!(
-                "{} H={h} Hkv={hkv} D={d} ctx={ctx} N={n} pos={pos}",
+                "{} {} H={h} Hkv={hkv} D={d} ctx={ctx} N={n} pos={pos}",
+                variant.name(),
                 dtype.name()
             );
             // A copy, rounded to the cache's dtype.
@@ -210,4 +218,27 @@ fn kvcache_rejects_batches_and_heads_it_cannot_run() {
     let three = gpu.zeros("qkv", &[3, sh.qkv_width()]).unwrap();
     let prompts = AttentionShape { batch: 3, ..sh };
     assert!(kvcache::fill(gpu, prompts, &three, of(&pair, Dtype::F32)).is_err());
+    // The lanes variant reads head rows as whole vec4s of the cache's words.
+    let lanes = Variant::Lanes;
+    assert!(lanes.fits(gpu, 12, 8, Dtype::F32) && !lanes.fits(gpu, 12, 8, Dtype::Bf16));
+    assert!(!lanes.fits(gpu, 6, 8, Dtype::F32) && Variant::Chunks.fits(gpu, 6, 8, Dtype::F32));
+    let out = gpu.zeros("out", &[1, sh.heads * sh.head_dim]).unwrap();
+    let six = shape(1, 1, 4, 2, 6);
+    let six_qkv = gpu.zeros("qkv", &[1, six.qkv_width()]).unwrap();
+    let six_cache = pair_of(&[1, 8, 12]);
+    let six_out = gpu.zeros("out", &[1, 24]).unwrap();
+    let caches = of(&six_cache, Dtype::F32);
+    assert!(kvcache::attention(gpu, lanes, six, &six_qkv, &position, caches, &six_out).is_err());
+    assert!(kvcache::attention(
+        gpu,
+        lanes,
+        sh,
+        &qkv,
+        &position,
+        of(&cache, Dtype::F32),
+        &out
+    )
+    .is_ok());
+    // On a CPU adapter, no cache so long that an invocation could pass llvmpipe's loop cap.
+    assert_eq!(lanes.fits(gpu, 128, 1 << 16, Dtype::F32), !gpu.is_cpu());
 }

@@ -19,6 +19,13 @@
 // output columns it owns, c = tid + r·WG. Per invocation that is about D + 4·WG loop iterations per
 // chunk of WG keys.
 //
+// On CPU adapters (lavapipe) the attention has a twin, kvcache_attention_lanes, for head rows of whole
+// vec4s (D a multiple of 4 in f32, of 8 in 16 bits): a workgroup of LANES invocations per (query head,
+// sequence), each walking its own keys j = lane, lane + LANES, ... with the query, its online softmax
+// state and its output row in registers, reading each cache row as vec4s; the lanes' partial results
+// meet once, in workgroup memory, after the last key. There an invocation is a SIMD lane: the chunked
+// kernel's three barriers per 64 keys and its scalar loads cost ten times the bytes it reads.
+//
 // The caches may be stored in 16 bits (dtype.wgsl, the prelude, sets `dtype`): bound as u32 words, a
 // cache row of Hkv·D values (even) is Hkv·D / 2 words; fill and append write a word (two values,
 // rounded) per item, the attention widens what it reads. qkv and out are f32.
@@ -190,5 +197,113 @@ fn kvcache_attention(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(work
         if c < d {
             out[o + c] = acc[r] / l;
         }
+    }
+}
+
+// ---- attention on CPU adapters. Bindings as the attention's, the caches read as vec4<u32> words.
+@group(0) @binding(2) var<storage, read> keys4: array<vec4<u32>>;
+@group(0) @binding(3) var<storage, read> values4: array<vec4<u32>>;
+
+// D / 4 (a constant by compile time, so the loops over a row unroll), at most MAX_D / 4.
+override d4: u32 = 16u;
+
+const LANES: u32 = 8u;
+const MAX_D4: u32 = MAX_D / 4u;
+
+alias Row = array<vec4<f32>, MAX_D4>;
+
+// Each lane's softmax state and output row, for the lanes to combine.
+var<workgroup> lane_max: array<f32, LANES>;
+var<workgroup> lane_sum: array<f32, LANES>;
+var<workgroup> lane_rows: array<Row, LANES>;
+
+// Values 4i .. 4i + 3 of the head row at vec4<u32> `at` of a cache: f32 words are one vec4 each, 16-bit
+// words hold two.
+fn cache_quad(words: vec4<u32>, i: u32) -> vec4<f32> {
+    if dtype == DTYPE_F32 {
+        return bitcast<vec4<f32>>(words);
+    }
+    if i % 2u == 0u {
+        return dtype_unpack4(words.xy);
+    }
+    return dtype_unpack4(words.zw);
+}
+
+// The vec4<u32> word of a cache holding values 4i .. 4i + 3 of the head row starting at value `start`.
+fn cache_at(start: u32, i: u32) -> u32 {
+    return (start / 4u + i) / select(2u, 1u, dtype == DTYPE_F32);
+}
+
+// q · (the key row at value `start`).
+fn key_dot(q: ptr<function, Row>, start: u32) -> f32 {
+    var sum = vec4<f32>(0.0);
+    for (var i = 0u; i < d4; i++) {
+        sum = fma((*q)[i], cache_quad(keys4[cache_at(start, i)], i), sum);
+    }
+    return sum.x + sum.y + sum.z + sum.w;
+}
+
+// acc = acc·c + e·(the value row at value `start`).
+fn add_value(acc: ptr<function, Row>, c: f32, e: f32, start: u32) {
+    for (var i = 0u; i < d4; i++) {
+        (*acc)[i] = fma(vec4(e), cache_quad(values4[cache_at(start, i)], i), (*acc)[i] * c);
+    }
+}
+
+@compute @workgroup_size(LANES)
+fn kvcache_attention_lanes(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let p = attention_params;
+    let h = wid.x;
+    let sequence = wid.y;
+    let lane = lid.x;
+    let d = d4 * 4u;
+    let g = h / (p.heads / p.kv_heads);
+    let width = p.kv_heads * d;
+    let n = min(position[0], p.context - 1u) + 1u;
+    let q_at = sequence * (p.heads * d + 2u * width) + h * d;
+    var q: Row;
+    for (var i = 0u; i < d4; i++) {
+        let c = q_at + 4u * i;
+        q[i] = vec4(qkv[c], qkv[c + 1u], qkv[c + 2u], qkv[c + 3u]);
+    }
+    // A finite "minus infinity", so the first key's correction exp(m - s) is 0, never NaN; a lane
+    // without keys keeps it and adds nothing below.
+    var m = -3.0e38;
+    var l = 0.0;
+    var acc: Row;
+    for (var j = lane; j < n; j += LANES) {
+        let start = (sequence * p.context + j) * width + g * d;
+        let s = p.scale * key_dot(&q, start);
+        let m_new = max(m, s);
+        let c = exp(m - m_new);
+        let e = exp(s - m_new);
+        l = l * c + e;
+        add_value(&acc, c, e, start);
+        m = m_new;
+    }
+    lane_max[lane] = m;
+    lane_sum[lane] = l;
+    lane_rows[lane] = acc;
+    workgroupBarrier();
+    var top = lane_max[0];
+    for (var k = 1u; k < LANES; k++) {
+        top = max(top, lane_max[k]);
+    }
+    var total = 0.0;
+    for (var k = 0u; k < LANES; k++) {
+        total += lane_sum[k] * exp(lane_max[k] - top);
+    }
+    // Lane `lane` writes the output's vec4s lane, lane + LANES, ...
+    let o = sequence * p.heads * d + h * d;
+    for (var i = lane; i < d4; i += LANES) {
+        var sum = vec4<f32>(0.0);
+        for (var k = 0u; k < LANES; k++) {
+            sum = fma(lane_rows[k][i], vec4(exp(lane_max[k] - top)), sum);
+        }
+        let v = sum / total;
+        out[o + 4u * i] = v.x;
+        out[o + 4u * i + 1u] = v.y;
+        out[o + 4u * i + 2u] = v.z;
+        out[o + 4u * i + 3u] = v.w;
     }
 }

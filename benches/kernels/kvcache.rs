@@ -3,11 +3,12 @@
 //! prefill's fill of 512 rows from one prompt into 8 caches; each beside the CPU reference for the same
 //! work. All are memory-bound: the attention reads the cached keys and values of positions 0..=pos.
 //! The one-sequence rows and the fill also run with the caches in f16 and bf16
-//! (`kvcache/<row>/<dtype>/..`).
+//! (`kvcache/<row>/<dtype>/..`). The attention rows run each variant the adapter takes: the chunks
+//! kernel under the plain ids, the lanes twin (CPU adapters' pick) as `kvcache/attention/lanes/..`.
 
 use wgpt::contract::AttentionShape;
 use wgpt::dtype::Dtype;
-use wgpt::kernels::kvcache::{self, Caches};
+use wgpt::kernels::kvcache::{self, Caches, Variant};
 use wgpt::reference::kvcache as reference;
 
 use wgpt::Tensor;
@@ -70,11 +71,25 @@ fn decode_rows(bench: &mut Bench, name: &str, n: usize, (dtype, suffix): (Dtype,
     let sh = AttentionShape { batch: n, ..SHAPE };
     let width = sh.kv_heads * sh.head_dim;
     let append_id = format!("kvcache/append/{name}");
-    let attention_ids: Vec<String> = POSITIONS
-        .iter()
-        .map(|pos| format!("kvcache/attention/{name}/pos{pos}"))
+    // The chunks rows keep their ids; the lanes rows name their variant.
+    let rows: Vec<(Variant, usize, String)> = Variant::ALL
+        .into_iter()
+        .filter(|v| v.fits(&bench.gpu, sh.head_dim, CONTEXT, dtype))
+        .flat_map(|variant| {
+            let tag = match variant {
+                Variant::Chunks => String::new(),
+                _ => format!("{}/", variant.name()),
+            };
+            POSITIONS.map(|pos| {
+                (
+                    variant,
+                    pos,
+                    format!("kvcache/attention/{tag}{name}/pos{pos}"),
+                )
+            })
+        })
         .collect();
-    if !bench.wants(&append_id) && !attention_ids.iter().any(|id| bench.wants(id)) {
+    if !bench.wants(&append_id) && !rows.iter().any(|(_, _, id)| bench.wants(id)) {
         return;
     }
     let [(k, kt), (v, vt)] = caches(bench, [n, CONTEXT, width], dtype);
@@ -101,16 +116,21 @@ fn decode_rows(bench: &mut Bench, name: &str, n: usize, (dtype, suffix): (Dtype,
         let bytes = 4 * 2 * n * width + cache_bytes(2 * n * width, dtype);
         memory_row(bench, append_id, &[d], bytes, cpu);
     }
-    for (i, (&pos, id)) in POSITIONS.iter().zip(attention_ids).enumerate() {
+    for (variant, pos, id) in rows {
         if !bench.wants(&id) {
             continue;
         }
         let gpu = &bench.gpu;
         let position = gpu.upload("position", &[1], &[pos as u32]).unwrap();
-        let build = || kvcache::attention(gpu, sh, &qkvt, &position, caches, &out).unwrap();
-        // The shader compiles once: time it on the first row only.
-        let d = if i == 0 && n == 1 {
-            bench.compile(&format!("kvcache/attention{suffix}"), build)
+        let build =
+            || kvcache::attention(gpu, variant, sh, &qkvt, &position, caches, &out).unwrap();
+        // Each variant's shader compiles once: time it on its first row only.
+        let d = if pos == POSITIONS[0] && n == 1 {
+            let tag = match variant {
+                Variant::Chunks => String::new(),
+                _ => format!("_{}", variant.name()),
+            };
+            bench.compile(&format!("kvcache/attention{tag}{suffix}"), build)
         } else {
             build()
         };

@@ -25,8 +25,15 @@ const FORWARD: [(usize, usize, usize); 6] = [
 ];
 
 /// (M, C, V) of `transposed`: GPT-2's output head, its 50257 × 768 token embedding read for one token
-/// and for 8.
-const TRANSPOSED: [(usize, usize, usize); 2] = [(1, 768, 50257), (8, 768, 50257)];
+/// and for 8, and the block's products of one token with their weights stored transposed.
+const TRANSPOSED: [(usize, usize, usize); 6] = [
+    (1, 768, 50257),
+    (8, 768, 50257),
+    (1, 768, 2304),
+    (1, 768, 768),
+    (1, 768, 3072),
+    (1, 3072, 768),
+];
 
 pub fn run(bench: &mut Bench) {
     for (product, shapes) in [("forward", &FORWARD[..]), ("transposed", &TRANSPOSED[..])] {
@@ -43,18 +50,13 @@ pub fn run(bench: &mut Bench) {
             // Each pipeline's compile time is reported with the first shape that builds it.
             let compile = (m, k, n) == shapes[0];
             for (dtype, id) in ids {
-                let (dispatches, bytes) = if product == "forward" {
+                let (dispatches, bytes, copies) = if product == "forward" {
                     forward(bench, dtype, (m, k, n), compile)
                 } else {
                     transposed(bench, dtype, (m, k, n), compile)
                 };
-                // The CPU does the forward rows' products as many times (from cache: a lower bound).
-                let products = if product == "forward" {
-                    dispatches.len() as u32
-                } else {
-                    1
-                };
-                memory_row(bench, id, &dispatches, bytes, cpu * products);
+                // The CPU does the products as many times (from cache: a lower bound).
+                memory_row(bench, id, &dispatches, bytes, cpu * copies);
             }
         }
     }
@@ -85,7 +87,7 @@ fn forward(
     dtype: Dtype,
     (m, k, n): (usize, usize, usize),
     compile: bool,
-) -> (Vec<Dispatch>, usize) {
+) -> (Vec<Dispatch>, usize, u32) {
     let gpu = &bench.gpu;
     let words = dtype.words(k * n);
     let copies = FORWARD_BYTES.div_ceil(4 * words);
@@ -111,37 +113,46 @@ fn forward(
             }
         })
         .collect();
-    (dispatches, copies * 4 * (words + m * k + n + m * n))
+    (
+        dispatches,
+        copies * 4 * (words + m * k + n + m * n),
+        copies as u32,
+    )
 }
 
 /// `y = x·eᵀ`, with `e` split by rows into pieces of at most one storage binding (as the model splits
-/// GPT-2's embedding on adapters whose bindings are smaller than it), each writing its columns of y.
+/// GPT-2's embedding on adapters whose bindings are smaller than it), each writing its columns of y;
+/// over copies of `e` read in turn when one is smaller than [`FORWARD_BYTES`], as the forward rows.
 fn transposed(
     bench: &Bench,
     dtype: Dtype,
     (m, c, v): (usize, usize, usize),
     compile: bool,
-) -> (Vec<Dispatch>, usize) {
+) -> (Vec<Dispatch>, usize, u32) {
     let gpu = &bench.gpu;
     let (x, y) = (activations(gpu, &[m, c]), activations(gpu, &[m, v]));
     let row_bytes = 4 * dtype.words(c) as u64;
     let binding = gpu.limits().max_storage_buffer_binding_size;
     let piece = ((binding / row_bytes) as usize).min(v);
+    let copies = FORWARD_BYTES.div_ceil(4 * dtype.words(c * v));
     let mut dispatches = Vec::new();
-    let mut bytes = 4 * (m * c + m * v);
-    for first in (0..v).step_by(piece) {
-        let rows = piece.min(v - first);
-        let e = weights(gpu, dtype, rows * c);
-        let weights = Weights::packed(&e, dtype, rows, c).unwrap();
-        let build = || matvec::transposed(gpu, &x, weights, &y, first).unwrap();
-        dispatches.push(if compile && first == 0 {
-            bench.compile(&format!("matvec/transposed/{}", dtype.name()), build)
-        } else {
-            build()
-        });
-        bytes += 4 * e.len();
+    let mut bytes = 0;
+    for copy in 0..copies {
+        bytes += 4 * (m * c + m * v);
+        for first in (0..v).step_by(piece) {
+            let rows = piece.min(v - first);
+            let e = weights(gpu, dtype, rows * c);
+            let weights = Weights::packed(&e, dtype, rows, c).unwrap();
+            let build = || matvec::transposed(gpu, &x, weights, &y, first).unwrap();
+            dispatches.push(if compile && copy == 0 && first == 0 {
+                bench.compile(&format!("matvec/transposed/{}", dtype.name()), build)
+            } else {
+                build()
+            });
+            bytes += 4 * e.len();
+        }
     }
-    (dispatches, bytes)
+    (dispatches, bytes, copies as u32)
 }
 
 /// The same f32 product with `matrixmultiply::sgemm` (all cores), reading the weights as stored

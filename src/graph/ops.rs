@@ -903,7 +903,15 @@ impl Op {
                 let caches = cx.caches(*k_cache, *v_cache);
                 vec![
                     kvcache::append(gpu, *shape, qkv, position, caches)?,
-                    kvcache::attention(gpu, *shape, qkv, position, caches, cx.t(*out))?,
+                    kvcache::attention(
+                        gpu,
+                        kvcache::Variant::best(gpu, shape.head_dim, caches),
+                        *shape,
+                        qkv,
+                        position,
+                        caches,
+                        cx.t(*out),
+                    )?,
                 ]
             }
             Op::FillCache {
