@@ -1,6 +1,9 @@
-//! copy: the GPU copy equals its input bit for bit, including past one dispatch dimension of workgroups.
+//! copy: the GPU copy equals its input bit for bit, including past one dispatch dimension of workgroups;
+//! so do a block of columns and a weight matrix's transpose in every dtype.
 
+use wgpt::dtype::Dtype;
 use wgpt::kernels::copy;
+use wgpt::kernels::matvec::Weights;
 use wgpt::reference::copy as reference;
 
 use crate::common::{assert_within, gpu, random};
@@ -60,4 +63,43 @@ fn copy_columns_moves_exactly_its_block_and_leaves_the_rest() {
     let xt = gpu.zeros("x", &[3, 10]).unwrap();
     let yt = gpu.zeros("y", &[3, 20]).unwrap();
     assert!(copy::columns(gpu, &xt, 0, &yt, 11, 10).is_err());
+}
+
+#[test]
+fn copy_transpose_moves_every_value_of_every_dtype_exactly() {
+    let gpu = gpu();
+    // Odd sizes (a 16-bit matrix whose values end in the low half of its last word, rows that straddle
+    // words), a single row and column, and GPT-2's attention-out shape.
+    for dtype in Dtype::ALL {
+        for (rows, cols) in [
+            (1, 1),
+            (1, 9),
+            (7, 1),
+            (3, 5),
+            (33, 64),
+            (97, 50),
+            (768, 768),
+        ] {
+            let w = dtype.round(&random(800 + (rows * cols) as u64, rows * cols));
+            let words = dtype.pack(&w);
+            let wt = gpu.upload("w", &[words.len()], &words).unwrap();
+            let tt = gpu.zeros("t", &[words.len()]).unwrap();
+            let weights = Weights::packed(&wt, dtype, rows, cols).unwrap();
+            gpu.run_dispatches(&[copy::transpose(gpu, weights, &tt).unwrap()])
+                .unwrap();
+            // A transpose moves bits: exact, and a 16-bit last word's spare half stays zero. The words
+            // are compared through their f32 views (finite: a 16-bit value in [-1, 1) in the high
+            // half makes a finite f32), as the browser test replays the case, then bit for bit.
+            let got: Vec<f32> = gpu.read(&tt).unwrap();
+            let case = format!("transpose {} {rows}x{cols}", dtype.name());
+            let want = dtype.pack(&reference::transpose(&w, rows, cols));
+            let view: Vec<f32> = want.iter().map(|&b| f32::from_bits(b)).collect();
+            assert_within(&case, &got, &view, |_| 0.0);
+            let bits: Vec<u32> = got.iter().map(|v| v.to_bits()).collect();
+            assert_eq!(bits, want, "{case}");
+        }
+    }
+    let wt = gpu.zeros("w", &[6]).unwrap();
+    let weights = Weights::packed(&wt, Dtype::F32, 2, 3).unwrap();
+    assert!(copy::transpose(gpu, weights, &gpu.zeros("t", &[5]).unwrap()).is_err());
 }

@@ -217,7 +217,7 @@ fn matmul_reads_16_bit_weights_for_every_variant_and_awkward_shape() {
                 let yt = gpu.zeros("y", &[m, n]).unwrap();
                 let d = matmul::backward_input_weights(gpu, variant, &xt, et, &yt);
                 gpu.run_dispatches(&[d.unwrap()]).unwrap();
-                let want = packed_reference::transposed(&x, &words, dtype, m, k, n);
+                let want = packed_reference::transposed(&x, &words, dtype, None, m, k, n);
                 let magnitude = reference::backward_input(&abs(&x), &abs(&rounded), m, n, k);
                 assert_within(
                     &format!("head {case}"),

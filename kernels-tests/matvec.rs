@@ -108,43 +108,53 @@ fn matvec_transposed_matches_reference_and_writes_only_its_columns() {
     for dtype in Dtype::ALL {
         for (i, &(m, c, v)) in SHAPES.iter().enumerate() {
             let seed = 400 + i as u64;
-            let (x, e) = (random(seed, m * c), random(seed + 1, v * c));
+            let (x, e, b) = (
+                random(seed, m * c),
+                random(seed + 1, v * c),
+                random(seed + 3, v),
+            );
             let (words, et) = pack(gpu, dtype, &e);
             let weights = Weights::packed(&et, dtype, v, c).unwrap();
             let xt = gpu.upload("x", &[m, c], &x).unwrap();
-            // The product goes into columns first .. first + V of wider rows whose other columns must
-            // keep their values.
-            let (first, width) = (3, v + 5);
-            let y0 = random(seed + 2, m * width);
-            let yt = gpu.upload("y", &[m, width], &y0).unwrap();
-            let d = matvec::transposed(gpu, &xt, weights, &yt, first).unwrap();
-            gpu.run_dispatches(&[d]).unwrap();
-            let product = reference::transposed(&x, &words, dtype, m, c, v);
-            let magnitude = reference::transposed(
-                &abs(&x),
-                &dtype.pack(&abs(&dtype.round(&e))),
-                dtype,
-                m,
-                c,
-                v,
-            );
-            let (mut want, mut bound) = (y0.clone(), vec![0.0; m * width]);
-            for r in 0..m {
-                for j in 0..v {
-                    want[r * width + first + j] = product[r * v + j];
-                    bound[r * width + first + j] = dot_bound(c, magnitude[r * v + j]);
+            let bt = gpu.upload("b", &[v], &b).unwrap();
+            let abs_words = dtype.pack(&abs(&dtype.round(&e)));
+            let abs_b = abs(&b);
+            for bias in [false, true] {
+                // The product goes into columns first .. first + V of wider rows whose other columns
+                // must keep their values.
+                let (first, width) = (3, v + 5);
+                let y0 = random(seed + 2, m * width);
+                let yt = gpu.upload("y", &[m, width], &y0).unwrap();
+                let d = matvec::transposed(gpu, &xt, weights, bias.then_some(&bt), &yt, first);
+                gpu.run_dispatches(&[d.unwrap()]).unwrap();
+                let product = reference::transposed(&x, &words, dtype, bias.then_some(&b), m, c, v);
+                let magnitude = reference::transposed(
+                    &abs(&x),
+                    &abs_words,
+                    dtype,
+                    bias.then_some(&abs_b),
+                    m,
+                    c,
+                    v,
+                );
+                let (mut want, mut bound) = (y0.clone(), vec![0.0; m * width]);
+                for r in 0..m {
+                    for j in 0..v {
+                        want[r * width + first + j] = product[r * v + j];
+                        bound[r * width + first + j] = dot_bound(c, magnitude[r * v + j]);
+                    }
                 }
+                // Outside the block the bound is 0: untouched, bit for bit.
+                assert_within(
+                    &format!(
+                        "transposed {} {m}x{c}x{v} bias={bias} at {first} of {width}",
+                        dtype.name()
+                    ),
+                    &gpu.read(&yt).unwrap(),
+                    &want,
+                    |i| bound[i],
+                );
             }
-            // Outside the block the bound is 0: untouched, bit for bit.
-            assert_within(
-                &format!(
-                    "transposed {} {m}x{c}x{v} at {first} of {width}",
-                    dtype.name()
-                ),
-                &gpu.read(&yt).unwrap(),
-                &want,
-                |i| bound[i],
-            );
         }
     }
 }
@@ -205,7 +215,7 @@ fn matvec_reads_16_bit_values_exactly_as_dtype_unpacks_them() {
             }
             let (_, et) = pack(gpu, dtype, &e);
             let transposed = Weights::packed(&et, dtype, len, 8).unwrap();
-            gpu.run_dispatches(&[matvec::transposed(gpu, &x, transposed, &y, 0).unwrap()])
+            gpu.run_dispatches(&[matvec::transposed(gpu, &x, transposed, None, &y, 0).unwrap()])
                 .unwrap();
             assert_same(
                 &format!("transposed, {case}"),
@@ -292,8 +302,11 @@ fn matvec_refuses_too_many_rows_and_shapes_that_do_not_fit() {
     // Transposed: the 4 rows of w as columns 5..9 of 8-wide rows do not fit.
     let x = gpu.zeros("x", &[2, 8]).unwrap();
     let y = gpu.zeros("y", &[2, 8]).unwrap();
-    assert!(matvec::transposed(gpu, &x, weights, &y, 5).is_err());
-    assert!(matvec::transposed(gpu, &x, weights, &y, 4).is_ok());
+    assert!(matvec::transposed(gpu, &x, weights, None, &y, 5).is_err());
+    assert!(matvec::transposed(gpu, &x, weights, None, &y, 4).is_ok());
+    // A bias of one value per weight row.
+    let bias = gpu.zeros("bias", &[3]).unwrap();
+    assert!(matvec::transposed(gpu, &x, weights, Some(&bias), &y, 4).is_err());
     // Packed weights must be exactly their words: 7 f16 values are 4 words.
     let packed = gpu.zeros("packed", &[3]).unwrap();
     assert!(Weights::packed(&packed, Dtype::F16, 1, 7).is_err());

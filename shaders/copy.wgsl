@@ -1,5 +1,6 @@
 // copy: y = x, elementwise. Its bench row is the adapter's achievable bandwidth, the yardstick for every
-// memory-bound kernel.
+// memory-bound kernel. Also copy_columns (a block of columns) and copy_transpose (a weight matrix's
+// transpose, in the dtype it is stored in: dtype.wgsl, the prelude, sets `dtype`).
 //
 // Bindings: x, y, params. Like every elementwise shader here it has two entry points: `_vec4` moves
 // whole vec4s (params.n counts vec4s) and is used when the element count is a multiple of 4; the plain
@@ -61,5 +62,46 @@ fn copy_columns(@builtin(workgroup_id) group: vec3<u32>, @builtin(num_workgroups
         let r = i / p.width;
         let c = i - r * p.width;
         y[r * p.y_cols + p.y_first + c] = x[r * p.x_cols + p.x_first + c];
+    }
+}
+
+// ---- copy_transpose: t[c, r] = w[r, c] for a matrix w: [rows, cols] of `dtype` values packed in u32
+// words (dtype.wgsl), t: [cols, rows] packed alike (writes t). One item per word of t: its values j
+// (one in f32; 2i and 2i + 1 in 16 bits) come from values (j % rows)·cols + j / rows of w, their bits
+// moved, not rounded. A last word of t past its values gets zero bits. Bindings: w, t, transpose.
+struct Transpose {
+    rows: u32,
+    cols: u32,
+    // Words of t.
+    words: u32,
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<storage, read> w_words: array<u32>;
+@group(0) @binding(1) var<storage, read_write> t_words: array<u32>;
+@group(0) @binding(2) var<uniform> transpose: Transpose;
+
+// The bits of value j of t (in the low 16 bits for a 16-bit dtype); zero past the last value.
+fn transposed_bits(j: u32) -> u32 {
+    let p = transpose;
+    if j >= p.rows * p.cols {
+        return 0u;
+    }
+    let source = (j % p.rows) * p.cols + j / p.rows;
+    if dtype == DTYPE_F32 {
+        return w_words[source];
+    }
+    return (w_words[source / 2u] >> (16u * (source % 2u))) & 0xffffu;
+}
+
+@compute @workgroup_size(wg)
+fn copy_transpose(@builtin(workgroup_id) group: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
+    let run = elementwise_run(transpose.words, group.x, groups.x);
+    for (var i = run.x + lane; i < run.y; i += wg) {
+        if dtype == DTYPE_F32 {
+            t_words[i] = transposed_bits(i);
+        } else {
+            t_words[i] = transposed_bits(2u * i) | (transposed_bits(2u * i + 1u) << 16u);
+        }
     }
 }

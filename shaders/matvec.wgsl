@@ -3,7 +3,8 @@
 // and y are f32, and every sum accumulates in f32.
 //
 //   matvec_forward      y[m, n] = Σ_k x[m, k] · W[k, n] (+ b[n])   W: [K, N], x: [M, K], y: [M, N]
-//   matvec_transposed   y[m, y_first + v] = Σ_c x[m, c] · E[v, c]  E: [V, C], x: [M, C], y: [M, y_cols]
+//   matvec_transposed   y[m, y_first + v] = Σ_c x[m, c] · E[v, c] (+ b[v])
+//                                                                  E: [V, C], x: [M, C], y: [M, y_cols]
 //
 // Both write y (matvec_transposed only its columns y_first .. y_first + V). In params, `k` is the inner
 // dimension (K or C) and `n` the columns computed (N or V).
@@ -283,7 +284,11 @@ fn transposed_store_row(m: u32, a: Quads, v0: u32) {
     for (var r = 0u; r < 4u; r++) {
         let s = a[r];
         if v0 + r < params.n {
-            store(m, v0 + r, (s.x + s.y) + (s.z + s.w));
+            var sum = (s.x + s.y) + (s.z + s.w);
+            if has_bias {
+                sum += bias[v0 + r];
+            }
+            store(m, v0 + r, sum);
         }
     }
 }

@@ -4,10 +4,10 @@
 //! token, nothing created).
 
 use rand::{Rng, SeedableRng};
-use wgpt::contract::HYPER_LEN;
+use wgpt::contract::{AdamWConfig, HYPER_LEN};
 use wgpt::graph::reference::{self, CpuInputs, CpuModel};
 use wgpt::graph::{StepInputs, TensorId};
-use wgpt::model::{Gpt, GptConfig, Norm, Plan};
+use wgpt::model::{Gpt, GptConfig, Norm, Optimizer, Plan};
 use wgpt::sample::{choose, sequence_rng, Generator, Sampling};
 use wgpt::Gpu;
 
@@ -126,9 +126,8 @@ fn kv_cache_logits_with_a_split_embedding_equal_the_unsplit_full_forward() {
     check_kv_cache(&gpu, &config, Some(64 * 192));
 }
 
-/// The same with an MLP 1536 wide: on a CPU adapter the decode step's MLP-out product (1536 -> 64) splits
-/// its inner dimension into two pieces summed by a second pass, through the one scratch the plan's
-/// products share.
+/// The same with an MLP 1536 wide: on a CPU adapter the decode step's MLP products read transposed
+/// copies of their 64 × 1536 and 1536 × 64 weights.
 #[test]
 fn kv_cache_logits_with_a_wide_mlp_equal_the_full_forward() {
     let gpu = Gpu::new().expect("sampling tests need a GPU adapter");
@@ -137,6 +136,51 @@ fn kv_cache_logits_with_a_wide_mlp_equal_the_full_forward() {
         ..tiny(false)
     };
     check_kv_cache(&gpu, &config, None);
+}
+
+/// On CPU adapters a generation plan's products read transposed copies of the weights, written as the
+/// plan is built: after a training step has changed the weights, a new generator's prefill (6 rows: the
+/// matrix-vector products) gives the full forward's logits over the new weights, not the old ones.
+#[test]
+fn a_generator_made_after_a_training_step_decodes_with_the_new_weights() {
+    let gpu = Gpu::new().expect("sampling tests need a GPU adapter");
+    let config = tiny(false);
+    let model = model(&gpu, &config, 7);
+    let prompt = tokens(5, 6, config.vocab_size);
+    let old = (Generator::new(&gpu, &model, 1).unwrap())
+        .prefill(&prompt, 1)
+        .unwrap();
+    let optimizer = Optimizer {
+        adamw: AdamWConfig {
+            beta1: 0.9,
+            beta2: 0.99,
+            eps: 1e-8,
+            weight_decay: 0.1,
+        },
+        max_norm: None,
+    };
+    let (step, _) = model.train_plan(&gpu, 2, 16, 1, &optimizer).unwrap();
+    let batch = tokens(6, 32, config.vocab_size);
+    let inputs = StepInputs {
+        tokens: &batch,
+        targets: &batch,
+    };
+    step.set_batch(&gpu, &inputs).unwrap();
+    step.set_step(&gpu, 11, 1, 1e-2).unwrap();
+    step.run(&gpu, false).unwrap();
+    let want = FullForward::new(&gpu, &model).next(&gpu, &prompt);
+    let moved = (old.iter().zip(&want))
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max);
+    assert!(moved > 1e-2, "the step should move the logits, by {moved}");
+    let mut after = Generator::new(&gpu, &model, 1).unwrap();
+    // The bound of check_kv_cache.
+    assert_close(
+        "after a step",
+        &after.prefill(&prompt, 1).unwrap(),
+        &want,
+        1e-4,
+    );
 }
 
 /// Every position from T = 1 to the context length: the decode step's logits (of the model split for

@@ -1,10 +1,12 @@
 //! copy rows: the adapter's achievable bandwidth, the yardstick for every memory-bound row (which read as
 //! a fraction of it), beside the host's own memcpy of the same bytes. Also the helpers the other
-//! memory-bound row groups share.
+//! memory-bound row groups share. And `copy/transpose/..`: a weight matrix transposed in each dtype.
 
 use std::time::Duration;
 
+use wgpt::dtype::Dtype;
 use wgpt::kernels::copy;
+use wgpt::kernels::matvec::Weights;
 use wgpt::reference::copy as reference;
 use wgpt::{Dispatch, Gpu, Tensor};
 
@@ -94,5 +96,30 @@ pub fn run(bench: &mut Bench) {
             std::hint::black_box(&y);
         });
         memory_row(bench, id, &[d], 8 * rows * narrow, cpu);
+    }
+    transpose_rows(bench);
+}
+
+/// GPT-2's MLP-in weights transposed in each dtype, as a decode step's copy of them is made.
+fn transpose_rows(bench: &mut Bench) {
+    let (rows, cols) = (768, 3072);
+    for dtype in Dtype::ALL {
+        let id = format!("copy/transpose/{}/{rows}x{cols}", dtype.name());
+        if !bench.wants(&id) {
+            continue;
+        }
+        let w: Vec<f32> = (0..rows * cols)
+            .map(|i| (i % 17) as f32 / 8.5 - 1.0)
+            .collect();
+        let words = dtype.pack(&w);
+        let wt = bench.gpu.upload("w", &[words.len()], &words).unwrap();
+        let tt = bench.gpu.zeros("t", &[words.len()]).unwrap();
+        let weights = Weights::packed(&wt, dtype, rows, cols).unwrap();
+        let build = || copy::transpose(&bench.gpu, weights, &tt).unwrap();
+        let d = bench.compile(&format!("copy/transpose/{}", dtype.name()), build);
+        let cpu = bench.time_cpu(|| {
+            std::hint::black_box(reference::transpose(&w, rows, cols));
+        });
+        memory_row(bench, id, &[d], 2 * 4 * words.len(), cpu);
     }
 }

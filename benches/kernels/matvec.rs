@@ -143,7 +143,7 @@ fn transposed(
             let rows = piece.min(v - first);
             let e = weights(gpu, dtype, rows * c);
             let weights = Weights::packed(&e, dtype, rows, c).unwrap();
-            let build = || matvec::transposed(gpu, &x, weights, &y, first).unwrap();
+            let build = || matvec::transposed(gpu, &x, weights, None, &y, first).unwrap();
             dispatches.push(if compile && copy == 0 && first == 0 {
                 bench.compile(&format!("matvec/transposed/{}", dtype.name()), build)
             } else {

@@ -123,6 +123,11 @@ impl Graph {
         TensorId(self.tensors.len() - 1)
     }
 
+    /// Whether the graph generates: it reads or writes key/value caches ([`Storage::Cache`]).
+    pub fn generates(&self) -> bool {
+        (self.tensors.iter()).any(|t| matches!(t.storage, Storage::Cache(_)))
+    }
+
     /// A new activation named `name`.
     pub fn activation(&mut self, name: impl Into<String>, shape: &[usize]) -> TensorId {
         self.tensor(name, shape, Storage::Activation)

@@ -14,7 +14,7 @@ use crate::dtype::Dtype;
 use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, GpuTimer, Readback, Submission, Tensor, Timeline};
 use crate::graph::autodiff::{BUCKETS, POSITIONS};
-use crate::graph::ops::{ArenaChunk, Arenas, Lowering, MatvecPart};
+use crate::graph::ops::{ArenaChunk, Arenas, Lowering, TransposedWeights};
 use crate::graph::planner::{peak_live_len, ArenaLayout, Lifetime, SlotLayout};
 use crate::graph::{Graph, Op, Piece, Storage, Work};
 use crate::kernels::{adamw, embedding, gradnorm, matmul};
@@ -43,6 +43,8 @@ pub struct Shared {
     /// piece of its training graphs reads ([`Op::WorkingCopy`] packs them from `params`); made by
     /// [`Shared::working_copy`] when first needed.
     pub working: OnceLock<WorkingCopy>,
+    /// Weights transposed for the matrix-vector products, made by the plans that read them.
+    pub transposed: TransposedWeights,
 }
 
 /// The 16-bit working copy of a model's weights: its chunks (of at most one binding each) and one
@@ -134,6 +136,7 @@ impl Shared {
             hyper: gpu.zeros("adamw hyper", &[HYPER_LEN])?,
             norm: gpu.zeros("gradient norm", &[gradnorm::OUT_LEN])?,
             working: OnceLock::new(),
+            transposed: TransposedWeights::default(),
         })
     }
 
@@ -174,7 +177,8 @@ pub struct MemoryReport {
     pub scratch: u64,
     /// Tensors kept from step to step (a generator's key/value caches, shared by its plans).
     pub caches: u64,
-    /// A mixed-precision model's 16-bit working copy of its weights.
+    /// Copies of the weights that plans read instead of the parameters: a mixed-precision model's
+    /// 16-bit working copy, and the transposed weights of decode steps on CPU adapters.
     pub working: u64,
     /// Activations alive at once at the worst op: the analytical minimum for them.
     pub activations_min: u64,
@@ -424,7 +428,6 @@ impl Plan {
             tensors.push(t);
         }
 
-        let matvec_part = MatvecPart::default();
         let cx = Lowering {
             gpu,
             graph,
@@ -435,8 +438,9 @@ impl Plan {
             arenas: &shared.arenas,
             masters: &shared.params,
             matmul: matmul::Variant::best(gpu),
-            matvec_part: &matvec_part,
+            transposed: &shared.transposed,
         };
+        cx.transpose_weights()?;
         let (mut dispatches, mut update) = (Vec::new(), Vec::new());
         let mut ops = Vec::with_capacity(graph.ops.len());
         let param_len = (shared.arenas.bytes() / 4) as usize;
@@ -476,12 +480,8 @@ impl Plan {
         let state = shared.random_state.bytes() + shared.hyper.bytes() + shared.norm.bytes();
         let memory = MemoryReport {
             caches: cache_bytes,
-            working: shared.working.get().map_or(0, WorkingCopy::bytes),
-            ..placement.report(
-                graph,
-                shared.arenas.bytes(),
-                scratch + state + matvec_part.bytes.get(),
-            )
+            working: shared.working.get().map_or(0, WorkingCopy::bytes) + shared.transposed.bytes(),
+            ..placement.report(graph, shared.arenas.bytes(), scratch + state)
         };
         let readback = keep.first().map(|id| {
             let t = tensors[id.0].clone();

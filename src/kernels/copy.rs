@@ -4,6 +4,10 @@
 //! (writes that block of `y`): the pieces of a vocabulary split over several head products placed into
 //! the whole logits, and the logits' gradient taken apart again.
 //!
+//! [`transpose`]: a weight matrix `w: [rows, cols]` of any [`crate::dtype::Dtype`] ([`Weights`]) into
+//! `t: [cols, rows]` of the same dtype (writes `t`): a decode step's matrix-vector products on CPU
+//! adapters read their weights transposed ([`crate::kernels::matvec::transposed`]).
+//!
 //! The bench's `copy` row is the adapter's achievable bandwidth, the yardstick for every memory-bound
 //! kernel; [`crate::kernels::dropout`] also uses it for `p = 0`.
 
@@ -13,8 +17,9 @@ use crate::error::{Error, Result};
 use crate::gpu::{Binding, Dispatch, Gpu, Kernel, Shader, Tensor};
 use crate::kernels::check::{expect_len, to_u32};
 use crate::kernels::grid::{count, elementwise, elementwise_shape};
+use crate::kernels::weights::Weights;
 
-pub const SHADER: Shader = crate::shader!("copy", ["elementwise"]);
+pub const SHADER: Shader = crate::shader!("copy", ["elementwise", "dtype"]);
 
 /// `y = x`; writes `y`.
 pub fn forward(gpu: &Gpu, x: &Tensor, y: &Tensor) -> Result<Dispatch> {
@@ -84,6 +89,39 @@ pub fn columns(
     let bindings = [Binding::Read(x), Binding::ReadWrite(y)];
     let workgroups = [workgroups, 1, 1];
     Dispatch::new(gpu, &kernel, &bindings, &params, workgroups)
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+struct Transpose {
+    rows: u32,
+    cols: u32,
+    words: u32,
+    _pad: u32,
+}
+
+/// `t[c, r] = w[r, c]`: `t` holds `w`'s transpose `[cols, rows]` in `w`'s dtype, packed alike (16-bit
+/// values moved, not rounded); writes `t`.
+pub fn transpose(gpu: &Gpu, w: Weights, t: &Tensor) -> Result<Dispatch> {
+    let words = w.dtype.words(w.rows * w.cols);
+    expect_len("copy transpose output", t, words)?;
+    let what = "copy transpose";
+    let params = Transpose {
+        rows: to_u32(what, w.rows)?,
+        cols: to_u32(what, w.cols)?,
+        words: to_u32(what, words)?,
+        _pad: 0,
+    };
+    // Values j of t up to 2·words.
+    to_u32(what, 2 * words)?;
+    let (wg, workgroups) = elementwise_shape(gpu, words);
+    let kernel = Kernel {
+        shader: SHADER,
+        entry: "copy_transpose",
+        constants: vec![("wg", wg as f64), ("dtype", w.dtype.code() as f64)],
+    };
+    let bindings = [Binding::Read(w.tensor), Binding::ReadWrite(t)];
+    Dispatch::new(gpu, &kernel, &bindings, &params, [workgroups, 1, 1])
 }
 
 fn last(t: &Tensor) -> usize {

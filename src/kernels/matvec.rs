@@ -2,13 +2,16 @@
 //! Memory-bound, so the weights may be stored in 16 bits ([`crate::dtype::Dtype`], packed two per word); `x`, `b`
 //! and `y` are f32 and every sum accumulates in f32.
 //!
-//! - [`forward`]: `x: [M, K], w: [K, N], b: [N] -> y: [M, N]`, `y = x·w + b` (writes `y`): the linear
-//!   layers, weights stored `[in, out]` as GPT-2 stores them. On CPU adapters a product with few
-//!   columns and many rows (GPT-2's MLP out, 3072 → 768) splits K into pieces summed by a second pass,
-//!   through a scratch of [`part_len`] floats that the caller provides (a plan shares one).
-//! - [`transposed`]: `x: [M, C], e: [V, C] -> y: [M, Y]`, `y[:, first .. first + V] = x·eᵀ` (writes those
-//!   columns of `y`, the others keep their values): the output head reading the token embedding, or a
-//!   piece of it split by rows, straight into its columns of the logits.
+//! - [`forward`]: `x: [M, K], w: [K, N], b: [N] -> y: [M, N]`, `y = x·w + b` (writes `y`): a linear
+//!   layer over its weights as stored, `[in, out]` as GPT-2 stores them, without a transposed copy (the
+//!   bench's baseline for the decode path, which reads one: see [`transposed`]). On CPU adapters a
+//!   product with few columns and many rows (GPT-2's MLP out, 3072 → 768) splits K into pieces summed
+//!   by a second pass, through a scratch of [`part_len`] floats that the caller provides.
+//! - [`transposed`]: `x: [M, C], e: [V, C], b: [V] -> y: [M, Y]`, `y[:, first .. first + V] = x·eᵀ + b`
+//!   (writes those columns of `y`, the others keep their values): the output head reading the token
+//!   embedding, or a piece of it split by rows, straight into its columns of the logits; and a decode
+//!   step's linear layers on CPU adapters, from a transposed copy of their weights (`[out, in]`, rows
+//!   read in order: 1.2-1.7x the GB/s of [`forward`] at GPT-2's shapes).
 //!
 //! `x` may have any leading shape (`[B, T, C]`): its last dimension is the inner one and the rest are
 //! rows. The weights come as [`Weights`]: a tensor, its dtype and its logical shape.
@@ -154,10 +157,20 @@ pub fn forward(
     Ok(vec![product(part, false)?, sum.dispatch(gpu)?])
 }
 
-/// `y[:, first .. first + V] = x·eᵀ`, `e: [V, C]`, `y: [M, Y]` with `first + V ≤ Y`; writes those
-/// columns of `y`.
-pub fn transposed(gpu: &Gpu, x: &Tensor, e: Weights, y: &Tensor, first: usize) -> Result<Dispatch> {
+/// `y[:, first .. first + V] = x·eᵀ (+ b)`, `e: [V, C]`, `b: [V]`, `y: [M, Y]` with `first + V ≤ Y`;
+/// writes those columns of `y`.
+pub fn transposed(
+    gpu: &Gpu,
+    x: &Tensor,
+    e: Weights,
+    b: Option<&Tensor>,
+    y: &Tensor,
+    first: usize,
+) -> Result<Dispatch> {
     let (v, c) = (e.rows, e.cols);
+    if let Some(b) = b {
+        expect_len("matvec transposed bias", b, v)?;
+    }
     let m = rows("matvec transposed input", x, c)?;
     let y_cols = y.shape.last().copied().unwrap_or(1);
     if y.len() != m * y_cols || first + v > y_cols {
@@ -180,8 +193,8 @@ pub fn transposed(gpu: &Gpu, x: &Tensor, e: Weights, y: &Tensor, first: usize) -
         },
         m,
         w: e,
-        tensors: [x, x, y],
-        has_bias: false,
+        tensors: [x, b.unwrap_or(x), y],
+        has_bias: b.is_some(),
         params: Params {
             k: to_u32(what, c)?,
             n: to_u32(what, v)?,

@@ -428,7 +428,9 @@ impl Gpt {
         self.generation_plan(gpu, model, caches)
     }
 
-    /// Compiles a graph over the parameters and `caches`, reading back its logits.
+    /// Compiles a graph over the parameters and `caches`, reading back its logits. On CPU adapters its
+    /// matrix-vector products read transposed copies of the weights made as it is built (see
+    /// [`crate::graph::ops::TransposedWeights`]): a generation plan runs with the weights of then.
     fn generation_plan(
         &self,
         gpu: &Gpu,

@@ -15,3 +15,10 @@ pub fn columns(
         yr[y_first..y_first + width].copy_from_slice(&xr[x_first..x_first + width]);
     }
 }
+
+/// `t[c, r] = w[r, c]` for row-major `w: [rows, cols]`: `t: [cols, rows]`.
+pub fn transpose(w: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    (0..cols * rows)
+        .map(|j| w[(j % rows) * cols + j / rows])
+        .collect()
+}

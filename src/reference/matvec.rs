@@ -19,14 +19,23 @@ pub fn forward(
     matmul::forward(x, &dtype.unpack(w_words, k * n), b, m, k, n)
 }
 
-/// `x·eᵀ: [m, v]` for `e: [v, c]` packed in `e_words` (matmul's input-gradient product).
+/// `x·eᵀ + b: [m, v]` for `e: [v, c]` packed in `e_words` (matmul's input-gradient product, then the
+/// bias).
+#[allow(clippy::too_many_arguments)]
 pub fn transposed(
     x: &[f32],
     e_words: &[u32],
     dtype: Dtype,
+    b: Option<&[f32]>,
     m: usize,
     c: usize,
     v: usize,
 ) -> Vec<f32> {
-    matmul::backward_input(x, &dtype.unpack(e_words, v * c), m, v, c)
+    let mut y = matmul::backward_input(x, &dtype.unpack(e_words, v * c), m, v, c);
+    if let Some(b) = b {
+        for row in y.chunks_mut(v) {
+            row.iter_mut().zip(b).for_each(|(y, b)| *y += b);
+        }
+    }
+    y
 }
