@@ -3,11 +3,14 @@
 //! weights against the f32 ones they were rounded from.
 
 use wgpt::dtype::Dtype;
-use wgpt::kernels::matvec::{self, Weights, MAX_ROWS};
+use wgpt::kernels::matvec::{self, Epilogue, Weights, MAX_ROWS};
+use wgpt::kernels::{gelu, residual};
+use wgpt::reference::gelu as gelu_reference;
 use wgpt::reference::matvec as reference;
 use wgpt::{Dispatch, Gpu, Tensor};
 
 use crate::common::{assert_within, gpu, random, F32_EPS};
+use crate::gelu::forward_bound;
 
 /// (M, K, N) of `forward` and (M, C, V) of `transposed`: one element; K = 1; inner dimensions that are
 /// not multiples of 4 (the value-by-value entry points); columns that are multiples of 4 but not of 8
@@ -125,7 +128,8 @@ fn matvec_transposed_matches_reference_and_writes_only_its_columns() {
                 let (first, width) = (3, v + 5);
                 let y0 = random(seed + 2, m * width);
                 let yt = gpu.upload("y", &[m, width], &y0).unwrap();
-                let d = matvec::transposed(gpu, &xt, weights, bias.then_some(&bt), &yt, first);
+                let bias_t = bias.then_some(&bt);
+                let d = matvec::transposed(gpu, &xt, weights, bias_t, Epilogue::None, &yt, first);
                 gpu.run_dispatches(&[d.unwrap()]).unwrap();
                 let product = reference::transposed(&x, &words, dtype, bias.then_some(&b), m, c, v);
                 let magnitude = reference::transposed(
@@ -215,7 +219,16 @@ fn matvec_reads_16_bit_values_exactly_as_dtype_unpacks_them() {
             }
             let (_, et) = pack(gpu, dtype, &e);
             let transposed = Weights::packed(&et, dtype, len, 8).unwrap();
-            gpu.run_dispatches(&[matvec::transposed(gpu, &x, transposed, None, &y, 0).unwrap()])
+            gpu.run_dispatches(&[matvec::transposed(
+                gpu,
+                &x,
+                transposed,
+                None,
+                Epilogue::None,
+                &y,
+                0,
+            )
+            .unwrap()])
                 .unwrap();
             assert_same(
                 &format!("transposed, {case}"),
@@ -302,14 +315,92 @@ fn matvec_refuses_too_many_rows_and_shapes_that_do_not_fit() {
     // Transposed: the 4 rows of w as columns 5..9 of 8-wide rows do not fit.
     let x = gpu.zeros("x", &[2, 8]).unwrap();
     let y = gpu.zeros("y", &[2, 8]).unwrap();
-    assert!(matvec::transposed(gpu, &x, weights, None, &y, 5).is_err());
-    assert!(matvec::transposed(gpu, &x, weights, None, &y, 4).is_ok());
-    // A bias of one value per weight row.
+    let none = Epilogue::None;
+    assert!(matvec::transposed(gpu, &x, weights, None, none, &y, 5).is_err());
+    assert!(matvec::transposed(gpu, &x, weights, None, none, &y, 4).is_ok());
+    // A bias of one value per weight row; an epilogue's tensor shaped as y.
     let bias = gpu.zeros("bias", &[3]).unwrap();
-    assert!(matvec::transposed(gpu, &x, weights, Some(&bias), &y, 4).is_err());
+    assert!(matvec::transposed(gpu, &x, weights, Some(&bias), none, &y, 4).is_err());
+    let short = gpu.zeros("pre", &[2, 4]).unwrap();
+    let gelu = Epilogue::Gelu { pre: &short };
+    assert!(matvec::transposed(gpu, &x, weights, None, gelu, &y, 4).is_err());
     // Packed weights must be exactly their words: 7 f16 values are 4 words.
     let packed = gpu.zeros("packed", &[3]).unwrap();
     assert!(Weights::packed(&packed, Dtype::F16, 1, 7).is_err());
     let packed = gpu.zeros("packed", &[4]).unwrap();
     assert!(Weights::packed(&packed, Dtype::F16, 1, 7).is_ok());
+}
+
+/// The transposed product's epilogues store the bits of the product followed by the gelu or the
+/// residual kernel (each checked against its reference on its own), in every dtype, on every shape but
+/// the head's (a linear layer's output is never 50257 wide), with the bias and into columns of wider
+/// rows: compared exactly.
+#[test]
+fn matvec_transposed_epilogues_store_the_bits_of_the_unfused_kernels() {
+    let gpu = gpu();
+    let shapes = SHAPES.iter().filter(|&&(_, _, v)| v < 50257);
+    for dtype in Dtype::ALL {
+        for (i, &(m, c, v)) in shapes.clone().enumerate() {
+            let seed = 900 + i as u64;
+            let (x, e, b) = (
+                random(seed, m * c),
+                random(seed + 1, v * c),
+                random(seed + 2, v),
+            );
+            let (_, et) = pack(gpu, dtype, &e);
+            let e = Weights::packed(&et, dtype, v, c).unwrap();
+            let (first, width) = (3, v + 5);
+            let upload = |name, values: &[f32], shape: &[usize]| gpu.upload(name, shape, values);
+            let xt = upload("x", &x, &[m, c]).unwrap();
+            let bt = upload("b", &b, &[v]).unwrap();
+            let stream = random(seed + 3, m * width);
+            let case = |what: &str| format!("{what} {} {m}x{c}x{v}", dtype.name());
+            let read = |t: &Tensor| gpu.read(t).unwrap();
+            let product = |epilogue, y: &Tensor| {
+                let d = matvec::transposed(gpu, &xt, e, Some(&bt), epilogue, y, first).unwrap();
+                gpu.run_dispatches(&[d]).unwrap();
+            };
+
+            // GELU: the product into pre, then gelu(pre) into y.
+            let (pre0, y0) = (
+                gpu.zeros("pre", &[m, width]).unwrap(),
+                gpu.zeros("y", &[m, width]).unwrap(),
+            );
+            product(Epilogue::None, &pre0);
+            gpu.run_dispatches(&[gelu::forward(gpu, &pre0, &y0).unwrap()])
+                .unwrap();
+            let (pre1, y1) = (
+                gpu.zeros("pre", &[m, width]).unwrap(),
+                gpu.zeros("y", &[m, width]).unwrap(),
+            );
+            product(Epilogue::Gelu { pre: &pre1 }, &y1);
+            let pre = read(&pre1);
+            assert_within(&case("gelu pre"), &pre, &read(&pre0), |_| 0.0);
+            // The bits of the gelu kernel here, and (portably: tanh differs by an ulp between
+            // compilers, as the browser test replays the case) the reference GELU of pre within the
+            // gelu test's bound. Columns outside the block: gelu(0) = 0.
+            let (got, want) = (read(&y1), gelu_reference::forward(&pre));
+            assert_eq!(got, read(&y0), "{}", case("gelu"));
+            assert_within(&case("gelu"), &got, &want, |i| {
+                forward_bound(pre[i], want[i])
+            });
+
+            // Residual: the product into y, then the stream added; fused, y = product + stream where
+            // the block is and y's own values elsewhere (zero here, as the stream is not written).
+            let y0 = upload("y", &vec![0.0; m * width], &[m, width]).unwrap();
+            product(Epilogue::None, &y0);
+            let st = upload("stream", &stream, &[m, width]).unwrap();
+            gpu.run_dispatches(&[residual::accumulate(gpu, &st, &y0).unwrap()])
+                .unwrap();
+            let y1 = gpu.zeros("y", &[m, width]).unwrap();
+            product(Epilogue::Residual { stream: &st }, &y1);
+            let (mut want, got) = (read(&y0), read(&y1));
+            for r in 0..m {
+                for j in (0..width).filter(|&j| j < first || j >= first + v) {
+                    want[r * width + j] = 0.0;
+                }
+            }
+            assert_within(&case("residual"), &got, &want, |_| 0.0);
+        }
+    }
 }

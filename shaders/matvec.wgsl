@@ -6,8 +6,8 @@
 //   matvec_transposed   y[m, y_first + v] = Σ_c x[m, c] · E[v, c] (+ b[v])
 //                                                                  E: [V, C], x: [M, C], y: [M, y_cols]
 //
-// Both write y (matvec_transposed only its columns y_first .. y_first + V). In params, `k` is the inner
-// dimension (K or C) and `n` the columns computed (N or V).
+// Both write y (matvec_transposed only its columns y_first .. y_first + V, and through its `epilogue`:
+// see below). In params, `k` is the inner dimension (K or C) and `n` the columns computed (N or V).
 //
 // matvec_forward_vec4 may split K into pieces of `params.piece` rows, one per workgroup row of the grid,
 // each writing its partial sums to a scratch [pieces, M, N] that matvec_forward_sum adds up (with the
@@ -72,12 +72,21 @@ struct Params {
 override rows: u32 = 1u;
 override has_bias: bool = false;
 override wg: u32 = 8u;
+// What matvec_transposed's store applies to a sum (with its bias): nothing; GELU (the sum goes to `side`
+// as the pre-activation, its GELU to y); or a residual add (y = side + sum, side the stream). The
+// same bits as the gelu and residual kernels after a plain product, in one dispatch instead of two.
+const EPILOGUE_NONE: u32 = 0u;
+const EPILOGUE_GELU: u32 = 1u;
+const EPILOGUE_RESIDUAL: u32 = 2u;
+override epilogue: u32 = EPILOGUE_NONE;
 
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> w: array<u32>;
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
-@group(0) @binding(4) var<uniform> params: Params;
+// The epilogue's pre-activation or stream, shaped as y (an unused slot for the other entry points).
+@group(0) @binding(4) var<storage, read_write> side: array<f32>;
+@group(0) @binding(5) var<uniform> params: Params;
 
 @group(0) @binding(0) var<storage, read> x4: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> w4: array<vec4<u32>>;
@@ -288,7 +297,15 @@ fn transposed_store_row(m: u32, a: Quads, v0: u32) {
             if has_bias {
                 sum += bias[v0 + r];
             }
-            store(m, v0 + r, sum);
+            let at = m * params.y_cols + params.y_first + v0 + r;
+            if epilogue == EPILOGUE_GELU {
+                side[at] = sum;
+                y[at] = gelu_f32(sum);
+            } else if epilogue == EPILOGUE_RESIDUAL {
+                y[at] = sum + side[at];
+            } else {
+                y[at] = sum;
+            }
         }
     }
 }

@@ -1,12 +1,14 @@
 //! matvec rows: a GPT-2 decode step's products (one row) for every weight dtype, memory-bound, so in GB/s
 //! of the bytes actually read and written (the weights as stored, x, the bias, y) beside the copy row,
 //! with the weights read from memory as the copy row's are; `vs_cpu` is against `matrixmultiply`'s
-//! multithreaded sgemm of the same f32 product.
+//! multithreaded sgemm of the same f32 product. The transposed product's epilogues (GELU, the residual
+//! add) have rows beside the product followed by the epilogue's own kernel.
 
 use std::time::Duration;
 
 use wgpt::dtype::Dtype;
-use wgpt::kernels::matvec::{self, Weights};
+use wgpt::kernels::matvec::{self, Epilogue, Weights};
+use wgpt::kernels::{gelu, residual};
 use wgpt::{Dispatch, Gpu, Tensor};
 
 use crate::copy::memory_row;
@@ -57,6 +59,58 @@ pub fn run(bench: &mut Bench) {
                 };
                 // The CPU does the products as many times (from cache: a lower bound).
                 memory_row(bench, id, &dispatches, bytes, cpu * copies);
+            }
+        }
+    }
+    epilogue_rows(bench);
+}
+
+/// The transposed product with its epilogue applied as it stores (`matvec/transposed_<epilogue>/..`)
+/// beside the product followed by the epilogue's own kernel (`../unfused/..`): GELU after MLP in
+/// (768 → 3072), the residual add after MLP out (3072 → 768), one token, over copies of the weights.
+fn epilogue_rows(bench: &mut Bench) {
+    for (name, (m, c, v)) in [("gelu", (1, 768, 3072)), ("residual", (1, 3072, 768))] {
+        for dtype in Dtype::ALL {
+            let shape = format!("{}/{m}x{c}x{v}", dtype.name());
+            let fused_id = format!("matvec/transposed_{name}/{shape}");
+            let unfused_id = format!("matvec/transposed_{name}/unfused/{shape}");
+            if !bench.wants(&fused_id) && !bench.wants(&unfused_id) {
+                continue;
+            }
+            let gpu = &bench.gpu;
+            let (x, side, y) = (
+                activations(gpu, &[m, c]),
+                activations(gpu, &[m, v]),
+                activations(gpu, &[m, v]),
+            );
+            let copies = FORWARD_BYTES.div_ceil(4 * dtype.words(c * v));
+            let es: Vec<Tensor> = (0..copies).map(|_| weights(gpu, dtype, c * v)).collect();
+            let (mut fused, mut unfused) = (Vec::new(), Vec::new());
+            for et in &es {
+                let e = Weights::packed(et, dtype, v, c).unwrap();
+                let epilogue = match name {
+                    "gelu" => Epilogue::Gelu { pre: &side },
+                    _ => Epilogue::Residual { stream: &side },
+                };
+                let product =
+                    |epilogue, y| matvec::transposed(gpu, &x, e, None, epilogue, y, 0).unwrap();
+                fused.push(product(epilogue, &y));
+                unfused.push(product(
+                    Epilogue::None,
+                    if name == "gelu" { &side } else { &y },
+                ));
+                unfused.push(match name {
+                    "gelu" => gelu::forward(gpu, &side, &y).unwrap(),
+                    _ => residual::accumulate(gpu, &side, &y).unwrap(),
+                });
+            }
+            let cpu = cpu_baseline(bench, "transposed", (m, c, v)) * copies as u32;
+            // Weights, x, y written, and pre written or the stream read.
+            let bytes = copies * 4 * (dtype.words(c * v) + m * c + 2 * m * v);
+            for (id, dispatches) in [(fused_id, fused), (unfused_id, unfused)] {
+                if bench.wants(&id) {
+                    memory_row(bench, id, &dispatches, bytes, cpu);
+                }
             }
         }
     }
@@ -143,7 +197,8 @@ fn transposed(
             let rows = piece.min(v - first);
             let e = weights(gpu, dtype, rows * c);
             let weights = Weights::packed(&e, dtype, rows, c).unwrap();
-            let build = || matvec::transposed(gpu, &x, weights, None, &y, first).unwrap();
+            let build =
+                || matvec::transposed(gpu, &x, weights, None, Epilogue::None, &y, first).unwrap();
             dispatches.push(if compile && copy == 0 && first == 0 {
                 bench.compile(&format!("matvec/transposed/{}", dtype.name()), build)
             } else {

@@ -842,9 +842,9 @@ impl Op {
                     rmsnorm::backward_params(gpu, x, rstd, dy, cx.t(*dgain))?,
                 ]
             }
-            // The matrix-vector kernels read the weights' transposed copy and have no epilogues: the
-            // product, then the epilogue's own kernel (with dropout that would need a temporary: those
-            // take matmul's thin kernels instead).
+            // The matrix-vector kernels read the weights' transposed copy and apply GELU or the
+            // residual add as they store (with dropout, which they do not apply, a product takes
+            // matmul's thin kernels instead).
             Op::Linear {
                 x,
                 w,
@@ -856,17 +856,15 @@ impl Op {
             {
                 let (copy, w) = cx.transposed(*w)?;
                 let e = Weights::packed(&copy, w.dtype, w.cols, w.rows)?;
+                let fused = match *epilogue {
+                    Epilogue::None => matvec::Epilogue::None,
+                    Epilogue::Gelu { pre } => matvec::Epilogue::Gelu { pre: cx.t(pre) },
+                    Epilogue::Residual { stream, .. } => matvec::Epilogue::Residual {
+                        stream: cx.t(stream),
+                    },
+                };
                 let (x, b, out) = (cx.t(*x), cx.opt(b), cx.t(*out));
-                let product = |y| matvec::transposed(gpu, x, e, b, y, 0);
-                match *epilogue {
-                    Epilogue::None => vec![product(out)?],
-                    Epilogue::Gelu { pre } => {
-                        vec![product(cx.t(pre))?, gelu::forward(gpu, cx.t(pre), out)?]
-                    }
-                    Epilogue::Residual { stream, .. } => {
-                        vec![product(out)?, residual::accumulate(gpu, cx.t(stream), out)?]
-                    }
-                }
+                vec![matvec::transposed(gpu, x, e, b, fused, out, 0)?]
             }
             Op::Linear {
                 x,
@@ -917,6 +915,7 @@ impl Op {
                 cx.t(*x),
                 cx.weights(*w)?,
                 None,
+                matvec::Epilogue::None,
                 cx.t(*out),
                 0,
             )?],

@@ -11,7 +11,8 @@
 //!   (writes those columns of `y`, the others keep their values): the output head reading the token
 //!   embedding, or a piece of it split by rows, straight into its columns of the logits; and a decode
 //!   step's linear layers on CPU adapters, from a transposed copy of their weights (`[out, in]`, rows
-//!   read in order: 1.2-1.7x the GB/s of [`forward`] at GPT-2's shapes).
+//!   read in order: 1.2-1.7x the GB/s of [`forward`] at GPT-2's shapes), with GELU or the residual add
+//!   applied as it stores ([`Epilogue`]).
 //!
 //! `x` may have any leading shape (`[B, T, C]`): its last dimension is the inner one and the rest are
 //! rows. The weights come as [`Weights`]: a tensor, its dtype and its logical shape.
@@ -23,11 +24,14 @@ use crate::gpu::{Binding, Dispatch, Gpu, Kernel, Shader, Tensor};
 use crate::kernels::check::{expect_len, rows, to_u32};
 pub use crate::kernels::weights::Weights;
 
-pub const SHADER: Shader = crate::shader!("matvec", ["dtype"]);
+pub const SHADER: Shader = crate::shader!("matvec", ["dtype", "gelu_math"]);
 /// The vec4 products with x shared across lanes, apart because naga validates a whole module and
 /// subgroup operations need the device's SUBGROUP feature.
-pub const SUBGROUP_SHADER: Shader =
-    crate::shader!("matvec_subgroup", ["dtype", "matvec"], subgroups = 8);
+pub const SUBGROUP_SHADER: Shader = crate::shader!(
+    "matvec_subgroup",
+    ["dtype", "gelu_math", "matvec"],
+    subgroups = 8
+);
 
 /// The most rows a product may have: each invocation keeps every row's sums in registers. Larger
 /// products belong to [`crate::kernels::matmul`].
@@ -121,6 +125,7 @@ pub fn forward(
             w,
             tensors: [x, b.unwrap_or(x), out],
             has_bias,
+            epilogue: Epilogue::None,
             params,
             // Invocations own 16 columns and walk their piece of K in steps of 4.
             invocations: n.div_ceil(16),
@@ -145,6 +150,7 @@ pub fn forward(
         w,
         tensors: [part, b.unwrap_or(part), y],
         has_bias: b.is_some(),
+        epilogue: Epilogue::None,
         params: Params {
             k: to_u32(what, pieces)?,
             ..params
@@ -157,19 +163,47 @@ pub fn forward(
     Ok(vec![product(part, false)?, sum.dispatch(gpu)?])
 }
 
-/// `y[:, first .. first + V] = x·eᵀ (+ b)`, `e: [V, C]`, `b: [V]`, `y: [M, Y]` with `first + V ≤ Y`;
-/// writes those columns of `y`.
+/// What [`transposed`] applies to each sum (with its bias) as it stores it: the same bits as the gelu
+/// and residual kernels run after a plain product, in one dispatch instead of two. `pre` and `stream`
+/// are shaped as `y`.
+#[derive(Clone, Copy, Debug)]
+pub enum Epilogue<'a> {
+    /// `y = x·eᵀ + b`.
+    None,
+    /// `pre = x·eᵀ + b`, `y = gelu(pre)` (writes both).
+    Gelu { pre: &'a Tensor },
+    /// `y = x·eᵀ + b + stream` (the residual add into the stream's next value).
+    Residual { stream: &'a Tensor },
+}
+
+impl Epilogue<'_> {
+    /// `EPILOGUE_*` in matvec.wgsl.
+    fn code(self) -> u32 {
+        match self {
+            Epilogue::None => 0,
+            Epilogue::Gelu { .. } => 1,
+            Epilogue::Residual { .. } => 2,
+        }
+    }
+}
+
+/// `y[:, first .. first + V] = x·eᵀ (+ b)`, `e: [V, C]`, `b: [V]`, `y: [M, Y]` with `first + V ≤ Y`,
+/// through `epilogue`; writes those columns of `y` (and of an epilogue's `pre`).
 pub fn transposed(
     gpu: &Gpu,
     x: &Tensor,
     e: Weights,
     b: Option<&Tensor>,
+    epilogue: Epilogue,
     y: &Tensor,
     first: usize,
 ) -> Result<Dispatch> {
     let (v, c) = (e.rows, e.cols);
     if let Some(b) = b {
         expect_len("matvec transposed bias", b, v)?;
+    }
+    if let Epilogue::Gelu { pre: side } | Epilogue::Residual { stream: side } = epilogue {
+        expect_len("matvec transposed epilogue", side, y.len())?;
     }
     let m = rows("matvec transposed input", x, c)?;
     let y_cols = y.shape.last().copied().unwrap_or(1);
@@ -195,6 +229,7 @@ pub fn transposed(
         w: e,
         tensors: [x, b.unwrap_or(x), y],
         has_bias: b.is_some(),
+        epilogue,
         params: Params {
             k: to_u32(what, c)?,
             n: to_u32(what, v)?,
@@ -219,6 +254,8 @@ struct Launch<'a> {
     /// x, the bias (x when there is none) and y.
     tensors: [&'a Tensor; 3],
     has_bias: bool,
+    /// What the transposed product's store applies.
+    epilogue: Epilogue<'a>,
     params: Params,
     invocations: usize,
     /// Workgroup rows of the grid (pieces of K).
@@ -263,9 +300,14 @@ impl Launch<'_> {
                 ("dtype", self.w.dtype.code() as f64),
                 ("wg", wg as f64),
                 ("has_bias", self.has_bias as u32 as f64),
+                ("epilogue", self.epilogue.code() as f64),
             ],
         };
         let [x, bias, y] = self.tensors;
+        let side = match self.epilogue {
+            Epilogue::None => &gpu.unused(0)?,
+            Epilogue::Gelu { pre: t } | Epilogue::Residual { stream: t } => t,
+        };
         // No rows: nothing to compute, and a dispatch of no workgroups records nothing.
         let invocations = if self.m == 0 { 0 } else { self.invocations };
         Dispatch::new(
@@ -276,6 +318,7 @@ impl Launch<'_> {
                 Binding::Read(self.w.tensor),
                 Binding::Read(bias),
                 Binding::ReadWrite(y),
+                Binding::ReadWrite(side),
             ],
             &self.params,
             // Past the dispatch limit (some million columns) Dispatch::new refuses, naming it.
