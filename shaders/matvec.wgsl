@@ -99,8 +99,13 @@ alias Quads = array<vec4<f32>, 4>;
 // Running sums: one Quads per row of x.
 alias Acc = array<Quads, 8>;
 
+// Where y[m, col] (of the columns computed) is; the epilogue's side tensor is laid out alike.
+fn y_at(m: u32, col: u32) -> u32 {
+    return m * params.y_cols + params.y_first + col;
+}
+
 fn store(m: u32, col: u32, v: f32) {
-    y[m * params.y_cols + params.y_first + col] = v;
+    y[y_at(m, col)] = v;
 }
 
 // Value i of the weights, through the scalar view.
@@ -297,7 +302,7 @@ fn transposed_store_row(m: u32, a: Quads, v0: u32) {
             if has_bias {
                 sum += bias[v0 + r];
             }
-            let at = m * params.y_cols + params.y_first + v0 + r;
+            let at = y_at(m, v0 + r);
             if epilogue == EPILOGUE_GELU {
                 side[at] = sum;
                 y[at] = gelu_f32(sum);

@@ -76,10 +76,7 @@ fn decode_rows(bench: &mut Bench, name: &str, n: usize, (dtype, suffix): (Dtype,
         .into_iter()
         .filter(|v| v.fits(&bench.gpu, sh.head_dim, CONTEXT, dtype))
         .flat_map(|variant| {
-            let tag = match variant {
-                Variant::Chunks => String::new(),
-                _ => format!("{}/", variant.name()),
-            };
+            let tag = named(variant).map_or(String::new(), |n| format!("{n}/"));
             POSITIONS.map(|pos| {
                 (
                     variant,
@@ -126,10 +123,7 @@ fn decode_rows(bench: &mut Bench, name: &str, n: usize, (dtype, suffix): (Dtype,
             || kvcache::attention(gpu, variant, sh, &qkvt, &position, caches, &out).unwrap();
         // Each variant's shader compiles once: time it on its first row only.
         let d = if pos == POSITIONS[0] && n == 1 {
-            let tag = match variant {
-                Variant::Chunks => String::new(),
-                _ => format!("_{}", variant.name()),
-            };
+            let tag = named(variant).map_or(String::new(), |n| format!("_{n}"));
             bench.compile(&format!("kvcache/attention{tag}{suffix}"), build)
         } else {
             build()
@@ -142,6 +136,11 @@ fn decode_rows(bench: &mut Bench, name: &str, n: usize, (dtype, suffix): (Dtype,
             4 * n * 2 * sh.heads * sh.head_dim + cache_bytes(2 * n * (pos + 1) * width, dtype);
         memory_row(bench, id, &[d], bytes, cpu);
     }
+}
+
+/// The name a variant's rows carry: none for the chunks kernel, whose rows keep their ids.
+fn named(variant: Variant) -> Option<&'static str> {
+    (variant != Variant::Chunks).then(|| variant.name())
 }
 
 /// The fill of `PROMPT` rows of `BATCH` caches in `dtype` from one prompt's `qkv`.
