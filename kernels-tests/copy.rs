@@ -3,7 +3,7 @@
 
 use wgpt::dtype::Dtype;
 use wgpt::kernels::copy;
-use wgpt::kernels::matvec::Weights;
+use wgpt::kernels::matvec::{Layout, Weights};
 use wgpt::reference::copy as reference;
 
 use crate::common::{assert_within, gpu, random};
@@ -66,10 +66,12 @@ fn copy_columns_moves_exactly_its_block_and_leaves_the_rest() {
 }
 
 #[test]
-fn copy_transpose_moves_every_value_of_every_dtype_exactly() {
+fn copy_transpose_moves_every_value_of_every_dtype_exactly_in_either_layout() {
     let gpu = gpu();
     // Odd sizes (a 16-bit matrix whose values end in the low half of its last word, rows that straddle
-    // words), a single row and column, and GPT-2's attention-out shape.
+    // words), a single row and column, and GPT-2's attention-out shape; interleaved, where the
+    // transpose's rows are whole vec4s of words: a single partial group of 8 rows (8x3), a whole one
+    // and a partial one (64x13), three whole ones (16x24), and GPT-2's.
     for dtype in Dtype::ALL {
         for (rows, cols) in [
             (1, 1),
@@ -78,28 +80,60 @@ fn copy_transpose_moves_every_value_of_every_dtype_exactly() {
             (3, 5),
             (33, 64),
             (97, 50),
+            (8, 3),
+            (64, 13),
+            (16, 24),
             (768, 768),
         ] {
             let w = dtype.round(&random(800 + (rows * cols) as u64, rows * cols));
             let words = dtype.pack(&w);
             let wt = gpu.upload("w", &[words.len()], &words).unwrap();
-            let tt = gpu.zeros("t", &[words.len()]).unwrap();
             let weights = Weights::packed(&wt, dtype, rows, cols).unwrap();
-            gpu.run_dispatches(&[copy::transpose(gpu, weights, &tt).unwrap()])
-                .unwrap();
-            // A transpose moves bits: exact, and a 16-bit last word's spare half stays zero. The words
-            // are compared through their f32 views (finite: a 16-bit value in [-1, 1) in the high
-            // half makes a finite f32), as the browser test replays the case, then bit for bit.
-            let got: Vec<f32> = gpu.read(&tt).unwrap();
-            let case = format!("transpose {} {rows}x{cols}", dtype.name());
-            let want = dtype.pack(&reference::transpose(&w, rows, cols));
-            let view: Vec<f32> = want.iter().map(|&b| f32::from_bits(b)).collect();
-            assert_within(&case, &got, &view, |_| 0.0);
-            let bits: Vec<u32> = got.iter().map(|v| v.to_bits()).collect();
-            assert_eq!(bits, want, "{case}");
+            for layout in [Layout::Rows, Layout::Interleaved] {
+                let tt = gpu.zeros("t", &[words.len()]).unwrap();
+                let t = Weights::packed(&tt, dtype, cols, rows).unwrap();
+                // Interleaving needs rows of whole vec4s of words.
+                let Ok(t) = t.laid_out(layout) else {
+                    assert!(layout == Layout::Interleaved && rows % (4 * dtype.per_word()) != 0);
+                    continue;
+                };
+                gpu.run_dispatches(&[copy::transpose(gpu, weights, t).unwrap()])
+                    .unwrap();
+                // A transpose moves bits: exact, and a 16-bit last word's spare half stays zero. The
+                // words are compared through their f32 views (finite: a 16-bit value in [-1, 1) in the
+                // high half makes a finite f32), as the browser test replays the case, then bit for
+                // bit.
+                let got: Vec<f32> = gpu.read(&tt).unwrap();
+                let case = format!("transpose {} {rows}x{cols} {layout:?}", dtype.name());
+                let mut want = reference::transpose(&w, rows, cols);
+                if layout == Layout::Interleaved {
+                    want = reference::interleave(&want, cols, rows, 4 * dtype.per_word());
+                }
+                let want = dtype.pack(&want);
+                let view: Vec<f32> = want.iter().map(|&b| f32::from_bits(b)).collect();
+                assert_within(&case, &got, &view, |_| 0.0);
+                let bits: Vec<u32> = got.iter().map(|v| v.to_bits()).collect();
+                assert_eq!(bits, want, "{case}");
+            }
         }
     }
+    // The output must hold the transpose: its words, and its shape and dtype.
     let wt = gpu.zeros("w", &[6]).unwrap();
     let weights = Weights::packed(&wt, Dtype::F32, 2, 3).unwrap();
-    assert!(copy::transpose(gpu, weights, &gpu.zeros("t", &[5]).unwrap()).is_err());
+    let short = gpu.zeros("t", &[5]).unwrap();
+    let t = Weights::packed(&short, Dtype::F32, 1, 5).unwrap();
+    assert!(copy::transpose(gpu, weights, t).is_err());
+    let tt = gpu.zeros("t", &[6]).unwrap();
+    let t = Weights::packed(&tt, Dtype::F32, 2, 3).unwrap();
+    assert!(copy::transpose(gpu, weights, t).is_err());
+    let t = Weights::packed(&tt, Dtype::F32, 3, 2).unwrap();
+    assert!(copy::transpose(gpu, weights, t).is_ok());
+    // It reads its input row by row only.
+    let wt = gpu.zeros("w", &[8]).unwrap();
+    let weights = Weights::packed(&wt, Dtype::F32, 2, 4).unwrap();
+    let tt = gpu.zeros("t", &[8]).unwrap();
+    let t = Weights::packed(&tt, Dtype::F32, 4, 2).unwrap();
+    assert!(copy::transpose(gpu, weights, t).is_ok());
+    let interleaved = weights.laid_out(Layout::Interleaved).unwrap();
+    assert!(copy::transpose(gpu, interleaved, t).is_err());
 }

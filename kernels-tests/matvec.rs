@@ -3,8 +3,9 @@
 //! weights against the f32 ones they were rounded from.
 
 use wgpt::dtype::Dtype;
-use wgpt::kernels::matvec::{self, Epilogue, Weights, MAX_ROWS};
+use wgpt::kernels::matvec::{self, Epilogue, Layout, Weights, MAX_ROWS};
 use wgpt::kernels::{gelu, residual};
+use wgpt::reference::copy::interleave;
 use wgpt::reference::gelu as gelu_reference;
 use wgpt::reference::matvec as reference;
 use wgpt::{Dispatch, Gpu, Tensor};
@@ -105,62 +106,71 @@ fn matvec_forward_matches_reference_for_every_dtype_and_awkward_shape() {
     }
 }
 
+/// In both layouts, the interleaved one for every shape whose rows are whole vec4s of words (laid out
+/// by the reference: partial groups of 8 rows, and up to 8 rows of x, which CPU adapters read through
+/// the subgroup entry point, whose lanes past V read the last group).
 #[test]
 fn matvec_transposed_matches_reference_and_writes_only_its_columns() {
     let gpu = gpu();
+    let mut interleaved = 0;
     for dtype in Dtype::ALL {
         for (i, &(m, c, v)) in SHAPES.iter().enumerate() {
             let seed = 400 + i as u64;
             let (x, e, b) = (
                 random(seed, m * c),
                 random(seed + 1, v * c),
-                random(seed + 3, v),
+                random(seed + 2, v),
             );
-            let (words, et) = pack(gpu, dtype, &e);
-            let weights = Weights::packed(&et, dtype, v, c).unwrap();
+            let words = dtype.pack(&e);
             let xt = gpu.upload("x", &[m, c], &x).unwrap();
             let bt = gpu.upload("b", &[v], &b).unwrap();
             let abs_words = dtype.pack(&abs(&dtype.round(&e)));
             let abs_b = abs(&b);
-            for bias in [false, true] {
-                // The product goes into columns first .. first + V of wider rows whose other columns
-                // must keep their values.
-                let (first, width) = (3, v + 5);
-                let y0 = random(seed + 2, m * width);
-                let yt = gpu.upload("y", &[m, width], &y0).unwrap();
-                let bias_t = bias.then_some(&bt);
-                let d = matvec::transposed(gpu, &xt, weights, bias_t, Epilogue::None, &yt, first);
-                gpu.run_dispatches(&[d.unwrap()]).unwrap();
-                let product = reference::transposed(&x, &words, dtype, bias.then_some(&b), m, c, v);
-                let magnitude = reference::transposed(
-                    &abs(&x),
-                    &abs_words,
-                    dtype,
-                    bias.then_some(&abs_b),
-                    m,
-                    c,
-                    v,
-                );
-                let (mut want, mut bound) = (y0.clone(), vec![0.0; m * width]);
-                for r in 0..m {
-                    for j in 0..v {
-                        want[r * width + first + j] = product[r * v + j];
-                        bound[r * width + first + j] = dot_bound(c, magnitude[r * v + j]);
+            for layout in [Layout::Rows, Layout::Interleaved] {
+                let stored = match layout {
+                    Layout::Rows => e.clone(),
+                    Layout::Interleaved if c % (4 * dtype.per_word()) == 0 => {
+                        interleaved += 1;
+                        interleave(&e, v, c, 4 * dtype.per_word())
                     }
-                }
-                // Outside the block the bound is 0: untouched, bit for bit.
-                assert_within(
-                    &format!(
-                        "transposed {} {m}x{c}x{v} bias={bias} at {first} of {width}",
+                    Layout::Interleaved => continue,
+                };
+                let (_, et) = pack(gpu, dtype, &stored);
+                let weights = Weights::packed(&et, dtype, v, c).unwrap();
+                let weights = weights.laid_out(layout).unwrap();
+                for bias in [false, true] {
+                    // The product goes into columns first .. first + V of wider rows whose other
+                    // columns must keep their values.
+                    let (first, width) = (3, v + 5);
+                    let y0 = random(seed + 3, m * width);
+                    let yt = gpu.upload("y", &[m, width], &y0).unwrap();
+                    let bias_t = bias.then_some(&bt);
+                    let none = Epilogue::None;
+                    let d = matvec::transposed(gpu, &xt, weights, bias_t, none, &yt, first);
+                    gpu.run_dispatches(&[d.unwrap()]).unwrap();
+                    let b = bias.then_some(&b[..]);
+                    let product = reference::transposed(&x, &words, dtype, b, m, c, v);
+                    let abs_b = bias.then_some(&abs_b[..]);
+                    let magnitude =
+                        reference::transposed(&abs(&x), &abs_words, dtype, abs_b, m, c, v);
+                    let (mut want, mut bound) = (y0.clone(), vec![0.0; m * width]);
+                    for r in 0..m {
+                        for j in 0..v {
+                            want[r * width + first + j] = product[r * v + j];
+                            bound[r * width + first + j] = dot_bound(c, magnitude[r * v + j]);
+                        }
+                    }
+                    // Outside the block the bound is 0: untouched, bit for bit.
+                    let case = format!(
+                        "transposed {} {layout:?} {m}x{c}x{v} bias={bias} at {first} of {width}",
                         dtype.name()
-                    ),
-                    &gpu.read(&yt).unwrap(),
-                    &want,
-                    |i| bound[i],
-                );
+                    );
+                    assert_within(&case, &gpu.read(&yt).unwrap(), &want, |i| bound[i]);
+                }
             }
         }
     }
+    assert!(interleaved >= 20, "{interleaved} interleaved cases");
 }
 
 /// Equal values, infinities included (which `assert_within`'s differences cannot compare).
@@ -329,6 +339,15 @@ fn matvec_refuses_too_many_rows_and_shapes_that_do_not_fit() {
     assert!(Weights::packed(&packed, Dtype::F16, 1, 7).is_err());
     let packed = gpu.zeros("packed", &[4]).unwrap();
     assert!(Weights::packed(&packed, Dtype::F16, 1, 7).is_ok());
+    // Interleaved rows are whole vec4s of words (8 values of 16 bits), and only the transposed
+    // product reads them.
+    let packed = Weights::packed(&packed, Dtype::F16, 2, 4).unwrap();
+    assert!(packed.laid_out(Layout::Interleaved).is_err());
+    let interleaved = weights.laid_out(Layout::Interleaved).unwrap();
+    let x = gpu.zeros("x", &[2, 4]).unwrap();
+    assert!(matvec::forward(gpu, &x, interleaved, None, &y, &part).is_err());
+    let x = gpu.zeros("x", &[2, 8]).unwrap();
+    assert!(matvec::transposed(gpu, &x, interleaved, None, none, &y, 4).is_ok());
 }
 
 /// The transposed product's epilogues store the bits of the product followed by the gelu or the

@@ -1,12 +1,13 @@
 //! copy rows: the adapter's achievable bandwidth, the yardstick for every memory-bound row (which read as
 //! a fraction of it), beside the host's own memcpy of the same bytes. Also the helpers the other
-//! memory-bound row groups share. And `copy/transpose/..`: a weight matrix transposed in each dtype.
+//! memory-bound row groups share. And `copy/transpose/..`: a weight matrix transposed in each dtype
+//! (`copy/transpose_interleaved/..`: laid out as decode reads it).
 
 use std::time::Duration;
 
 use wgpt::dtype::Dtype;
 use wgpt::kernels::copy;
-use wgpt::kernels::matvec::Weights;
+use wgpt::kernels::matvec::{Layout, Weights};
 use wgpt::reference::copy as reference;
 use wgpt::{Dispatch, Gpu, Tensor};
 
@@ -100,26 +101,43 @@ pub fn run(bench: &mut Bench) {
     transpose_rows(bench);
 }
 
-/// GPT-2's MLP-in weights transposed in each dtype, as a decode step's copy of them is made.
+/// GPT-2's MLP-in weights transposed in each dtype and layout, as a decode step's copy of them is made
+/// (`copy/transpose/..` row-major, `copy/transpose_interleaved/..` as decode lays them out).
 fn transpose_rows(bench: &mut Bench) {
     let (rows, cols) = (768, 3072);
-    for dtype in Dtype::ALL {
-        let id = format!("copy/transpose/{}/{rows}x{cols}", dtype.name());
-        if !bench.wants(&id) {
-            continue;
+    for (name, layout) in [
+        ("transpose", Layout::Rows),
+        ("transpose_interleaved", Layout::Interleaved),
+    ] {
+        for dtype in Dtype::ALL {
+            let id = format!("copy/{name}/{}/{rows}x{cols}", dtype.name());
+            if !bench.wants(&id) {
+                continue;
+            }
+            let w: Vec<f32> = (0..rows * cols)
+                .map(|i| (i % 17) as f32 / 8.5 - 1.0)
+                .collect();
+            let words = dtype.pack(&w);
+            let wt = bench.gpu.upload("w", &[words.len()], &words).unwrap();
+            let tt = bench.gpu.zeros("t", &[words.len()]).unwrap();
+            let weights = Weights::packed(&wt, dtype, rows, cols).unwrap();
+            let t = Weights::packed(&tt, dtype, cols, rows).unwrap();
+            let t = t.laid_out(layout).unwrap();
+            let build = || copy::transpose(&bench.gpu, weights, t).unwrap();
+            let d = bench.compile(&format!("copy/{name}/{}", dtype.name()), build);
+            let cpu = bench.time_cpu(|| {
+                let t = reference::transpose(&w, rows, cols);
+                if layout == Layout::Interleaved {
+                    std::hint::black_box(reference::interleave(
+                        &t,
+                        cols,
+                        rows,
+                        4 * dtype.per_word(),
+                    ));
+                }
+                std::hint::black_box(t);
+            });
+            memory_row(bench, id, &[d], 2 * 4 * words.len(), cpu);
         }
-        let w: Vec<f32> = (0..rows * cols)
-            .map(|i| (i % 17) as f32 / 8.5 - 1.0)
-            .collect();
-        let words = dtype.pack(&w);
-        let wt = bench.gpu.upload("w", &[words.len()], &words).unwrap();
-        let tt = bench.gpu.zeros("t", &[words.len()]).unwrap();
-        let weights = Weights::packed(&wt, dtype, rows, cols).unwrap();
-        let build = || copy::transpose(&bench.gpu, weights, &tt).unwrap();
-        let d = bench.compile(&format!("copy/transpose/{}", dtype.name()), build);
-        let cpu = bench.time_cpu(|| {
-            std::hint::black_box(reference::transpose(&w, rows, cols));
-        });
-        memory_row(bench, id, &[d], 2 * 4 * words.len(), cpu);
     }
 }

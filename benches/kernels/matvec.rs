@@ -1,13 +1,15 @@
 //! matvec rows: a GPT-2 decode step's products (one row) for every weight dtype, memory-bound, so in GB/s
 //! of the bytes actually read and written (the weights as stored, x, the bias, y) beside the copy row,
 //! with the weights read from memory as the copy row's are; `vs_cpu` is against `matrixmultiply`'s
-//! multithreaded sgemm of the same f32 product. The transposed product's epilogues (GELU, the residual
-//! add) have rows beside the product followed by the epilogue's own kernel.
+//! multithreaded sgemm of the same f32 product. The block's transposed products also read their weights
+//! interleaved (`matvec/transposed_interleaved/..`), as a decode step's copies are laid out, and so do
+//! the rows of the transposed product's epilogues (GELU, the residual add), beside the product followed
+//! by the epilogue's own kernel.
 
 use std::time::Duration;
 
 use wgpt::dtype::Dtype;
-use wgpt::kernels::matvec::{self, Epilogue, Weights};
+use wgpt::kernels::matvec::{self, Epilogue, Layout, Weights};
 use wgpt::kernels::{gelu, residual};
 use wgpt::{Dispatch, Gpu, Tensor};
 
@@ -38,7 +40,12 @@ const TRANSPOSED: [(usize, usize, usize); 6] = [
 ];
 
 pub fn run(bench: &mut Bench) {
-    for (product, shapes) in [("forward", &FORWARD[..]), ("transposed", &TRANSPOSED[..])] {
+    // The block's products also read interleaved weights, as a decode step's copies are laid out.
+    for (product, shapes) in [
+        ("forward", &FORWARD[..]),
+        ("transposed", &TRANSPOSED[..]),
+        ("transposed_interleaved", &TRANSPOSED[2..]),
+    ] {
         for &(m, k, n) in shapes {
             let ids: Vec<(Dtype, String)> = Dtype::ALL
                 .iter()
@@ -52,10 +59,10 @@ pub fn run(bench: &mut Bench) {
             // Each pipeline's compile time is reported with the first shape that builds it.
             let compile = (m, k, n) == shapes[0];
             for (dtype, id) in ids {
-                let (dispatches, bytes, copies) = if product == "forward" {
-                    forward(bench, dtype, (m, k, n), compile)
-                } else {
-                    transposed(bench, dtype, (m, k, n), compile)
+                let (dispatches, bytes, copies) = match product {
+                    "forward" => forward(bench, dtype, (m, k, n), compile),
+                    "transposed" => transposed(bench, (dtype, Layout::Rows), (m, k, n), compile),
+                    _ => transposed(bench, (dtype, Layout::Interleaved), (m, k, n), compile),
                 };
                 // The CPU does the products as many times (from cache: a lower bound).
                 memory_row(bench, id, &dispatches, bytes, cpu * copies);
@@ -88,6 +95,7 @@ fn epilogue_rows(bench: &mut Bench) {
             let (mut fused, mut unfused) = (Vec::new(), Vec::new());
             for et in &es {
                 let e = Weights::packed(et, dtype, v, c).unwrap();
+                let e = e.laid_out(Layout::Interleaved).unwrap();
                 let epilogue = match name {
                     "gelu" => Epilogue::Gelu { pre: &side },
                     _ => Epilogue::Residual { stream: &side },
@@ -179,7 +187,7 @@ fn forward(
 /// over copies of `e` read in turn when one is smaller than [`FORWARD_BYTES`], as the forward rows.
 fn transposed(
     bench: &Bench,
-    dtype: Dtype,
+    (dtype, layout): (Dtype, Layout),
     (m, c, v): (usize, usize, usize),
     compile: bool,
 ) -> (Vec<Dispatch>, usize, u32) {
@@ -197,10 +205,15 @@ fn transposed(
             let rows = piece.min(v - first);
             let e = weights(gpu, dtype, rows * c);
             let weights = Weights::packed(&e, dtype, rows, c).unwrap();
+            let weights = weights.laid_out(layout).unwrap();
             let build =
                 || matvec::transposed(gpu, &x, weights, None, Epilogue::None, &y, first).unwrap();
             dispatches.push(if compile && copy == 0 && first == 0 {
-                bench.compile(&format!("matvec/transposed/{}", dtype.name()), build)
+                let product = match layout {
+                    Layout::Rows => "transposed",
+                    Layout::Interleaved => "transposed_interleaved",
+                };
+                bench.compile(&format!("matvec/{product}/{}", dtype.name()), build)
             } else {
                 build()
             });

@@ -5,8 +5,9 @@
 //! the whole logits, and the logits' gradient taken apart again.
 //!
 //! [`transpose`]: a weight matrix `w: [rows, cols]` of any [`crate::dtype::Dtype`] ([`Weights`]) into
-//! `t: [cols, rows]` of the same dtype (writes `t`): a decode step's matrix-vector products on CPU
-//! adapters read their weights transposed ([`crate::kernels::matvec::transposed`]).
+//! `t: [cols, rows]` of the same dtype, in either [`Layout`] (writes `t`): a decode step's
+//! matrix-vector products on CPU adapters read their weights transposed and interleaved
+//! ([`crate::kernels::matvec::transposed`]).
 //!
 //! The bench's `copy` row is the adapter's achievable bandwidth, the yardstick for every memory-bound
 //! kernel; [`crate::kernels::dropout`] also uses it for `p = 0`.
@@ -17,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::gpu::{Binding, Dispatch, Gpu, Kernel, Shader, Tensor};
 use crate::kernels::check::{expect_len, to_u32};
 use crate::kernels::grid::{count, elementwise, elementwise_shape};
-use crate::kernels::weights::Weights;
+use crate::kernels::weights::{Layout, Weights};
 
 pub const SHADER: Shader = crate::shader!("copy", ["elementwise", "dtype"]);
 
@@ -101,10 +102,25 @@ struct Transpose {
 }
 
 /// `t[c, r] = w[r, c]`: `t` holds `w`'s transpose `[cols, rows]` in `w`'s dtype, packed alike (16-bit
-/// values moved, not rounded); writes `t`.
-pub fn transpose(gpu: &Gpu, w: Weights, t: &Tensor) -> Result<Dispatch> {
+/// values moved, not rounded), in `t`'s layout; writes `t`.
+pub fn transpose(gpu: &Gpu, w: Weights, t: Weights) -> Result<Dispatch> {
+    w.expect_rows("copy transpose input")?;
+    if (t.dtype, t.rows, t.cols) != (w.dtype, w.cols, w.rows) {
+        return Err(Error::shape(
+            "copy transpose output",
+            format!(
+                "[{}, {}] of {}, got [{}, {}] of {}",
+                w.cols,
+                w.rows,
+                w.dtype.name(),
+                t.rows,
+                t.cols,
+                t.dtype.name()
+            ),
+        ));
+    }
     let words = w.dtype.words(w.rows * w.cols);
-    expect_len("copy transpose output", t, words)?;
+    expect_len("copy transpose output", t.tensor, words)?;
     let what = "copy transpose";
     let params = Transpose {
         rows: to_u32(what, w.rows)?,
@@ -114,13 +130,20 @@ pub fn transpose(gpu: &Gpu, w: Weights, t: &Tensor) -> Result<Dispatch> {
     };
     // Values j of t up to 2·words.
     to_u32(what, 2 * words)?;
-    let (wg, workgroups) = elementwise_shape(gpu, words);
+    // Items: a word of a row-major t, a vec4 of words of an interleaved one.
+    let interleaved = t.layout == Layout::Interleaved;
+    let items = if interleaved { words / 4 } else { words };
+    let (wg, workgroups) = elementwise_shape(gpu, items);
     let kernel = Kernel {
         shader: SHADER,
         entry: "copy_transpose",
-        constants: vec![("wg", wg as f64), ("dtype", w.dtype.code() as f64)],
+        constants: vec![
+            ("wg", wg as f64),
+            ("dtype", w.dtype.code() as f64),
+            ("interleaved", interleaved as u32 as f64),
+        ],
     };
-    let bindings = [Binding::Read(w.tensor), Binding::ReadWrite(t)];
+    let bindings = [Binding::Read(w.tensor), Binding::ReadWrite(t.tensor)];
     Dispatch::new(gpu, &kernel, &bindings, &params, [workgroups, 1, 1])
 }
 

@@ -166,6 +166,8 @@ pub fn forward_piece(
     if let Some(start) = start {
         expect_len("embedding start", start, 1)?;
     }
+    wte.expect_rows("embedding wte")?;
+    wpe.expect_rows("embedding wpe")?;
     if wte.dtype != wpe.dtype {
         return Err(Error::shape(
             "embedding wpe",

@@ -251,6 +251,7 @@ fn forward_with(
     y: &Tensor,
     epilogue: Epilogue,
 ) -> Result<Dispatch> {
+    w.expect_rows("matmul forward")?;
     let (k, n) = (w.rows, w.cols);
     let m = rows("matmul forward input", x, k)?;
     expect_shape("matmul forward output", y, m, n)?;
@@ -315,6 +316,7 @@ fn backward_input_with(
     dx: &Tensor,
     epilogue: Epilogue,
 ) -> Result<Dispatch> {
+    w.expect_rows("matmul backward")?;
     let (k, n) = (w.rows, w.cols);
     let m = rows("matmul backward output gradient", dy, n)?;
     expect_shape("matmul backward input gradient", dx, m, k)?;

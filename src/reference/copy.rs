@@ -22,3 +22,19 @@ pub fn transpose(w: &[f32], rows: usize, cols: usize) -> Vec<f32> {
         .map(|j| w[(j % rows) * cols + j / rows])
         .collect()
 }
+
+/// Row-major `t: [rows, cols]` interleaved as [`crate::kernels::weights::Layout::Interleaved`] lays it
+/// out, `chunk` values for each vec4 of words (4 in f32, 8 in 16 bits): rows in groups of 8 (the last
+/// of what remains), each group taking `chunk` values of every row in turn.
+pub fn interleave(t: &[f32], rows: usize, cols: usize, chunk: usize) -> Vec<f32> {
+    let mut out = Vec::with_capacity(rows * cols);
+    for first in (0..rows).step_by(8) {
+        let group = first..(first + 8).min(rows);
+        for c in (0..cols).step_by(chunk) {
+            for r in group.clone() {
+                out.extend_from_slice(&t[r * cols + c..r * cols + (c + chunk).min(cols)]);
+            }
+        }
+    }
+    out
+}
