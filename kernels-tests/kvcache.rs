@@ -104,11 +104,8 @@ fn append_and_attention_match_reference(dtype: Dtype, variant: Variant) {
                 v_cache: &vt,
                 dtype,
             };
-            gpu.run_dispatches(&[
-                kvcache::append(gpu, sh, &qkvt, &position, caches).unwrap(),
-                kvcache::attention(gpu, variant, sh, &qkvt, &position, caches, &out).unwrap(),
-            ])
-            .unwrap();
+            let step = kvcache::step(gpu, variant, sh, &qkvt, &position, caches, &out);
+            gpu.run_dispatches(&step.unwrap()).unwrap();
             let (mut k, mut v) = (k0, v0);
             reference::append(&qkv, &sh, pos, &mut k, &mut v);
             let case = format!(
@@ -228,8 +225,8 @@ fn kvcache_rejects_batches_and_heads_it_cannot_run() {
     let six_cache = pair_of(&[1, 8, 12]);
     let six_out = gpu.zeros("out", &[1, 24]).unwrap();
     let caches = of(&six_cache, Dtype::F32);
-    assert!(kvcache::attention(gpu, lanes, six, &six_qkv, &position, caches, &six_out).is_err());
-    assert!(kvcache::attention(
+    assert!(kvcache::step(gpu, lanes, six, &six_qkv, &position, caches, &six_out).is_err());
+    assert!(kvcache::step(
         gpu,
         lanes,
         sh,

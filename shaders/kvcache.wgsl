@@ -19,11 +19,13 @@
 // output columns it owns, c = tid + r·WG. Per invocation that is about D + 4·WG loop iterations per
 // chunk of WG keys.
 //
-// On CPU adapters (lavapipe) the attention has a twin, kvcache_attention_lanes, for head rows of whole
-// vec4s (D a multiple of 4 in f32, of 8 in 16 bits): a workgroup of LANES invocations per (query head,
-// sequence), each walking its own keys j = lane, lane + LANES, ... with the query, its online softmax
-// state and its output row in registers, reading each cache row as vec4s; the lanes' partial results
-// meet once, in workgroup memory, after the last key. There an invocation is a SIMD lane: the chunked
+// On CPU adapters (lavapipe) the append and the attention have a twin, kvcache_attention_lanes, for head
+// rows of whole vec4s (D a multiple of 4 in f32, of 8 in 16 bits): a workgroup of LANES invocations per
+// (query head, sequence), each walking its own keys j = lane, lane + LANES, ... with the query, its
+// online softmax state and its output row in registers, reading each cache row as vec4s; the lane
+// whose keys include the new position appends the new rows first (one dispatch a step instead of two,
+// a dispatch costing lavapipe some 50 us); the lanes' partial results meet once, in workgroup memory,
+// after the last key. There an invocation is a SIMD lane: the chunked
 // kernel's three barriers per 64 keys and its scalar loads cost ten times the bytes it reads.
 //
 // The caches may be stored in 16 bits (dtype.wgsl, the prelude, sets `dtype`): bound as u32 words, a
@@ -200,9 +202,10 @@ fn kvcache_attention(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(work
     }
 }
 
-// ---- attention on CPU adapters. Bindings as the attention's, the caches read as vec4<u32> words.
-@group(0) @binding(2) var<storage, read> keys4: array<vec4<u32>>;
-@group(0) @binding(3) var<storage, read> values4: array<vec4<u32>>;
+// ---- append and attention on CPU adapters. Bindings as the attention's, the caches read and written as
+// vec4<u32> words.
+@group(0) @binding(2) var<storage, read_write> keys4: array<vec4<u32>>;
+@group(0) @binding(3) var<storage, read_write> values4: array<vec4<u32>>;
 
 // D / 4 (a constant by compile time, so the loops over a row unroll), at most MAX_D / 4.
 override d4: u32 = 16u;
@@ -250,6 +253,27 @@ fn add_value(acc: ptr<function, Row>, c: f32, e: f32, start: u32) {
     }
 }
 
+// The cache words (a vec4<u32>) holding values c .. of qkv: 4 in f32, 8 in 16 bits, rounded as
+// kvcache_append rounds them.
+fn cache_quad_words(c: u32) -> vec4<u32> {
+    if dtype == DTYPE_F32 {
+        return bitcast<vec4<u32>>(vec4(qkv[c], qkv[c + 1u], qkv[c + 2u], qkv[c + 3u]));
+    }
+    return vec4(cache_word(c), cache_word(c + 2u), cache_word(c + 4u), cache_word(c + 6u));
+}
+
+// Appends kv head g's key and value row of the sequence's new token at `start` of the caches: the
+// rows kvcache_append writes (every query head of the group writes the same bits).
+fn append_row(k_at: u32, width: u32, start: u32) {
+    let d = d4 * 4u;
+    let per_vec4 = 4u * dtype_per_word();
+    for (var c = 0u; c < d; c += per_vec4) {
+        let at = cache_at(start, c / 4u);
+        keys4[at] = cache_quad_words(k_at + c);
+        values4[at] = cache_quad_words(k_at + width + c);
+    }
+}
+
 @compute @workgroup_size(LANES)
 fn kvcache_attention_lanes(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
     let p = attention_params;
@@ -259,8 +283,15 @@ fn kvcache_attention_lanes(@builtin(local_invocation_id) lid: vec3<u32>, @builti
     let d = d4 * 4u;
     let g = h / (p.heads / p.kv_heads);
     let width = p.kv_heads * d;
-    let n = min(position[0], p.context - 1u) + 1u;
+    let pos = position[0];
+    let n = min(pos, p.context - 1u) + 1u;
     let q_at = sequence * (p.heads * d + 2u * width) + h * d;
+    // The lane whose keys include pos appends the new rows before it reads them (its own writes: no
+    // barrier), so the step is one dispatch.
+    if pos < p.context && lane == pos % LANES {
+        let k_at = sequence * (p.heads * d + 2u * width) + p.heads * d + g * d;
+        append_row(k_at, width, (sequence * p.context + pos) * width + g * d);
+    }
     var q: Row;
     for (var i = 0u; i < d4; i++) {
         let c = q_at + 4u * i;

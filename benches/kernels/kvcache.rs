@@ -3,8 +3,9 @@
 //! prefill's fill of 512 rows from one prompt into 8 caches; each beside the CPU reference for the same
 //! work. All are memory-bound: the attention reads the cached keys and values of positions 0..=pos.
 //! The one-sequence rows and the fill also run with the caches in f16 and bf16
-//! (`kvcache/<row>/<dtype>/..`). The attention rows run each variant the adapter takes: the chunks
-//! kernel under the plain ids, the lanes twin (CPU adapters' pick) as `kvcache/attention/lanes/..`.
+//! (`kvcache/<row>/<dtype>/..`). The attention rows time a whole step (`kvcache::step`: the append and
+//! the attention) in each variant the adapter takes: the chunks kernels under the plain ids, the lanes
+//! twin (CPU adapters' pick, one dispatch) as `kvcache/attention/lanes/..`.
 
 use wgpt::contract::AttentionShape;
 use wgpt::dtype::Dtype;
@@ -119,8 +120,7 @@ fn decode_rows(bench: &mut Bench, name: &str, n: usize, (dtype, suffix): (Dtype,
         }
         let gpu = &bench.gpu;
         let position = gpu.upload("position", &[1], &[pos as u32]).unwrap();
-        let build =
-            || kvcache::attention(gpu, variant, sh, &qkvt, &position, caches, &out).unwrap();
+        let build = || kvcache::step(gpu, variant, sh, &qkvt, &position, caches, &out).unwrap();
         // Each variant's shader compiles once: time it on its first row only.
         let d = if pos == POSITIONS[0] && n == 1 {
             let tag = named(variant).map_or(String::new(), |n| format!("_{n}"));
@@ -128,13 +128,16 @@ fn decode_rows(bench: &mut Bench, name: &str, n: usize, (dtype, suffix): (Dtype,
         } else {
             build()
         };
+        let (mut kc, mut vc) = (k.clone(), v.clone());
         let cpu = bench.time_cpu(|| {
-            std::hint::black_box(reference::attention(&qkv, &sh, pos, &k, &v));
+            reference::append(&qkv, &sh, pos, &mut kc, &mut vc);
+            std::hint::black_box(reference::attention(&qkv, &sh, pos, &kc, &vc));
         });
-        // The queries, the keys and values of positions 0..=pos, the output.
+        // The queries, the keys and values of positions 0..=pos, the output (the append's few bytes
+        // left out).
         let bytes =
             4 * n * 2 * sh.heads * sh.head_dim + cache_bytes(2 * n * (pos + 1) * width, dtype);
-        memory_row(bench, id, &[d], bytes, cpu);
+        memory_row(bench, id, &d, bytes, cpu);
     }
 }
 

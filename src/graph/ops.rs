@@ -973,18 +973,8 @@ impl Op {
             } => {
                 let (qkv, position) = (cx.t(*qkv), cx.t(*position));
                 let caches = cx.caches(*k_cache, *v_cache);
-                vec![
-                    kvcache::append(gpu, *shape, qkv, position, caches)?,
-                    kvcache::attention(
-                        gpu,
-                        kvcache::Variant::best(gpu, shape.head_dim, caches),
-                        *shape,
-                        qkv,
-                        position,
-                        caches,
-                        cx.t(*out),
-                    )?,
-                ]
+                let variant = kvcache::Variant::best(gpu, shape.head_dim, caches);
+                kvcache::step(gpu, variant, *shape, qkv, position, caches, cx.t(*out))?
             }
             Op::FillCache {
                 shape,

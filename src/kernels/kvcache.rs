@@ -13,8 +13,8 @@
 //!   every sequence's cache.
 //! - [`append`]: `qkv: [N, W]` (each sequence's new token): `k_cache[n, pos] = k[n]`,
 //!   `v_cache[n, pos] = v[n]`; writes those rows (nothing when `pos >= ctx`).
-//! - [`attention`]: `out[n, h] = softmax(scale·q[n, h]·k_cache[n, 0..=pos]ᵀ)·v_cache[n, 0..=pos]`,
-//!   `out: [N, H·D]`; writes `out`.
+//! - [`step`]: the append, then `out[n, h] = softmax(scale·q[n, h]·k_cache[n, 0..=pos]ᵀ)·v_cache[n,
+//!   0..=pos]`, `out: [N, H·D]`; writes `out` and the appended rows.
 //!
 //! The caches are stored in a [`Dtype`] (every launcher takes it): f32, or 16 bits packed two per word
 //! ([`crate::dtype`]), each row `[Hkv·D / 2]` words (`Hkv·D` even), the values rounded as they are
@@ -23,8 +23,8 @@
 //!
 //! The attention comes in two [`Variant`]s: `chunks` (64 invocations per head scoring 64 keys at a time
 //! through workgroup memory; any shape, every adapter) and `lanes` (8 invocations per head, each walking
-//! its own keys with its state in registers; CPU adapters' pick, 9-15x faster on lavapipe at GPT-2's
-//! heads). The chunks loops run about `(pos / 64 + 1)·(D + 256)` iterations per invocation; llvmpipe
+//! its own keys with its state in registers, one lane appending the new rows first, so a step is one
+//! dispatch instead of two; CPU adapters' pick, 9-15x faster on lavapipe at GPT-2's heads). The chunks loops run about `(pos / 64 + 1)·(D + 256)` iterations per invocation; llvmpipe
 //! stops an invocation after 65,535, which bounds its context at about 8,000 positions at D = 128, and
 //! [`Variant::fits`] keeps the lanes variant within the same cap.
 
@@ -236,7 +236,8 @@ pub enum Variant {
     /// every shape, on every adapter.
     Chunks,
     /// For CPU adapters: a workgroup of 8 lanes per (query head, sequence), each walking its own keys
-    /// with its state in registers and reading the cache rows as vec4s; the lanes meet once. Head rows
+    /// with its state in registers and reading the cache rows as vec4s; the lanes meet once. The lane
+    /// whose keys include the new position appends the new rows first: one dispatch a step. Head rows
     /// of whole vec4s only: D a multiple of 4 in f32, of 8 in 16 bits.
     Lanes,
 }
@@ -260,10 +261,11 @@ impl Variant {
     /// Whether the variant takes heads of `head_dim` over caches of `context` rows in `dtype`. The lanes
     /// variant needs head rows of whole vec4s, and on CPU adapters refuses caches whose longest
     /// invocation could pass llvmpipe's silent cap of 65535 loop iterations were none of its loops over
-    /// D unrolled: ceil(ctx / 8) keys of three loops of D / 4, plus the query's load and the lanes' meeting.
+    /// D unrolled: ceil(ctx / 8) keys of three loops of D / 4, plus the query's load, the append and the
+    /// lanes' meeting.
     pub fn fits(self, gpu: &Gpu, head_dim: usize, context: usize, dtype: Dtype) -> bool {
         let d4 = head_dim / 4;
-        let iterations = context.div_ceil(LANES) * (3 * d4 + 1) + d4 + 3 * LANES;
+        let iterations = context.div_ceil(LANES) * (3 * d4 + 1) + 2 * d4 + 3 * LANES;
         match self {
             Variant::Chunks => true,
             Variant::Lanes => {
@@ -284,9 +286,11 @@ impl Variant {
     }
 }
 
-/// Each sequence's new token's attention over its cache rows `0..=pos`, one workgroup per (query head,
-/// sequence), as `variant` runs it; writes `out`.
-pub fn attention(
+/// A decode step: each sequence's new token's key and value appended to its caches at `pos` (as
+/// [`append`]) and its attention over the cache rows `0..=pos`, one workgroup per (query head,
+/// sequence), as `variant` runs it: [`Variant::Chunks`] in two dispatches, [`Variant::Lanes`] in one;
+/// writes `out` and those cache rows.
+pub fn step(
     gpu: &Gpu,
     variant: Variant,
     shape: AttentionShape,
@@ -294,7 +298,7 @@ pub fn attention(
     position: &Tensor,
     caches: Caches,
     out: &Tensor,
-) -> Result<Dispatch> {
+) -> Result<Vec<Dispatch>> {
     let params = check_step(shape, qkv, position, caches)?;
     expect_shape(
         "kvcache output",
@@ -314,21 +318,33 @@ pub fn attention(
             ),
         ));
     }
-    let bindings = [
-        Binding::Read(qkv),
-        Binding::Read(position),
-        Binding::Read(caches.k_cache),
-        Binding::Read(caches.v_cache),
-        Binding::ReadWrite(out),
-    ];
     let workgroups = [params.heads, params.sequences, 1];
-    let kernel = match variant {
-        Variant::Chunks => kernel("kvcache_attention", caches.dtype),
+    Ok(match variant {
+        Variant::Chunks => {
+            let bindings = [
+                Binding::Read(qkv),
+                Binding::Read(position),
+                Binding::Read(caches.k_cache),
+                Binding::Read(caches.v_cache),
+                Binding::ReadWrite(out),
+            ];
+            let kernel = kernel("kvcache_attention", caches.dtype);
+            vec![
+                append(gpu, shape, qkv, position, caches)?,
+                Dispatch::new(gpu, &kernel, &bindings, &params, workgroups)?,
+            ]
+        }
         Variant::Lanes => {
+            let bindings = [
+                Binding::Read(qkv),
+                Binding::Read(position),
+                Binding::ReadWrite(caches.k_cache),
+                Binding::ReadWrite(caches.v_cache),
+                Binding::ReadWrite(out),
+            ];
             let mut kernel = kernel("kvcache_attention_lanes", caches.dtype);
             kernel.constants.push(("d4", (shape.head_dim / 4) as f64));
-            kernel
+            vec![Dispatch::new(gpu, &kernel, &bindings, &params, workgroups)?]
         }
-    };
-    Dispatch::new(gpu, &kernel, &bindings, &params, workgroups)
+    })
 }
