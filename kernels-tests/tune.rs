@@ -50,10 +50,11 @@ fn tuned_gpu(times: &[(&'static str, u64)], file: &Path) -> (Gpu, Arc<AtomicUsiz
     (gpu, asked)
 }
 
+/// A file of its own for a test, in the temp dir (which each test removes again, so a run leaves
+/// nothing behind), named for the process and the test.
 fn scratch_file(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("wgpt-kernels-tune-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(name);
+    let file = format!("wgpt-kernels-tune-{}-{name}", std::process::id());
+    let path = std::env::temp_dir().join(file);
     let _ = std::fs::remove_file(&path);
     path
 }
