@@ -22,11 +22,11 @@
 // CPU prefetchers see only that strip of each row: f32 strips of 256 bytes ran at half the speed once W
 // was not in cache, of 128 at a third. In matvec_transposed it owns 8 rows of E and walks along them,
 // one vec4<u32> of each per step (from 8 places in memory, or from one when E is interleaved, which
-// lavapipe's prefetchers follow better: see `interleaved`). x comes as vec4s shared by all the columns of a step. Every row's
-// sums stay in registers: the code over rows is written out, guarded by the constant `rows` (lavapipe
-// keeps only fully unrolled code in registers, and NIR does not unroll a loop over `rows`: such loops
-// made M = 4 twice as slow). An invocation loops K/4 (forward) or C/4 (transposed) times: llvmpipe's
-// 65535 bound is checked by the launcher.
+// lavapipe's prefetchers follow better: see `interleaved`). x comes as vec4s shared by all the columns
+// of a step. Every row's sums stay in registers: the code over rows is written out, guarded by the
+// constant `rows` (lavapipe keeps only fully unrolled code in registers, and NIR does not unroll a
+// loop over `rows`: such loops made M = 4 twice as slow). An invocation loops K/4 (forward) or C/4
+// (transposed) times: llvmpipe's 65535 bound is checked by the launcher.
 //
 // What a load costs on lavapipe (Mesa 22.3): a storage load whose address is not a constant becomes a
 // loop over the 8 lanes with a bounds check and a scalar load per component, so the time goes with the

@@ -579,8 +579,9 @@ pub struct Lowering<'a> {
 
 /// Weights transposed to `[out, in]` for a decode step's matrix-vector products on CPU adapters
 /// ([`matvec::transposed`] reads such rows in order, 1.2-1.7x as fast as [`matvec::forward`] reads
-/// `[in, out]`; interleaved by 8 rows, [`Layout::Interleaved`], 1.1-1.35x faster again), one per piece of the parameters, shared by every plan over them: the price is a second
-/// copy of those weights.
+/// `[in, out]`; interleaved by 8 rows, [`Layout::Interleaved`], 1.1-1.35x faster again), one per
+/// piece of the parameters, shared by every plan over them: the price is a second copy of those
+/// weights.
 #[derive(Default)]
 pub struct TransposedWeights {
     copies: std::sync::Mutex<HashMap<usize, Tensor>>,

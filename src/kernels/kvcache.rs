@@ -24,9 +24,10 @@
 //! The attention comes in two [`Variant`]s: `chunks` (64 invocations per head scoring 64 keys at a time
 //! through workgroup memory; any shape, every adapter) and `lanes` (8 invocations per head, each walking
 //! its own keys with its state in registers, one lane appending the new rows first, so a step is one
-//! dispatch instead of two; CPU adapters' pick, 9-15x faster on lavapipe at GPT-2's heads). The chunks loops run about `(pos / 64 + 1)·(D + 256)` iterations per invocation; llvmpipe
-//! stops an invocation after 65,535, which bounds its context at about 8,000 positions at D = 128, and
-//! [`Variant::fits`] keeps the lanes variant within the same cap.
+//! dispatch instead of two; CPU adapters' pick, 9-15x faster on lavapipe at GPT-2's heads). The chunks
+//! loops run about `(pos / 64 + 1)·(D + 256)` iterations per invocation; llvmpipe stops an invocation
+//! after 65,535, which bounds its context at about 8,000 positions at D = 128, and [`Variant::fits`]
+//! keeps the lanes variant within the same cap.
 
 use bytemuck::{Pod, Zeroable};
 

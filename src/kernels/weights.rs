@@ -26,16 +26,13 @@ pub struct Weights<'a> {
 pub enum Layout {
     /// Row-major.
     Rows,
-    /// Rows in groups of [`GROUP`] (the last one of what remains), each group a vec4 of words of every
-    /// row at a time: vec4 `i` of the group's row `r` is vec4 `R·first + n·i + r` of the matrix, `first`
-    /// the group's first row, `n` its rows, `R` the vec4s of a row (rows must be whole vec4s). An
+    /// Rows in groups of 8 (the last one of what remains), each group a vec4 of words of every
+    /// row at a time: vec4 `i` of the group's row `r` is vec4 `R·first + n·i + r` of the matrix,
+    /// `first` the group's first row, `n` its rows, `R` the vec4s of a row (rows whole vec4s). An
     /// invocation of the transposed product owns a group, which it then reads as one stream instead of
     /// 8 side by side: on lavapipe 1.1-1.35x the GB/s at GPT-2's shapes.
     Interleaved,
 }
-
-/// Rows of a group of [`Layout::Interleaved`].
-pub const GROUP: usize = 8;
 
 impl<'a> Weights<'a> {
     /// An f32 matrix: the 2-D tensor `[rows, cols]`.
