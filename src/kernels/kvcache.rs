@@ -319,16 +319,21 @@ pub fn step(
             ),
         ));
     }
+    // The lanes variant writes the caches too (it appends); the chunks kernel only reads them.
+    let cache = |t| match variant {
+        Variant::Chunks => Binding::Read(t),
+        Variant::Lanes => Binding::ReadWrite(t),
+    };
+    let bindings = [
+        Binding::Read(qkv),
+        Binding::Read(position),
+        cache(caches.k_cache),
+        cache(caches.v_cache),
+        Binding::ReadWrite(out),
+    ];
     let workgroups = [params.heads, params.sequences, 1];
     Ok(match variant {
         Variant::Chunks => {
-            let bindings = [
-                Binding::Read(qkv),
-                Binding::Read(position),
-                Binding::Read(caches.k_cache),
-                Binding::Read(caches.v_cache),
-                Binding::ReadWrite(out),
-            ];
             let kernel = kernel("kvcache_attention", caches.dtype);
             vec![
                 append(gpu, shape, qkv, position, caches)?,
@@ -336,13 +341,6 @@ pub fn step(
             ]
         }
         Variant::Lanes => {
-            let bindings = [
-                Binding::Read(qkv),
-                Binding::Read(position),
-                Binding::ReadWrite(caches.k_cache),
-                Binding::ReadWrite(caches.v_cache),
-                Binding::ReadWrite(out),
-            ];
             let mut kernel = kernel("kvcache_attention_lanes", caches.dtype);
             kernel.constants.push(("d4", (shape.head_dim / 4) as f64));
             vec![Dispatch::new(gpu, &kernel, &bindings, &params, workgroups)?]
