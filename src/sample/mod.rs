@@ -57,11 +57,8 @@ pub fn choose(logits: &[f32], sampling: &Sampling, rng: &mut impl Rng) -> u32 {
         });
         return best as u32;
     }
-    let mut order = by_likelihood(logits);
-    if let Some(k) = sampling.top_k {
-        order.truncate(k.max(1));
-    }
-    let max = logits[order[0]] as f64;
+    let mut order = candidates(logits, sampling);
+    let max = (order.iter()).fold(f32::NEG_INFINITY, |max, &i| max.max(logits[i])) as f64;
     let t = sampling.temperature as f64;
     let mut probs: Vec<f64> = order
         .iter()
@@ -69,7 +66,7 @@ pub fn choose(logits: &[f32], sampling: &Sampling, rng: &mut impl Rng) -> u32 {
         .collect();
     let total: f64 = probs.iter().sum();
     probs.iter_mut().for_each(|p| *p /= total);
-    if let Some(top_p) = sampling.top_p {
+    if let Some(top_p) = sampling.top_p.filter(|&p| p < 1.0) {
         let mut mass = 0.0;
         let keep = probs
             .iter()
@@ -92,11 +89,24 @@ pub fn choose(logits: &[f32], sampling: &Sampling, rng: &mut impl Rng) -> u32 {
     order[order.len() - 1] as u32
 }
 
-/// Token ids from the largest logit down, the lower id first among equal logits (`total_cmp`'s
-/// order). Sorted as one `u64` key per id (the logit's bits mapped so that integer order is
-/// `total_cmp`'s, reversed, then the id), which sorts a 50k vocabulary several times faster than
-/// comparing through the logits.
-fn by_likelihood(logits: &[f32]) -> Vec<usize> {
+/// The tokens a draw may pick, in the order it walks them: with top-k or top-p, which cut by
+/// likelihood, the most likely first (top-k's alone, selected without sorting the vocabulary); else
+/// every token in id order, since the walk's order does not change what is drawn, and sorting a 50k
+/// vocabulary would cost more than the rest of the draw.
+fn candidates(logits: &[f32], sampling: &Sampling) -> Vec<usize> {
+    match sampling.top_k {
+        Some(k) if k < logits.len() => most_likely(logits, k.max(1)),
+        _ if sampling.top_p.is_some_and(|p| p < 1.0) => most_likely(logits, logits.len()),
+        _ => (0..logits.len()).collect(),
+    }
+}
+
+/// The `k` most likely token ids, from the largest logit down, the lower id first among equal logits
+/// (`total_cmp`'s order). Sorted as one `u64` key per id (the logit's bits mapped so that integer
+/// order is `total_cmp`'s, reversed, then the id), which sorts a 50k vocabulary several times faster
+/// than comparing through the logits; for k below the vocabulary, the k smallest keys are selected
+/// first and only they are sorted.
+fn most_likely(logits: &[f32], k: usize) -> Vec<usize> {
     let mut keys: Vec<u64> = (logits.iter().enumerate())
         .map(|(id, &l)| {
             let bits = l.to_bits();
@@ -109,6 +119,10 @@ fn by_likelihood(logits: &[f32]) -> Vec<usize> {
             ((!ascending as u64) << 32) | id as u64
         })
         .collect();
+    if k < keys.len() {
+        keys.select_nth_unstable(k);
+        keys.truncate(k);
+    }
     keys.sort_unstable();
     keys.into_iter()
         .map(|k| (k & 0xffff_ffff) as usize)
@@ -401,6 +415,47 @@ mod tests {
     }
 
     #[test]
+    fn draws_follow_the_softmax_of_the_kept_tokens() {
+        let logits = [0.3, -1.0, 2.0, 1.5, 0.0, 2.0, -0.5];
+        let temperature = 0.8;
+        let weight = |i: usize| (logits[i] as f64 / temperature as f64).exp();
+        // All tokens (walked in id order), the 3 most likely, and the nucleus of 0.6: tokens 2 and 5
+        // hold 0.36 each.
+        for (top_k, top_p, kept) in [
+            (None, None, vec![0, 1, 2, 3, 4, 5, 6]),
+            (Some(3), None, vec![2, 3, 5]),
+            (None, Some(0.6), vec![2, 5]),
+        ] {
+            let sampling = Sampling {
+                temperature,
+                top_k,
+                top_p,
+            };
+            let mut rng = rand::rngs::StdRng::seed_from_u64(4);
+            let draws = 40_000;
+            let mut counts = [0usize; 7];
+            for _ in 0..draws {
+                counts[choose(&logits, &sampling, &mut rng) as usize] += 1;
+            }
+            let total: f64 = kept.iter().map(|&i| weight(i)).sum();
+            for (i, &count) in counts.iter().enumerate() {
+                let p = if kept.contains(&i) {
+                    weight(i) / total
+                } else {
+                    0.0
+                };
+                let seen = count as f64 / draws as f64;
+                // Five standard deviations of a frequency over this many draws.
+                let allowed = 5.0 * (p * (1.0 - p) / draws as f64).sqrt();
+                assert!(
+                    (seen - p).abs() <= allowed,
+                    "{sampling:?}: token {i} drawn {seen}, expected {p}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn greedy_and_top_k_1_pick_the_lowest_id_among_equal_maxima() {
         let logits = [0.5, 2.0, -1.0, 2.0, 2.0];
         let mut rng = rand::rngs::StdRng::seed_from_u64(2);
@@ -416,7 +471,7 @@ mod tests {
     }
 
     #[test]
-    fn tokens_are_ordered_as_a_stable_sort_by_total_cmp_orders_them() {
+    fn the_most_likely_tokens_come_as_a_stable_sort_by_total_cmp_orders_them() {
         // Ties, both zeros, subnormals, infinities, NaNs of both signs, and a vocabulary of random
         // logits with repeats.
         let special = [
@@ -441,7 +496,9 @@ mod tests {
         for logits in [&special[..], &random] {
             let mut stable: Vec<usize> = (0..logits.len()).collect();
             stable.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]));
-            assert_eq!(by_likelihood(logits), stable);
+            for k in [1, 2, 7, logits.len() - 1, logits.len()] {
+                assert_eq!(most_likely(logits, k), stable[..k], "k = {k}");
+            }
         }
     }
 
