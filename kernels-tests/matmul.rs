@@ -161,10 +161,12 @@ fn matmul_backward_products_match_reference_for_every_variant_and_shape() {
     }
 }
 
-/// (M, K, N) of the products with 16-bit weights (an inference model's forward and head): one element,
-/// odd K and N (a word holds the last value of one row and the first of the next), the thin kernels'
-/// few rows, more rows than a 32-row block, a prefill's attention shape and GPT-2's vocabulary.
-const PACKED_SHAPES: [(usize, usize, usize); 7] = [
+/// (M, K, N) of the products with 16-bit weights (an inference model's forward and head, a
+/// mixed-precision step's products): one element, odd K and N (a word holds the last value of one row
+/// and the first of the next), the thin kernels' few rows, more rows than a 32-row block, a prefill's
+/// attention shape, GPT-2's vocabulary, and K and N in fours (CPU adapters read B in word pairs) with
+/// few rows and with M past two 64-row blocks.
+const PACKED_SHAPES: [(usize, usize, usize); 9] = [
     (1, 1, 1),
     (3, 5, 7),
     (5, 97, 65),
@@ -172,6 +174,8 @@ const PACKED_SHAPES: [(usize, usize, usize); 7] = [
     (130, 257, 67),
     (64, 64, 192),
     (3, 24, 50257),
+    (5, 36, 44),
+    (150, 68, 132),
 ];
 
 #[test]

@@ -11,8 +11,9 @@
 // and `matmul_bias_backward` adds colsum(dY) into db.
 //
 // B may be stored in 16 bits (dtype.wgsl, the prelude, sets `dtype`; the weights of a model loaded with
-// --dtype): it is bound as u32 words and read through load_b, so the entry points without a vec4 view of
-// B take it; with `dtype` f32 (the default) load_b reads the same f32 values. A, bias and C are f32.
+// --dtype, a mixed-precision step's working copy): it is bound as u32 words, read through load_b, or
+// through the vec4 view b4 by the cpu entry points ending in `_vec4`; with `dtype` f32 (the default)
+// both read the same f32 values. A, bias and C are f32.
 //
 // Epilogues (the `epilogue` switch) finish the stored value v = op(A)·op(B) (+ bias) with the next
 // elementwise op of the graph, saving its dispatch and a pass over C:
@@ -195,6 +196,7 @@ fn matmul_tiled(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocati
 override cpu_width: u32 = 8u;
 
 @group(0) @binding(0) var<storage, read> a4: array<vec4<f32>>;
+// B in fours: four f32 values, or the words of eight 16-bit values.
 @group(0) @binding(1) var<storage, read> b4: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> c4: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read_write> aux4: array<vec4<f32>>;
@@ -246,19 +248,32 @@ fn cpu_b(kk: u32, col: u32) -> Rows4 {
     return Rows4(cpu_b_row(kk, col), cpu_b_row(kk + 1u, col), cpu_b_row(kk + 2u, col), cpu_b_row(kk + 3u, col));
 }
 
-// cpu_b through the vec4 view: N % 4 == 0, and K % 4 == 0 with trans_b (read along K, transposed).
+// cpu_b through the vec4 view: K % 4 == 0 and N % 4 == 0 (read along K, transposed, with trans_b), so a
+// 16-bit B is whole vec4s of words.
 fn cpu_b_vec4(kk: u32, col: u32) -> Rows4 {
     let c = min(col, params.n - 4u);
     if trans_b {
         let k = params.k;
-        let t = transpose(mat4x4<f32>(b4[(c * k + kk) / 4u], b4[((c + 1u) * k + kk) / 4u], b4[((c + 2u) * k + kk) / 4u], b4[((c + 3u) * k + kk) / 4u]));
+        let t = transpose(mat4x4<f32>(b_quad(c * k + kk), b_quad((c + 1u) * k + kk), b_quad((c + 2u) * k + kk), b_quad((c + 3u) * k + kk)));
         return Rows4(t[0], t[1], t[2], t[3]);
     }
     return Rows4(cpu_b_row_vec4(kk, c), cpu_b_row_vec4(kk + 1u, c), cpu_b_row_vec4(kk + 2u, c), cpu_b_row_vec4(kk + 3u, c));
 }
 
 fn cpu_b_row_vec4(kj: u32, c: u32) -> vec4<f32> {
-    return select(vec4(0.0), b4[(min(kj, params.k - 1u) * params.n + c) / 4u], kj < params.k);
+    return select(vec4(0.0), b_quad(min(kj, params.k - 1u) * params.n + c), kj < params.k);
+}
+
+// Values i..i+3 of B as stored (i % 4 == 0): a vec4 of f32, or half of one holding eight 16-bit values
+// (their bits: loading and bitcasting does no arithmetic). A view of word pairs would read 16-bit B up
+// to 1.6x faster again, but an entry point has one view of a binding, and reading f32 B as two pairs
+// made f32 products up to 25% slower (lavapipe: measured at 1024³ and a 16-token prefill's shapes).
+fn b_quad(i: u32) -> vec4<f32> {
+    if dtype == DTYPE_F32 {
+        return b4[i / 4u];
+    }
+    let words = bitcast<vec4<u32>>(b4[i / 8u]);
+    return dtype_unpack4(select(words.xy, words.zw, (i & 4u) != 0u));
 }
 
 // acc + Σ_j a[j]·bb[j]: one row of C, four k steps.

@@ -442,9 +442,7 @@ fn launch(
             )
         }
         Variant::Cpu { lanes } => {
-            let packed = b_dtype != Dtype::F32;
-            let shape = [m, k, n];
-            cpu_kernel(gpu, variant, lanes, product, shape, packed, &mut constants)?
+            cpu_kernel(gpu, variant, lanes, product, [m, k, n], &mut constants)?
         }
         Variant::Gpu => {
             const THREADS: usize = 16;
@@ -521,7 +519,6 @@ fn cpu_kernel(
     lanes: u32,
     product: Product,
     [m, k, n]: [usize; 3],
-    b_packed: bool,
     constants: &mut Vec<(&'static str, f64)>,
 ) -> Result<(Shader, &'static str, [usize; 3])> {
     if gpu.is_cpu() && k.div_ceil(4) > CPU_LOOP_LIMIT {
@@ -533,12 +530,13 @@ fn cpu_kernel(
             adapter: gpu.info().name.clone(),
         });
     }
-    // The vec4 views need the contiguous axes of op(A), op(B) and C in fours, and B in f32; op(A)'s
-    // alone may take its vec4 view when the others cannot (matmul_cpu_subgroup_a4).
+    // The vec4 views need the contiguous axes of op(A), op(B) and C in fours (then K and N are, so a
+    // 16-bit B is whole vec4s of words); op(A)'s alone may take its vec4 view when the others cannot
+    // (matmul_cpu_subgroup_a4).
     let a_axis = if product == Product::WeightGrad { m } else { k };
     let b_axis = if product == Product::InputGrad { k } else { n };
     let a_vec4 = a_axis.is_multiple_of(4);
-    let vec4 = a_vec4 && !b_packed && [b_axis, n].iter().all(|d| d % 4 == 0);
+    let vec4 = a_vec4 && [b_axis, n].iter().all(|d| d % 4 == 0);
     // Few rows (a decode step): blocks of 4 rows, op(A) not shared (see matmul_cpu_thin), up to 64
     // invocations of 4 columns per workgroup, spread evenly over the column blocks in whole 8-lane SIMD
     // vectors: idle lanes cost as much as busy ones on a CPU.
