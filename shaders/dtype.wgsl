@@ -13,6 +13,8 @@ const DTYPE_BF16: u32 = 2u;
 override dtype: u32 = DTYPE_F32;
 
 // The two 16-bit values of a word: (low half, high half), i.e. values 2i and 2i + 1.
+// (unpack2x16float beat widening f16 by integer arithmetic, exact subnormals included, by 4-22% in the
+// decode products on lavapipe.)
 fn dtype_unpack2(word: u32) -> vec2<f32> {
     if dtype == DTYPE_F16 {
         return unpack2x16float(word);

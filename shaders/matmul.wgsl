@@ -180,8 +180,12 @@ fn matmul_tiled(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocati
 // (2.5x the compile time), 128 rows, A and B read as vec2<u64> or A as vec4<u64> over 8 k steps
 // (SHADER_INT64), all loads of a step issued before its arithmetic or one step ahead, offsets worked
 // out before the loop, workgroups of four row blocks sharing B's columns instead of A's rows, 16-lane
-// SIMD (LP_NATIVE_VECTOR_WIDTH=512). Reading B's rows from a 16-row footprint, as a packed panel of B
-// would, made 1024³ 1.15x as fast and baby's shapes no faster.
+// SIMD (LP_NATIVE_VECTOR_WIDTH=512), K walked 8 steps at a time. Reading B's rows from a 16-row
+// footprint, as a packed panel of B would, made 1024³ 1.15x as fast and baby's shapes no faster. Reading
+// B through a texture (textureLoad of rgba32float: one 16-byte fetch per lane, not a loop per
+// component) made a standalone copy of this kernel 1.14x (64 rows) to 1.2x (32 rows) as fast, but every
+// product's B would have to be copied into a texture first; not taken. With no loads at all (values
+// made from the indices) it ran at 3.5x: the loads, not the arithmetic, are what bounds it.
 //
 // op(A)'s values for a k step come in "pieces" of four: piece i of the rows from row0, k from kk, is
 //   without trans_a: row row0 + i at k = kk..kk+3 (contiguous in A [M, K]);
