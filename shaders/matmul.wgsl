@@ -269,9 +269,9 @@ fn cpu_b_row_vec4(kj: u32, c: u32) -> vec4<f32> {
 }
 
 // Values i..i+3 of B as stored (i % 4 == 0): a vec4 of f32, or half of one holding eight 16-bit values
-// (their bits: loading and bitcasting does no arithmetic). A view of word pairs would read 16-bit B up
-// to 1.6x faster again, but an entry point has one view of a binding, and reading f32 B as two pairs
-// made f32 products up to 25% slower (lavapipe: measured at 1024³ and a 16-token prefill's shapes).
+// (their bits: loading and bitcasting does no arithmetic). A view of word pairs read 16-bit B 1.0-1.9x
+// as fast again, but an entry point has one view of a binding, and reading f32 B as two pairs made f32
+// products up to a quarter slower (lavapipe, at 1024³ and a 16-token prefill's shapes).
 fn b_quad(i: u32) -> vec4<f32> {
     if dtype == DTYPE_F32 {
         return b4[i / 4u];

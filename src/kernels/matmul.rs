@@ -530,8 +530,8 @@ fn cpu_kernel(
             adapter: gpu.info().name.clone(),
         });
     }
-    // The vec4 views need the contiguous axes of op(A), op(B) and C in fours (then K and N are, so a
-    // 16-bit B is whole vec4s of words); op(A)'s alone may take its vec4 view when the others cannot
+    // The vec4 views need the contiguous axes of op(A), op(B) and C in fours (K and N then both are, so
+    // a 16-bit B is whole vec4s of words); op(A)'s alone may take its vec4 view when the others cannot
     // (matmul_cpu_subgroup_a4).
     let a_axis = if product == Product::WeightGrad { m } else { k };
     let b_axis = if product == Product::InputGrad { k } else { n };
