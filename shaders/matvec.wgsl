@@ -48,9 +48,17 @@
 // 8 rows with their sums meeting in workgroup memory (6.6 against 8.6 GB/s: the barrier) or through
 // subgroupAdd (8.2 against 10.4); reading W from an rgba32uint texture (textureLoad is one 128-bit load
 // per lane, not four checked scalar loads): 11.2 against 10.2 GB/s, too little for weights held twice.
-// What else bounds decode on lavapipe: a dispatch costs about 50 us of the driver's thread-pool
-// handoff in this VM (1 us with LP_NUM_THREADS=0, which runs on one core), so GPT-2's 139 dispatches a
-// token cost about 7 ms.
+// And for the 16-bit transposed product, in the same probe (bf16, GPT-2's head and QKV shapes): x from a
+// uniform buffer (whose loads lavapipe gathers) 1.06x; 16 rows of E per invocation 1.05-1.1x over 8;
+// one sum per row of E (a dot product a step: a quarter of the registers) in this kernel, unchanged
+// with one row of x (decode unchanged), 1.14-1.32x with 8. A profile of the compiled kernel (perf) puts
+// a third of its samples on the per-lane loads and a quarter on the products waiting for them; the
+// host's own loop reads the same memory at 25 GB/s on one core.
+// On Mesa 25.0, whose storage loads are gathers, the same kernels read f32 weights 1.3-1.9x as fast,
+// 16-bit ones 0.85-1.3x (unpacking bounds them there), and the copy row is up to 1.6x as fast.
+// What else bounds decode on lavapipe: a dispatch costs 35-55 us of the driver's thread-pool handoff
+// in this VM (an empty kernel's; 1 us with LP_NUM_THREADS=0, which runs on one core), so GPT-2's 91
+// dispatches a token cost about 4 ms.
 //
 // Entry points ending in `_vec4` read x and the weights through vec4 views; the launcher picks them when
 // the inner dimension is a multiple of 4 and the weights' rows are whole vec4s of words (their length a
