@@ -20,10 +20,10 @@
 // piece of K), 64 bytes of each row of W in f32 (four vec4s), 32 in 16 bits (two vec4<u32>), so a row
 // of 8 invocations reads 512 or 256 contiguous bytes of each row. The width matters on lavapipe, whose
 // CPU prefetchers see only that strip of each row: f32 strips of 256 bytes ran at half the speed once W
-// was not in cache, of 128 at a third. In matvec_transposed it owns 8 rows of E and walks along them,
-// one vec4<u32> of each per step (from 8 places in memory, or from one when E is interleaved, which
-// lavapipe's prefetchers follow better: see `interleaved`). x comes as vec4s shared by all the columns
-// of a step. Every row's sums stay in registers: the code over rows is written out, guarded by the
+// was not in cache, of 128 at a third. In matvec_transposed it owns a group of 8 rows of E (two on CPU
+// adapters when E's rows are in order: see `groups`) and walks along them, one vec4<u32> of each per
+// step (from 8 places in memory, or from one when E is interleaved, which lavapipe's prefetchers follow
+// better: see `interleaved`). x comes as vec4s shared by all the columns of a step. Every row's sums stay in registers: the code over rows is written out, guarded by the
 // constant `rows` (lavapipe keeps only fully unrolled code in registers, and NIR does not unroll a
 // loop over `rows`: such loops made M = 4 twice as slow). An invocation loops K/4 (forward) or C/4
 // (transposed) times: llvmpipe's 65535 bound is checked by the launcher.
@@ -49,11 +49,9 @@
 // subgroupAdd (8.2 against 10.4); reading W from an rgba32uint texture (textureLoad is one 128-bit load
 // per lane, not four checked scalar loads): 11.2 against 10.2 GB/s, too little for weights held twice.
 // And for the 16-bit transposed product, in the same probe (bf16, GPT-2's head and QKV shapes): x from a
-// uniform buffer (whose loads lavapipe gathers) 1.06x; 16 rows of E per invocation 1.05-1.1x over 8;
-// one sum per row of E (a dot product a step: a quarter of the registers) in this kernel, unchanged
-// with one row of x (decode unchanged), 1.14-1.32x with 8. A profile of the compiled kernel (perf) puts
-// a third of its samples on the per-lane loads and a quarter on the products waiting for them; the
-// host's own loop reads the same memory at 25 GB/s on one core.
+// uniform buffer (whose loads lavapipe gathers) 1.06x, too little for a binding of its own. A profile
+// of the compiled kernel (perf) puts a third of its samples on the per-lane loads and a quarter on the
+// products waiting for them; the host's own loop reads the same memory at 25 GB/s on one core.
 // On Mesa 25.0, whose storage loads are gathers, the same kernels read f32 weights 1.3-1.9x as fast,
 // 16-bit ones 0.85-1.3x (unpacking bounds them there), and the copy row is up to 1.6x as fast.
 // What else bounds decode on lavapipe: a dispatch costs 35-55 us of the driver's thread-pool handoff
@@ -93,6 +91,9 @@ override epilogue: u32 = EPILOGUE_NONE;
 // v0 the group's first row, n its rows, R the vec4s of a row. An invocation owns a group and reads it
 // as one stream; in order, it reads 8 streams side by side, which lavapipe read 1.1-1.35x slower.
 override interleaved: bool = false;
+// matvec_transposed's groups of 8 rows of E per invocation, 1 or 2 (the launcher says when: each x vec4
+// loaded then serves 16 rows). A second group is the rows after the first (clamped as the first is).
+override groups: u32 = 1u;
 
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> w: array<u32>;
@@ -110,8 +111,11 @@ alias Xs = array<vec4<f32>, 8>;
 // 16 values: the invocation's columns of one row of W (matvec_forward), or one step along 4 rows of E
 // (matvec_transposed).
 alias Quads = array<vec4<f32>, 4>;
-// Running sums: one Quads per row of x.
+// Running sums: one Quads per row of x (matvec_forward: 16 columns).
 alias Acc = array<Quads, 8>;
+// Running sums of matvec_transposed: one vec4 per row of x, component r for row v0 + r of E (or
+// v0 + 4 + r, ..).
+alias Sums = array<vec4<f32>, 8>;
 
 // Where y[m, col] (of the columns computed) is; the epilogue's side tensor is laid out alike.
 fn y_at(m: u32, col: u32) -> u32 {
@@ -288,31 +292,40 @@ fn matvec_forward(@builtin(global_invocation_id) id: vec3<u32>) {
     forward_store(acc, n0, 0u);
 }
 
-// ---- matvec_transposed: one invocation per 8 columns of y (rows v0 .. v0 + 7 of E), all rows of x,
-// kept as two Accs of 4 rows each. acc[m][r] holds four partial sums of row v0 + r, added up at the end.
+// ---- matvec_transposed: one invocation per `groups` groups of 8 columns of y (rows v0 .. of E), all
+// rows of x. A group's sums are two Sums of 4 rows each (Sums8): acc[m][r] is row v0 + r's running sum,
+// each step adding a dot product of four values (one register per row of E, not a vec4 of partial
+// sums: with 16 rows of E and 8 of x, the vec4s would not fit lavapipe's registers).
 
 // a[r] += xm · e[r] for the 4 rows of E.
-fn transposed_fma(a: Quads, xm: vec4<f32>, e: Quads) -> Quads {
-    return Quads(fma(xm, e[0], a[0]), fma(xm, e[1], a[1]), fma(xm, e[2], a[2]), fma(xm, e[3], a[3]));
+fn transposed_dot(a: vec4<f32>, xm: vec4<f32>, e: Quads) -> vec4<f32> {
+    return a + vec4(dot(xm, e[0]), dot(xm, e[1]), dot(xm, e[2]), dot(xm, e[3]));
 }
 
-// acc[m] += x[m, c .. c + 3] · E[v0 + r, c .. c + 3] for every row m.
-fn transposed_add(acc: ptr<function, Acc>, xs: Xs, e: Quads) {
-    (*acc)[0] = transposed_fma((*acc)[0], xs[0], e);
-    if rows > 1u { (*acc)[1] = transposed_fma((*acc)[1], xs[1], e); }
-    if rows > 2u { (*acc)[2] = transposed_fma((*acc)[2], xs[2], e); }
-    if rows > 3u { (*acc)[3] = transposed_fma((*acc)[3], xs[3], e); }
-    if rows > 4u { (*acc)[4] = transposed_fma((*acc)[4], xs[4], e); }
-    if rows > 5u { (*acc)[5] = transposed_fma((*acc)[5], xs[5], e); }
-    if rows > 6u { (*acc)[6] = transposed_fma((*acc)[6], xs[6], e); }
-    if rows > 7u { (*acc)[7] = transposed_fma((*acc)[7], xs[7], e); }
+// acc with acc[m][r] += x[m, c .. c + 3] · E[v0 + r, c .. c + 3] for every row m.
+fn transposed_add(acc: Sums, xs: Xs, e: Quads) -> Sums {
+    var a = acc;
+    a[0] = transposed_dot(a[0], xs[0], e);
+    if rows > 1u { a[1] = transposed_dot(a[1], xs[1], e); }
+    if rows > 2u { a[2] = transposed_dot(a[2], xs[2], e); }
+    if rows > 3u { a[3] = transposed_dot(a[3], xs[3], e); }
+    if rows > 4u { a[4] = transposed_dot(a[4], xs[4], e); }
+    if rows > 5u { a[5] = transposed_dot(a[5], xs[5], e); }
+    if rows > 6u { a[6] = transposed_dot(a[6], xs[6], e); }
+    if rows > 7u { a[7] = transposed_dot(a[7], xs[7], e); }
+    return a;
 }
 
-fn transposed_store_row(m: u32, a: Quads, v0: u32) {
+// The sums of a group of 8 rows of E: rows v0 .. v0 + 3 in a, the others in b.
+struct Sums8 {
+    a: Sums,
+    b: Sums,
+}
+
+fn transposed_store_row(m: u32, a: vec4<f32>, v0: u32) {
     for (var r = 0u; r < 4u; r++) {
-        let s = a[r];
         if v0 + r < params.n {
-            var sum = (s.x + s.y) + (s.z + s.w);
+            var sum = a[r];
             if has_bias {
                 sum += bias[v0 + r];
             }
@@ -329,7 +342,7 @@ fn transposed_store_row(m: u32, a: Quads, v0: u32) {
     }
 }
 
-fn transposed_store(acc: Acc, v0: u32) {
+fn transposed_store(acc: Sums, v0: u32) {
     transposed_store_row(0u, acc[0], v0);
     if rows > 1u { transposed_store_row(1u, acc[1], v0); }
     if rows > 2u { transposed_store_row(2u, acc[2], v0); }
@@ -384,43 +397,69 @@ fn transposed_16(w: array<vec4<u32>, 4>, half: u32) -> Quads {
     return Quads(dtype_unpack4(w[0].zw), dtype_unpack4(w[1].zw), dtype_unpack4(w[2].zw), dtype_unpack4(w[3].zw));
 }
 
-// Step i along rows v0 .. v0 + 7 of E (e), with x[.., 4i ..] as lo (f32), or x[.., 8i ..] as lo and
-// x[.., 8i + 4 ..] as hi (16 bits).
-fn transposed_step(acc: ptr<function, Acc>, acc2: ptr<function, Acc>, e: Rows8, i: u32, lo: Xs, hi: Xs) {
+// acc after step i along a group of 8 rows of E (e), with x[.., 4i ..] as lo (f32), or x[.., 8i ..] as
+// lo and x[.., 8i + 4 ..] as hi (16 bits).
+fn transposed_step(acc: Sums8, e: Rows8, i: u32, lo: Xs, hi: Xs) -> Sums8 {
     let a = transposed_words(e.a, e.stride, i);
     let b = transposed_words(e.b, e.stride, i);
     if dtype == DTYPE_F32 {
-        transposed_add(acc, lo, transposed_f32(a));
-        transposed_add(acc2, lo, transposed_f32(b));
-    } else {
-        transposed_add(acc, lo, transposed_16(a, 0u));
-        transposed_add(acc2, lo, transposed_16(b, 0u));
-        transposed_add(acc, hi, transposed_16(a, 1u));
-        transposed_add(acc2, hi, transposed_16(b, 1u));
+        return Sums8(transposed_add(acc.a, lo, transposed_f32(a)), transposed_add(acc.b, lo, transposed_f32(b)));
+    }
+    let half = Sums8(transposed_add(acc.a, lo, transposed_16(a, 0u)), transposed_add(acc.b, lo, transposed_16(b, 0u)));
+    return Sums8(transposed_add(half.a, hi, transposed_16(a, 1u)), transposed_add(half.b, hi, transposed_16(b, 1u)));
+}
+
+// The invocation's groups of E, rows v0 .. v0 + 7 and (when `groups` is 2) v0 + 8 .. v0 + 15, where the
+// vec4 entry points find them.
+struct Rows16 {
+    first: Rows8,
+    second: Rows8,
+}
+
+fn transposed_rows16(v0: u32, row: u32) -> Rows16 {
+    var e = Rows16(transposed_rows(v0, row), Rows8());
+    if groups > 1u {
+        e.second = transposed_rows(v0 + 8u, row);
+    }
+    return e;
+}
+
+// Step i along the invocation's groups of E (acc[g] the sums of group g), with x as transposed_step
+// takes it: the x loaded for a step serves all of their rows.
+fn transposed_steps(acc: ptr<function, array<Sums8, 2>>, e: Rows16, i: u32, lo: Xs, hi: Xs) {
+    (*acc)[0] = transposed_step((*acc)[0], e.first, i, lo, hi);
+    if groups > 1u {
+        (*acc)[1] = transposed_step((*acc)[1], e.second, i, lo, hi);
+    }
+}
+
+fn transposed_stores(acc: array<Sums8, 2>, v0: u32) {
+    transposed_store(acc[0].a, v0);
+    transposed_store(acc[0].b, v0 + 4u);
+    if groups > 1u {
+        transposed_store(acc[1].a, v0 + 8u);
+        transposed_store(acc[1].b, v0 + 12u);
     }
 }
 
 @compute @workgroup_size(wg)
 fn matvec_transposed_vec4(@builtin(global_invocation_id) id: vec3<u32>) {
-    let v0 = id.x * 8u;
+    let v0 = id.x * 8u * groups;
     if v0 >= params.n {
         return;
     }
     // Each row of E is a whole number of vec4<u32>s.
     let row = dtype_word(params.k) / 4u;
-    let e = transposed_rows(v0, row);
-    var acc: Acc;
-    var acc2: Acc;
-    // The x loaded for a step serves all 8 rows of E.
+    let e = transposed_rows16(v0, row);
+    var acc: array<Sums8, 2>;
     for (var i = 0u; i < row; i++) {
         if dtype == DTYPE_F32 {
-            transposed_step(&acc, &acc2, e, i, xs_vec4(4u * i), Xs());
+            transposed_steps(&acc, e, i, xs_vec4(4u * i), Xs());
         } else {
-            transposed_step(&acc, &acc2, e, i, xs_vec4(8u * i), xs_vec4(8u * i + 4u));
+            transposed_steps(&acc, e, i, xs_vec4(8u * i), xs_vec4(8u * i + 4u));
         }
     }
-    transposed_store(acc, v0);
-    transposed_store(acc2, v0 + 4u);
+    transposed_stores(acc, v0);
 }
 
 // E[v, c .. c + 3] value by value; past C zero.
@@ -442,19 +481,19 @@ fn transposed_quads(v: u32, c: u32) -> Quads {
 
 @compute @workgroup_size(wg)
 fn matvec_transposed(@builtin(global_invocation_id) id: vec3<u32>) {
-    let v0 = id.x * 8u;
+    let v0 = id.x * 8u * groups;
     if v0 >= params.n {
         return;
     }
-    var acc: Acc;
-    var acc2: Acc;
+    var acc: array<Sums8, 2>;
     for (var c = 0u; c < params.k; c += 4u) {
         let xs = xs_scalar(c);
-        transposed_add(&acc, xs, transposed_quads(v0, c));
-        transposed_add(&acc2, xs, transposed_quads(v0 + 4u, c));
+        acc[0] = Sums8(transposed_add(acc[0].a, xs, transposed_quads(v0, c)), transposed_add(acc[0].b, xs, transposed_quads(v0 + 4u, c)));
+        if groups > 1u {
+            acc[1] = Sums8(transposed_add(acc[1].a, xs, transposed_quads(v0 + 8u, c)), transposed_add(acc[1].b, xs, transposed_quads(v0 + 12u, c)));
+        }
     }
-    transposed_store(acc, v0);
-    transposed_store(acc2, v0 + 4u);
+    transposed_stores(acc, v0);
 }
 
 // ---- matvec_forward_sum: adds up the partial sums of matvec_forward_vec4 over pieces of K.

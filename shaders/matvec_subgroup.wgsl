@@ -40,18 +40,16 @@ fn matvec_forward_shared_x(@builtin(global_invocation_id) id: vec3<u32>, @builti
 // matvec_transposed_vec4 with x shared (lanes past V read the last rows of E).
 @compute @workgroup_size(wg)
 fn matvec_transposed_shared_x(@builtin(global_invocation_id) id: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {
-    let v0 = id.x * 8u;
+    let v0 = id.x * 8u * groups;
     let row = dtype_word(params.k) / 4u;
-    let e = transposed_rows(v0, row);
-    var acc: Acc;
-    var acc2: Acc;
+    let e = transposed_rows16(v0, row);
+    var acc: array<Sums8, 2>;
     for (var i = 0u; i < row; i++) {
         if dtype == DTYPE_F32 {
-            transposed_step(&acc, &acc2, e, i, xs_shared(4u * i, lane), Xs());
+            transposed_steps(&acc, e, i, xs_shared(4u * i, lane), Xs());
         } else {
-            transposed_step(&acc, &acc2, e, i, xs_shared(8u * i, lane), xs_shared(8u * i + 4u, lane));
+            transposed_steps(&acc, e, i, xs_shared(8u * i, lane), xs_shared(8u * i + 4u, lane));
         }
     }
-    transposed_store(acc, v0);
-    transposed_store(acc2, v0 + 4u);
+    transposed_stores(acc, v0);
 }
