@@ -23,9 +23,10 @@
 // was not in cache, of 128 at a third. In matvec_transposed it owns a group of 8 rows of E (two on CPU
 // adapters when E's rows are in order: see `groups`) and walks along them, one vec4<u32> of each per
 // step (from 8 places in memory, or from one when E is interleaved, which lavapipe's prefetchers follow
-// better: see `interleaved`). x comes as vec4s shared by all the columns of a step. Every row's sums stay in registers: the code over rows is written out, guarded by the
-// constant `rows` (lavapipe keeps only fully unrolled code in registers, and NIR does not unroll a
-// loop over `rows`: such loops made M = 4 twice as slow). An invocation loops K/4 (forward) or C/4
+// better: see `interleaved`). x comes as vec4s shared by all the columns of a step. Every row's sums
+// stay in registers: the code over rows is written out, guarded by the constant `rows` (lavapipe keeps
+// only fully unrolled code in registers, and NIR does not unroll a loop over `rows`: such loops made
+// M = 4 twice as slow). An invocation loops K/4 (forward) or C/4
 // (transposed) times: llvmpipe's 65535 bound is checked by the launcher.
 //
 // What a load costs on lavapipe (Mesa 22.3): a storage load whose address is not a constant becomes a
@@ -294,8 +295,8 @@ fn matvec_forward(@builtin(global_invocation_id) id: vec3<u32>) {
 
 // ---- matvec_transposed: one invocation per `groups` groups of 8 columns of y (rows v0 .. of E), all
 // rows of x. A group's sums are two Sums of 4 rows each (Sums8): acc[m][r] is row v0 + r's running sum,
-// each step adding a dot product of four values (one register per row of E, not a vec4 of partial
-// sums: with 16 rows of E and 8 of x, the vec4s would not fit lavapipe's registers).
+// each step adding a dot product of four values (one register per row of E and of x, where a vec4 of
+// partial sums took four).
 
 // a[r] += xm · e[r] for the 4 rows of E.
 fn transposed_dot(a: vec4<f32>, xm: vec4<f32>, e: Quads) -> vec4<f32> {
@@ -479,6 +480,11 @@ fn transposed_quads(v: u32, c: u32) -> Quads {
     return Quads(transposed_row(min(v, last), c), transposed_row(min(v + 1u, last), c), transposed_row(min(v + 2u, last), c), transposed_row(min(v + 3u, last), c));
 }
 
+// acc after the step at c along the group of 8 rows of E from v0, value by value.
+fn transposed_scalar_step(acc: Sums8, xs: Xs, v0: u32, c: u32) -> Sums8 {
+    return Sums8(transposed_add(acc.a, xs, transposed_quads(v0, c)), transposed_add(acc.b, xs, transposed_quads(v0 + 4u, c)));
+}
+
 @compute @workgroup_size(wg)
 fn matvec_transposed(@builtin(global_invocation_id) id: vec3<u32>) {
     let v0 = id.x * 8u * groups;
@@ -488,9 +494,9 @@ fn matvec_transposed(@builtin(global_invocation_id) id: vec3<u32>) {
     var acc: array<Sums8, 2>;
     for (var c = 0u; c < params.k; c += 4u) {
         let xs = xs_scalar(c);
-        acc[0] = Sums8(transposed_add(acc[0].a, xs, transposed_quads(v0, c)), transposed_add(acc[0].b, xs, transposed_quads(v0 + 4u, c)));
+        acc[0] = transposed_scalar_step(acc[0], xs, v0, c);
         if groups > 1u {
-            acc[1] = Sums8(transposed_add(acc[1].a, xs, transposed_quads(v0 + 8u, c)), transposed_add(acc[1].b, xs, transposed_quads(v0 + 12u, c)));
+            acc[1] = transposed_scalar_step(acc[1], xs, v0 + 8u, c);
         }
     }
     transposed_stores(acc, v0);
