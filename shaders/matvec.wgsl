@@ -49,12 +49,12 @@
 // 8 rows with their sums meeting in workgroup memory (6.6 against 8.6 GB/s: the barrier) or through
 // subgroupAdd (8.2 against 10.4); reading W from an rgba32uint texture (textureLoad is one 128-bit load
 // per lane, not four checked scalar loads): 11.2 against 10.2 GB/s, too little for weights held twice.
-// And for the 16-bit transposed product, in the same probe (bf16, GPT-2's head and QKV shapes): x from a
-// uniform buffer (whose loads lavapipe gathers) 1.06x, too little for a binding of its own. A profile
+// And for the 16-bit transposed product, in a probe of its own (bf16, GPT-2's head and QKV shapes): x
+// from a uniform buffer (whose loads lavapipe gathers) 1.06x, too little for a binding of its own. A profile
 // of the compiled kernel (perf) puts a third of its samples on the per-lane loads and a quarter on the
 // products waiting for them; the host's own loop reads the same memory at 25 GB/s on one core.
-// On Mesa 25.0, whose storage loads are gathers, the same kernels read f32 weights 1.3-1.9x as fast,
-// 16-bit ones 0.85-1.3x (unpacking bounds them there), and the copy row is up to 1.6x as fast.
+// On Mesa 25.0, whose storage loads are gathers, the same kernels read f32 weights 0.7-2.0x as fast
+// (the head 1.6-1.9x), 16-bit ones 0.8-1.6x, and the copy row 1.0-1.6x (two benches, same runs).
 // What else bounds decode on lavapipe: a dispatch costs 35-55 us of the driver's thread-pool handoff
 // in this VM (an empty kernel's; 1 us with LP_NUM_THREADS=0, which runs on one core), so GPT-2's 91
 // dispatches a token cost about 4 ms.

@@ -2,8 +2,8 @@
 //! `matrixmultiply`'s multithreaded sgemm on the CPU for the same product; then, for the adapter's best
 //! variant, the forward and head (`dx`) products of a 16-token prefill with the weights in each dtype
 //! (`matmul/<variant>/<dtype>/..`; 16-bit weights are read through B's vec4 view where the shapes
-//! allow, as f32 ones, else through its scalar view); then the fused epilogues at the layers that use them, each beside the unfused
-//! dispatches it replaces.
+//! allow, as f32 ones, else through its scalar view); then the fused epilogues at the layers that use
+//! them, each beside the unfused dispatches it replaces.
 //!
 //! A row that is the first to use a pipeline also prints `compile/<row id>`: building the dispatch plus
 //! its first run, less the steady run time. That includes the driver's own compile, which lavapipe

@@ -357,9 +357,10 @@ fn shares_x(gpu: &Gpu, m: usize) -> bool {
 
 /// The groups of 8 rows of E a transposed product's invocation owns: on CPU adapters 2 when E's rows are
 /// in order (the output head), so that each vec4 of x loaded serves 16 rows (on lavapipe a load of x
-/// costs as much as one of weights): GPT-2's head 1.08-1.19x as fast with one row of x, 1.19-1.28x with
-/// 8 (medians of 5 interleaved runs). Interleaved E stays at one group, which lavapipe reads as one
-/// stream (two groups, two streams, ran 0.76-1.03x as fast). Elsewhere 1, for twice the invocations.
+/// costs as much as one of weights): GPT-2's head 1.05-1.19x as fast with one row of x, 1.19-1.28x with
+/// 8 (two benches, medians of 5 interleaved runs each). Interleaved E stays at one group, which lavapipe
+/// reads as one stream (two groups, two streams, ran 0.76-1.03x as fast). Elsewhere 1, for twice the
+/// invocations.
 fn transposed_groups(gpu: &Gpu, layout: Layout) -> usize {
     if gpu.is_cpu() && layout == Layout::Rows {
         2
